@@ -1,0 +1,98 @@
+import type {
+  AgentError,
+  CleanupRequest,
+  GuestSpec,
+  GuestState,
+  HostFacts,
+  MigrationParameters,
+  MigrationStatus,
+  PrepareIncomingRequest,
+  PrepareIncomingResult,
+  StartMigrationRequest,
+} from '../domain/agent-contract.ts';
+
+export class AgentCallError extends Error {
+  constructor(
+    readonly agentUrl: string,
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  /** 4xx and 501 answers will not change on retry (except 408/429); network errors and other 5xx may. */
+  get retryable(): boolean {
+    if (this.status === 0 || this.status === 408 || this.status === 429) return true;
+    return this.status >= 500 && this.status !== 501;
+  }
+}
+
+/** A typed client of the host-agent contract (domain/agent-contract.ts). */
+export class AgentClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+    private readonly timeoutMs = 30_000,
+  ) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const url = `${this.baseUrl.replace(/\/$/, '')}${path}`;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers: {
+          authorization: `Bearer ${this.token}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch (err) {
+      throw new AgentCallError(
+        this.baseUrl,
+        0,
+        'unreachable',
+        `agent ${this.baseUrl}: ${(err as Error).message}`,
+      );
+    }
+    const text = await res.text();
+    const parsed: unknown = text ? JSON.parse(text) : null;
+    if (!res.ok) {
+      const error = (parsed as AgentError | null)?.error;
+      throw new AgentCallError(
+        this.baseUrl,
+        res.status,
+        error?.code ?? 'error',
+        `agent ${this.baseUrl} ${method} ${path}: ${res.status} ${error?.message ?? text}`,
+      );
+    }
+    return parsed as T;
+  }
+
+  facts = () => this.call<HostFacts>('GET', '/v1/facts');
+  listGuests = () => this.call<{ guests: GuestState[] }>('GET', '/v1/guests');
+  getGuest = (id: string) => this.call<GuestState>('GET', `/v1/guests/${encodeURIComponent(id)}`);
+  defineGuest = (spec: GuestSpec) =>
+    this.call<GuestState>('PUT', `/v1/guests/${encodeURIComponent(spec.id)}`, spec);
+  startGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/start`);
+  stopGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/stop`);
+  resumeGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/resume`);
+  destroyGuest = (id: string) =>
+    this.call<{ destroyed: boolean }>('DELETE', `/v1/guests/${encodeURIComponent(id)}`);
+  prepareIncoming = (id: string, req: PrepareIncomingRequest) =>
+    this.call<PrepareIncomingResult>('POST', `/v1/guests/${encodeURIComponent(id)}/prepare-incoming`, req);
+  startMigration = (id: string, req: StartMigrationRequest) =>
+    this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration`, req);
+  migrationStatus = (id: string) =>
+    this.call<MigrationStatus>('GET', `/v1/guests/${encodeURIComponent(id)}/migration`);
+  setMigrationParameters = (id: string, params: MigrationParameters) =>
+    this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration/parameters`, params);
+  startPostCopy = (id: string) =>
+    this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration/post-copy`);
+  cancelMigration = (id: string) =>
+    this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration/cancel`);
+  cleanup = (id: string, req: CleanupRequest) =>
+    this.call<{ cleaned: boolean }>('POST', `/v1/guests/${encodeURIComponent(id)}/cleanup`, req);
+}

@@ -1,0 +1,21 @@
+import { Etcd3 } from 'etcd3';
+import { hostHealthPrefix, type EtcdSettings } from '../domain/config.ts';
+
+/** Reads which hosts hold a live lease-backed health key in etcd. */
+export class HostLiveness {
+  private readonly client: Etcd3;
+
+  constructor(private readonly settings: EtcdSettings) {
+    this.client = new Etcd3({ hosts: settings.endpoints, dialTimeout: 3000 });
+  }
+
+  async onlineHostIds(): Promise<Set<string>> {
+    const prefix = hostHealthPrefix(this.settings.prefix);
+    const keys = await this.client.getAll().prefix(prefix).keys();
+    return new Set(keys.map((k) => k.slice(prefix.length)));
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,10 @@
+import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
+import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
+
+export type ActivityDeps = GuestActivityDeps & MigrationActivityDeps;
+
+export function createActivities(deps: ActivityDeps) {
+  return { ...guestActivities(deps), ...migrationActivities(deps) };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

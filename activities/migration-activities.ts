@@ -1,0 +1,179 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Client } from '@temporalio/client';
+import type { Db } from '../db/client.ts';
+import { recordEvent, setGuestStatus } from '../db/inventory.ts';
+import {
+  commitGuestMove,
+  releaseReservation,
+  reserveCapacity,
+  setMigrationPhase,
+  type MigrationPhase,
+  type ReservationOutcome,
+} from '../db/migration-store.ts';
+import type {
+  GuestSpec,
+  MigrationStatus,
+  PrepareIncomingResult,
+  StartMigrationRequest,
+} from '../domain/agent-contract.ts';
+import { CPU_ALLOCATION_RATIO, type CheckResult } from '../domain/prechecks.ts';
+import { AgentCallError, AgentClient } from './agent-client.ts';
+import { agentCall } from './agent-errors.ts';
+import { readPlacementContext, type PlacementContext } from './host-snapshots.ts';
+import { monitorMigration, type MonitorInput } from './monitor-migration.ts';
+
+export interface MigrationActivityDeps {
+  db: Db;
+  agentToken: string;
+  liveness: { onlineHostIds(): Promise<Set<string>> };
+  temporal?: Client;
+}
+
+export interface AliveCheck {
+  alive: boolean;
+  firstCounter: number | null;
+  lastCounter: number | null;
+  status: string;
+}
+
+export function migrationActivities(deps: MigrationActivityDeps) {
+  const { db, agentToken } = deps;
+  const agent = (url: string) => new AgentClient(url, agentToken);
+
+  return {
+    async readPlacementContext(guestId: string): Promise<PlacementContext> {
+      const context = await readPlacementContext(db, deps.liveness, guestId);
+      if (!context) throw ApplicationFailure.nonRetryable(`guest ${guestId} not found`, 'NotFound');
+      return context;
+    },
+
+    async reserveDestination(input: {
+      migrationId: string;
+      hostId: string;
+      memoryMb: number;
+      vcpus: number;
+    }): Promise<ReservationOutcome> {
+      return reserveCapacity(db, { ...input, cpuAllocationRatio: CPU_ALLOCATION_RATIO });
+    },
+
+    async releaseDestination(migrationId: string): Promise<void> {
+      await releaseReservation(db, migrationId);
+    },
+
+    async setMigrationPhase(input: {
+      migrationId: string;
+      phase: MigrationPhase;
+      destinationHostId?: string;
+      error?: string;
+      checks?: CheckResult[];
+    }): Promise<void> {
+      await setMigrationPhase(db, input.migrationId, input.phase, {
+        ...(input.destinationHostId !== undefined ? { destinationHostId: input.destinationHostId } : {}),
+        ...(input.error !== undefined ? { error: input.error } : {}),
+        ...(input.checks !== undefined ? { checks: input.checks.map((c) => ({ ...c })) } : {}),
+      });
+    },
+
+    async recordMigrationEvent(input: {
+      migrationId: string;
+      type: string;
+      level?: 'info' | 'warning' | 'error';
+      message: string;
+      data?: Record<string, unknown>;
+    }): Promise<void> {
+      await recordEvent(db, { subjectKind: 'migration', subjectId: input.migrationId, ...input });
+    },
+
+    async markGuestMigrating(guestId: string): Promise<void> {
+      await setGuestStatus(db, guestId, 'migrating');
+    },
+
+    async markGuestRunning(guestId: string): Promise<void> {
+      await setGuestStatus(db, guestId, 'running');
+    },
+
+    async prepareDestination(input: {
+      migrationId: string;
+      agentUrl: string;
+      spec: GuestSpec;
+      listenAddress: string;
+      tls: boolean;
+      postCopy: boolean;
+    }): Promise<PrepareIncomingResult> {
+      const { agentUrl, spec, ...request } = input;
+      return agentCall(() => agent(agentUrl).prepareIncoming(spec.id, { ...request, spec }));
+    },
+
+    async startSourceMigration(input: {
+      agentUrl: string;
+      guestId: string;
+      request: StartMigrationRequest;
+    }): Promise<MigrationStatus> {
+      return agentCall(() => agent(input.agentUrl).startMigration(input.guestId, input.request));
+    },
+
+    async monitorMigration(input: MonitorInput): Promise<MigrationStatus> {
+      return monitorMigration(deps, input);
+    },
+
+    async cancelSourceMigration(input: { agentUrl: string; guestId: string }): Promise<MigrationStatus> {
+      return agentCall(() => agent(input.agentUrl).cancelMigration(input.guestId));
+    },
+
+    async resumeSourceGuest(input: { agentUrl: string; guestId: string }): Promise<void> {
+      await agentCall(() => agent(input.agentUrl).resumeGuest(input.guestId));
+    },
+
+    /** Already gone counts as done: the destination may never have got as far as defining the guest. */
+    async destroyDestinationGuest(input: { agentUrl: string; guestId: string; migrationId: string }) {
+      await agentCall(() =>
+        agent(input.agentUrl)
+          .cleanup(input.guestId, { migrationId: input.migrationId, role: 'destination' })
+          .catch((err: unknown) => {
+            if (err instanceof AgentCallError && err.status === 404) return { cleaned: false };
+            throw err;
+          }),
+      );
+    },
+
+    async cleanupSource(input: { agentUrl: string; guestId: string; migrationId: string }) {
+      await agentCall(() =>
+        agent(input.agentUrl).cleanup(input.guestId, { migrationId: input.migrationId, role: 'source' }),
+      );
+    },
+
+    /** Alive means the guest's own heartbeat counter moved forward while we watched, not just that QEMU runs. */
+    async verifyGuestAlive(input: {
+      agentUrl: string;
+      guestId: string;
+      timeoutMs: number;
+      pollIntervalMs: number;
+    }): Promise<AliveCheck> {
+      const ctx = Context.current();
+      const client = new AgentClient(input.agentUrl, agentToken, 5_000);
+      const deadline = Date.now() + input.timeoutMs;
+      let firstCounter: number | null = null;
+      let lastCounter: number | null = null;
+      let status = 'unknown';
+      while (Date.now() < deadline) {
+        const state = await agentCall(() => client.getGuest(input.guestId));
+        status = state.status;
+        const counter = state.heartbeat?.counter ?? null;
+        if (counter !== null) {
+          firstCounter ??= counter;
+          lastCounter = counter;
+          if (counter > firstCounter && state.status === 'running') {
+            return { alive: true, firstCounter, lastCounter, status };
+          }
+        }
+        ctx.heartbeat({ firstCounter, lastCounter, status });
+        await ctx.sleep(input.pollIntervalMs);
+      }
+      return { alive: false, firstCounter, lastCounter, status };
+    },
+
+    async commitMigration(input: { migrationId: string; guestId: string; destinationHostId: string }) {
+      await commitGuestMove(db, input);
+    },
+  };
+}

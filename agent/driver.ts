@@ -1,0 +1,86 @@
+import type {
+  CleanupRequest,
+  GuestSpec,
+  GuestState,
+  HostFacts,
+  MigrationParameters,
+  MigrationStatus,
+  PrepareIncomingRequest,
+  PrepareIncomingResult,
+  StartMigrationRequest,
+} from '../domain/agent-contract.ts';
+
+/** What the agent knows about itself before asking the hypervisor anything. */
+export interface AgentIdentity {
+  hostId: string;
+  name: string;
+  /** Filled in once the HTTP server listens (the port may be ephemeral). */
+  agentUrl: string;
+  address: string;
+  migrationAddress: string | null;
+  networks: string[];
+  sharedStoragePath: string;
+}
+
+export interface GuestUsage {
+  id: string;
+  /** Percent of the guest's own vCPUs. */
+  cpuPercent: number;
+  memoryBytes: number;
+}
+
+export interface HostUsage {
+  /** Percent of the host's CPUs. */
+  cpuPercent: number;
+  memAvailableBytes: number;
+  guests: GuestUsage[];
+}
+
+/**
+ * One hypervisor behind the agent contract. Every method is idempotent: repeating a call with the
+ * same arguments returns the current state without doing the work again. Failures that the caller
+ * can act on are AgentFailure (404 unknown guest, 409 wrong state or conflicting request, 501 not yet
+ * supported).
+ */
+export interface HypervisorDriver {
+  readonly kind: 'qemu' | 'sim';
+
+  /** Reattaches to guests left by a previous run of the agent, restarting those that should run. */
+  init(): Promise<void>;
+  facts(): Promise<HostFacts>;
+
+  listGuests(): Promise<GuestState[]>;
+  /** null when the guest is unknown on this host. */
+  getGuest(id: string): Promise<GuestState | null>;
+  defineGuest(spec: GuestSpec): Promise<GuestState>;
+  startGuest(id: string): Promise<GuestState>;
+  stopGuest(id: string): Promise<GuestState>;
+  resumeGuest(id: string): Promise<GuestState>;
+  /** false when there was nothing to destroy. Shared disks are never deleted. */
+  destroyGuest(id: string): Promise<boolean>;
+
+  prepareIncoming(id: string, request: PrepareIncomingRequest): Promise<PrepareIncomingResult>;
+  startMigration(id: string, request: StartMigrationRequest): Promise<MigrationStatus>;
+  migrationStatus(id: string): Promise<MigrationStatus>;
+  setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus>;
+  startPostCopy(id: string): Promise<MigrationStatus>;
+  cancelMigration(id: string): Promise<MigrationStatus>;
+  cleanup(id: string, request: CleanupRequest): Promise<{ cleaned: boolean }>;
+
+  usage(): Promise<HostUsage>;
+  /**
+   * Stops every guest process but keeps the desired state on disk, so that the next start of the
+   * agent brings the guests back. Used on SIGTERM.
+   */
+  shutdown(): Promise<void>;
+  /**
+   * Lets go of the guests without stopping them (agent upgrade, or a test standing in for an agent
+   * crash): the next agent on the same dir reattaches to the running processes.
+   */
+  detach(): Promise<void>;
+  /**
+   * Self-fencing hook for a lost liveness lease: stop every guest before another host may restart
+   * them. Not wired to policy yet (a later issue decides when to call it).
+   */
+  fence(reason: string): Promise<void>;
+}

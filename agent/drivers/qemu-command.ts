@@ -1,0 +1,69 @@
+import type { DiskSpec, GuestSpec } from '../../domain/agent-contract.ts';
+
+export type CacheMode = DiskSpec['cache'];
+
+export interface QemuDisk {
+  id: string;
+  path: string;
+  /** The cache mode QEMU gets, after the O_DIRECT fallback (see disk-images.ts). */
+  cache: CacheMode;
+}
+
+export interface QemuLaunch {
+  spec: GuestSpec;
+  kernelPath: string;
+  initrdPath: string;
+  serialLogPath: string;
+  qmpSocketPath: string;
+  pidFilePath: string;
+  disks: QemuDisk[];
+  /** Destination of a migration: start paused, waiting for migrate-incoming. */
+  incoming: boolean;
+}
+
+/** The test guest reads its workload from the kernel command line (agent/guest-image/dirtier.c). */
+export function kernelCommandLine(spec: GuestSpec): string {
+  return `console=ttyS0 quiet dirty_mibs=${spec.dirtyRateMibs} fill_mb=${spec.fillMb}`;
+}
+
+/**
+ * The QEMU command line of a guest. Source and destination of a migration must build the same one
+ * (machine, memory, devices and their ids, MACs): only -incoming differs.
+ */
+export function qemuArguments(launch: QemuLaunch): string[] {
+  const { spec } = launch;
+  // prettier-ignore
+  const args = [
+    '-name', `guest=${spec.name.replace(/,/g, ',,')},debug-threads=on`,
+    '-machine', 'q35',
+    '-accel', 'tcg',
+    '-nographic',
+    '-nodefaults',
+    '-m', String(spec.memoryMb),
+    '-smp', String(spec.vcpus),
+    '-kernel', launch.kernelPath,
+    '-initrd', launch.initrdPath,
+    '-append', kernelCommandLine(spec),
+    '-serial', `file:${launch.serialLogPath}`,
+    '-qmp', `unix:${launch.qmpSocketPath},server=on,wait=off`,
+    '-pidfile', launch.pidFilePath,
+  ];
+  for (const disk of launch.disks) {
+    // prettier-ignore
+    args.push(
+      '-drive', `file=${disk.path.replace(/,/g, ',,')},format=qcow2,if=none,id=drive-${disk.id},cache=${disk.cache}`,
+      '-device', `virtio-blk-pci,drive=drive-${disk.id},id=disk-${disk.id}`,
+    );
+  }
+  spec.networks.forEach((network, index) => {
+    // The backend is host-local (user-mode, no access to the host); what migration needs is that the
+    // NIC model and MAC match on both ends.
+    // prettier-ignore
+    args.push(
+      '-netdev', `user,id=net${index},restrict=on`,
+      '-device', `virtio-net-pci,netdev=net${index},mac=${network.mac.toLowerCase()},id=nic${index}`,
+    );
+  });
+  if (launch.incoming) args.push('-incoming', 'defer');
+  return args;
+}

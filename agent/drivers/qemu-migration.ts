@@ -1,0 +1,102 @@
+import {
+  type GuestRunState,
+  type MigrationStatus,
+  type MigrationStatusName,
+  migrationStatuses,
+} from '../../domain/agent-contract.ts';
+import type { DesiredState } from '../guest-rules.ts';
+
+/** The parts of QMP query-migrate we read (QEMU 7.2). */
+export interface QueryMigrate {
+  status?: string;
+  ram?: {
+    transferred?: number;
+    remaining?: number;
+    total?: number;
+    'dirty-pages-rate'?: number;
+    'page-size'?: number;
+    'dirty-sync-count'?: number;
+    mbps?: number;
+  };
+  'expected-downtime'?: number;
+  downtime?: number;
+  'total-time'?: number;
+  'cpu-throttle-percentage'?: number;
+  'error-desc'?: string;
+  'socket-address'?: { type?: string; host?: string; port?: string | number }[];
+}
+
+/** QEMU statuses outside the contract's list, mapped to the nearest one. */
+const STATUS_ALIASES: Record<string, MigrationStatusName> = {
+  'pre-switchover': 'active',
+  device: 'active',
+  wait_unplug: 'active',
+  'postcopy-paused': 'postcopy-active',
+  'postcopy-recover': 'postcopy-active',
+  colo: 'active',
+};
+
+export function normaliseStatusName(status: string | undefined): MigrationStatusName {
+  if (status === undefined) return 'none';
+  if ((migrationStatuses as readonly string[]).includes(status)) return status as MigrationStatusName;
+  return STATUS_ALIASES[status] ?? 'active';
+}
+
+export function normaliseQueryMigrate(info: QueryMigrate, migrationId: string | null): MigrationStatus {
+  const ram = info.ram ?? {};
+  return {
+    migrationId,
+    status: normaliseStatusName(info.status),
+    transferredBytes: ram.transferred ?? 0,
+    remainingBytes: ram.remaining ?? 0,
+    totalBytes: ram.total ?? 0,
+    dirtyPagesRate: ram['dirty-pages-rate'] ?? 0,
+    pageSize: ram['page-size'] ?? 4096,
+    dirtySyncCount: ram['dirty-sync-count'] ?? 0,
+    mbps: ram.mbps ?? 0,
+    expectedDowntimeMs: info['expected-downtime'] ?? null,
+    downtimeMs: info.downtime ?? null,
+    totalTimeMs: info['total-time'] ?? null,
+    cpuThrottlePercentage: info['cpu-throttle-percentage'] ?? null,
+    errorDesc: info['error-desc'] ?? null,
+  };
+}
+
+/** The port QEMU bound for `migrate-incoming tcp:<host>:0`. */
+export function incomingPort(info: QueryMigrate): number | null {
+  const port = Number(info['socket-address']?.[0]?.port);
+  return Number.isInteger(port) && port > 0 ? port : null;
+}
+
+const PAUSED_STATES = new Set([
+  'paused',
+  'postmigrate',
+  'finish-migrate',
+  'prelaunch',
+  'suspended',
+  'save-vm',
+  'restore-vm',
+  'debug',
+  'watchdog',
+  'colo',
+]);
+
+/** The contract's run state from what the agent wants and what QEMU says (query-status). */
+export function runStateOf(
+  desired: DesiredState,
+  everStarted: boolean,
+  processAlive: boolean,
+  hypervisorStatus: string | null,
+): GuestRunState {
+  if (!processAlive) {
+    if (desired === 'running' || desired === 'incoming') return 'crashed';
+    return everStarted ? 'stopped' : 'defined';
+  }
+  if (hypervisorStatus === null) {
+    return desired === 'incoming' ? 'incoming' : desired === 'paused' ? 'paused' : 'running';
+  }
+  if (hypervisorStatus === 'running') return 'running';
+  if (hypervisorStatus === 'inmigrate') return 'incoming';
+  if (PAUSED_STATES.has(hypervisorStatus)) return 'paused';
+  return 'crashed';
+}

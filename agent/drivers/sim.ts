@@ -1,0 +1,711 @@
+import { randomBytes } from 'node:crypto';
+import type {
+  CleanupRequest,
+  GuestRunState,
+  GuestSpec,
+  GuestState,
+  HostFacts,
+  MigrationParameters,
+  MigrationStatus,
+  PrepareIncomingRequest,
+  PrepareIncomingResult,
+  StartMigrationRequest,
+} from '../../domain/agent-contract.ts';
+import type { AgentIdentity, HostUsage, HypervisorDriver } from '../driver.ts';
+import { AgentFailure, conflict, guestNotFound } from '../errors.ts';
+import {
+  assertMigrationSupported,
+  decideCleanup,
+  decideDefine,
+  decidePrepareIncoming,
+  decideStartMigration,
+  type DesiredState,
+  isMigrationActive,
+  type MigrationRecord,
+  noMigrationStatus,
+} from '../guest-rules.ts';
+import { errorMessage, type Logger } from '../log.ts';
+import {
+  heartbeatAtMs,
+  heartbeatCounter,
+  newClock,
+  pauseClock,
+  runClock,
+  runningSeconds,
+  type SimClock,
+} from './sim-clock.ts';
+import {
+  advance,
+  type SimMigrationParams,
+  type SimMigrationState,
+  type SimWorkload,
+  startState,
+  statusFigures,
+  switchToPostCopy,
+  workloadOf,
+} from './sim-model.ts';
+import {
+  parseSimUri,
+  registerInProcessPeer,
+  sameSecret,
+  sendSimEvent,
+  type SimEvent,
+  type SimEventReceiver,
+  type SimPeerAddress,
+  simUri,
+} from './sim-peer.ts';
+
+const MIB = 1024 * 1024;
+
+/** The host a sim agent pretends to be. */
+export interface SimHostProfile {
+  cpuModel: string;
+  microcode: string;
+  kernel: string;
+  qemuVersion: string;
+  cpus: number;
+  memoryMb: number;
+  /** Migration link speed, used when a migration sets no bandwidth cap. */
+  linkBytesPerSec: number;
+}
+
+export const defaultSimProfile: SimHostProfile = {
+  cpuModel: 'Intel(R) Xeon(R) Gold 6248R CPU @ 3.00GHz',
+  microcode: '0x5003604',
+  kernel: '6.1.0-28-amd64',
+  qemuVersion: '7.2.15',
+  cpus: 48,
+  memoryMb: 393_216,
+  linkBytesPerSec: 1_250_000_000,
+};
+
+interface Outgoing {
+  role: 'source';
+  record: MigrationRecord;
+  peer: SimPeerAddress | null;
+  startedAtMs: number;
+  workload: SimWorkload;
+  params: SimMigrationParams;
+  state: SimMigrationState;
+  /** Set when the migration ended other than by completing. */
+  outcome: { status: 'failed' | 'cancelled'; errorDesc: string | null; atMs: number } | null;
+  /** Events the destination still has to hear about, oldest first. */
+  undelivered: SimEvent[];
+  deliveryFailureLogged: boolean;
+}
+
+interface Incoming {
+  role: 'destination';
+  record: MigrationRecord;
+  key: string;
+  status: MigrationStatus;
+}
+
+interface SimGuest {
+  spec: GuestSpec;
+  desired: DesiredState;
+  everStarted: boolean;
+  crashed: boolean;
+  /** What QEMU's query-status would say; null when there would be no process. */
+  hypervisorStatus: string | null;
+  clock: SimClock;
+  migration: Outgoing | Incoming | null;
+}
+
+export interface SimDriverOptions {
+  identity: AgentIdentity;
+  profile: SimHostProfile;
+  log: Logger;
+  now?: () => number;
+}
+
+/**
+ * The hypervisor as a model: no processes, no per-guest timers. Guest heartbeats and migration
+ * progress are computed from elapsed time when someone looks; one driver-wide ticker runs only
+ * while migrations are in flight, so that a destination hears of completion even if nobody polls
+ * the source. One process can hold thousands of these hosts.
+ */
+export class SimDriver implements HypervisorDriver, SimEventReceiver {
+  readonly kind = 'sim' as const;
+  private readonly guests = new Map<string, SimGuest>();
+  private readonly now: () => number;
+  private ticker: NodeJS.Timeout | null = null;
+  private readonly delivering = new Set<Outgoing>();
+  private unregisterPeer: (() => void) | null = null;
+
+  constructor(private readonly options: SimDriverOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async init(): Promise<void> {
+    this.unregisterPeer = registerInProcessPeer(this.options.identity.agentUrl, this);
+  }
+
+  async facts(): Promise<HostFacts> {
+    const { identity, profile } = this.options;
+    const committedMb = [...this.guests.values()]
+      .filter((g) => g.hypervisorStatus !== null)
+      .reduce((sum, g) => sum + g.spec.memoryMb, 0);
+    return {
+      hostId: identity.hostId,
+      name: identity.name,
+      agentUrl: identity.agentUrl,
+      address: identity.address,
+      migrationAddress: identity.migrationAddress,
+      driver: 'sim',
+      cpuModel: profile.cpuModel,
+      microcode: profile.microcode,
+      kernel: profile.kernel,
+      qemuVersion: profile.qemuVersion,
+      cpus: profile.cpus,
+      memoryMb: profile.memoryMb,
+      freeMemoryMb: Math.max(0, profile.memoryMb - committedMb),
+      networks: identity.networks,
+      sharedStoragePath: identity.sharedStoragePath,
+    };
+  }
+
+  async listGuests(): Promise<GuestState[]> {
+    return [...this.guests.keys()].map((id) => this.view(id));
+  }
+
+  async getGuest(id: string): Promise<GuestState | null> {
+    return this.guests.has(id) ? this.view(id) : null;
+  }
+
+  async defineGuest(spec: GuestSpec): Promise<GuestState> {
+    const existing = this.guests.get(spec.id);
+    if (decideDefine(existing?.spec ?? null, spec) === 'create') {
+      this.guests.set(spec.id, {
+        spec,
+        desired: 'stopped',
+        everStarted: false,
+        crashed: false,
+        hypervisorStatus: null,
+        clock: newClock,
+        migration: null,
+      });
+    }
+    return this.view(spec.id);
+  }
+
+  async startGuest(id: string): Promise<GuestState> {
+    const guest = this.progress(id);
+    const state = this.runState(guest);
+    if (state === 'running') return this.view(id);
+    if (state === 'paused' || state === 'incoming') {
+      throw conflict(
+        'guest_not_startable',
+        `guest '${id}' is ${state}; use resume or wait for the migration`,
+      );
+    }
+    guest.clock = runClock(newClock, this.now());
+    guest.hypervisorStatus = 'running';
+    guest.desired = 'running';
+    guest.everStarted = true;
+    guest.crashed = false;
+    guest.migration = null;
+    return this.view(id);
+  }
+
+  async stopGuest(id: string): Promise<GuestState> {
+    const guest = this.progress(id);
+    this.refuseDuringMigration(id, guest, 'stop');
+    guest.clock = pauseClock(guest.clock, this.now());
+    guest.hypervisorStatus = null;
+    guest.desired = 'stopped';
+    return this.view(id);
+  }
+
+  async resumeGuest(id: string): Promise<GuestState> {
+    const guest = this.progress(id);
+    const state = this.runState(guest);
+    if (state === 'running') return this.view(id);
+    if (state !== 'paused')
+      throw conflict('guest_not_paused', `guest '${id}' is ${state}; only a paused guest resumes`);
+    if (guest.migration?.role === 'source' && guest.migration.state.phase === 'postcopy-active') {
+      throw conflict('postcopy_active', `guest '${id}' runs on the destination during post-copy`);
+    }
+    // Resuming a source after its migration completed is a rollback: the guest is back here.
+    if (guest.migration?.role === 'source' && guest.migration.state.phase === 'completed')
+      guest.migration = null;
+    guest.clock = runClock(guest.clock, this.now());
+    guest.hypervisorStatus = 'running';
+    guest.desired = 'running';
+    return this.view(id);
+  }
+
+  async destroyGuest(id: string): Promise<boolean> {
+    const guest = this.guests.get(id);
+    if (guest === undefined) return false;
+    if (guest.migration?.role === 'source' && guest.migration.outcome === null) {
+      this.progress(id);
+      if (guest.migration.state.phase !== 'completed')
+        this.endOutgoing(guest, 'failed', 'source guest destroyed');
+      this.deliver(guest.migration);
+    }
+    this.guests.delete(id);
+    return true;
+  }
+
+  async prepareIncoming(id: string, request: PrepareIncomingRequest): Promise<PrepareIncomingResult> {
+    if (request.spec.id !== id)
+      throw new AgentFailure(400, 'id_mismatch', `spec.id must be '${id}'`, 'spec.id');
+    assertMigrationSupported(request.spec, request.tls);
+    const existing = this.guests.get(id);
+    const decision = decidePrepareIncoming(
+      existing === undefined
+        ? null
+        : { spec: existing.spec, migration: existing.migration?.record ?? null, alive: !existing.crashed },
+      request,
+    );
+    if (decision === 'existing' && existing !== undefined) return resultOf(existing.migration!.record);
+    const key = randomBytes(24).toString('hex');
+    const record: MigrationRecord = {
+      migrationId: request.migrationId,
+      role: 'destination',
+      uri: simUri(this.options.identity.agentUrl, request.migrationId, id, key),
+      postCopy: request.postCopy,
+      nbdUri: null,
+      final: null,
+    };
+    this.guests.set(id, {
+      spec: request.spec,
+      desired: 'incoming',
+      everStarted: true,
+      crashed: false,
+      hypervisorStatus: 'inmigrate',
+      clock: newClock,
+      migration: {
+        role: 'destination',
+        record,
+        key,
+        status: { ...noMigrationStatus(request.migrationId), status: 'setup' },
+      },
+    });
+    return resultOf(record);
+  }
+
+  async startMigration(id: string, request: StartMigrationRequest): Promise<MigrationStatus> {
+    const guest = this.progress(id);
+    const current = { record: guest.migration?.record ?? null, status: this.statusOf(guest).status };
+    if (decideStartMigration(current, this.runState(guest), request) === 'current')
+      return this.statusOf(guest);
+    assertMigrationSupported(guest.spec, request.tls);
+    const peer = parseSimUri(request.uri);
+    const workload = workloadOf(guest.spec);
+    const outgoing: Outgoing = {
+      role: 'source',
+      record: {
+        migrationId: request.migrationId,
+        role: 'source',
+        uri: request.uri,
+        postCopy: request.postCopy,
+        nbdUri: null,
+        final: null,
+      },
+      peer,
+      startedAtMs: this.now(),
+      workload,
+      params: {
+        bandwidthBytesPerSec:
+          request.maxBandwidthBytes > 0 ? request.maxBandwidthBytes : this.options.profile.linkBytesPerSec,
+        downtimeLimitMs: request.downtimeLimitMs,
+        autoConverge: request.autoConverge,
+        throttleInitialPercent: 20,
+        throttleIncrementPercent: 10,
+      },
+      state: startState(workload),
+      outcome: null,
+      undelivered: [],
+      deliveryFailureLogged: false,
+    };
+    guest.migration = outgoing;
+    if (peer === null || peer.guestId !== id || peer.migrationId !== request.migrationId) {
+      this.endOutgoing(
+        guest,
+        'failed',
+        `uri '${request.uri}' is not a sim destination for this guest and migration`,
+      );
+      return this.statusOf(guest);
+    }
+    try {
+      await sendSimEvent(peer, { event: 'started', guestId: id, sourceUrl: this.options.identity.agentUrl });
+    } catch (error) {
+      outgoing.undelivered = [];
+      this.endOutgoing(guest, 'failed', `cannot reach the destination: ${errorMessage(error)}`);
+      return this.statusOf(guest);
+    }
+    this.options.log(`sim migration ${request.migrationId} of ${id} started to ${peer.agentUrl}`);
+    this.ensureTicker();
+    return this.statusOf(guest);
+  }
+
+  async migrationStatus(id: string): Promise<MigrationStatus> {
+    return this.statusOf(this.progress(id));
+  }
+
+  async setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus> {
+    const guest = this.progress(id);
+    const outgoing = this.activeOutgoing(id, guest);
+    if (parameters.maxBandwidthBytes !== undefined) {
+      outgoing.params.bandwidthBytesPerSec =
+        parameters.maxBandwidthBytes > 0
+          ? parameters.maxBandwidthBytes
+          : this.options.profile.linkBytesPerSec;
+    }
+    if (parameters.downtimeLimitMs !== undefined)
+      outgoing.params.downtimeLimitMs = parameters.downtimeLimitMs;
+    if (parameters.cpuThrottleIncrement !== undefined) {
+      outgoing.params.throttleIncrementPercent = parameters.cpuThrottleIncrement;
+    }
+    return this.statusOf(this.progress(id));
+  }
+
+  async startPostCopy(id: string): Promise<MigrationStatus> {
+    const guest = this.progress(id);
+    const migration = guest.migration;
+    if (migration?.role === 'source' && (migration.state.phase !== 'active' || migration.outcome !== null)) {
+      return this.statusOf(guest);
+    }
+    const outgoing = this.activeOutgoing(id, guest);
+    if (!outgoing.record.postCopy) {
+      throw conflict(
+        'postcopy_not_enabled',
+        'post-copy was not enabled when this migration started',
+        'postCopy',
+      );
+    }
+    outgoing.state = switchToPostCopy(outgoing.state, outgoing.workload);
+    this.applySourceEffects(guest, outgoing);
+    this.deliver(outgoing);
+    return this.statusOf(guest);
+  }
+
+  async cancelMigration(id: string): Promise<MigrationStatus> {
+    const guest = this.progress(id);
+    const migration = guest.migration;
+    if (migration?.role !== 'source' || migration.outcome !== null || migration.state.phase === 'completed') {
+      return this.statusOf(guest);
+    }
+    if (migration.state.phase === 'postcopy-active') {
+      throw conflict(
+        'postcopy_active',
+        'a migration in post-copy cannot be cancelled: the guest runs on the destination',
+      );
+    }
+    this.endOutgoing(guest, 'cancelled', null);
+    this.deliver(migration);
+    return this.statusOf(guest);
+  }
+
+  async cleanup(id: string, request: CleanupRequest): Promise<{ cleaned: boolean }> {
+    const guest = this.guests.has(id) ? this.progress(id) : null;
+    const current =
+      guest === null
+        ? null
+        : { record: guest.migration?.record ?? null, status: this.statusOf(guest).status };
+    if (decideCleanup(current, request) === 'nothing') return { cleaned: false };
+    this.guests.delete(id);
+    this.options.log(`cleaned ${request.role} guest ${id} of migration ${request.migrationId}`);
+    return { cleaned: true };
+  }
+
+  async usage(): Promise<HostUsage> {
+    const { profile } = this.options;
+    const guests = [...this.guests.keys()].map((id) => {
+      const guest = this.progress(id);
+      const running = guest.hypervisorStatus === 'running';
+      return {
+        id,
+        cpuPercent: running ? guestCpuPercent(guest.spec) : 0,
+        memoryBytes: guest.hypervisorStatus === null ? 0 : guest.spec.memoryMb * MIB,
+        vcpus: guest.spec.vcpus,
+      };
+    });
+    const busyCpus = guests.reduce((sum, g) => sum + (g.cpuPercent / 100) * g.vcpus, 0);
+    const usedBytes = guests.reduce((sum, g) => sum + g.memoryBytes, 0);
+    return {
+      cpuPercent: Math.min(100, (busyCpus / profile.cpus) * 100),
+      memAvailableBytes: Math.max(0, profile.memoryMb * MIB - usedBytes),
+      guests: guests.map(({ id, cpuPercent, memoryBytes }) => ({ id, cpuPercent, memoryBytes })),
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+    this.unregisterPeer?.();
+  }
+
+  /** The model lives in this process only: letting go is stopping. */
+  async detach(): Promise<void> {
+    await this.shutdown();
+  }
+
+  async fence(reason: string): Promise<void> {
+    this.options.log(`fencing: stopping every sim guest (${reason})`);
+    for (const guest of this.guests.values()) {
+      guest.clock = pauseClock(guest.clock, this.now());
+      guest.hypervisorStatus = null;
+    }
+  }
+
+  async receiveSimEvent(migrationId: string, key: string, event: SimEvent): Promise<void> {
+    const guest = this.guests.get(event.guestId);
+    const incoming = guest?.migration;
+    if (
+      guest === undefined ||
+      incoming?.role !== 'destination' ||
+      incoming.record.migrationId !== migrationId
+    ) {
+      throw new AgentFailure(
+        404,
+        'migration_not_found',
+        `no incoming migration '${migrationId}' of guest '${event.guestId}'`,
+      );
+    }
+    if (!sameSecret(incoming.key, key)) throw new AgentFailure(401, 'unauthorized', 'wrong migration key');
+    const finished =
+      incoming.status.status === 'completed' ||
+      incoming.status.status === 'failed' ||
+      incoming.status.status === 'cancelled';
+    if (finished) return;
+    switch (event.event) {
+      case 'started':
+        incoming.status = { ...incoming.status, status: 'active' };
+        return;
+      case 'postcopy':
+        this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs);
+        incoming.status = { ...incoming.status, status: 'postcopy-active' };
+        return;
+      case 'completed':
+        if (guest.hypervisorStatus !== 'running')
+          this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs);
+        incoming.status = {
+          ...incoming.status,
+          status: 'completed',
+          transferredBytes: event.transferredBytes,
+          totalBytes: event.totalBytes,
+          downtimeMs: event.downtimeMs,
+          totalTimeMs: event.totalTimeMs,
+        };
+        this.options.log(`sim migration ${migrationId}: guest ${event.guestId} now runs here`);
+        return;
+      case 'failed':
+      case 'cancelled':
+        // As QEMU: a destination whose incoming stream breaks exits.
+        guest.hypervisorStatus = null;
+        guest.crashed = true;
+        guest.clock = pauseClock(guest.clock, this.now());
+        incoming.status = { ...incoming.status, status: event.event, errorDesc: event.errorDesc };
+        return;
+    }
+  }
+
+  private runOnDestination(guest: SimGuest, heartbeatSeconds: number, runningFromMs: number): void {
+    guest.clock = { baseSeconds: heartbeatSeconds, runningSinceMs: runningFromMs, pausedAtMs: null };
+    guest.hypervisorStatus = 'running';
+    guest.desired = 'running';
+  }
+
+  /** Brings a guest's migration up to now and applies what happened on the way. */
+  private progress(id: string): SimGuest {
+    const guest = this.guests.get(id);
+    if (guest === undefined) throw guestNotFound(id);
+    const migration = guest.migration;
+    if (migration?.role === 'source' && migration.outcome === null && migration.state.phase !== 'completed') {
+      migration.state = advance(
+        migration.state,
+        migration.workload,
+        migration.params,
+        this.now() - migration.startedAtMs,
+      );
+      this.applySourceEffects(guest, migration);
+      this.deliver(migration);
+    }
+    return guest;
+  }
+
+  private applySourceEffects(guest: SimGuest, outgoing: Outgoing): void {
+    const { state } = outgoing;
+    if (state.switchoverAtMs === null) return;
+    const switchoverEpochMs = outgoing.startedAtMs + state.switchoverAtMs;
+    const runningFromMs = switchoverEpochMs + (state.downtimeMs ?? 0);
+    if (guest.hypervisorStatus === 'running') {
+      guest.clock = pauseClock(guest.clock, switchoverEpochMs);
+      guest.hypervisorStatus = 'finish-migrate';
+      const heartbeatSeconds = runningSeconds(guest.clock, switchoverEpochMs);
+      if (state.phase === 'postcopy-active') {
+        outgoing.undelivered.push({
+          event: 'postcopy',
+          guestId: guest.spec.id,
+          runningFromMs,
+          heartbeatSeconds,
+        });
+      }
+    }
+    if (state.phase === 'completed' && guest.hypervisorStatus === 'finish-migrate') {
+      guest.hypervisorStatus = 'postmigrate';
+      // A completed source must never be restarted on its own: the guest lives on the destination.
+      guest.desired = 'paused';
+      const figures = statusFigures(state, outgoing.workload, outgoing.params);
+      outgoing.undelivered.push({
+        event: 'completed',
+        guestId: guest.spec.id,
+        runningFromMs,
+        heartbeatSeconds: runningSeconds(guest.clock, switchoverEpochMs),
+        transferredBytes: figures.transferredBytes,
+        totalBytes: figures.totalBytes,
+        downtimeMs: figures.downtimeMs ?? 0,
+        totalTimeMs: figures.totalTimeMs,
+      });
+      this.options.log(`sim migration ${outgoing.record.migrationId} of ${guest.spec.id} completed`);
+    }
+  }
+
+  private endOutgoing(guest: SimGuest, status: 'failed' | 'cancelled', errorDesc: string | null): void {
+    const outgoing = guest.migration;
+    if (outgoing?.role !== 'source') return;
+    outgoing.outcome = { status, errorDesc, atMs: this.now() };
+    outgoing.undelivered.push({ event: status, guestId: guest.spec.id, errorDesc });
+    if (errorDesc !== null)
+      this.options.log(
+        `sim migration ${outgoing.record.migrationId} of ${guest.spec.id} ${status}: ${errorDesc}`,
+      );
+  }
+
+  /** Sends pending events in order; what fails stays queued for the next look or tick. */
+  private deliver(outgoing: Outgoing): void {
+    if (outgoing.peer === null || outgoing.undelivered.length === 0 || this.delivering.has(outgoing)) return;
+    const peer = outgoing.peer;
+    this.delivering.add(outgoing);
+    void (async () => {
+      try {
+        while (outgoing.undelivered.length > 0) {
+          await sendSimEvent(peer, outgoing.undelivered[0]!);
+          outgoing.undelivered.shift();
+        }
+      } catch (error) {
+        if (!outgoing.deliveryFailureLogged) {
+          this.options.log(
+            `sim migration ${outgoing.record.migrationId}: cannot notify destination: ${errorMessage(error)}`,
+          );
+          outgoing.deliveryFailureLogged = true;
+        }
+      } finally {
+        this.delivering.delete(outgoing);
+      }
+    })();
+  }
+
+  private ensureTicker(): void {
+    if (this.ticker !== null) return;
+    this.ticker = setInterval(() => this.tick(), 1000);
+    this.ticker.unref();
+  }
+
+  private tick(): void {
+    let busy = false;
+    for (const [id, guest] of this.guests) {
+      if (guest.migration?.role !== 'source') continue;
+      this.progress(id);
+      const migration = guest.migration;
+      if (migration.undelivered.length > 0) this.deliver(migration);
+      if (
+        (migration.outcome === null && migration.state.phase !== 'completed') ||
+        migration.undelivered.length > 0
+      ) {
+        busy = true;
+      }
+    }
+    if (!busy && this.ticker !== null) {
+      clearInterval(this.ticker);
+      this.ticker = null;
+    }
+  }
+
+  private activeOutgoing(id: string, guest: SimGuest): Outgoing {
+    const migration = guest.migration;
+    if (migration?.role !== 'source' || migration.outcome !== null || migration.state.phase === 'completed') {
+      throw conflict('no_active_migration', `guest '${id}' has no outgoing migration in progress`);
+    }
+    return migration;
+  }
+
+  private refuseDuringMigration(id: string, guest: SimGuest, action: string): void {
+    const status = this.statusOf(guest).status;
+    if (isMigrationActive(status)) {
+      throw conflict(
+        'migration_in_progress',
+        `cannot ${action} guest '${id}' while its migration is ${status}`,
+      );
+    }
+  }
+
+  private statusOf(guest: SimGuest): MigrationStatus {
+    const migration = guest.migration;
+    if (migration === null) return noMigrationStatus();
+    if (migration.role === 'destination') return migration.status;
+    const figures = statusFigures(migration.state, migration.workload, migration.params);
+    const base: MigrationStatus = {
+      migrationId: migration.record.migrationId,
+      ...figures,
+      errorDesc: null,
+      status: 'active',
+    };
+    if (migration.outcome !== null) {
+      return {
+        ...base,
+        status: migration.outcome.status,
+        errorDesc: migration.outcome.errorDesc,
+        mbps: 0,
+        expectedDowntimeMs: null,
+      };
+    }
+    return { ...base, status: migration.state.phase };
+  }
+
+  private runState(guest: SimGuest): GuestRunState {
+    if (guest.crashed) return 'crashed';
+    switch (guest.hypervisorStatus) {
+      case 'running':
+        return 'running';
+      case 'inmigrate':
+        return 'incoming';
+      case null:
+        return guest.everStarted ? 'stopped' : 'defined';
+      default:
+        return 'paused';
+    }
+  }
+
+  private view(id: string): GuestState {
+    const guest = this.progress(id);
+    const now = this.now();
+    const hasHeartbeat = guest.clock.runningSinceMs !== null || guest.clock.pausedAtMs !== null;
+    return {
+      id,
+      name: guest.spec.name,
+      status: this.runState(guest),
+      spec: guest.spec,
+      hypervisorStatus: guest.hypervisorStatus,
+      pid: null,
+      heartbeat: hasHeartbeat
+        ? {
+            counter: heartbeatCounter(guest.clock, now),
+            at: new Date(heartbeatAtMs(guest.clock, now)).toISOString(),
+          }
+        : null,
+    };
+  }
+}
+
+function resultOf(record: MigrationRecord): PrepareIncomingResult {
+  return { migrationId: record.migrationId, uri: record.uri, nbdUri: record.nbdUri };
+}
+
+/** A guest that rewrites memory is busy: the model's CPU load grows with the dirty rate. */
+export function guestCpuPercent(spec: GuestSpec): number {
+  return Math.min(100, 2 + spec.dirtyRateMibs);
+}

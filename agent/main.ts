@@ -1,0 +1,61 @@
+import { pathToFileURL } from 'node:url';
+import { consoleLogger, errorMessage } from './log.ts';
+import { agentOptionsFromEnv } from './settings.ts';
+import { startAgent } from './start-agent.ts';
+
+export { startAgent, type RunningAgent } from './start-agent.ts';
+export type { AgentOptions } from './settings.ts';
+
+/**
+ * `tsx agent/main.ts`, configured by the environment:
+ *   AGENT_NAME (required)      host name reported in facts, liveness and metrics
+ *   AGENT_HOST=127.0.0.1       interface to listen on (also the reported management address)
+ *   AGENT_PORT (required)      port to listen on (0 = any free port)
+ *   AGENT_DIR (required)       agent state: host-id, guests/<id>/
+ *   AGENT_TOKEN (required)     bearer token callers must present
+ *   AGENT_DRIVER=qemu          qemu | sim
+ *   AGENT_URL                  advertised base URL (default http://AGENT_HOST:port)
+ *   SHARED_STORAGE_DIR (req.)  shared disks live in <dir>/<guestId>/
+ *   GUEST_IMAGE_DIR            default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/guest-image
+ *   ETCD_ENDPOINTS, ETCD_PREFIX, HEALTH_TTL_S=10      liveness lease
+ *   INFLUX_URL, INFLUX_DB=telegraf, METRICS_INTERVAL_S=10   metrics
+ *   API_URL, API_TOKEN         register with the API when API_URL is set
+ *   MIGRATION_ADDRESS          address on the migration network, if any
+ *   AGENT_NETWORKS=default     comma list of networks this host offers
+ *   AGENT_CPUS, AGENT_MEMORY_MB                       override the host's size
+ *   AGENT_CPU_MODEL, AGENT_MICROCODE, AGENT_KERNEL, AGENT_QEMU_VERSION, AGENT_SIM_LINK_MBPS   (sim)
+ * SIGINT/SIGTERM stop the guests (their desired state is kept for the next start), revoke the lease, exit 0.
+ */
+async function main(): Promise<void> {
+  let options;
+  try {
+    options = agentOptionsFromEnv(process.env);
+  } catch (error) {
+    console.error(`agent: ${errorMessage(error)}`);
+    process.exit(2);
+  }
+  const log = consoleLogger(options.name);
+  const agent = await startAgent({ ...options, log });
+  let exiting = false;
+  const onSignal = (name: string): void => {
+    if (exiting) return;
+    exiting = true;
+    log(`${name} received`);
+    agent.stop().then(
+      () => process.exit(0),
+      (error) => {
+        log(`stop failed: ${errorMessage(error)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((error) => {
+    console.error(`agent: ${errorMessage(error)}`);
+    process.exit(1);
+  });
+}

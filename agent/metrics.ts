@@ -1,0 +1,94 @@
+import { Point } from '@influxdata/influxdb-client';
+import type { HostUsage } from './driver.ts';
+import { errorMessage, type Logger } from './log.ts';
+
+export interface MetricsOptions {
+  url: string;
+  database: string;
+  intervalSeconds: number;
+  hostId: string;
+  hostName: string;
+  usage: () => Promise<HostUsage>;
+  log: Logger;
+}
+
+/** Line protocol in the telegraf schema: cpu.usage_active, mem.available (host), vm_cpu.usage_active (guest). */
+export function usageLines(usage: HostUsage, hostId: string, hostName: string, at: Date): string[] {
+  const points = [
+    new Point('cpu')
+      .tag('host_id', hostId)
+      .tag('host', hostName)
+      .floatField('usage_active', usage.cpuPercent),
+    new Point('mem')
+      .tag('host_id', hostId)
+      .tag('host', hostName)
+      .intField('available', Math.max(0, Math.round(usage.memAvailableBytes))),
+    ...usage.guests.map((guest) =>
+      new Point('vm_cpu')
+        .tag('vm_id', guest.id)
+        .tag('host_id', hostId)
+        .floatField('usage_active', guest.cpuPercent),
+    ),
+  ];
+  return points.map((point) => point.timestamp(at).toLineProtocol()).filter((line): line is string => !!line);
+}
+
+/**
+ * Writes the host's usage to InfluxDB 1.x every interval. An unreachable InfluxDB is a warning and
+ * a retry at the next tick, never a crash; the database is created (idempotently) until that worked.
+ */
+export class MetricsReporter {
+  private timer: NodeJS.Timeout | null = null;
+  private databaseReady = false;
+  private failing = false;
+
+  constructor(private readonly options: MetricsOptions) {}
+
+  start(): void {
+    if (this.timer !== null) return;
+    void this.tickQuietly();
+    this.timer = setInterval(() => void this.tickQuietly(), this.options.intervalSeconds * 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  /** One sample and one write; throws on failure (the interval loop logs instead). */
+  async tick(at = new Date()): Promise<void> {
+    if (!this.databaseReady) {
+      await this.post(`/query?q=${encodeURIComponent(`CREATE DATABASE "${this.options.database}"`)}`, '');
+      this.databaseReady = true;
+    }
+    const lines = usageLines(await this.options.usage(), this.options.hostId, this.options.hostName, at);
+    await this.post(`/write?db=${encodeURIComponent(this.options.database)}&precision=ns`, lines.join('\n'));
+  }
+
+  private async tickQuietly(): Promise<void> {
+    try {
+      await this.tick();
+      if (this.failing) this.options.log(`metrics: writing to ${this.options.url} again`);
+      this.failing = false;
+    } catch (error) {
+      if (!this.failing) {
+        this.options.log(
+          `metrics: WARNING cannot write to ${this.options.url} (${errorMessage(error)}); retrying every tick`,
+        );
+      }
+      this.failing = true;
+    }
+  }
+
+  private async post(pathAndQuery: string, body: string): Promise<void> {
+    const response = await fetch(new URL(pathAndQuery, this.options.url), {
+      method: 'POST',
+      body,
+      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      signal: AbortSignal.timeout(5000),
+    });
+    if (!response.ok)
+      throw new Error(`InfluxDB answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  }
+}

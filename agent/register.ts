@@ -1,0 +1,65 @@
+import type { HostFacts } from '../domain/agent-contract.ts';
+import { errorMessage, type Logger } from './log.ts';
+
+export interface RegistrationOptions {
+  apiUrl: string;
+  apiToken: string;
+  facts: () => Promise<HostFacts>;
+  log: Logger;
+  retryMs?: number;
+  refreshMs?: number;
+}
+
+/**
+ * Registers the host with the API: every second until a 2xx (the API may start after the agent),
+ * then every minute to refresh the facts.
+ */
+export class Registration {
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private registered = false;
+  private failing = false;
+
+  constructor(private readonly options: RegistrationOptions) {}
+
+  start(): void {
+    void this.attempt();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+  }
+
+  private async attempt(): Promise<void> {
+    if (this.stopped) return;
+    let ok = false;
+    try {
+      const response = await fetch(`${this.options.apiUrl.replace(/\/$/, '')}/v1/hosts/register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.options.apiToken}` },
+        body: JSON.stringify(await this.options.facts()),
+        signal: AbortSignal.timeout(5000),
+      });
+      ok = response.ok;
+      if (!ok) this.noteFailure(`API answered ${response.status}`);
+    } catch (error) {
+      this.noteFailure(errorMessage(error));
+    }
+    if (ok) {
+      if (!this.registered || this.failing) this.options.log(`registered with ${this.options.apiUrl}`);
+      this.registered = true;
+      this.failing = false;
+    }
+    if (this.stopped) return;
+    const delay = ok ? (this.options.refreshMs ?? 60_000) : (this.options.retryMs ?? 1000);
+    this.timer = setTimeout(() => void this.attempt(), delay);
+    this.timer.unref();
+  }
+
+  private noteFailure(reason: string): void {
+    if (!this.failing)
+      this.options.log(`registration with ${this.options.apiUrl} failed (${reason}); retrying every second`);
+    this.failing = true;
+  }
+}

@@ -1,0 +1,123 @@
+import os from 'node:os';
+import path from 'node:path';
+import {
+  DEFAULTS,
+  type Env,
+  etcdSettings,
+  influxSettings,
+  intSetting,
+  listSetting,
+  requiredSetting,
+} from '../domain/config.ts';
+import type { SimHostProfile } from './drivers/sim.ts';
+import type { Logger } from './log.ts';
+
+export interface LivenessOptions {
+  endpoints: string[];
+  prefix: string;
+  ttlSeconds: number;
+}
+
+export interface MetricsOptions {
+  url: string;
+  database: string;
+  intervalSeconds: number;
+}
+
+export interface RegistrationOptions {
+  apiUrl: string;
+  apiToken: string;
+}
+
+/** Everything startAgent() needs; main.ts builds it from the environment, tests build it directly. */
+export interface AgentOptions {
+  name: string;
+  /** Interface to listen on. */
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  /** The agent's own state: host-id, guests/<id>/ (spec, desired state, QEMU files, local disks). */
+  dir: string;
+  token: string;
+  driver: 'qemu' | 'sim';
+  sharedStorageDir: string;
+  guestImageDir: string;
+  migrationAddress: string | null;
+  networks: string[];
+  /** Advertised base URL; defaults to http://<host>:<port> (0.0.0.0 advertised as 127.0.0.1). */
+  publicUrl?: string;
+  cpus?: number;
+  memoryMb?: number;
+  /** Sim host facts and link speed; unset fields take realistic defaults. */
+  sim?: Partial<SimHostProfile>;
+  /** null: no etcd lease (unit tests, benchmarks without etcd). */
+  liveness: LivenessOptions | null;
+  /** null: no InfluxDB writes. */
+  metrics: MetricsOptions | null;
+  /** null: no registration with the API. */
+  registration: RegistrationOptions | null;
+  /** Overrides the persisted host id (benchmarks with many hosts). */
+  hostId?: string;
+  qemuBinary?: string;
+  /** How long a stopping QEMU may take after `quit` before it is killed. */
+  stopGraceMs?: number;
+  log?: Logger;
+}
+
+export function defaultGuestImageDir(env: Env): string {
+  const cache = env.VMMIG_CACHE ?? path.join(env.HOME ?? os.homedir(), '.cache', 'vmmig');
+  return path.join(cache, 'guest-image');
+}
+
+function optionalInt(env: Env, name: string, min: number): number | undefined {
+  return env[name] === undefined || env[name] === '' ? undefined : intSetting(env, name, 0, min);
+}
+
+function simProfileFromEnv(env: Env): Partial<SimHostProfile> {
+  const linkMbps = optionalInt(env, 'AGENT_SIM_LINK_MBPS', 1);
+  const profile: Partial<SimHostProfile> = {
+    cpuModel: env.AGENT_CPU_MODEL || undefined,
+    microcode: env.AGENT_MICROCODE || undefined,
+    kernel: env.AGENT_KERNEL || undefined,
+    qemuVersion: env.AGENT_QEMU_VERSION || undefined,
+    linkBytesPerSec: linkMbps === undefined ? undefined : (linkMbps * 1e6) / 8,
+  };
+  return Object.fromEntries(Object.entries(profile).filter(([, v]) => v !== undefined));
+}
+
+/** Reads the agent's environment (see agent/main.ts for the list). Throws naming the first bad setting. */
+export function agentOptionsFromEnv(env: Env): AgentOptions {
+  const driver = env.AGENT_DRIVER ?? 'qemu';
+  if (driver !== 'qemu' && driver !== 'sim')
+    throw new Error(`AGENT_DRIVER must be qemu or sim, got '${driver}'`);
+  requiredSetting(env, 'AGENT_PORT');
+  const etcd = etcdSettings(env);
+  const influx = influxSettings(env);
+  return {
+    name: requiredSetting(env, 'AGENT_NAME'),
+    host: env.AGENT_HOST || '127.0.0.1',
+    port: intSetting(env, 'AGENT_PORT', 0, 0),
+    dir: path.resolve(requiredSetting(env, 'AGENT_DIR')),
+    token: requiredSetting(env, 'AGENT_TOKEN'),
+    driver,
+    sharedStorageDir: path.resolve(requiredSetting(env, 'SHARED_STORAGE_DIR')),
+    guestImageDir: path.resolve(env.GUEST_IMAGE_DIR || defaultGuestImageDir(env)),
+    migrationAddress: env.MIGRATION_ADDRESS || null,
+    networks: listSetting(env, 'AGENT_NETWORKS', DEFAULTS.agentNetworks),
+    publicUrl: env.AGENT_URL || undefined,
+    cpus: optionalInt(env, 'AGENT_CPUS', 1),
+    memoryMb: optionalInt(env, 'AGENT_MEMORY_MB', 1),
+    sim: simProfileFromEnv(env),
+    liveness: {
+      endpoints: etcd.endpoints,
+      prefix: etcd.prefix,
+      ttlSeconds: intSetting(env, 'HEALTH_TTL_S', DEFAULTS.healthTtlSeconds, 1),
+    },
+    metrics: {
+      url: influx.url,
+      database: influx.database,
+      intervalSeconds: intSetting(env, 'METRICS_INTERVAL_S', DEFAULTS.metricsIntervalSeconds, 1),
+    },
+    registration: env.API_URL ? { apiUrl: env.API_URL, apiToken: env.API_TOKEN ?? '' } : null,
+  };
+}

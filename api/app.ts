@@ -1,0 +1,33 @@
+import { sql } from 'drizzle-orm';
+import { Hono } from 'hono';
+import { bearerAuth } from './auth.ts';
+import type { ApiDeps } from './deps.ts';
+import { ApiError, handleError } from './errors.ts';
+import { hostRoutes } from './routes/hosts.ts';
+import { liveMigrateRoutes } from './routes/live-migrate.ts';
+import { migrationRoutes } from './routes/migrations.ts';
+import { serverRoutes } from './routes/servers.ts';
+
+export function createApp(deps: ApiDeps) {
+  const app = new Hono();
+  app.onError(handleError);
+  app.notFound((c) =>
+    c.json({ error: { code: 'not_found', message: `no route ${c.req.method} ${c.req.path}` } }, 404),
+  );
+
+  app.get('/healthz', async (c) => {
+    try {
+      await deps.db.execute(sql`select 1`);
+    } catch (err) {
+      throw new ApiError(503, 'unavailable', `database: ${(err as Error).message}`);
+    }
+    return c.json({ status: 'ok' });
+  });
+
+  app.use('/v1/*', bearerAuth(deps.apiToken));
+  app.route('/v1/hosts', hostRoutes(deps));
+  app.route('/v1/servers', serverRoutes(deps));
+  app.route('/v1/servers', liveMigrateRoutes(deps));
+  app.route('/v1/migrations', migrationRoutes(deps));
+  return app;
+}

@@ -1,0 +1,36 @@
+import { serve } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import { HostLiveness } from '../activities/host-liveness.ts';
+import { connectDb } from '../db/client.ts';
+import { DEFAULTS, etcdSettings, intSetting, requiredSetting, temporalSettings } from '../domain/config.ts';
+import { createApp } from './app.ts';
+
+const env = process.env;
+const temporalConf = temporalSettings(env);
+const db = connectDb(requiredSetting(env, 'DATABASE_URL'));
+const connection = await Connection.connect({ address: temporalConf.address });
+const liveness = new HostLiveness(etcdSettings(env));
+const app = createApp({
+  db: db.db,
+  temporal: new Client({ connection, namespace: temporalConf.namespace }),
+  taskQueue: temporalConf.taskQueue,
+  liveness,
+  agentToken: requiredSetting(env, 'AGENT_TOKEN'),
+  apiToken: requiredSetting(env, 'API_TOKEN'),
+});
+
+const hostname = env.API_HOST ?? DEFAULTS.apiHost;
+const port = intSetting(env, 'API_PORT', DEFAULTS.apiPort, 1);
+const server = serve({ fetch: app.fetch, hostname, port }, () =>
+  console.log(`API listening on http://${hostname}:${port}`),
+);
+
+async function shutdown() {
+  server.close();
+  liveness.close();
+  await connection.close();
+  await db.close();
+  console.log('API stopped');
+  process.exit(0);
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => void shutdown());

@@ -1,0 +1,161 @@
+import { Hono } from 'hono';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+} from '@temporalio/client';
+import { findGuest, findHost } from '../../db/inventory.ts';
+import {
+  activeMigrationOfGuest,
+  deleteMigration,
+  findMigration,
+  insertMigration,
+} from '../../db/migration-store.ts';
+import { DEFAULT_TIMINGS, type LiveMigrateOptions } from '../../domain/live-migration.ts';
+import { liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import type { LiveMigrateInput, liveMigrate } from '../../workflows/live-migrate.ts';
+import { precheckUpdate, type PrecheckAnswer } from '../../workflows/live-migrate-messages.ts';
+import {
+  GuestIdKey,
+  MigrationKindKey,
+  MigrationTriggerKey,
+  SourceHostKey,
+} from '../../workflows/search-attributes.ts';
+import type { ApiDeps } from '../deps.ts';
+import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { liveMigrateSchema } from '../schemas.ts';
+
+const alreadyRunning = (guestName: string, migrationId: string | undefined) =>
+  new ApiError(
+    409,
+    'migration_in_progress',
+    `server '${guestName}' already has a running migration ${migrationId ?? '(starting)'}`,
+    undefined,
+    {
+      migrationId: migrationId ?? null,
+    },
+  );
+
+export function liveMigrateRoutes(deps: ApiDeps) {
+  const { db, temporal, taskQueue } = deps;
+  const timings = deps.liveMigrationTimings ?? DEFAULT_TIMINGS;
+
+  return new Hono().post('/:id/live-migrate', async (c) => {
+    const id = c.req.param('id');
+    const body = parseOr400(liveMigrateSchema, await jsonBody(c));
+    const guest = await findGuest(db, id);
+    if (!guest) throw notFound('server', id);
+    if (body.prefer_host !== undefined && !(await findHost(db, body.prefer_host))) {
+      throw new ApiError(
+        400,
+        'invalid_request',
+        `prefer_host: no host with id or name '${body.prefer_host}'`,
+        'prefer_host',
+      );
+    }
+    const running = await activeMigrationOfGuest(db, guest.id);
+    if (running) throw alreadyRunning(guest.name, running.id);
+    const source = await findHost(db, guest.hostId);
+
+    const options: LiveMigrateOptions = {
+      preferHost: body.prefer_host ?? null,
+      skipCpuCheck: body.skip_cpu_check,
+      skipKernelCheck: body.skip_kernel_check,
+      enableTls: body.enable_tls,
+      quicklyFinish: body.quickly_finish,
+      maxBandwidthMb: body.max_bandwidth_mb,
+      keepDestGuestOnFailed: body.keep_dest_guest_on_failed,
+    };
+    const workflowId = liveMigrationWorkflowId(guest.id);
+    const migration = await insertMigration(db, {
+      kind: 'live',
+      guestId: guest.id,
+      sourceHostId: guest.hostId,
+      trigger: 'manual',
+      phase: 'pending',
+      options: { ...options },
+      workflowId,
+    });
+    const input: LiveMigrateInput = {
+      migrationId: migration.id,
+      guestId: guest.id,
+      options,
+      caller: { role: 'admin' },
+      timings,
+    };
+    let handle;
+    try {
+      handle = await temporal.workflow.start<typeof liveMigrate>('liveMigrate', {
+        taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        typedSearchAttributes: [
+          { key: GuestIdKey, value: guest.id },
+          { key: SourceHostKey, value: source?.name ?? guest.hostId },
+          { key: MigrationKindKey, value: 'live' },
+          { key: MigrationTriggerKey, value: 'manual' },
+        ],
+      });
+    } catch (err) {
+      // No host was touched: dropping the row leaves nothing half-done.
+      await deleteMigration(db, migration.id);
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw alreadyRunning(guest.name, (await activeMigrationOfGuest(db, guest.id))?.id);
+      }
+      throw new ApiError(
+        503,
+        'unavailable',
+        `could not start the migration workflow: ${(err as Error).message}`,
+      );
+    }
+
+    const answer = await awaitPrechecks(
+      () => handle.executeUpdate(precheckUpdate),
+      timings.precheckAnswerTimeoutMs,
+    );
+    if (answer === 'workflow-ended' || (answer !== null && !answer.ok)) {
+      const row = await findMigration(db, migration.id);
+      const ended = row?.phase === 'failed' || row?.phase === 'cancelled';
+      if (answer !== 'workflow-ended' || ended) {
+        const failures =
+          answer === 'workflow-ended'
+            ? (row?.checks ?? []).filter((check) => check.ok === false)
+            : answer.failures;
+        const reason = answer === 'workflow-ended' ? undefined : answer.reason;
+        throw new ApiError(422, 'precheck_failed', row?.error ?? reason ?? 'pre-checks failed', undefined, {
+          migrationId: migration.id,
+          failures,
+        });
+      }
+    }
+    const verdict = answer !== null && answer !== 'workflow-ended' && answer.ok ? answer : null;
+    return c.json(
+      {
+        migrationId: migration.id,
+        workflowId,
+        runId: handle.firstExecutionRunId,
+        destination: verdict?.destination ?? null,
+        phase: verdict ? 'preparing' : 'prechecks',
+      },
+      202,
+    );
+  });
+}
+
+/** The pre-check verdict, 'workflow-ended' if the run finished before it could answer, or null on timeout. */
+async function awaitPrechecks(
+  ask: () => Promise<PrecheckAnswer>,
+  timeoutMs: number,
+): Promise<PrecheckAnswer | 'workflow-ended' | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), timeoutMs);
+  });
+  try {
+    return await Promise.race([ask().catch(() => 'workflow-ended' as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

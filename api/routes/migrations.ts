@@ -1,0 +1,116 @@
+import { Hono } from 'hono';
+import { findGuest, findHost, listGuests, listHosts } from '../../db/inventory.ts';
+import { findMigration, listMigrations, migrationEvents, terminalPhases } from '../../db/migration-store.ts';
+import type { Migration } from '../../db/schema.ts';
+import { progressQuery, type LiveMigrationView } from '../../workflows/live-migrate-messages.ts';
+import type { ApiDeps } from '../deps.ts';
+import { ApiError, notFound, parseOr400 } from '../errors.ts';
+import { migrationListQuerySchema } from '../schemas.ts';
+
+const LIVE_QUERY_TIMEOUT_MS = 2_000;
+/** After switch-over the guest already runs on the destination: there is nothing left to cancel. */
+const PAST_SWITCH_OVER = new Set(['switching-over', 'verifying', 'committing', 'cleaning']);
+
+export function migrationView(m: Migration, hostNames: Map<string, string>, guestName?: string) {
+  return {
+    id: m.id,
+    kind: m.kind,
+    guest: { id: m.guestId, name: guestName ?? null },
+    source: { id: m.sourceHostId, name: hostNames.get(m.sourceHostId) ?? null },
+    destination: m.destinationHostId
+      ? { id: m.destinationHostId, name: hostNames.get(m.destinationHostId) ?? null }
+      : null,
+    trigger: m.trigger,
+    phase: m.phase,
+    options: m.options,
+    progress: m.progress,
+    timings: m.timings,
+    checks: m.checks,
+    error: m.error,
+    workflowId: m.workflowId,
+    requestedAt: m.requestedAt,
+    finishedAt: m.finishedAt,
+  };
+}
+
+export function migrationRoutes({ db, temporal }: ApiDeps) {
+  const hostNames = async () => new Map((await listHosts(db)).map((h) => [h.id, h.name]));
+
+  async function liveView(m: Migration): Promise<LiveMigrationView | null> {
+    if (terminalPhases.includes(m.phase)) return null;
+    const query = temporal.workflow.getHandle(m.workflowId).query(progressQuery);
+    const timeout = new Promise<null>((resolve) =>
+      setTimeout(() => resolve(null), LIVE_QUERY_TIMEOUT_MS).unref(),
+    );
+    return Promise.race([query.catch(() => null), timeout]);
+  }
+
+  return new Hono()
+    .get('/', async (c) => {
+      const query = parseOr400(migrationListQuerySchema, c.req.query());
+      const guest = query.guest !== undefined ? await findGuest(db, query.guest) : undefined;
+      if (query.guest !== undefined && !guest) throw notFound('server', query.guest);
+      const host = query.host !== undefined ? await findHost(db, query.host) : undefined;
+      if (query.host !== undefined && !host) throw notFound('host', query.host);
+      const rows = await listMigrations(db, {
+        guestId: guest?.id,
+        hostId: host?.id,
+        status: query.status,
+        limit: query.limit,
+      });
+      const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
+      const guestNames = new Map(guests.map((g) => [g.id, g.name]));
+      return c.json({ migrations: rows.map((m) => migrationView(m, names, guestNames.get(m.guestId))) });
+    })
+    .get('/:id', async (c) => {
+      const id = c.req.param('id');
+      const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
+      if (!row) throw notFound('migration', id);
+      const [names, guest, events, live] = await Promise.all([
+        hostNames(),
+        findGuest(db, row.guestId),
+        migrationEvents(db, row.id),
+        liveView(row),
+      ]);
+      const view = migrationView(row, names, guest?.name);
+      return c.json({
+        ...view,
+        // The workflow's own view is fresher than the row, which is written every few seconds.
+        phase: live && !terminalPhases.includes(row.phase) ? live.phase : view.phase,
+        progress: live?.progress ?? view.progress,
+        events: events.map((e) => ({
+          at: e.at,
+          type: e.type,
+          level: e.level,
+          message: e.message,
+          data: e.data,
+        })),
+      });
+    })
+    .post('/:id/cancel', async (c) => {
+      const id = c.req.param('id');
+      const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
+      if (!row) throw notFound('migration', id);
+      if (terminalPhases.includes(row.phase)) {
+        throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
+      }
+      const live = await liveView(row);
+      const phase = live?.phase ?? row.phase;
+      if (PAST_SWITCH_OVER.has(phase)) {
+        throw new ApiError(
+          409,
+          'past_switch_over',
+          `migration ${row.id} is ${phase}: the guest already runs on the destination, so it can no longer be cancelled`,
+        );
+      }
+      if (live?.progress?.status === 'postcopy-active') {
+        throw new ApiError(
+          409,
+          'postcopy_active',
+          `migration ${row.id} is in post-copy: the guest's memory is split between both hosts, so it cannot be cancelled`,
+        );
+      }
+      await temporal.workflow.getHandle(row.workflowId).cancel();
+      return c.json({ migrationId: row.id, status: 'cancelling' }, 202);
+    });
+}

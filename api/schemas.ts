@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { diskSpecSchema, networkSpecSchema } from '../domain/agent-contract.ts';
+
+const labels = z.record(z.string().min(1).max(63), z.string().max(63));
+
+export const hostFactsSchema = z.object({
+  hostId: z.uuid(),
+  name: z.string().min(1).max(63),
+  agentUrl: z.url(),
+  address: z.string().min(1),
+  migrationAddress: z.string().min(1).nullable().default(null),
+  driver: z.enum(['qemu', 'sim']),
+  cpuModel: z.string(),
+  microcode: z.string(),
+  kernel: z.string(),
+  qemuVersion: z.string(),
+  cpus: z.number().int().positive(),
+  memoryMb: z.number().int().positive(),
+  freeMemoryMb: z.number().int().min(0),
+  networks: z.array(z.string()),
+  sharedStoragePath: z.string(),
+});
+
+export const createServerSchema = z.object({
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/, 'a name of letters, digits, ".", "_" or "-" (at most 63)'),
+  host: z.string().min(1, 'a host id or name'),
+  vcpus: z.number().int().min(1).max(64).default(1),
+  memoryMb: z.number().int().min(64).max(1_048_576).default(256),
+  disks: z.array(diskSpecSchema).default([]),
+  networks: z.array(networkSpecSchema).default([]),
+  labels: labels.default({}),
+  project: z.string().min(1).default('default'),
+  projectLabels: labels.default({}),
+  highlyAvailable: z.boolean().default(false),
+  passthroughDevices: z.array(z.string().min(1)).default([]),
+  dirtyRateMibs: z.number().int().min(0).max(10_000).default(0),
+  fillMb: z.number().int().min(0).default(0),
+});
+export type CreateServerRequest = z.infer<typeof createServerSchema>;
+
+export const serverListQuerySchema = z.object({
+  host: z.string().min(1).optional(),
+  status: z.enum(['creating', 'running', 'stopped', 'migrating', 'ready', 'error', 'deleting']).optional(),
+});
+
+/** The body of POST /v1/servers/:id/live-migrate: climc's server-live-migrate flags, snake_case. */
+export const liveMigrateSchema = z.strictObject({
+  prefer_host: z.string().min(1, 'a host id or name').optional(),
+  skip_cpu_check: z.boolean().default(false),
+  skip_kernel_check: z.boolean().default(false),
+  enable_tls: z.boolean().default(false),
+  quickly_finish: z.boolean().default(false),
+  max_bandwidth_mb: z
+    .number()
+    .int('a whole number of MB/s')
+    .positive('a positive number of MB/s (leave it out for unlimited)')
+    .nullable()
+    .default(null),
+  keep_dest_guest_on_failed: z.boolean().default(false),
+});
+
+export const migrationListQuerySchema = z.object({
+  guest: z.string().min(1).optional(),
+  host: z.string().min(1).optional(),
+  status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});

@@ -1,0 +1,102 @@
+import { apiRequest } from '../api-client.ts';
+import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.ts';
+import { table } from '../table.ts';
+
+interface ServerView {
+  id: string;
+  name: string;
+  status: string;
+  host: { id: string; name: string | null };
+  vcpus: number;
+  memoryMb: number;
+  live: { agentReachable: boolean; status?: string; heartbeat?: { counter: number } | null } | null;
+}
+
+export const serverList: Command = {
+  name: 'server-list',
+  usage: 'server-list [--host HOST] [--status STATUS]',
+  summary: 'List servers with their host and live heartbeat',
+  options: { host: { type: 'string' }, status: { type: 'string' } },
+  async run(args, conn) {
+    const query = new URLSearchParams();
+    const host = stringOption(args, 'host');
+    const status = stringOption(args, 'status');
+    if (host) query.set('host', host);
+    if (status) query.set('status', status);
+    const qs = query.size > 0 ? `?${query.toString()}` : '';
+    const { servers } = await apiRequest<{ servers: ServerView[] }>(conn, 'GET', `/v1/servers${qs}`);
+    console.log(
+      table(
+        ['ID', 'Name', 'Status', 'Host', 'vCPUs', 'Mem(MB)', 'Heartbeat'],
+        servers.map((s) => [
+          s.id,
+          s.name,
+          s.status,
+          s.host.name ?? s.host.id,
+          s.vcpus,
+          s.memoryMb,
+          s.live?.heartbeat?.counter ?? (s.live?.agentReachable === false ? 'agent unreachable' : ''),
+        ]),
+      ),
+    );
+  },
+};
+
+export const serverShow: Command = {
+  name: 'server-show',
+  usage: 'server-show <ID>',
+  summary: 'Show one server (id or name) with its live state',
+  options: {},
+  async run(args, conn) {
+    const id = onePositional(args, 'ID');
+    console.log(
+      JSON.stringify(await apiRequest(conn, 'GET', `/v1/servers/${encodeURIComponent(id)}`), null, 2),
+    );
+  },
+};
+
+export const serverCreate: Command = {
+  name: 'server-create',
+  usage:
+    'server-create --host HOST [--vcpus N] [--memory-mb MB] [--disk-mb MB] [--local-disk] [--dirty-rate-mibs N] <NAME>',
+  summary: 'Create a test-image server on a host and start it',
+  options: {
+    host: { type: 'string' },
+    vcpus: { type: 'string' },
+    'memory-mb': { type: 'string' },
+    'disk-mb': { type: 'string' },
+    'local-disk': { type: 'boolean' },
+    'dirty-rate-mibs': { type: 'string' },
+  },
+  async run(args, conn) {
+    const name = onePositional(args, 'NAME');
+    const host = stringOption(args, 'host');
+    if (!host) throw new UsageError('--host is required');
+    const diskMb = intOption(args, 'disk-mb');
+    const body = {
+      name,
+      host,
+      vcpus: intOption(args, 'vcpus'),
+      memoryMb: intOption(args, 'memory-mb'),
+      dirtyRateMibs: intOption(args, 'dirty-rate-mibs'),
+      disks:
+        diskMb !== undefined
+          ? [
+              {
+                id: 'disk0',
+                sizeMb: diskMb,
+                storage: args.values['local-disk'] ? 'local' : 'shared',
+                cache: 'none',
+              },
+            ]
+          : [],
+    };
+    const res = await apiRequest<{ server: ServerView; workflowId: string }>(
+      conn,
+      'POST',
+      '/v1/servers',
+      body,
+    );
+    console.log(`server ${res.server.name} (${res.server.id}) is being created; workflow ${res.workflowId}`);
+  },
+};

@@ -1,0 +1,66 @@
+import { parseArgs } from 'node:util';
+import { ApiRequestError } from './api-client.ts';
+import { UsageError, type Command } from './command.ts';
+import { hostList, hostShow } from './commands/hosts.ts';
+import { migrationCancel, migrationList, migrationShow, serverLiveMigrate } from './commands/migrations.ts';
+import { serverCreate, serverList, serverShow } from './commands/servers.ts';
+import { resolveConnection } from './connection.ts';
+
+const commands: Command[] = [
+  hostList,
+  hostShow,
+  serverList,
+  serverShow,
+  serverCreate,
+  serverLiveMigrate,
+  migrationList,
+  migrationShow,
+  migrationCancel,
+];
+
+function help(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'Usage: vmctl <command> [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'The API address and token come from VMCTL_API_URL/API_URL and API_TOKEN, else from the dev stack data dir.',
+  ].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (!command) {
+    console.error(`vmctl: unknown command '${name}'\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help')) {
+    console.log(`Usage: vmctl ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  try {
+    const parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
+    await command.run(parsed, resolveConnection(process.env));
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`vmctl ${name}: ${(err as Error).message}\nUsage: vmctl ${command.usage}`);
+      return 2;
+    }
+    if (err instanceof ApiRequestError) {
+      console.error(`vmctl ${name}: ${err.message}`);
+      return 1;
+    }
+    console.error(`vmctl ${name}: ${(err as Error).message}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

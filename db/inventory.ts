@@ -1,0 +1,109 @@
+import { and, asc, eq, or } from 'drizzle-orm';
+import type { HostFacts } from '../domain/agent-contract.ts';
+import type { Db } from './client.ts';
+import { clusters, events, guests, hosts, type Guest, type Host } from './schema.ts';
+
+export const DEFAULT_CLUSTER = 'default';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (s: string) => UUID.test(s);
+
+export async function ensureCluster(db: Db, name = DEFAULT_CLUSTER): Promise<string> {
+  await db.insert(clusters).values({ name }).onConflictDoNothing({ target: clusters.name });
+  const [row] = await db.select({ id: clusters.id }).from(clusters).where(eq(clusters.name, name));
+  if (!row) throw new Error(`cluster '${name}' could not be created`);
+  return row.id;
+}
+
+/** An agent registering its host: facts overwrite what we had, operator settings (enabled, labels, flags) stay. */
+export async function upsertHostFromFacts(db: Db, facts: HostFacts): Promise<Host> {
+  const clusterId = await ensureCluster(db);
+  const values = {
+    name: facts.name,
+    address: facts.address,
+    agentUrl: facts.agentUrl,
+    migrationAddress: facts.migrationAddress,
+    driver: facts.driver,
+    cpuModel: facts.cpuModel,
+    microcode: facts.microcode,
+    kernel: facts.kernel,
+    qemuVersion: facts.qemuVersion,
+    cpus: facts.cpus,
+    memoryMb: facts.memoryMb,
+    networks: facts.networks,
+    sharedStoragePath: facts.sharedStoragePath,
+    updatedAt: new Date(),
+  };
+  const [row] = await db
+    .insert(hosts)
+    .values({ id: facts.hostId, clusterId, ...values })
+    .onConflictDoUpdate({ target: hosts.id, set: values })
+    .returning();
+  if (!row) throw new Error(`host ${facts.name} was not stored`);
+  return row;
+}
+
+export async function findHost(db: Db, idOrName: string): Promise<Host | undefined> {
+  const where = isUuid(idOrName)
+    ? or(eq(hosts.id, idOrName), eq(hosts.name, idOrName))
+    : eq(hosts.name, idOrName);
+  const [row] = await db.select().from(hosts).where(where).limit(1);
+  return row;
+}
+
+export const listHosts = (db: Db) => db.select().from(hosts).orderBy(asc(hosts.name));
+
+export async function findGuest(db: Db, idOrName: string): Promise<Guest | undefined> {
+  const where = isUuid(idOrName)
+    ? or(eq(guests.id, idOrName), eq(guests.name, idOrName))
+    : eq(guests.name, idOrName);
+  const [row] = await db.select().from(guests).where(where).limit(1);
+  return row;
+}
+
+export interface GuestFilter {
+  hostId?: string;
+  status?: Guest['status'];
+}
+
+export function listGuests(db: Db, filter: GuestFilter = {}) {
+  const conditions = [
+    filter.hostId !== undefined ? eq(guests.hostId, filter.hostId) : undefined,
+    filter.status !== undefined ? eq(guests.status, filter.status) : undefined,
+  ].filter((c) => c !== undefined);
+  return db
+    .select()
+    .from(guests)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(asc(guests.name));
+}
+
+export type NewGuest = typeof guests.$inferInsert;
+
+export async function insertGuest(db: Db, guest: NewGuest): Promise<Guest> {
+  const [row] = await db.insert(guests).values(guest).returning();
+  if (!row) throw new Error(`guest ${guest.name} was not stored`);
+  return row;
+}
+
+export async function setGuestStatus(
+  db: Db,
+  guestId: string,
+  status: Guest['status'],
+  lastError: string | null = null,
+): Promise<void> {
+  await db.update(guests).set({ status, lastError, updatedAt: new Date() }).where(eq(guests.id, guestId));
+}
+
+export interface NewEvent {
+  subjectKind: 'host' | 'guest' | 'migration' | 'rule';
+  subjectId: string;
+  type: string;
+  level?: 'info' | 'warning' | 'error';
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export async function recordEvent(db: Db, event: NewEvent): Promise<void> {
+  await db.insert(events).values({ ...event, data: event.data ?? {} });
+}

@@ -1,0 +1,191 @@
+import { and, asc, desc, eq, inArray, notInArray, or, sql } from 'drizzle-orm';
+import type { Db } from './client.ts';
+import { events, guests, hosts, migrations, reservations, type Migration } from './schema.ts';
+
+export type MigrationPhase = Migration['phase'];
+export const terminalPhases: MigrationPhase[] = ['completed', 'failed', 'cancelled'];
+
+export type NewMigration = typeof migrations.$inferInsert;
+
+export async function insertMigration(db: Db, row: NewMigration): Promise<Migration> {
+  const [created] = await db.insert(migrations).values(row).returning();
+  if (!created) throw new Error('migration row was not stored');
+  return created;
+}
+
+export async function findMigration(db: Db, id: string): Promise<Migration | undefined> {
+  const [row] = await db.select().from(migrations).where(eq(migrations.id, id));
+  return row;
+}
+
+export async function deleteMigration(db: Db, id: string): Promise<void> {
+  await db.delete(migrations).where(eq(migrations.id, id));
+}
+
+export async function activeMigrationOfGuest(db: Db, guestId: string): Promise<Migration | undefined> {
+  const [row] = await db
+    .select()
+    .from(migrations)
+    .where(and(eq(migrations.guestId, guestId), notInArray(migrations.phase, terminalPhases)))
+    .orderBy(desc(migrations.requestedAt))
+    .limit(1);
+  return row;
+}
+
+export interface MigrationFilter {
+  guestId?: string;
+  hostId?: string;
+  status?: 'running' | 'completed' | 'failed' | 'cancelled';
+  limit?: number;
+}
+
+export function listMigrations(db: Db, filter: MigrationFilter = {}) {
+  const conditions = [
+    filter.guestId !== undefined ? eq(migrations.guestId, filter.guestId) : undefined,
+    filter.hostId !== undefined
+      ? or(eq(migrations.sourceHostId, filter.hostId), eq(migrations.destinationHostId, filter.hostId))
+      : undefined,
+    filter.status === 'running'
+      ? notInArray(migrations.phase, terminalPhases)
+      : filter.status !== undefined
+        ? eq(migrations.phase, filter.status)
+        : undefined,
+  ].filter((c) => c !== undefined);
+  return db
+    .select()
+    .from(migrations)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(desc(migrations.requestedAt))
+    .limit(filter.limit ?? 100);
+}
+
+/** Moves a migration to a phase and stamps when the previous phase ended and this one began (DB clock). */
+export async function setMigrationPhase(
+  db: Db,
+  id: string,
+  phase: MigrationPhase,
+  extra: Partial<Pick<Migration, 'destinationHostId' | 'error' | 'checks' | 'progress'>> = {},
+): Promise<void> {
+  const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
+  await db
+    .update(migrations)
+    .set({
+      ...extra,
+      phase,
+      // Close the open phase (the current one) and open the new one, unless we are already in it (retries).
+      timings: sql`case when ${migrations.phase} = ${phase} then ${migrations.timings} else
+        jsonb_set(
+          case when ${migrations.timings} ? ${migrations.phase}
+            then jsonb_set(${migrations.timings}, array[${migrations.phase}::text, 'endedAt'], to_jsonb(${nowMs}))
+            else ${migrations.timings} end,
+          array[${phase}::text],
+          jsonb_build_object('startedAt', ${nowMs})
+        ) end`,
+      finishedAt: terminalPhases.includes(phase) ? sql`now()` : undefined,
+    })
+    .where(and(eq(migrations.id, id), notInArray(migrations.phase, terminalPhases)));
+}
+
+export async function saveProgress(db: Db, id: string, progress: Record<string, unknown>): Promise<void> {
+  await db.update(migrations).set({ progress }).where(eq(migrations.id, id));
+}
+
+export function migrationEvents(db: Db, id: string) {
+  return db
+    .select()
+    .from(events)
+    .where(and(eq(events.subjectKind, 'migration'), eq(events.subjectId, id)))
+    .orderBy(asc(events.at), asc(events.id));
+}
+
+export interface HostLoad {
+  hostId: string;
+  committedMemoryMb: number;
+  committedVcpus: number;
+}
+
+/** Memory and vCPUs promised on each host: its guests plus reservations of migrations in flight to it. */
+export async function hostLoads(db: Db, hostIds: string[]): Promise<Map<string, HostLoad>> {
+  const loads = new Map<string, HostLoad>(
+    hostIds.map((id) => [id, { hostId: id, committedMemoryMb: 0, committedVcpus: 0 }]),
+  );
+  if (hostIds.length === 0) return loads;
+  const placed = await db
+    .select({
+      hostId: guests.hostId,
+      memoryMb: sql<number>`coalesce(sum(${guests.memoryMb}), 0)::int`,
+      vcpus: sql<number>`coalesce(sum(${guests.vcpus}), 0)::int`,
+    })
+    .from(guests)
+    .where(inArray(guests.hostId, hostIds))
+    .groupBy(guests.hostId);
+  const reserved = await db
+    .select({
+      hostId: reservations.hostId,
+      memoryMb: sql<number>`coalesce(sum(${reservations.memoryMb}), 0)::int`,
+      vcpus: sql<number>`coalesce(sum(${reservations.vcpus}), 0)::int`,
+    })
+    .from(reservations)
+    .where(inArray(reservations.hostId, hostIds))
+    .groupBy(reservations.hostId);
+  for (const row of [...placed, ...reserved]) {
+    const load = loads.get(row.hostId);
+    if (!load) continue;
+    load.committedMemoryMb += row.memoryMb;
+    load.committedVcpus += row.vcpus;
+  }
+  return loads;
+}
+
+export type ReservationOutcome =
+  { reserved: true } | { reserved: false; freeMemoryMb: number; freeVcpus: number };
+
+/**
+ * Holds capacity on the destination for a migration. The host row is locked so that two migrations choosing
+ * the same host at once cannot both take its last free memory. Idempotent per migration.
+ */
+export async function reserveCapacity(
+  db: Db,
+  input: { migrationId: string; hostId: string; memoryMb: number; vcpus: number; cpuAllocationRatio: number },
+): Promise<ReservationOutcome> {
+  return db.transaction(async (tx) => {
+    const [host] = await tx.select().from(hosts).where(eq(hosts.id, input.hostId)).for('update');
+    if (!host) throw new Error(`host ${input.hostId} not found`);
+    const [existing] = await tx
+      .select()
+      .from(reservations)
+      .where(eq(reservations.migrationId, input.migrationId));
+    if (existing) return { reserved: true };
+    const load = (await hostLoads(tx as unknown as Db, [host.id])).get(host.id);
+    const freeMemoryMb = host.memoryMb - (load?.committedMemoryMb ?? 0);
+    const freeVcpus = host.cpus * input.cpuAllocationRatio - (load?.committedVcpus ?? 0);
+    if (freeMemoryMb < input.memoryMb || freeVcpus < input.vcpus) {
+      return { reserved: false, freeMemoryMb, freeVcpus };
+    }
+    await tx.insert(reservations).values({
+      migrationId: input.migrationId,
+      hostId: host.id,
+      memoryMb: input.memoryMb,
+      vcpus: input.vcpus,
+    });
+    return { reserved: true };
+  });
+}
+
+export async function releaseReservation(db: Db, migrationId: string): Promise<void> {
+  await db.delete(reservations).where(eq(reservations.migrationId, migrationId));
+}
+
+/** The switch-over is final: the guest now lives on the destination and its reservation becomes its placement. */
+export async function commitGuestMove(
+  db: Db,
+  input: { migrationId: string; guestId: string; destinationHostId: string },
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    await tx
+      .update(guests)
+      .set({ hostId: input.destinationHostId, status: 'running', lastError: null, updatedAt: new Date() })
+      .where(eq(guests.id, input.guestId));
+    await tx.delete(reservations).where(eq(reservations.migrationId, input.migrationId));
+  });
+}

@@ -1,0 +1,192 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+import type { DiskSpec, NetworkSpec } from '../domain/agent-contract.ts';
+
+export const clusters = pgTable('clusters', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const hosts = pgTable(
+  'hosts',
+  {
+    /** The agent's own stable host id: it names the etcd health key and the metrics tag too. */
+    id: uuid('id').primaryKey(),
+    clusterId: uuid('cluster_id')
+      .notNull()
+      .references(() => clusters.id),
+    name: text('name').notNull(),
+    address: text('address').notNull(),
+    agentUrl: text('agent_url').notNull(),
+    migrationAddress: text('migration_address'),
+    /** Last status written by the inventory; liveness itself is the etcd key. */
+    status: text('status', { enum: ['online', 'offline', 'maintenance'] })
+      .notNull()
+      .default('online'),
+    enabled: boolean('enabled').notNull().default(true),
+    driver: text('driver', { enum: ['qemu', 'sim'] }).notNull(),
+    cpuModel: text('cpu_model').notNull(),
+    microcode: text('microcode').notNull(),
+    kernel: text('kernel').notNull(),
+    qemuVersion: text('qemu_version').notNull(),
+    cpus: integer('cpus').notNull(),
+    memoryMb: integer('memory_mb').notNull(),
+    networks: jsonb('networks').$type<string[]>().notNull().default([]),
+    sharedStoragePath: text('shared_storage_path').notNull(),
+    labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+    autoMigrateOnHostDown: boolean('auto_migrate_on_host_down').notNull().default(false),
+    autoMigrateOnHostShutdown: boolean('auto_migrate_on_host_shutdown').notNull().default(false),
+    registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('hosts_name_unique').on(t.name)],
+);
+
+export const guestStatuses = [
+  'creating',
+  'running',
+  'stopped',
+  'migrating',
+  'ready',
+  'error',
+  'deleting',
+] as const;
+
+export const guests = pgTable(
+  'guests',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    name: text('name').notNull(),
+    hostId: uuid('host_id')
+      .notNull()
+      .references(() => hosts.id),
+    status: text('status', { enum: guestStatuses }).notNull().default('creating'),
+    vcpus: integer('vcpus').notNull(),
+    memoryMb: integer('memory_mb').notNull(),
+    disks: jsonb('disks').$type<DiskSpec[]>().notNull().default([]),
+    networks: jsonb('networks').$type<NetworkSpec[]>().notNull().default([]),
+    labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
+    project: text('project').notNull().default('default'),
+    projectLabels: jsonb('project_labels').$type<Record<string, string>>().notNull().default({}),
+    highlyAvailable: boolean('highly_available').notNull().default(false),
+    passthroughDevices: jsonb('passthrough_devices').$type<string[]>().notNull().default([]),
+    /** Test-image workload settings, passed to the agent. */
+    dirtyRateMibs: integer('dirty_rate_mibs').notNull().default(0),
+    fillMb: integer('fill_mb').notNull().default(0),
+    lastError: text('last_error'),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('guests_name_unique').on(t.name), index('guests_host_idx').on(t.hostId)],
+);
+
+export const migrationKinds = ['live', 'cold', 'rescue'] as const;
+export const migrationTriggers = ['manual', 'maintenance', 'host-down', 'alert', 'affinity'] as const;
+export const migrationPhases = [
+  'pending',
+  'queued',
+  'prechecks',
+  'preparing',
+  'copying',
+  'switching-over',
+  'verifying',
+  'committing',
+  'cleaning',
+  'rolling-back',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+
+export const migrations = pgTable(
+  'migrations',
+  {
+    id: uuid('id').primaryKey().defaultRandom(),
+    kind: text('kind', { enum: migrationKinds }).notNull(),
+    guestId: uuid('guest_id')
+      .notNull()
+      .references(() => guests.id),
+    sourceHostId: uuid('source_host_id')
+      .notNull()
+      .references(() => hosts.id),
+    destinationHostId: uuid('destination_host_id').references(() => hosts.id),
+    trigger: text('trigger', { enum: migrationTriggers }).notNull().default('manual'),
+    phase: text('phase', { enum: migrationPhases }).notNull().default('pending'),
+    options: jsonb('options').$type<Record<string, unknown>>().notNull().default({}),
+    resolvedPolicy: jsonb('resolved_policy').$type<Record<string, unknown>>(),
+    progress: jsonb('progress').$type<Record<string, unknown>>(),
+    /** Start and end of each phase, ms since epoch, keyed by phase name. */
+    timings: jsonb('timings')
+      .$type<Record<string, { startedAt: number; endedAt?: number }>>()
+      .notNull()
+      .default({}),
+    error: text('error'),
+    /** Per guest and kind, so a second request while one runs is refused by Temporal itself. */
+    workflowId: text('workflow_id').notNull(),
+    /** Every pre-check with its values, as evaluated when the migration started. */
+    checks: jsonb('checks').$type<Record<string, unknown>[]>().notNull().default([]),
+    requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('migrations_guest_idx').on(t.guestId),
+    index('migrations_phase_idx').on(t.phase),
+    index('migrations_workflow_idx').on(t.workflowId),
+  ],
+);
+
+/** Capacity held on a destination while a migration to it is in flight; gone when it commits or rolls back. */
+export const reservations = pgTable(
+  'reservations',
+  {
+    migrationId: uuid('migration_id')
+      .primaryKey()
+      .references(() => migrations.id),
+    hostId: uuid('host_id')
+      .notNull()
+      .references(() => hosts.id),
+    memoryMb: integer('memory_mb').notNull(),
+    vcpus: integer('vcpus').notNull(),
+    createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [index('reservations_host_idx').on(t.hostId)],
+);
+
+export const events = pgTable(
+  'events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    at: timestamp('at', { withTimezone: true }).notNull().defaultNow(),
+    /** What the event is about: 'host', 'guest', 'migration', 'rule'. */
+    subjectKind: text('subject_kind').notNull(),
+    subjectId: text('subject_id').notNull(),
+    type: text('type').notNull(),
+    level: text('level', { enum: ['info', 'warning', 'error'] })
+      .notNull()
+      .default('info'),
+    message: text('message').notNull(),
+    data: jsonb('data')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default(sql`'{}'::jsonb`),
+  },
+  (t) => [index('events_subject_idx').on(t.subjectKind, t.subjectId, t.at)],
+);
+
+export type Host = typeof hosts.$inferSelect;
+export type Guest = typeof guests.$inferSelect;
+export type Migration = typeof migrations.$inferSelect;
+export type Event = typeof events.$inferSelect;
+export type Reservation = typeof reservations.$inferSelect;

@@ -1,0 +1,175 @@
+import { z } from 'zod';
+
+/**
+ * The host-agent HTTP contract (JSON over HTTP, bearer token). Shared by the agent (server side),
+ * activities and the API (client side), so both ends validate the same shapes.
+ *
+ * Routes (all under the agent's base URL, all idempotent):
+ *   GET    /v1/facts                              -> HostFacts
+ *   GET    /v1/guests                             -> { guests: GuestState[] }
+ *   GET    /v1/guests/:id                         -> GuestState                  (404 if unknown)
+ *   PUT    /v1/guests/:id            GuestSpec    -> GuestState  (create; same spec again = 200, other spec = 409)
+ *   POST   /v1/guests/:id/start                   -> GuestState  (already running = no-op)
+ *   POST   /v1/guests/:id/stop                    -> GuestState  (already stopped = no-op)
+ *   POST   /v1/guests/:id/resume                  -> GuestState  (QMP cont; running = no-op)
+ *   DELETE /v1/guests/:id                         -> { destroyed: boolean } (unknown = destroyed:false)
+ *   POST   /v1/guests/:id/prepare-incoming  PrepareIncomingRequest -> PrepareIncomingResult
+ *   POST   /v1/guests/:id/migration         StartMigrationRequest  -> MigrationStatus (same migrationId again = no-op)
+ *   GET    /v1/guests/:id/migration                                -> MigrationStatus
+ *   POST   /v1/guests/:id/migration/parameters MigrationParameters -> MigrationStatus
+ *   POST   /v1/guests/:id/migration/post-copy                      -> MigrationStatus
+ *   POST   /v1/guests/:id/migration/cancel                         -> MigrationStatus
+ *   POST   /v1/guests/:id/cleanup           CleanupRequest         -> { cleaned: boolean }
+ * Errors: { error: { code: string, message: string, field?: string } } with a 4xx/5xx status.
+ */
+
+export const storageKinds = ['shared', 'local'] as const;
+export const cacheModes = ['none', 'writeback', 'writethrough', 'directsync', 'unsafe'] as const;
+
+export const diskSpecSchema = z.object({
+  id: z.string().min(1),
+  sizeMb: z.number().int().positive(),
+  storage: z.enum(storageKinds),
+  cache: z.enum(cacheModes).default('none'),
+});
+export type DiskSpec = z.infer<typeof diskSpecSchema>;
+
+export const networkSpecSchema = z.object({
+  name: z.string().min(1),
+  mac: z.string().regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address like 52:54:00:12:34:56'),
+});
+export type NetworkSpec = z.infer<typeof networkSpecSchema>;
+
+export const guestSpecSchema = z.object({
+  id: z.string().min(1),
+  name: z.string().min(1),
+  vcpus: z.number().int().min(1).max(64),
+  memoryMb: z.number().int().min(64),
+  disks: z.array(diskSpecSchema).default([]),
+  networks: z.array(networkSpecSchema).default([]),
+  /** Test-image workload: MiB/s of memory the guest rewrites (0 = idle). */
+  dirtyRateMibs: z.number().min(0).default(0),
+  /** Test-image workload: MiB of memory filled with non-zero data at boot. */
+  fillMb: z.number().int().min(0).default(0),
+});
+export type GuestSpec = z.infer<typeof guestSpecSchema>;
+
+export const guestRunStates = ['defined', 'running', 'paused', 'stopped', 'incoming', 'crashed'] as const;
+export type GuestRunState = (typeof guestRunStates)[number];
+
+export interface Heartbeat {
+  /** Last counter the guest printed on its serial console. */
+  counter: number;
+  /** ISO time the agent read that counter. */
+  at: string;
+}
+
+export interface GuestState {
+  id: string;
+  name: string;
+  status: GuestRunState;
+  spec: GuestSpec;
+  /** QEMU's own run state (query-status), when a process exists. */
+  hypervisorStatus: string | null;
+  pid: number | null;
+  heartbeat: Heartbeat | null;
+}
+
+export interface HostFacts {
+  hostId: string;
+  name: string;
+  /** Base URL of this agent, e.g. http://127.0.0.1:9101 */
+  agentUrl: string;
+  /** Management address of the host. */
+  address: string;
+  /** Address on the dedicated migration network, if the host has one. */
+  migrationAddress: string | null;
+  driver: 'qemu' | 'sim';
+  cpuModel: string;
+  microcode: string;
+  kernel: string;
+  qemuVersion: string;
+  cpus: number;
+  memoryMb: number;
+  freeMemoryMb: number;
+  networks: string[];
+  sharedStoragePath: string;
+}
+
+export const prepareIncomingRequestSchema = z.object({
+  migrationId: z.string().min(1),
+  spec: guestSpecSchema,
+  /** Address the destination listens on for the migration stream. */
+  listenAddress: z.string().min(1),
+  tls: z.boolean().default(false),
+  postCopy: z.boolean().default(false),
+});
+export type PrepareIncomingRequest = z.infer<typeof prepareIncomingRequestSchema>;
+
+export interface PrepareIncomingResult {
+  migrationId: string;
+  /** URI the source passes to QMP migrate, e.g. tcp:127.0.0.1:49152 */
+  uri: string;
+  /** NBD export URI for block migration of local disks, if any. */
+  nbdUri: string | null;
+}
+
+export const startMigrationRequestSchema = z.object({
+  migrationId: z.string().min(1),
+  uri: z.string().min(1),
+  downtimeLimitMs: z.number().int().min(1).default(300),
+  /** Bytes per second; 0 = unlimited. */
+  maxBandwidthBytes: z.number().int().min(0).default(0),
+  autoConverge: z.boolean().default(false),
+  postCopy: z.boolean().default(false),
+  tls: z.boolean().default(false),
+});
+export type StartMigrationRequest = z.infer<typeof startMigrationRequestSchema>;
+
+export const migrationParametersSchema = z.object({
+  downtimeLimitMs: z.number().int().min(1).optional(),
+  maxBandwidthBytes: z.number().int().min(0).optional(),
+  cpuThrottleIncrement: z.number().int().min(1).max(100).optional(),
+});
+export type MigrationParameters = z.infer<typeof migrationParametersSchema>;
+
+export const migrationStatuses = [
+  'none',
+  'setup',
+  'active',
+  'postcopy-active',
+  'completed',
+  'failed',
+  'cancelling',
+  'cancelled',
+] as const;
+export type MigrationStatusName = (typeof migrationStatuses)[number];
+
+/** QMP query-migrate, normalised: byte counts and rates as numbers, absent fields as null. */
+export interface MigrationStatus {
+  migrationId: string | null;
+  status: MigrationStatusName;
+  transferredBytes: number;
+  remainingBytes: number;
+  totalBytes: number;
+  dirtyPagesRate: number;
+  pageSize: number;
+  dirtySyncCount: number;
+  mbps: number;
+  expectedDowntimeMs: number | null;
+  downtimeMs: number | null;
+  totalTimeMs: number | null;
+  cpuThrottlePercentage: number | null;
+  errorDesc: string | null;
+}
+
+export const cleanupRequestSchema = z.object({
+  migrationId: z.string().min(1),
+  /** 'source': after switch-over, stop the old QEMU and release ports/firewall/disks here. */
+  role: z.enum(['source', 'destination']),
+});
+export type CleanupRequest = z.infer<typeof cleanupRequestSchema>;
+
+export interface AgentError {
+  error: { code: string; message: string; field?: string };
+}

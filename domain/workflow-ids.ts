@@ -1,0 +1,5 @@
+/** Workflow ids make starts idempotent: one run per subject at a time. */
+export const createGuestWorkflowId = (guestId: string) => `guest-create-${guestId}`;
+
+/** One live migration per guest at a time: Temporal refuses a second run with the same id. */
+export const liveMigrationWorkflowId = (guestId: string) => `live-migrate-${guestId}`;

@@ -1,0 +1,12 @@
+import { afterAll } from 'vitest';
+import { agentFactory } from './agents.ts';
+import { driverContract } from './contract.ts';
+
+const { makeAgent, cleanup } = await agentFactory('sim');
+afterAll(cleanup);
+
+driverContract('sim driver', makeAgent, {
+  driver: 'sim',
+  heartbeatTimeoutMs: 5_000,
+  migrationTimeoutMs: 30_000,
+});

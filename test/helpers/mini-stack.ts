@@ -1,0 +1,210 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { inject } from 'vitest';
+import { HostLiveness } from '../../activities/host-liveness.ts';
+import { createActivities, type Activities } from '../../activities/index.ts';
+import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
+import type { AgentOptions } from '../../agent/settings.ts';
+import type { SimHostProfile } from '../../agent/drivers/sim.ts';
+import { createApp } from '../../api/app.ts';
+import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
+import { createWorker } from '../../workers/worker.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { waitFor } from './wait.ts';
+
+// Worker state chatter drowns test output; warnings and errors still show. Once per test process.
+try {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+} catch {
+  // already installed by another helper in this process
+}
+
+/** Small timers so a test exercises every path in seconds rather than minutes. */
+export const TEST_TIMINGS: LiveMigrationTimings = {
+  ...DEFAULT_TIMINGS,
+  pollIntervalMs: 200,
+  progressSignalIntervalMs: 500,
+  progressSaveIntervalMs: 1_000,
+  activityHeartbeatTimeoutMs: 5_000,
+  aliveCheckTimeoutMs: 15_000,
+  precheckAnswerTimeoutMs: 15_000,
+};
+
+export interface HostPlan {
+  name: string;
+  driver?: 'sim' | 'qemu';
+  sim?: Partial<SimHostProfile>;
+  networks?: string[];
+  sharedStorageDir?: string;
+  memoryMb?: number;
+  cpus?: number;
+  /** false: the agent holds no etcd lease, so the host is offline. */
+  liveness?: boolean;
+}
+
+export interface ApiResponse<T = Record<string, unknown>> {
+  status: number;
+  body: T;
+}
+
+export interface MiniStack {
+  db: TestDatabase;
+  apiUrl: string;
+  apiToken: string;
+  agentToken: string;
+  temporal: Client;
+  taskQueue: string;
+  etcdPrefix: string;
+  agents: Map<string, RunningAgent>;
+  agentLogs: Map<string, string[]>;
+  dir: string;
+  api<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    token?: string,
+  ): Promise<ApiResponse<T>>;
+  startWorker(wrap?: (activities: Activities) => Activities): Promise<void>;
+  stopWorker(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface MiniStackOptions {
+  hosts: HostPlan[];
+  timings?: LiveMigrationTimings;
+  /** false: the test starts its own worker(s). */
+  worker?: boolean;
+}
+
+export async function startMiniStack(options: MiniStackOptions): Promise<MiniStack> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'vmmig-stack-'));
+  const db = await createTestDatabase(inject('postgresAdminUrl'));
+  const namespace = inject('temporalNamespace');
+  const address = inject('temporalAddress');
+  const etcdEndpoints = inject('etcdEndpoints');
+  const etcdPrefix = `test-${randomBytes(4).toString('hex')}`;
+  const apiToken = randomUUID();
+  const agentToken = randomUUID();
+  const taskQueue = `test-${randomUUID()}`;
+  const connection = await Connection.connect({ address });
+  const temporal = new Client({ connection, namespace });
+  const liveness = new HostLiveness({ endpoints: etcdEndpoints, prefix: etcdPrefix });
+
+  const app = createApp({
+    db: db.db,
+    temporal,
+    taskQueue,
+    liveness,
+    agentToken,
+    apiToken,
+    liveMigrationTimings: options.timings ?? TEST_TIMINGS,
+  });
+  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', resolve));
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  let worker: { worker: Worker; running: Promise<void>; connection: NativeConnection } | undefined;
+  const startWorker = async (wrap?: (activities: Activities) => Activities) => {
+    const nativeConnection = await NativeConnection.connect({ address });
+    const activities = createActivities({ db: db.db, agentToken, liveness, temporal });
+    const w = await createWorker({
+      connection: nativeConnection,
+      namespace,
+      taskQueue,
+      activities: wrap ? wrap(activities) : activities,
+    });
+    worker = { worker: w, running: w.run(), connection: nativeConnection };
+  };
+  const stopWorker = async () => {
+    if (!worker) return;
+    const current = worker;
+    worker = undefined;
+    current.worker.shutdown();
+    await current.running;
+    await current.connection.close();
+  };
+  if (options.worker !== false) await startWorker();
+
+  const agents = new Map<string, RunningAgent>();
+  const agentLogs = new Map<string, string[]>();
+  for (const plan of options.hosts) {
+    const logs: string[] = [];
+    agentLogs.set(plan.name, logs);
+    const agentOptions: AgentOptions = {
+      name: plan.name,
+      host: '127.0.0.1',
+      port: 0,
+      dir: path.join(dir, 'agents', plan.name),
+      token: agentToken,
+      driver: plan.driver ?? 'sim',
+      sharedStorageDir: plan.sharedStorageDir ?? path.join(dir, 'shared'),
+      guestImageDir: inject('guestImageDir'),
+      migrationAddress: null,
+      networks: plan.networks ?? ['default'],
+      sim: plan.sim,
+      cpus: plan.cpus,
+      memoryMb: plan.memoryMb,
+      liveness:
+        plan.liveness === false ? null : { endpoints: etcdEndpoints, prefix: etcdPrefix, ttlSeconds: 5 },
+      metrics: null,
+      registration: { apiUrl, apiToken },
+      log: (line) => logs.push(line),
+      stopGraceMs: 3_000,
+    };
+    agents.set(plan.name, await startAgent(agentOptions));
+  }
+
+  const api = async <T>(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    token = apiToken,
+  ): Promise<ApiResponse<T>> => {
+    const res = await fetch(`${apiUrl}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  };
+
+  await waitFor('every host registered', async () => {
+    const res = await api<{ hosts: { name: string }[] }>('GET', '/v1/hosts');
+    return res.body.hosts.length === options.hosts.length;
+  });
+
+  return {
+    db,
+    apiUrl,
+    apiToken,
+    agentToken,
+    temporal,
+    taskQueue,
+    etcdPrefix,
+    agents,
+    agentLogs,
+    dir,
+    api,
+    startWorker,
+    stopWorker,
+    async stop() {
+      await stopWorker();
+      await Promise.all([...agents.values()].map((a) => a.stop()));
+      server.close();
+      liveness.close();
+      await connection.close();
+      await db.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import {
+  callerMayAct,
+  cpuCompatible,
+  destinationChecks,
+  destinationHasCapacity,
+  destinationReachesNetworks,
+  destinationReachesStorage,
+  diskCacheIsNone,
+  guestAndSourceChecks,
+  guestIsRunning,
+  hostIsUsable,
+  hostsDiffer,
+  kernelCompatible,
+  noPassthroughDevices,
+} from '../../domain/prechecks.ts';
+import { compareVersions } from '../../domain/versions.ts';
+import { guest, host } from './fixtures.ts';
+
+const noSkips = { skipCpuCheck: false, skipKernelCheck: false };
+
+describe('pre-checks', () => {
+  it('lets an admin or the guest project act, nobody else', () => {
+    expect(callerMayAct({ role: 'admin' }, guest()).ok).toBe(true);
+    expect(callerMayAct({ role: 'project', project: 'p1' }, guest()).ok).toBe(true);
+    const denied = callerMayAct({ role: 'project', project: 'p2' }, guest());
+    expect(denied).toMatchObject({
+      ok: false,
+      name: 'caller_may_act',
+      values: { guestProject: 'p1', callerProject: 'p2' },
+    });
+  });
+
+  it('needs a running guest', () => {
+    expect(guestIsRunning(guest()).ok).toBe(true);
+    expect(guestIsRunning(guest({ status: 'stopped' }))).toMatchObject({
+      ok: false,
+      values: { status: 'stopped' },
+    });
+  });
+
+  it('needs hosts that exist, are enabled and online; destination not in maintenance', () => {
+    expect(hostIsUsable('source', host()).ok).toBe(true);
+    expect(hostIsUsable('source', undefined)).toMatchObject({ ok: false, name: 'source_host_usable' });
+    expect(hostIsUsable('destination', host({ enabled: false })).message).toContain('disabled');
+    expect(hostIsUsable('destination', host({ online: false })).message).toContain('offline');
+    expect(hostIsUsable('destination', host({ maintenance: true })).message).toContain('maintenance');
+    expect(hostIsUsable('source', host({ maintenance: true })).ok).toBe(true);
+  });
+
+  it('refuses the source as destination', () => {
+    expect(hostsDiffer(host({ id: 'a' }), host({ id: 'b' })).ok).toBe(true);
+    expect(hostsDiffer(host({ id: 'a' }), host({ id: 'a' })).ok).toBe(false);
+  });
+
+  it('counts committed memory and vCPUs, including reservations', () => {
+    expect(
+      destinationHasCapacity(guest({ memoryMb: 2048 }), host({ memoryMb: 4096, committedMemoryMb: 2048 })).ok,
+    ).toBe(true);
+    const short = destinationHasCapacity(
+      guest({ memoryMb: 2048 }),
+      host({ memoryMb: 4096, committedMemoryMb: 2049 }),
+    );
+    expect(short).toMatchObject({ ok: false, values: { freeMemoryMb: 2047, neededMemoryMb: 2048 } });
+    const noCpu = destinationHasCapacity(guest({ vcpus: 2 }), host({ cpus: 1, committedVcpus: 3 }));
+    expect(noCpu).toMatchObject({ ok: false, values: { freeVcpus: 1, neededVcpus: 2 } });
+  });
+
+  it('compares CPU model and microcode unless skipped', () => {
+    expect(cpuCompatible(host(), host(), noSkips).ok).toBe(true);
+    expect(cpuCompatible(host(), host({ cpuModel: 'AMD EPYC' }), noSkips).message).toContain(
+      'CPU model differs',
+    );
+    expect(cpuCompatible(host(), host({ microcode: '0x1' }), noSkips).message).toContain('microcode differs');
+    expect(cpuCompatible(host(), host({ cpuModel: 'AMD EPYC' }), { ...noSkips, skipCpuCheck: true }).ok).toBe(
+      true,
+    );
+  });
+
+  it('allows same or newer QEMU and kernel only, unless skipped', () => {
+    expect(kernelCompatible(host(), host({ qemuVersion: '8.0.0' }), noSkips).ok).toBe(true);
+    expect(kernelCompatible(host(), host({ qemuVersion: '7.1.0' }), noSkips).message).toContain('QEMU');
+    expect(kernelCompatible(host(), host({ kernel: '5.10.0-20-amd64' }), noSkips).message).toContain(
+      'kernel',
+    );
+    expect(kernelCompatible(host(), host({ kernel: '6.1.0-40-cloud-amd64' }), noSkips).ok).toBe(true);
+    expect(
+      kernelCompatible(host(), host({ kernel: '5.10.0' }), { ...noSkips, skipKernelCheck: true }).ok,
+    ).toBe(true);
+  });
+
+  it('refuses passed-through devices and cache modes other than none', () => {
+    expect(noPassthroughDevices(guest()).ok).toBe(true);
+    expect(noPassthroughDevices(guest({ passthroughDevices: ['0000:3b:00.0'] })).message).toContain(
+      '0000:3b:00.0',
+    );
+    expect(diskCacheIsNone(guest()).ok).toBe(true);
+    const cached = guest({ disks: [{ id: 'd1', sizeMb: 1, storage: 'shared', cache: 'writeback' }] });
+    expect(diskCacheIsNone(cached)).toMatchObject({
+      ok: false,
+      values: { disks: [{ disk: 'd1', cache: 'writeback' }] },
+    });
+  });
+
+  it('needs the destination to reach every network and the shared storage', () => {
+    const twoNets = guest({
+      networks: [
+        { name: 'default', mac: '52:54:00:00:00:01' },
+        { name: 'vlan20', mac: '52:54:00:00:00:02' },
+      ],
+    });
+    expect(destinationReachesNetworks(twoNets, host()).values.missing).toEqual(['vlan20']);
+    expect(destinationReachesNetworks(twoNets, host({ networks: ['default', 'vlan20'] })).ok).toBe(true);
+    expect(destinationReachesStorage(guest(), host(), host({ sharedStoragePath: '/other' })).ok).toBe(false);
+    const localOnly = guest({ disks: [{ id: 'd', sizeMb: 1, storage: 'local', cache: 'none' }] });
+    expect(destinationReachesStorage(localOnly, host(), host({ sharedStoragePath: '/other' })).ok).toBe(true);
+  });
+
+  it('groups guest/source checks and destination checks, stopping early on an unusable destination', () => {
+    expect(
+      guestAndSourceChecks({
+        caller: { role: 'admin' },
+        guest: guest(),
+        source: host(),
+        options: noSkips,
+      }).every((c) => c.ok),
+    ).toBe(true);
+    expect(destinationChecks(guest(), host({ id: 'a' }), undefined, noSkips)).toHaveLength(1);
+    const all = destinationChecks(guest(), host({ id: 'a' }), host({ id: 'b' }), noSkips);
+    expect(all.map((c) => c.name)).toEqual([
+      'destination_host_usable',
+      'hosts_differ',
+      'destination_capacity',
+      'cpu_compatible',
+      'kernel_compatible',
+      'destination_networks',
+      'destination_storage',
+    ]);
+    expect(all.every((c) => c.ok)).toBe(true);
+  });
+});
+
+describe('compareVersions', () => {
+  it.each([
+    ['7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)', '7.2.22', 0],
+    ['8.0.0', '7.2.22', 1],
+    ['6.1.0-31-cloud-amd64', '6.1.0-40-cloud-amd64', 0],
+    ['5.10', '6.1', -1],
+    ['', '1.0', -1],
+  ])('%s vs %s (first 3 parts)', (a, b, sign) => {
+    expect(Math.sign(compareVersions(a, b, 3))).toBe(sign);
+  });
+});

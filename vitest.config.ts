@@ -1,0 +1,36 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    // The threads pool segfaults after the first file with the Temporal native bridge.
+    pool: 'forks',
+    // Two cores, real servers and QEMU guests under TCG: one file at a time keeps timings honest.
+    // (A root-only option: it applies to the fast unit files too.)
+    fileParallelism: false,
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: ['test/unit/**/*.test.ts', 'domain/**/*.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: [
+            'test/integration/**/*.test.ts',
+            'test/agent/**/*.test.ts',
+            'test/e2e/**/*.test.ts',
+            'test/infra/**/*.test.ts',
+          ],
+          // Real Temporal, PostgreSQL, etcd and InfluxDB, started once for the whole run.
+          globalSetup: ['test/global-setup.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 180_000,
+        },
+      },
+    ],
+  },
+});

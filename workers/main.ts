@@ -1,0 +1,34 @@
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { HostLiveness } from '../activities/host-liveness.ts';
+import { createActivities } from '../activities/index.ts';
+import { connectDb } from '../db/client.ts';
+import { etcdSettings, requiredSetting, temporalSettings } from '../domain/config.ts';
+import { createWorker } from './worker.ts';
+
+const temporal = temporalSettings(process.env);
+const db = connectDb(requiredSetting(process.env, 'DATABASE_URL'));
+const liveness = new HostLiveness(etcdSettings(process.env));
+const connection = await NativeConnection.connect({ address: temporal.address });
+// Activities signal progress back to their workflow through an ordinary client.
+const clientConnection = await Connection.connect({ address: temporal.address });
+const worker = await createWorker({
+  connection,
+  namespace: temporal.namespace,
+  taskQueue: temporal.taskQueue,
+  activities: createActivities({
+    db: db.db,
+    agentToken: requiredSetting(process.env, 'AGENT_TOKEN'),
+    liveness,
+    temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
+  }),
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
+console.log(
+  `worker polling task queue '${temporal.taskQueue}' on ${temporal.address} (${temporal.namespace})`,
+);
+await worker.run();
+await Promise.all([connection.close(), clientConnection.close(), db.close()]);
+liveness.close();
+console.log('worker stopped');

@@ -1,0 +1,2 @@
+export { createGuest } from './create-guest.ts';
+export { liveMigrate } from './live-migrate.ts';

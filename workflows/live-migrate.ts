@@ -1,0 +1,360 @@
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import type { MigrationHost } from '../activities/host-snapshots.ts';
+import type { GuestSpec, MigrationStatus } from '../domain/agent-contract.ts';
+import {
+  bandwidthBytesPerSecond,
+  DEFAULT_DOWNTIME_LIMIT_MS,
+  type LiveMigrateOptions,
+  type LiveMigrationTimings,
+  type MigrationProgress,
+} from '../domain/live-migration.ts';
+import { chooseDestination } from '../domain/placement.ts';
+import { failed, guestAndSourceChecks, type Caller, type CheckResult } from '../domain/prechecks.ts';
+import { failureReason } from './failure-reason.ts';
+import {
+  precheckUpdate,
+  progressQuery,
+  progressSignal,
+  type LiveMigrationPhase,
+  type LiveMigrationView,
+  type PrecheckAnswer,
+} from './live-migrate-messages.ts';
+import { DestinationHostKey } from './search-attributes.ts';
+
+export interface LiveMigrateInput {
+  migrationId: string;
+  guestId: string;
+  options: LiveMigrateOptions;
+  caller: Caller;
+  timings: LiveMigrationTimings;
+}
+
+export interface LiveMigrateResult {
+  migrationId: string;
+  destination: string;
+  downtimeMs: number | null;
+  totalTimeMs: number | null;
+}
+
+/** How many destinations we try when a chosen one's capacity was taken between the read and the reservation. */
+const MAX_RESERVATION_ATTEMPTS = 3;
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 10 },
+});
+const agentCalls = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
+});
+
+class MigrationFailed extends Error {}
+
+export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateResult> {
+  const { migrationId, guestId, options, timings } = input;
+  const view: LiveMigrationView = {
+    migrationId,
+    phase: 'prechecks',
+    destination: null,
+    progress: null,
+    error: null,
+  };
+  let precheck: PrecheckAnswer | null = null;
+  setHandler(progressQuery, () => view);
+  setHandler(progressSignal, (progress: MigrationProgress) => {
+    view.progress = progress;
+  });
+  setHandler(precheckUpdate, async () => {
+    await condition(() => precheck !== null);
+    return precheck as PrecheckAnswer;
+  });
+
+  const enterPhase = async (
+    phase: LiveMigrationPhase,
+    extra: { destinationHostId?: string; error?: string; checks?: CheckResult[] } = {},
+  ) => {
+    await quick.setMigrationPhase({ migrationId, phase, ...extra });
+    // The query follows the row rather than leading it, so a reader never sees a phase the record lacks.
+    view.phase = phase;
+  };
+  const event = (
+    type: string,
+    message: string,
+    data?: Record<string, unknown>,
+    level?: 'info' | 'warning' | 'error',
+  ) => quick.recordMigrationEvent({ migrationId, type, message, data, level });
+
+  // --- pre-checks and destination (nothing to undo yet) -------------------------------------------------
+  let source: MigrationHost;
+  let destination: MigrationHost;
+  let spec: GuestSpec;
+  try {
+    await enterPhase('prechecks');
+    const context = await quick.readPlacementContext(guestId);
+    spec = context.spec;
+    const baseChecks = guestAndSourceChecks({
+      caller: input.caller,
+      guest: context.guest,
+      source: context.source,
+      options,
+    });
+    const baseFailures = failed(baseChecks);
+    if (baseFailures.length > 0 || !context.source) {
+      throw precheckFailure(baseFailures, baseChecks);
+    }
+    source = context.source;
+    const chosen = await reserveADestination(context.hosts, context.guest, source);
+    destination = chosen.host;
+    await enterPhase('preparing', {
+      destinationHostId: destination.id,
+      checks: [...baseChecks, ...chosen.checks],
+    });
+  } catch (err) {
+    const reason = err instanceof PrecheckError ? err.message : failureReason(err);
+    const failures = err instanceof PrecheckError ? err.failures : [];
+    view.error = reason;
+    // Recorded before the API hears the verdict, so whoever reads the row next sees it failed.
+    await CancellationScope.nonCancellable(async () => {
+      await quick.releaseDestination(migrationId);
+      await event('precheck_failed', reason, failures.length > 0 ? { failures } : undefined, 'error');
+      await enterPhase(isCancellation(err) ? 'cancelled' : 'failed', {
+        error: reason,
+        ...(err instanceof PrecheckError ? { checks: err.checks } : {}),
+      });
+    });
+    precheck = { ok: false, reason, failures };
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.nonRetryable(reason, 'PrecheckFailed');
+  }
+  precheck = { ok: true, destination: { id: destination.id, name: destination.name } };
+  view.destination = precheck.destination;
+  upsertSearchAttributes([{ key: DestinationHostKey, value: destination.name }]);
+  await event('destination_chosen', `destination ${destination.name}`, { destination: destination.name });
+
+  // --- preparation and memory copy (any failure rolls back) ---------------------------------------------
+  const downtimeLimitMs = DEFAULT_DOWNTIME_LIMIT_MS;
+  let final: MigrationStatus;
+  try {
+    await quick.markGuestMigrating(guestId);
+    const incoming = await agentCalls.prepareDestination({
+      migrationId,
+      agentUrl: destination.agentUrl,
+      spec,
+      listenAddress: destination.address,
+      tls: options.enableTls,
+      postCopy: false,
+    });
+    await enterPhase('copying');
+    await agentCalls.startSourceMigration({
+      agentUrl: source.agentUrl,
+      guestId,
+      request: {
+        migrationId,
+        uri: incoming.uri,
+        downtimeLimitMs,
+        maxBandwidthBytes: bandwidthBytesPerSecond(options.maxBandwidthMb),
+        autoConverge: options.quicklyFinish,
+        postCopy: false,
+        tls: options.enableTls,
+      },
+    });
+    await event('copy_started', `memory copy to ${destination.name} started`, {
+      uri: incoming.uri,
+      downtimeLimitMs,
+    });
+    final = await monitor(
+      migrationId,
+      guestId,
+      source.agentUrl,
+      downtimeLimitMs,
+      options.quicklyFinish,
+      timings,
+    );
+    if (final.status !== 'completed') {
+      throw new MigrationFailed(
+        `QEMU migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`,
+      );
+    }
+  } catch (err) {
+    const cancelled = isCancellation(err);
+    const reason = cancelled ? 'cancelled by operator' : failureReason(err);
+    await CancellationScope.nonCancellable(() => rollBack(reason, cancelled));
+    if (cancelled) throw err;
+    throw ApplicationFailure.nonRetryable(reason, 'LiveMigrationFailed');
+  }
+
+  // --- after switch-over: the guest runs on the destination; nothing here may be cancelled ---------------
+  return CancellationScope.nonCancellable(async () => {
+    await enterPhase('verifying');
+    await event('switched_over', `switched over to ${destination.name}`, {
+      downtimeMs: final.downtimeMs,
+      totalTimeMs: final.totalTimeMs,
+    });
+    const alive = await agentCalls.verifyGuestAlive({
+      agentUrl: destination.agentUrl,
+      guestId,
+      timeoutMs: timings.aliveCheckTimeoutMs,
+      pollIntervalMs: timings.pollIntervalMs,
+    });
+    if (!alive.alive) {
+      const reason = `destination guest not alive after switch-over (heartbeat ${alive.firstCounter ?? 'none'} -> ${alive.lastCounter ?? 'none'}, status ${alive.status}); source resumed`;
+      await agentCalls.resumeSourceGuest({ agentUrl: source.agentUrl, guestId });
+      await rollBack(reason, false, { sourceAlreadyResumed: true });
+      throw ApplicationFailure.nonRetryable(reason, 'DestinationNotAlive');
+    }
+    await enterPhase('committing');
+    await quick.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+    await enterPhase('cleaning');
+    await agentCalls.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
+    await event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
+      downtimeMs: final.downtimeMs,
+      totalTimeMs: final.totalTimeMs,
+      heartbeat: alive,
+    });
+    await enterPhase('completed');
+    return {
+      migrationId,
+      destination: destination.name,
+      downtimeMs: final.downtimeMs,
+      totalTimeMs: final.totalTimeMs,
+    };
+  });
+
+  async function reserveADestination(
+    hosts: MigrationHost[],
+    guest: Parameters<typeof chooseDestination>[0],
+    from: MigrationHost,
+  ) {
+    let candidates = hosts;
+    const preferred = options.preferHost
+      ? hosts.find((h) => h.id === options.preferHost || h.name === options.preferHost)
+      : undefined;
+    if (options.preferHost && !preferred) {
+      const missing: CheckResult = {
+        name: 'destination_host_usable',
+        ok: false,
+        message: `prefer_host '${options.preferHost}' does not exist`,
+        values: { host: options.preferHost },
+      };
+      throw precheckFailure([missing], [missing]);
+    }
+    for (let attempt = 1; attempt <= MAX_RESERVATION_ATTEMPTS; attempt++) {
+      const choice = chooseDestination(guest, from, candidates, options, preferred);
+      if (!choice.ok) {
+        const failures = choice.rejected.flatMap((r) => r.failures);
+        throw new PrecheckError(choice.reason, failures, failures);
+      }
+      const host = choice.destination as MigrationHost;
+      const outcome = await quick.reserveDestination({
+        migrationId,
+        hostId: host.id,
+        memoryMb: guest.memoryMb,
+        vcpus: guest.vcpus,
+      });
+      if (outcome.reserved) return { host, checks: choice.checks };
+      await event('reservation_refused', `capacity on ${host.name} was taken meanwhile`, { ...outcome });
+      candidates = candidates.filter((h) => h.id !== host.id);
+      if (preferred) break;
+    }
+    const failure: CheckResult = {
+      name: 'destination_capacity',
+      ok: false,
+      message: 'capacity on the chosen destinations was taken by other migrations',
+      values: { attempts: MAX_RESERVATION_ATTEMPTS },
+    };
+    throw precheckFailure([failure], [failure]);
+  }
+
+  async function rollBack(reason: string, cancelled: boolean, opts: { sourceAlreadyResumed?: boolean } = {}) {
+    view.error = reason;
+    await enterPhase('rolling-back', { error: reason });
+    // Every undo step is tried even when an earlier one failed: a half-done rollback is worse than a noisy one.
+    const leftovers: string[] = [];
+    const step = async (name: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (err) {
+        leftovers.push(`${name}: ${failureReason(err)}`);
+      }
+    };
+    if (!opts.sourceAlreadyResumed) {
+      await step('cancel source migration', () =>
+        agentCalls.cancelSourceMigration({ agentUrl: source.agentUrl, guestId }),
+      );
+      await step('resume source guest', () =>
+        agentCalls.resumeSourceGuest({ agentUrl: source.agentUrl, guestId }),
+      );
+    }
+    if (options.keepDestGuestOnFailed) {
+      await event(
+        'dest_guest_kept',
+        `destination guest kept on ${destination.name} for debugging`,
+        {},
+        'warning',
+      );
+    } else {
+      await step('destroy destination guest', () =>
+        agentCalls.destroyDestinationGuest({ agentUrl: destination.agentUrl, guestId, migrationId }),
+      );
+    }
+    await step('release reservation', () => quick.releaseDestination(migrationId));
+    await step('mark guest running', () => quick.markGuestRunning(guestId));
+    if (leftovers.length > 0) {
+      await event(
+        'rollback_incomplete',
+        `rollback left work undone: ${leftovers.join('; ')}`,
+        { leftovers },
+        'error',
+      );
+    }
+    await event(
+      cancelled ? 'cancelled' : 'failed',
+      `${reason}; guest keeps running on ${source.name}`,
+      {},
+      'error',
+    );
+    await enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
+  }
+}
+
+class PrecheckError extends Error {
+  constructor(
+    message: string,
+    readonly failures: CheckResult[],
+    readonly checks: CheckResult[],
+  ) {
+    super(message);
+  }
+}
+
+function precheckFailure(failures: CheckResult[], checks: CheckResult[]): PrecheckError {
+  const reason = failures.map((f) => `${f.name}: ${f.message}`).join('; ') || 'source host not found';
+  return new PrecheckError(`pre-checks failed: ${reason}`, failures, checks);
+}
+
+function monitor(
+  migrationId: string,
+  guestId: string,
+  sourceAgentUrl: string,
+  downtimeLimitMs: number,
+  quicklyFinish: boolean,
+  timings: LiveMigrationTimings,
+): Promise<MigrationStatus> {
+  const { monitorMigration } = proxyActivities<Activities>({
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: timings.activityHeartbeatTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
+  });
+  return monitorMigration({ migrationId, guestId, sourceAgentUrl, downtimeLimitMs, quicklyFinish, timings });
+}
