@@ -29,7 +29,7 @@ export interface LiveMigrationTimings {
 export const DEFAULT_TIMINGS: LiveMigrationTimings = {
   pollIntervalMs: 500,
   progressSignalIntervalMs: 2_000,
-  progressSaveIntervalMs: 5_000,
+  progressSaveIntervalMs: 2_000,
   activityHeartbeatTimeoutMs: 10_000,
   aliveCheckTimeoutMs: 60_000,
   precheckAnswerTimeoutMs: 15_000,

@@ -4,7 +4,7 @@
 # Idempotent: skips the build when both files exist and the stamp of the inputs matches.
 # Needs apt-get download, dpkg-deb, gcc (+ libc6-dev for libc.a), cpio, gzip; run apt-get update first.
 set -euo pipefail
-# (awk must read their whole input here: an early exit would SIGPIPE the producer under pipefail)
+# (the awk filters below read their whole input: an early exit would SIGPIPE the producer under pipefail)
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source_dir="$repo_root/agent/guest-image"

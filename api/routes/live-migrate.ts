@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
 import {
+  type Client,
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
@@ -112,6 +113,7 @@ export function liveMigrateRoutes(deps: ApiDeps) {
     }
 
     const answer = await awaitPrechecks(
+      temporal,
       () => handle.executeUpdate(precheckUpdate),
       timings.precheckAnswerTimeoutMs,
     );
@@ -146,16 +148,23 @@ export function liveMigrateRoutes(deps: ApiDeps) {
 
 /** The pre-check verdict, 'workflow-ended' if the run finished before it could answer, or null on timeout. */
 async function awaitPrechecks(
+  temporal: Client,
   ask: () => Promise<PrecheckAnswer>,
   timeoutMs: number,
 ): Promise<PrecheckAnswer | 'workflow-ended' | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<null>((resolve) => {
-    timer = setTimeout(() => resolve(null), timeoutMs);
-  });
   try {
-    return await Promise.race([ask().catch(() => 'workflow-ended' as const), timeout]);
-  } finally {
-    clearTimeout(timer);
+    return await temporal.connection.withDeadline(Date.now() + timeoutMs, ask);
+  } catch (err) {
+    return isDeadlineExceeded(err) ? null : 'workflow-ended';
   }
+}
+
+/** gRPC status code DEADLINE_EXCEEDED. */
+const GRPC_DEADLINE_EXCEEDED = 4;
+
+function isDeadlineExceeded(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED) return true;
+  }
+  return false;
 }

@@ -2,12 +2,10 @@ import { Hono } from 'hono';
 import { findGuest, findHost, listGuests, listHosts } from '../../db/inventory.ts';
 import { findMigration, listMigrations, migrationEvents, terminalPhases } from '../../db/migration-store.ts';
 import type { Migration } from '../../db/schema.ts';
-import { progressQuery, type LiveMigrationView } from '../../workflows/live-migrate-messages.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound, parseOr400 } from '../errors.ts';
 import { migrationListQuerySchema } from '../schemas.ts';
 
-const LIVE_QUERY_TIMEOUT_MS = 2_000;
 /** After switch-over the guest already runs on the destination: there is nothing left to cancel. */
 const PAST_SWITCH_OVER = new Set(['switching-over', 'verifying', 'committing', 'cleaning']);
 
@@ -33,17 +31,9 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
   };
 }
 
+/** Reads come from the migration row alone: a run whose worker is down must not stall or break them. */
 export function migrationRoutes({ db, temporal }: ApiDeps) {
   const hostNames = async () => new Map((await listHosts(db)).map((h) => [h.id, h.name]));
-
-  async function liveView(m: Migration): Promise<LiveMigrationView | null> {
-    if (terminalPhases.includes(m.phase)) return null;
-    const query = temporal.workflow.getHandle(m.workflowId).query(progressQuery);
-    const timeout = new Promise<null>((resolve) =>
-      setTimeout(() => resolve(null), LIVE_QUERY_TIMEOUT_MS).unref(),
-    );
-    return Promise.race([query.catch(() => null), timeout]);
-  }
 
   return new Hono()
     .get('/', async (c) => {
@@ -66,18 +56,13 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
       const id = c.req.param('id');
       const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
       if (!row) throw notFound('migration', id);
-      const [names, guest, events, live] = await Promise.all([
+      const [names, guest, events] = await Promise.all([
         hostNames(),
         findGuest(db, row.guestId),
         migrationEvents(db, row.id),
-        liveView(row),
       ]);
-      const view = migrationView(row, names, guest?.name);
       return c.json({
-        ...view,
-        // The workflow's own view is fresher than the row, which is written every few seconds.
-        phase: live && !terminalPhases.includes(row.phase) ? live.phase : view.phase,
-        progress: live?.progress ?? view.progress,
+        ...migrationView(row, names, guest?.name),
         events: events.map((e) => ({
           at: e.at,
           type: e.type,
@@ -94,8 +79,7 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
       if (terminalPhases.includes(row.phase)) {
         throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
       }
-      const live = await liveView(row);
-      const phase = live?.phase ?? row.phase;
+      const phase = row.phase;
       if (PAST_SWITCH_OVER.has(phase)) {
         throw new ApiError(
           409,
@@ -103,7 +87,7 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
           `migration ${row.id} is ${phase}: the guest already runs on the destination, so it can no longer be cancelled`,
         );
       }
-      if (live?.progress?.status === 'postcopy-active') {
+      if ((row.progress as { status?: string } | null)?.status === 'postcopy-active') {
         throw new ApiError(
           409,
           'postcopy_active',

@@ -1,0 +1,71 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inject } from 'vitest';
+import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
+import { createRunningServer, liveMigrate, migrationOf, waitForPhase } from '../helpers/migrations.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+/** The real worker entry point in its own process, so it can die the way a host does: SIGKILL. */
+function startWorkerProcess(stack: MiniStack): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: stack.db.url,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+      TEMPORAL_TASK_QUEUE: stack.taskQueue,
+      ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
+      ETCD_PREFIX: stack.etcdPrefix,
+      AGENT_TOKEN: stack.agentToken,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return waitFor('the worker process to poll', async () => {
+    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
+    return output.includes('worker polling') ? child : null;
+  });
+}
+
+describe('a worker killed mid-migration', () => {
+  let stack: MiniStack;
+  const workers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    stack = await startMiniStack({ hosts: [{ name: 'src' }, { name: 'dst' }], worker: false });
+  });
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await stack?.stop();
+  });
+
+  it('is replaced by a new worker that finishes the migration without restarting the copy', async () => {
+    workers.push(await startWorkerProcess(stack));
+    const vm = await createRunningServer(stack, { name: 'crashy', host: 'src', memoryMb: 4096 });
+    const started = await liveMigrate(stack, 'crashy', { max_bandwidth_mb: 256 });
+    expect(started.status).toBe(202);
+    const id = started.body.migrationId;
+    await waitFor(
+      'bytes moving',
+      async () => ((await migrationOf(stack, id)).progress?.transferredBytes ?? 0) > 0,
+    );
+
+    workers[0]?.kill('SIGKILL');
+    const killedAt = await migrationOf(stack, id);
+    expect(killedAt.phase).toBe('copying');
+
+    workers.push(await startWorkerProcess(stack));
+    const done = await waitForPhase(stack, id, ['completed', 'failed', 'cancelled'], 120_000);
+    expect(done.error).toBeNull();
+    expect(done.phase).toBe('completed');
+    expect((await stack.api<{ host: { name: string } }>('GET', '/v1/servers/crashy')).body.host.name).toBe(
+      'dst',
+    );
+    const starts = (stack.agentLogs.get('src') ?? []).filter((line) =>
+      line.includes(`sim migration ${id} of ${vm.id} started`),
+    );
+    expect(starts).toHaveLength(1);
+  });
+});
