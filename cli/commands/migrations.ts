@@ -159,13 +159,16 @@ function describe(m: MigrationView): string {
 
 async function watch(conn: ApiConnection, id: string): Promise<void> {
   const tty = process.stdout.isTTY;
-  let printed = 0;
+  let previous = '';
   for (;;) {
     const m = await apiRequest<MigrationView>(conn, 'GET', `/v1/migrations/${encodeURIComponent(id)}`);
     const text = describe(m);
-    if (tty && printed > 0) process.stdout.write(`\x1b[${printed}A\x1b[0J`);
-    process.stdout.write(`${text}\n`);
-    printed = text.split('\n').length;
+    if (text !== previous) {
+      // On a terminal the block is redrawn in place; in a pipe or log each change is a new block.
+      if (tty && previous) process.stdout.write(`\x1b[${previous.split('\n').length}A\x1b[0J`);
+      process.stdout.write(`${text}\n`);
+      previous = text;
+    }
     if (TERMINAL.has(m.phase)) {
       if (m.phase !== 'completed') process.exitCode = 1;
       return;
