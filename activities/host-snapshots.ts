@@ -8,6 +8,7 @@ import type { GuestSnapshot, HostSnapshot } from '../domain/prechecks.ts';
 
 /** A host as the migration workflow sees it: the pre-check facts plus how to reach it. */
 export interface MigrationHost extends HostSnapshot {
+  clusterId: string;
   agentUrl: string;
   address: string;
   migrationAddress: string | null;
@@ -41,6 +42,7 @@ function toMigrationHost(
     sharedStoragePath: host.sharedStoragePath,
     committedMemoryMb: load.committedMemoryMb,
     committedVcpus: load.committedVcpus,
+    clusterId: host.clusterId,
     agentUrl: host.agentUrl,
     address: host.address,
     migrationAddress: host.migrationAddress,

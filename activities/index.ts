@@ -1,10 +1,11 @@
 import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
 import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
+import { slotActivities } from './slot-activities.ts';
 
 export type ActivityDeps = GuestActivityDeps & MigrationActivityDeps;
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...guestActivities(deps), ...migrationActivities(deps) };
+  return { ...guestActivities(deps), ...migrationActivities(deps), ...slotActivities(deps) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

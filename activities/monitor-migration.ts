@@ -11,6 +11,7 @@ import {
 } from '../domain/live-migration.ts';
 import { initialQuicklyFinishState, quicklyFinishStep } from '../domain/quickly-finish.ts';
 import { progressSignal } from '../workflows/live-migrate-messages.ts';
+import { renewSlotSignal } from '../workflows/migration-slots-messages.ts';
 import { AgentClient } from './agent-client.ts';
 import { agentCall } from './agent-errors.ts';
 
@@ -21,6 +22,8 @@ export interface MonitorInput {
   downtimeLimitMs: number;
   quicklyFinish: boolean;
   timings: LiveMigrationTimings;
+  /** The cluster's slots workflow, whose lease this long-running activity keeps renewed. */
+  slot?: { workflowId: string; leaseMs: number };
 }
 
 export interface MonitorDeps {
@@ -42,6 +45,8 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
   let downtimeLimitMs = input.downtimeLimitMs;
   let lastSignalAt = 0;
   let lastSaveAt = 0;
+  let lastRenewAt = Date.now();
+  const slots = input.slot && deps.temporal?.workflow.getHandle(input.slot.workflowId);
 
   for (;;) {
     const status = await agentCall(() => agent.migrationStatus(input.guestId));
@@ -64,6 +69,10 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
       lastSaveAt = now;
     }
     if (done) return status;
+    if (slots && input.slot && now - lastRenewAt >= input.timings.slotRenewIntervalMs) {
+      await slots.signal(renewSlotSignal, { migrationId: input.migrationId, leaseMs: input.slot.leaseMs });
+      lastRenewAt = now;
+    }
 
     if (input.quicklyFinish) {
       const decision = quicklyFinishStep(quicklyFinish, status, downtimeLimitMs);

@@ -24,6 +24,9 @@ export interface LiveMigrationTimings {
   aliveCheckTimeoutMs: number;
   /** How long the API waits for the pre-checks before it answers 202 anyway. */
   precheckAnswerTimeoutMs: number;
+  /** A migration slot not renewed for this long goes back to the cluster. */
+  slotLeaseMs: number;
+  slotRenewIntervalMs: number;
 }
 
 export const DEFAULT_TIMINGS: LiveMigrationTimings = {
@@ -33,6 +36,8 @@ export const DEFAULT_TIMINGS: LiveMigrationTimings = {
   activityHeartbeatTimeoutMs: 10_000,
   aliveCheckTimeoutMs: 60_000,
   precheckAnswerTimeoutMs: 15_000,
+  slotLeaseMs: 60_000,
+  slotRenewIntervalMs: 10_000,
 };
 
 export const bandwidthBytesPerSecond = (maxBandwidthMb: number | null) =>

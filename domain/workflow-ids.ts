@@ -3,3 +3,6 @@ export const createGuestWorkflowId = (guestId: string) => `guest-create-${guestI
 
 /** One live migration per guest at a time: Temporal refuses a second run with the same id. */
 export const liveMigrationWorkflowId = (guestId: string) => `live-migrate-${guestId}`;
+
+/** One slots workflow per cluster serialises the start of its live migrations. */
+export const migrationSlotsWorkflowId = (clusterId: string) => `migration-slots-${clusterId}`;

@@ -1,2 +1,3 @@
 export { createGuest } from './create-guest.ts';
 export { liveMigrate } from './live-migrate.ts';
+export { migrationSlots } from './migration-slots.ts';

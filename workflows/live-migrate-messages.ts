@@ -4,6 +4,7 @@ import type { CheckResult } from '../domain/prechecks.ts';
 
 export type LiveMigrationPhase =
   | 'prechecks'
+  | 'queued'
   | 'preparing'
   | 'copying'
   | 'switching-over'

@@ -3,10 +3,13 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
+  getExternalWorkflowHandle,
   isCancellation,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
+  patched,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
@@ -30,6 +33,10 @@ import {
   type PrecheckAnswer,
 } from './live-migrate-messages.ts';
 import { DestinationHostKey } from './search-attributes.ts';
+import { releaseSlotSignal, slotGrantedSignal } from './migration-slots-messages.ts';
+import { DEFAULT_SLOT_LIMITS } from '../domain/slots.ts';
+import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
+import type { MonitorInput } from '../activities/monitor-migration.ts';
 
 export interface LiveMigrateInput {
   migrationId: string;
@@ -45,6 +52,9 @@ export interface LiveMigrateResult {
   downtimeMs: number | null;
   totalTimeMs: number | null;
 }
+
+/** Runs from this change on take a slot from the cluster's migrationSlots workflow before preparing. */
+const PATCH_MIGRATION_SLOTS = 'migration-slots';
 
 /** How many destinations we try when a chosen one's capacity was taken between the read and the reservation. */
 const MAX_RESERVATION_ATTEMPTS = 3;
@@ -70,6 +80,12 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     error: null,
   };
   let precheck: PrecheckAnswer | null = null;
+  let holdsSlots = false;
+  let slotRequested = false;
+  let slotGranted = false;
+  setHandler(slotGrantedSignal, () => {
+    slotGranted = true;
+  });
   setHandler(progressQuery, () => view);
   setHandler(progressSignal, (progress: MigrationProgress) => {
     view.progress = progress;
@@ -98,6 +114,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   let source: MigrationHost;
   let destination: MigrationHost;
   let spec: GuestSpec;
+  let checks: CheckResult[];
   try {
     await enterPhase('prechecks');
     const context = await quick.readPlacementContext(guestId);
@@ -115,10 +132,10 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     source = context.source;
     const chosen = await reserveADestination(context.hosts, context.guest, source);
     destination = chosen.host;
-    await enterPhase('preparing', {
-      destinationHostId: destination.id,
-      checks: [...baseChecks, ...chosen.checks],
-    });
+    checks = [...baseChecks, ...chosen.checks];
+    holdsSlots = patched(PATCH_MIGRATION_SLOTS);
+    // Runs started before parallel limits existed recorded the preparing phase here.
+    if (!holdsSlots) await enterPhase('preparing', { destinationHostId: destination.id, checks });
   } catch (err) {
     const reason = err instanceof PrecheckError ? err.message : failureReason(err);
     const failures = err instanceof PrecheckError ? err.failures : [];
@@ -141,94 +158,136 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   upsertSearchAttributes([{ key: DestinationHostKey, value: destination.name }]);
   await event('destination_chosen', `destination ${destination.name}`, { destination: destination.name });
 
-  // --- preparation and memory copy (any failure rolls back) ---------------------------------------------
-  const downtimeLimitMs = DEFAULT_DOWNTIME_LIMIT_MS;
-  let final: MigrationStatus;
-  try {
-    await quick.markGuestMigrating(guestId);
-    const incoming = await agentCalls.prepareDestination({
-      migrationId,
-      agentUrl: destination.agentUrl,
-      spec,
-      listenAddress: destination.address,
-      tls: options.enableTls,
-      postCopy: false,
-    });
-    await enterPhase('copying');
-    await agentCalls.startSourceMigration({
-      agentUrl: source.agentUrl,
-      guestId,
-      request: {
+  const migrateHoldingSlot = async (): Promise<LiveMigrateResult> => {
+    // --- preparation and memory copy (any failure rolls back) ---------------------------------------------
+    const downtimeLimitMs = DEFAULT_DOWNTIME_LIMIT_MS;
+    let final: MigrationStatus;
+    try {
+      if (holdsSlots) await waitForSlot();
+      await quick.markGuestMigrating(guestId);
+      const incoming = await agentCalls.prepareDestination({
         migrationId,
+        agentUrl: destination.agentUrl,
+        spec,
+        listenAddress: destination.address,
+        tls: options.enableTls,
+        postCopy: false,
+      });
+      await enterPhase('copying');
+      await agentCalls.startSourceMigration({
+        agentUrl: source.agentUrl,
+        guestId,
+        request: {
+          migrationId,
+          uri: incoming.uri,
+          downtimeLimitMs,
+          maxBandwidthBytes: bandwidthBytesPerSecond(options.maxBandwidthMb),
+          autoConverge: options.quicklyFinish,
+          postCopy: false,
+          tls: options.enableTls,
+        },
+      });
+      await event('copy_started', `memory copy to ${destination.name} started`, {
         uri: incoming.uri,
         downtimeLimitMs,
-        maxBandwidthBytes: bandwidthBytesPerSecond(options.maxBandwidthMb),
-        autoConverge: options.quicklyFinish,
-        postCopy: false,
-        tls: options.enableTls,
-      },
+      });
+      final = await monitor({
+        migrationId,
+        guestId,
+        sourceAgentUrl: source.agentUrl,
+        downtimeLimitMs,
+        quicklyFinish: options.quicklyFinish,
+        timings,
+        slot: { workflowId: migrationSlotsWorkflowId(source.clusterId), leaseMs: timings.slotLeaseMs },
+      });
+      if (final.status !== 'completed') {
+        throw new MigrationFailed(
+          `QEMU migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`,
+        );
+      }
+    } catch (err) {
+      const cancelled = isCancellation(err);
+      const reason = cancelled ? 'cancelled by operator' : failureReason(err);
+      await CancellationScope.nonCancellable(() => rollBack(reason, cancelled));
+      if (cancelled) throw err;
+      throw ApplicationFailure.nonRetryable(reason, 'LiveMigrationFailed');
+    }
+
+    // --- after switch-over: the guest runs on the destination; nothing here may be cancelled ---------------
+    return CancellationScope.nonCancellable(async () => {
+      await enterPhase('verifying');
+      await event('switched_over', `switched over to ${destination.name}`, {
+        downtimeMs: final.downtimeMs,
+        totalTimeMs: final.totalTimeMs,
+      });
+      const alive = await agentCalls.verifyGuestAlive({
+        agentUrl: destination.agentUrl,
+        guestId,
+        timeoutMs: timings.aliveCheckTimeoutMs,
+        pollIntervalMs: timings.pollIntervalMs,
+      });
+      if (!alive.alive) {
+        const reason = `destination guest not alive after switch-over (heartbeat ${alive.firstCounter ?? 'none'} -> ${alive.lastCounter ?? 'none'}, status ${alive.status}); source resumed`;
+        await agentCalls.resumeSourceGuest({ agentUrl: source.agentUrl, guestId });
+        await rollBack(reason, false, { sourceAlreadyResumed: true });
+        throw ApplicationFailure.nonRetryable(reason, 'DestinationNotAlive');
+      }
+      await enterPhase('committing');
+      await quick.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+      await enterPhase('cleaning');
+      await agentCalls.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
+      await event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
+        downtimeMs: final.downtimeMs,
+        totalTimeMs: final.totalTimeMs,
+        heartbeat: alive,
+      });
+      await enterPhase('completed');
+      return {
+        migrationId,
+        destination: destination.name,
+        downtimeMs: final.downtimeMs,
+        totalTimeMs: final.totalTimeMs,
+      };
     });
-    await event('copy_started', `memory copy to ${destination.name} started`, {
-      uri: incoming.uri,
-      downtimeLimitMs,
-    });
-    final = await monitor(
-      migrationId,
-      guestId,
-      source.agentUrl,
-      downtimeLimitMs,
-      options.quicklyFinish,
-      timings,
-    );
-    if (final.status !== 'completed') {
-      throw new MigrationFailed(
-        `QEMU migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`,
+  };
+
+  try {
+    return await migrateHoldingSlot();
+  } finally {
+    if (slotRequested) {
+      // Released whatever happened, so the next waiter in the cluster can start.
+      await CancellationScope.nonCancellable(() =>
+        getExternalWorkflowHandle(migrationSlotsWorkflowId(source.clusterId))
+          .signal(releaseSlotSignal, { migrationId })
+          .catch(() => undefined),
       );
     }
-  } catch (err) {
-    const cancelled = isCancellation(err);
-    const reason = cancelled ? 'cancelled by operator' : failureReason(err);
-    await CancellationScope.nonCancellable(() => rollBack(reason, cancelled));
-    if (cancelled) throw err;
-    throw ApplicationFailure.nonRetryable(reason, 'LiveMigrationFailed');
   }
 
-  // --- after switch-over: the guest runs on the destination; nothing here may be cancelled ---------------
-  return CancellationScope.nonCancellable(async () => {
-    await enterPhase('verifying');
-    await event('switched_over', `switched over to ${destination.name}`, {
-      downtimeMs: final.downtimeMs,
-      totalTimeMs: final.totalTimeMs,
-    });
-    const alive = await agentCalls.verifyGuestAlive({
-      agentUrl: destination.agentUrl,
-      guestId,
-      timeoutMs: timings.aliveCheckTimeoutMs,
-      pollIntervalMs: timings.pollIntervalMs,
-    });
-    if (!alive.alive) {
-      const reason = `destination guest not alive after switch-over (heartbeat ${alive.firstCounter ?? 'none'} -> ${alive.lastCounter ?? 'none'}, status ${alive.status}); source resumed`;
-      await agentCalls.resumeSourceGuest({ agentUrl: source.agentUrl, guestId });
-      await rollBack(reason, false, { sourceAlreadyResumed: true });
-      throw ApplicationFailure.nonRetryable(reason, 'DestinationNotAlive');
-    }
-    await enterPhase('committing');
-    await quick.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
-    await enterPhase('cleaning');
-    await agentCalls.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
-    await event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
-      downtimeMs: final.downtimeMs,
-      totalTimeMs: final.totalTimeMs,
-      heartbeat: alive,
-    });
-    await enterPhase('completed');
-    return {
+  /** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
+  async function waitForSlot() {
+    // Marked first: releasing a slot never granted is harmless, holding one never released is not.
+    slotRequested = true;
+    const answer = await quick.acquireMigrationSlot({
+      clusterId: source.clusterId,
       migrationId,
-      destination: destination.name,
-      downtimeMs: final.downtimeMs,
-      totalTimeMs: final.totalTimeMs,
-    };
-  });
+      workflowId: workflowInfo().workflowId,
+      sourceHostId: source.id,
+      destinationHostId: destination.id,
+      limits: DEFAULT_SLOT_LIMITS,
+      leaseMs: timings.slotLeaseMs,
+    });
+    if (!answer.granted) {
+      await enterPhase('queued', { destinationHostId: destination.id, checks });
+      await event('queued', `waiting for a migration slot, position ${answer.position}`, {
+        position: answer.position,
+        limits: DEFAULT_SLOT_LIMITS,
+      });
+      await condition(() => slotGranted);
+      await event('slot_granted', 'migration slot granted');
+    }
+    await enterPhase('preparing', { destinationHostId: destination.id, checks });
+  }
 
   async function reserveADestination(
     hosts: MigrationHost[],
@@ -342,19 +401,12 @@ function precheckFailure(failures: CheckResult[], checks: CheckResult[]): Preche
   return new PrecheckError(`pre-checks failed: ${reason}`, failures, checks);
 }
 
-function monitor(
-  migrationId: string,
-  guestId: string,
-  sourceAgentUrl: string,
-  downtimeLimitMs: number,
-  quicklyFinish: boolean,
-  timings: LiveMigrationTimings,
-): Promise<MigrationStatus> {
+function monitor(input: MonitorInput): Promise<MigrationStatus> {
   const { monitorMigration } = proxyActivities<Activities>({
     startToCloseTimeout: '24 hours',
-    heartbeatTimeout: timings.activityHeartbeatTimeoutMs,
+    heartbeatTimeout: input.timings.activityHeartbeatTimeoutMs,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
   });
-  return monitorMigration({ migrationId, guestId, sourceAgentUrl, downtimeLimitMs, quicklyFinish, timings });
+  return monitorMigration(input);
 }

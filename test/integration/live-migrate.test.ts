@@ -91,7 +91,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
 
     if (process.env.RECORD_HISTORIES) {
       const history = await stack.temporal.workflow.getHandle(`live-migrate-${vm.id}`).fetchHistory();
-      await writeFile(path.join('test', 'histories', 'live-migrate-happy.json'), historyToJSON(history));
+      await writeFile(path.join('test', 'histories', process.env.RECORD_HISTORIES), historyToJSON(history));
     }
 
     const back = await liveMigrate(stack, 'happy', { prefer_host: 'src' });
