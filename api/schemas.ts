@@ -59,6 +59,8 @@ export const liveMigrateSchema = z.strictObject({
     .nullable()
     .default(null),
   keep_dest_guest_on_failed: z.boolean().default(false),
+  /** Also move every guest carrying this one's affinity labels (keys starting with 'affinity.'). */
+  with_same_labels: z.boolean().default(false),
 });
 
 export const migrationListQuerySchema = z.object({

@@ -33,6 +33,7 @@ export async function activeMigrationOfGuest(db: Db, guestId: string): Promise<M
 }
 
 export interface MigrationFilter {
+  groupId?: string;
   guestId?: string;
   hostId?: string;
   status?: 'running' | 'completed' | 'failed' | 'cancelled';
@@ -41,6 +42,7 @@ export interface MigrationFilter {
 
 export function listMigrations(db: Db, filter: MigrationFilter = {}) {
   const conditions = [
+    filter.groupId !== undefined ? eq(migrations.groupId, filter.groupId) : undefined,
     filter.guestId !== undefined ? eq(migrations.guestId, filter.guestId) : undefined,
     filter.hostId !== undefined
       ? or(eq(migrations.sourceHostId, filter.hostId), eq(migrations.destinationHostId, filter.hostId))

@@ -135,6 +135,8 @@ export const migrations = pgTable(
     error: text('error'),
     /** Per guest and kind, so a second request while one runs is refused by Temporal itself. */
     workflowId: text('workflow_id').notNull(),
+    /** Set when the migration is one of a with_same_labels request: the parent workflow's group. */
+    groupId: uuid('group_id'),
     /** Every pre-check with its values, as evaluated when the migration started. */
     checks: jsonb('checks').$type<Record<string, unknown>[]>().notNull().default([]),
     requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
@@ -144,6 +146,7 @@ export const migrations = pgTable(
     index('migrations_guest_idx').on(t.guestId),
     index('migrations_phase_idx').on(t.phase),
     index('migrations_workflow_idx').on(t.workflowId),
+    index('migrations_group_idx').on(t.groupId),
   ],
 );
 

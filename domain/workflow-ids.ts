@@ -6,3 +6,6 @@ export const liveMigrationWorkflowId = (guestId: string) => `live-migrate-${gues
 
 /** One slots workflow per cluster serialises the start of its live migrations. */
 export const migrationSlotsWorkflowId = (clusterId: string) => `migration-slots-${clusterId}`;
+
+/** A with_same_labels request: one parent run over the children's liveMigrate runs. */
+export const liveMigrationGroupWorkflowId = (groupId: string) => `live-migrate-group-${groupId}`;

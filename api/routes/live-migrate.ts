@@ -24,6 +24,7 @@ import {
 } from '../../workflows/search-attributes.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { startLiveMigrationGroup } from '../live-migrate-group.ts';
 import { liveMigrateSchema } from '../schemas.ts';
 
 const alreadyRunning = (guestName: string, migrationId: string | undefined) =>
@@ -54,10 +55,6 @@ export function liveMigrateRoutes(deps: ApiDeps) {
         'prefer_host',
       );
     }
-    const running = await activeMigrationOfGuest(db, guest.id);
-    if (running) throw alreadyRunning(guest.name, running.id);
-    const source = await findHost(db, guest.hostId);
-
     const options: LiveMigrateOptions = {
       preferHost: body.prefer_host ?? null,
       skipCpuCheck: body.skip_cpu_check,
@@ -67,6 +64,11 @@ export function liveMigrateRoutes(deps: ApiDeps) {
       maxBandwidthMb: body.max_bandwidth_mb,
       keepDestGuestOnFailed: body.keep_dest_guest_on_failed,
     };
+    if (body.with_same_labels)
+      return c.json(await startLiveMigrationGroup(deps, guest, options, timings), 202);
+    const running = await activeMigrationOfGuest(db, guest.id);
+    if (running) throw alreadyRunning(guest.name, running.id);
+    const source = await findHost(db, guest.hostId);
     const workflowId = liveMigrationWorkflowId(guest.id);
     const migration = await insertMigration(db, {
       kind: 'live',

@@ -19,6 +19,7 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
       ? { id: m.destinationHostId, name: hostNames.get(m.destinationHostId) ?? null }
       : null,
     trigger: m.trigger,
+    groupId: m.groupId,
     phase: m.phase,
     options: m.options,
     progress: m.progress,
@@ -51,6 +52,27 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
       const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
       const guestNames = new Map(guests.map((g) => [g.id, g.name]));
       return c.json({ migrations: rows.map((m) => migrationView(m, names, guestNames.get(m.guestId))) });
+    })
+    .get('/groups/:groupId', async (c) => {
+      const groupId = c.req.param('groupId');
+      const rows = /^[0-9a-f-]{36}$/i.test(groupId) ? await listMigrations(db, { groupId }) : [];
+      if (rows.length === 0) throw notFound('migration group', groupId);
+      const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
+      const guestNames = new Map(guests.map((g) => [g.id, g.name]));
+      const views = rows.map((m) => migrationView(m, names, guestNames.get(m.guestId)));
+      return c.json({
+        groupId,
+        done: rows.every((m) => terminalPhases.includes(m.phase)),
+        migrations: views.map((m) => ({
+          id: m.id,
+          server: m.guest.name,
+          trigger: m.trigger,
+          phase: m.phase,
+          source: m.source.name,
+          destination: m.destination?.name ?? null,
+          error: m.error,
+        })),
+      });
     })
     .get('/:id', async (c) => {
       const id = c.req.param('id');

@@ -26,7 +26,7 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 export const serverLiveMigrate: Command = {
   name: 'server-live-migrate',
   usage:
-    'server-live-migrate [--skip-cpu-check] [--skip-kernel-check] [--enable-tls] [--quickly-finish] [--max-bandwidth-mb MAX_BANDWIDTH_MB] [--keep-dest-guest-on-failed] [--prefer-host PREFER_HOST] [--watch] <ID>',
+    'server-live-migrate [--skip-cpu-check] [--skip-kernel-check] [--enable-tls] [--quickly-finish] [--max-bandwidth-mb MAX_BANDWIDTH_MB] [--keep-dest-guest-on-failed] [--prefer-host PREFER_HOST] [--with-same-labels] [--watch] <ID>',
   summary: 'Live-migrate a running server to another host',
   options: {
     'prefer-host': { type: 'string' },
@@ -36,6 +36,7 @@ export const serverLiveMigrate: Command = {
     'quickly-finish': { type: 'boolean' },
     'max-bandwidth-mb': { type: 'string' },
     'keep-dest-guest-on-failed': { type: 'boolean' },
+    'with-same-labels': { type: 'boolean' },
     watch: { type: 'boolean' },
   },
   async run(args, conn) {
@@ -52,7 +53,17 @@ export const serverLiveMigrate: Command = {
       quickly_finish: flag('quickly-finish'),
       max_bandwidth_mb: bandwidth ?? null,
       keep_dest_guest_on_failed: flag('keep-dest-guest-on-failed'),
+      with_same_labels: flag('with-same-labels'),
     };
+    if (body.with_same_labels) {
+      const group = await apiRequest<{
+        groupId: string;
+        migrations: { server: string; migrationId: string }[];
+      }>(conn, 'POST', `/v1/servers/${encodeURIComponent(id)}/live-migrate`, body);
+      console.log(`migration group ${group.groupId}:`);
+      for (const m of group.migrations) console.log(`  ${m.server}: migration ${m.migrationId}`);
+      return;
+    }
     const res = await apiRequest<{
       migrationId: string;
       workflowId: string;

@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import { listGuests, listHosts } from '../db/inventory.ts';
+import { deleteMigration, insertMigration } from '../db/migration-store.ts';
+import type { Guest } from '../db/schema.ts';
+import { AFFINITY_LABEL_PREFIX, affinityGroupOf, affinityLabels } from '../domain/affinity.ts';
+import type { LiveMigrateOptions, LiveMigrationTimings } from '../domain/live-migration.ts';
+import { liveMigrationGroupWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import type { GroupMember, liveMigrateGroup } from '../workflows/live-migrate-group.ts';
+import { GuestIdKey, MigrationKindKey, MigrationTriggerKey } from '../workflows/search-attributes.ts';
+import type { ApiDeps } from './deps.ts';
+import { ApiError } from './errors.ts';
+
+/** with_same_labels: one parent workflow moves the guest and every guest carrying its affinity labels. */
+export async function startLiveMigrationGroup(
+  deps: ApiDeps,
+  guest: Guest,
+  options: LiveMigrateOptions,
+  timings: LiveMigrationTimings,
+) {
+  const { db, temporal, taskQueue } = deps;
+  if (Object.keys(affinityLabels(guest.labels)).length === 0) {
+    throw new ApiError(
+      400,
+      'invalid_request',
+      `with_same_labels: server '${guest.name}' carries no affinity labels (labels whose key starts with '${AFFINITY_LABEL_PREFIX}')`,
+      'with_same_labels',
+    );
+  }
+  const [allGuests, hosts] = await Promise.all([listGuests(db), listHosts(db)]);
+  const hostName = new Map(hosts.map((h) => [h.id, h.name]));
+  const groupId = randomUUID();
+  const group = [guest, ...affinityGroupOf(guest, allGuests)];
+  const members: GroupMember[] = [];
+  try {
+    for (const g of group) {
+      const trigger = g.id === guest.id ? 'manual' : 'affinity';
+      const row = await insertMigration(db, {
+        kind: 'live',
+        guestId: g.id,
+        sourceHostId: g.hostId,
+        trigger,
+        phase: 'pending',
+        options: { ...options, withSameLabels: true },
+        workflowId: liveMigrationWorkflowId(g.id),
+        groupId,
+      });
+      members.push({
+        input: { migrationId: row.id, guestId: g.id, options, caller: { role: 'admin' }, timings },
+        guestName: g.name,
+        sourceHost: hostName.get(g.hostId) ?? g.hostId,
+        trigger,
+      });
+    }
+    const workflowId = liveMigrationGroupWorkflowId(groupId);
+    await temporal.workflow.start<typeof liveMigrateGroup>('liveMigrateGroup', {
+      taskQueue,
+      workflowId,
+      args: [{ groupId, members }],
+      typedSearchAttributes: [
+        { key: GuestIdKey, value: guest.id },
+        { key: MigrationKindKey, value: 'live-group' },
+        { key: MigrationTriggerKey, value: 'manual' },
+      ],
+    });
+    return {
+      groupId,
+      workflowId,
+      migrations: members.map((m) => ({
+        server: m.guestName,
+        migrationId: m.input.migrationId,
+        trigger: m.trigger,
+      })),
+    };
+  } catch (err) {
+    // Nothing has run yet: the rows go, so nothing is left half-requested.
+    for (const m of members) await deleteMigration(db, m.input.migrationId);
+    if (err instanceof ApiError) throw err;
+    throw new ApiError(503, 'unavailable', `could not start the group workflow: ${(err as Error).message}`);
+  }
+}
