@@ -6,6 +6,11 @@ import { ApiError, handleError } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { liveMigrateRoutes } from './routes/live-migrate.ts';
 import { migrationRoutes } from './routes/migrations.ts';
+import {
+  migrationConfigRoutes,
+  migrationPolicyRoutes,
+  serverMigrationPolicyRoutes,
+} from './routes/migration-settings.ts';
 import { serverRoutes } from './routes/servers.ts';
 
 export function createApp(deps: ApiDeps) {
@@ -28,6 +33,9 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
   app.route('/v1/servers', liveMigrateRoutes(deps));
+  app.route('/v1/servers', serverMigrationPolicyRoutes(deps));
   app.route('/v1/migrations', migrationRoutes(deps));
+  app.route('/v1/migration-config', migrationConfigRoutes(deps));
+  app.route('/v1/migration-policies', migrationPolicyRoutes(deps));
   return app;
 }

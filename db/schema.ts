@@ -12,6 +12,8 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { DiskSpec, NetworkSpec } from '../domain/agent-contract.ts';
+import type { ClusterMigrationConfig } from '../domain/migration-config.ts';
+import type { MigrationPolicy } from '../domain/migration-policy.ts';
 
 export const clusters = pgTable('clusters', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -187,6 +189,22 @@ export const events = pgTable(
   },
   (t) => [index('events_subject_idx').on(t.subjectKind, t.subjectId, t.at)],
 );
+
+/** The cluster's migration config as last PUT, every field present (a field left out took its default then). */
+export const migrationConfigs = pgTable('migration_configs', {
+  clusterId: uuid('cluster_id')
+    .primaryKey()
+    .references(() => clusters.id),
+  config: jsonb('config').$type<ClusterMigrationConfig>().notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const migrationPolicies = pgTable('migration_policies', {
+  name: text('name').primaryKey(),
+  policy: jsonb('policy').$type<MigrationPolicy>().notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
 
 export type Host = typeof hosts.$inferSelect;
 export type Guest = typeof guests.$inferSelect;
