@@ -79,6 +79,7 @@ export class AgentClient {
   startGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/start`);
   stopGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/stop`);
   resumeGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/resume`);
+  pauseGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/pause`);
   destroyGuest = (id: string) =>
     this.call<{ destroyed: boolean }>('DELETE', `/v1/guests/${encodeURIComponent(id)}`);
   prepareIncoming = (id: string, req: PrepareIncomingRequest) =>

@@ -18,9 +18,12 @@ import type {
 } from '../domain/agent-contract.ts';
 import { CPU_ALLOCATION_RATIO, type CheckResult } from '../domain/prechecks.ts';
 import { AgentCallError, AgentClient } from './agent-client.ts';
+import { guestMigrationSettings } from './migration-settings.ts';
+import { forceCompleteAction } from '../domain/convergence/engine.ts';
+import type { ResolvedMigrationSettings } from '../domain/migration-policy.ts';
 import { agentCall } from './agent-errors.ts';
 import { readPlacementContext, type PlacementContext } from './host-snapshots.ts';
-import { monitorMigration, type MonitorInput } from './monitor-migration.ts';
+import { monitorMigration, type MonitorInput, type MonitorResult } from './monitor-migration.ts';
 
 export interface MigrationActivityDeps {
   db: Db;
@@ -66,8 +69,10 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       destinationHostId?: string;
       error?: string;
       checks?: CheckResult[];
+      resolvedPolicy?: Record<string, unknown>;
     }): Promise<void> {
       await setMigrationPhase(db, input.migrationId, input.phase, {
+        ...(input.resolvedPolicy !== undefined ? { resolvedPolicy: input.resolvedPolicy } : {}),
         ...(input.destinationHostId !== undefined ? { destinationHostId: input.destinationHostId } : {}),
         ...(input.error !== undefined ? { error: input.error } : {}),
         ...(input.checks !== undefined ? { checks: input.checks.map((c) => ({ ...c })) } : {}),
@@ -112,7 +117,7 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       return agentCall(() => agent(input.agentUrl).startMigration(input.guestId, input.request));
     },
 
-    async monitorMigration(input: MonitorInput): Promise<MigrationStatus> {
+    async monitorMigration(input: MonitorInput): Promise<MonitorResult> {
       return monitorMigration(deps, input);
     },
 
@@ -170,6 +175,49 @@ export function migrationActivities(deps: MigrationActivityDeps) {
         await ctx.sleep(input.pollIntervalMs);
       }
       return { alive: false, firstCounter, lastCounter, status };
+    },
+
+    /** The cluster config and the policy selecting the guest, resolved once and frozen on the migration. */
+    async resolveMigrationSettings(
+      guestId: string,
+    ): Promise<ResolvedMigrationSettings & { explanation: string[] }> {
+      const resolved = await guestMigrationSettings(db, guestId);
+      if (!resolved) throw ApplicationFailure.nonRetryable(`guest ${guestId} not found`, 'NotFound');
+      return { ...resolved.settings, explanation: resolved.selection.explanation };
+    },
+
+    /** Operator force-complete: post-copy when allowed, else pause the guest so the copy finishes. */
+    async forceCompleteMigration(input: {
+      migrationId: string;
+      agentUrl: string;
+      guestId: string;
+      postCopyAllowed: boolean;
+    }): Promise<{ action: 'start-post-copy' | 'pause-guest' | 'none'; reason: string }> {
+      const client = agent(input.agentUrl);
+      const status = await agentCall(() => client.migrationStatus(input.guestId));
+      if (status.migrationId !== input.migrationId || status.status !== 'active') {
+        return { action: 'none', reason: `nothing to force: migration is ${status.status}` };
+      }
+      const action = forceCompleteAction({ postCopyAllowed: input.postCopyAllowed }, status);
+      if (action.type === 'start-post-copy') await agentCall(() => client.startPostCopy(input.guestId));
+      else await agentCall(() => client.pauseGuest(input.guestId));
+      await recordEvent(db, {
+        subjectKind: 'migration',
+        subjectId: input.migrationId,
+        type: 'force_complete',
+        level: 'warning',
+        message: action.reason,
+        data: { action: action.type, sample: { ...status } },
+      });
+      return {
+        action: action.type === 'start-post-copy' ? 'start-post-copy' : 'pause-guest',
+        reason: action.reason,
+      };
+    },
+
+    /** A guest left paused by a forced or policy pause runs again once it is on the destination. */
+    async resumeGuestOn(input: { agentUrl: string; guestId: string }): Promise<void> {
+      await agentCall(() => agent(input.agentUrl).resumeGuest(input.guestId));
     },
 
     async commitMigration(input: { migrationId: string; guestId: string; destinationHostId: string }) {

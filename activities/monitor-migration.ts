@@ -4,6 +4,9 @@ import type { Db } from '../db/client.ts';
 import { recordEvent } from '../db/inventory.ts';
 import { saveProgress } from '../db/migration-store.ts';
 import type { MigrationStatus } from '../domain/agent-contract.ts';
+import { decide, type ConvergenceState } from '../domain/convergence/engine.ts';
+import type { ConvergencePolicy } from '../domain/convergence/policies.ts';
+import type { StartContext } from '../domain/convergence/types.ts';
 import {
   progressOf,
   terminalMigrationStatuses,
@@ -14,6 +17,7 @@ import { progressSignal } from '../workflows/live-migrate-messages.ts';
 import { renewSlotSignal } from '../workflows/migration-slots-messages.ts';
 import { AgentClient } from './agent-client.ts';
 import { agentCall } from './agent-errors.ts';
+import { applyConvergenceAction, type AppliedState } from './convergence-actions.ts';
 
 export interface MonitorInput {
   migrationId: string;
@@ -24,6 +28,15 @@ export interface MonitorInput {
   timings: LiveMigrationTimings;
   /** The cluster's slots workflow, whose lease this long-running activity keeps renewed. */
   slot?: { workflowId: string; leaseMs: number };
+  /** The convergence engine's policy; absent in runs started before the engine drove migrations. */
+  convergence?: { policy: ConvergencePolicy; context: StartContext; bandwidthBytes: number };
+}
+
+export interface MonitorResult extends MigrationStatus {
+  /** Set when the policy gave up: the reason, with its numbers. */
+  abortReason?: string | null;
+  pausedGuest?: boolean;
+  postCopyStarted?: boolean;
 }
 
 export interface MonitorDeps {
@@ -32,21 +45,53 @@ export interface MonitorDeps {
   temporal?: Client;
 }
 
+/** Carried in heartbeats so a retried monitor (new worker) continues the policy where the last one stopped. */
+interface MonitorCheckpoint {
+  engine: ConvergenceState | null;
+  applied: AppliedState;
+}
+
 /**
  * Polls the source's migration status every pollIntervalMs from ONE activity (a workflow timer loop would
- * fill the history), heartbeating each sample so cancellation reaches us and a dead worker is noticed.
+ * fill the history), heartbeating each sample so cancellation reaches us and a dead worker is noticed; each
+ * sample goes through the convergence engine and its actions are carried out and recorded.
  */
-export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): Promise<MigrationStatus> {
+export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): Promise<MonitorResult> {
   const ctx = Context.current();
   const agent = new AgentClient(input.sourceAgentUrl, deps.agentToken, 10_000);
   const execution = ctx.info.workflowExecution;
   const workflow = execution && deps.temporal?.workflow.getHandle(execution.workflowId, execution.runId);
+  const slots = input.slot && deps.temporal?.workflow.getHandle(input.slot.workflowId);
+  const resumed = ctx.info.heartbeatDetails as { checkpoint?: MonitorCheckpoint } | undefined;
+  let checkpoint: MonitorCheckpoint = resumed?.checkpoint ?? {
+    engine: null,
+    applied: {
+      downtimeMs: input.downtimeLimitMs,
+      bandwidthBytes: input.convergence?.bandwidthBytes ?? 0,
+      pausedGuest: false,
+      postCopyStarted: false,
+      abortReason: null,
+    },
+  };
   let quicklyFinish = initialQuicklyFinishState;
-  let downtimeLimitMs = input.downtimeLimitMs;
   let lastSignalAt = 0;
   let lastSaveAt = 0;
   let lastRenewAt = Date.now();
-  const slots = input.slot && deps.temporal?.workflow.getHandle(input.slot.workflowId);
+  const firstSeenAt = Date.now();
+
+  const report = async (status: MigrationStatus, force: boolean) => {
+    const now = Date.now();
+    const progress = progressOf(status, now);
+    ctx.heartbeat({ progress, checkpoint });
+    if (workflow && (force || now - lastSignalAt >= input.timings.progressSignalIntervalMs)) {
+      await workflow.signal(progressSignal, progress);
+      lastSignalAt = now;
+    }
+    if (force || now - lastSaveAt >= input.timings.progressSaveIntervalMs) {
+      await saveProgress(deps.db, input.migrationId, { ...progress });
+      lastSaveAt = now;
+    }
+  };
 
   for (;;) {
     const status = await agentCall(() => agent.migrationStatus(input.guestId));
@@ -56,41 +101,80 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
         'MigrationLost',
       );
     }
-    const now = Date.now();
-    const progress = progressOf(status, now);
-    ctx.heartbeat(progress);
     const done = terminalMigrationStatuses.has(status.status);
-    if (workflow && (done || now - lastSignalAt >= input.timings.progressSignalIntervalMs)) {
-      await workflow.signal(progressSignal, progress);
-      lastSignalAt = now;
-    }
-    if (done || now - lastSaveAt >= input.timings.progressSaveIntervalMs) {
-      await saveProgress(deps.db, input.migrationId, { ...progress });
-      lastSaveAt = now;
-    }
-    if (done) return status;
-    if (slots && input.slot && now - lastRenewAt >= input.timings.slotRenewIntervalMs) {
-      await slots.signal(renewSlotSignal, { migrationId: input.migrationId, leaseMs: input.slot.leaseMs });
-      lastRenewAt = now;
-    }
+    await report(status, done);
+    if (done) return { ...status, ...checkpoint.applied };
 
-    if (input.quicklyFinish) {
-      const decision = quicklyFinishStep(quicklyFinish, status, downtimeLimitMs);
+    if (input.convergence) {
+      checkpoint = await converge(input, agent, deps.db, status, checkpoint, firstSeenAt);
+      if (checkpoint.applied.abortReason !== null) {
+        await report(status, true);
+        return { ...status, ...checkpoint.applied };
+      }
+    } else if (input.quicklyFinish) {
+      const decision = quicklyFinishStep(quicklyFinish, status, checkpoint.applied.downtimeMs);
       quicklyFinish = decision.state;
       if (decision.setDowntimeMs !== undefined) {
         await agentCall(() =>
           agent.setMigrationParameters(input.guestId, { downtimeLimitMs: decision.setDowntimeMs }),
         );
-        downtimeLimitMs = decision.setDowntimeMs;
+        checkpoint = {
+          ...checkpoint,
+          applied: { ...checkpoint.applied, downtimeMs: decision.setDowntimeMs },
+        };
         await recordEvent(deps.db, {
           subjectKind: 'migration',
           subjectId: input.migrationId,
           type: 'quickly_finish',
           message: decision.reason ?? 'downtime limit raised',
-          data: { downtimeLimitMs, sample: { ...status } },
+          data: { downtimeLimitMs: decision.setDowntimeMs, sample: { ...status } },
         });
       }
     }
+
+    const now = Date.now();
+    if (slots && input.slot && now - lastRenewAt >= input.timings.slotRenewIntervalMs) {
+      await slots.signal(renewSlotSignal, { migrationId: input.migrationId, leaseMs: input.slot.leaseMs });
+      lastRenewAt = now;
+    }
     await ctx.sleep(input.timings.pollIntervalMs);
   }
+}
+
+/** One engine step: decide on the sample, carry out each action, record it with the numbers behind it. */
+async function converge(
+  input: MonitorInput,
+  agent: AgentClient,
+  db: Db,
+  status: MigrationStatus,
+  checkpoint: MonitorCheckpoint,
+  firstSeenAt: number,
+): Promise<MonitorCheckpoint> {
+  const convergence = input.convergence!;
+  // QEMU's own clock since migrate, so a retried monitor keeps the policy's deadlines.
+  const atMs = status.totalTimeMs ?? Date.now() - firstSeenAt;
+  const decision = decide(
+    convergence.policy,
+    checkpoint.engine,
+    { atMs, status },
+    {
+      ...convergence.context,
+      currentDowntimeMs: checkpoint.applied.downtimeMs,
+      currentBandwidthBytes: checkpoint.applied.bandwidthBytes,
+    },
+  );
+  let applied = checkpoint.applied;
+  for (const action of decision.actions) {
+    applied = await applyConvergenceAction(agent, input.guestId, action, applied);
+    await recordEvent(db, {
+      subjectKind: 'migration',
+      subjectId: input.migrationId,
+      type: `convergence_${action.type.replaceAll('-', '_')}`,
+      level: action.type === 'abort' ? 'error' : action.type === 'pause-guest' ? 'warning' : 'info',
+      message: action.reason,
+      data: { action: { ...action }, policy: convergence.policy.kind, sample: { atMs, ...status } },
+    });
+    if (action.type === 'abort') break;
+  }
+  return { engine: decision.state, applied };
 }

@@ -41,6 +41,7 @@ export interface HostUsage {
  * same arguments returns the current state without doing the work again. Failures that the caller
  * can act on are AgentFailure (404 unknown guest, 409 wrong state or conflicting request, 501 not yet
  * supported).
+ * Admission control (409 insufficient_memory) applies to defineGuest, startGuest and prepareIncoming.
  */
 export interface HypervisorDriver {
   readonly kind: 'qemu' | 'sim';
@@ -56,6 +57,8 @@ export interface HypervisorDriver {
   startGuest(id: string): Promise<GuestState>;
   stopGuest(id: string): Promise<GuestState>;
   resumeGuest(id: string): Promise<GuestState>;
+  /** QMP stop: a running guest pauses (its vCPUs stop; a migration in flight then converges). */
+  pauseGuest(id: string): Promise<GuestState>;
   /** false when there was nothing to destroy. Shared disks are never deleted. */
   destroyGuest(id: string): Promise<boolean>;
 

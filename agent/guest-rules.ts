@@ -2,12 +2,13 @@ import type {
   CleanupRequest,
   GuestRunState,
   GuestSpec,
+  MigrationParameters,
   MigrationStatus,
   MigrationStatusName,
   PrepareIncomingRequest,
   StartMigrationRequest,
 } from '../domain/agent-contract.ts';
-import { AgentFailure, conflict, notImplemented } from './errors.ts';
+import { AgentFailure, conflict } from './errors.ts';
 
 /**
  * Decisions shared by both drivers, as pure functions: whether a request is new work, a retry of
@@ -25,6 +26,29 @@ export interface MigrationRecord {
   nbdUri: string | null;
   /** The last status seen once the migration ended, so it outlives the QEMU process. */
   final: MigrationStatus | null;
+  /** Whether the stream runs over TLS (absent in records of older agents: false). */
+  tls?: boolean;
+  /** Source: epoch ms at which the start request was taken. */
+  setupAt?: number | null;
+  /** Source: epoch ms at which QMP `migrate` (block migration: the first mirror) was issued. */
+  startedAt?: number | null;
+  /** Source of a block migration: how far the disk mirrors got. */
+  block?: BlockMigrationRecord | null;
+}
+
+/**
+ * The source side of a block migration, persisted so that a restarted agent carries on:
+ * 'mirroring' (mirrors running, RAM copy not started) -> 'migrating' (every mirror READY, QMP migrate
+ * issued) -> 'switched' (at pre-switchover the mirrors were completed and the migration continued).
+ */
+export interface BlockMigrationRecord {
+  /** Local disk ids, mirrored to the NBD exports of the same names. */
+  disks: string[];
+  phase: 'mirroring' | 'migrating' | 'switched';
+  /** What the mirrors had copied when they were completed (for the status after switch-over). */
+  copiedBytes: number | null;
+  /** Why the mirrors failed, once they did. */
+  error: string | null;
 }
 
 export function canonicalJson(value: unknown): string {
@@ -68,23 +92,108 @@ export function isMigrationFinished(status: MigrationStatusName): boolean {
   return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 
+export function localDisks(spec: GuestSpec): GuestSpec['disks'] {
+  return spec.disks.filter((disk) => disk.storage === 'local');
+}
+
+export interface NbdAddress {
+  host: string;
+  port: number;
+}
+
+/** `nbd:<host>:<port>` (IPv6 hosts in brackets), as prepare-incoming returns it; null if malformed. */
+export function parseNbdUri(uri: string): NbdAddress | null {
+  const match = /^nbd:(\[[0-9A-Fa-f:.]+\]|[^:[\]/]+):(\d{1,5})$/.exec(uri);
+  if (match === null) return null;
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) return null;
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export function nbdUri(host: string, port: number): string {
+  return `nbd:${hostPort(host, port)}`;
+}
+
+/** The host of a `tcp:<host>:<port>` migration uri (no brackets), or null for other transports. */
+export function tcpUriHost(uri: string): string | null {
+  const match = /^tcp:(\[[^\]]+\]|[^:]+):\d+$/.exec(uri);
+  return match === null ? null : match[1]!.replace(/^\[|\]$/g, '');
+}
+
 /**
- * Block migration of local disks and TLS come in a later issue; until then they are refused with a
- * 501 rather than faked. Where they plug in (qemu driver): prepareIncoming exports the new local
- * disks over NBD (nbd-server-start + nbd-server-add, writable) and returns the export as nbdUri;
- * startMigration mirrors them there (blockdev-mirror, wait for BLOCK_JOB_READY) before `migrate`,
- * and TLS sets tls-creds (tls-creds-x509 objects from the setup's certificates) on both ends.
+ * What start-migration needs beyond its schema: a guest with local disks migrates them over NBD, so
+ * the request must carry the destination's nbdUri. Returns the parsed export address (null when the
+ * guest has no local disks; an nbdUri sent anyway is ignored).
  */
-export function assertMigrationSupported(spec: GuestSpec, tls: boolean): void {
-  const local = spec.disks.filter((disk) => disk.storage === 'local');
-  if (local.length > 0) {
-    throw notImplemented(
-      'block_migration_not_implemented',
-      `live migration of local disks (${local.map((d) => d.id).join(', ')}) needs NBD block migration, not implemented yet`,
-      'spec.disks',
+export function blockTarget(spec: GuestSpec, request: StartMigrationRequest): NbdAddress | null {
+  const local = localDisks(spec);
+  if (local.length === 0) return null;
+  if (request.nbdUri === undefined) {
+    throw new AgentFailure(
+      400,
+      'nbd_uri_required',
+      `nbdUri: the guest has local disks (${local.map((d) => d.id).join(', ')}); pass the nbdUri the destination's prepare-incoming returned`,
+      'nbdUri',
     );
   }
-  if (tls) throw notImplemented('tls_not_implemented', 'TLS migration is not implemented yet', 'tls');
+  const address = parseNbdUri(request.nbdUri);
+  if (address === null) {
+    throw new AgentFailure(
+      400,
+      'invalid_request',
+      `nbdUri: expected nbd:<host>:<port> as prepare-incoming returns it, got '${request.nbdUri}'`,
+      'nbdUri',
+    );
+  }
+  return address;
+}
+
+/** QEMU refuses throttle steps of 100 % (the contract let cpuThrottleIncrement reach 100 before). */
+export function assertMigrationParameters(parameters: MigrationParameters): void {
+  if (parameters.cpuThrottleIncrement !== undefined && parameters.cpuThrottleIncrement > 99) {
+    throw new AgentFailure(
+      400,
+      'invalid_request',
+      `cpuThrottleIncrement: expected at most 99 (QEMU's limit), got ${parameters.cpuThrottleIncrement}`,
+      'cpuThrottleIncrement',
+    );
+  }
+}
+
+/** A guest that holds or is about to take host memory, for admission control. */
+export interface MemoryHolder {
+  id: string;
+  memoryMb: number;
+}
+
+/**
+ * Admission control: refuses (409 insufficient_memory) a guest whose memory exceeds what the host has
+ * left once the guests it holds or receives (this one excluded) are counted.
+ */
+export function assertMemoryAvailable(
+  hostMemoryMb: number,
+  holders: readonly MemoryHolder[],
+  spec: GuestSpec,
+  field = 'memoryMb',
+): void {
+  const others = holders.filter((holder) => holder.id !== spec.id);
+  const heldMb = others.reduce((sum, holder) => sum + holder.memoryMb, 0);
+  const freeMb = hostMemoryMb - heldMb;
+  if (freeMb < spec.memoryMb) {
+    throw conflict(
+      'insufficient_memory',
+      `guest '${spec.id}' needs ${spec.memoryMb} MiB but this host has ${Math.max(0, freeMb)} MiB free ` +
+        `(${hostMemoryMb} MiB in all, ${heldMb} MiB held by ${others.length} other guest(s))`,
+      field,
+    );
+  }
+}
+
+/** pause: a running guest is stopped, a paused one is left as it is, anything else is a conflict. */
+export function decidePause(id: string, runState: GuestRunState): 'pause' | 'already' {
+  if (runState === 'paused') return 'already';
+  if (runState === 'running') return 'pause';
+  throw conflict('guest_not_running', `guest '${id}' is ${runState}; only a running guest pauses`);
 }
 
 export interface ExistingGuest {
@@ -124,6 +233,13 @@ export function decidePrepareIncoming(
       'postcopy_conflict',
       `migration '${request.migrationId}' was prepared with postCopy=${record.postCopy}`,
       'postCopy',
+    );
+  }
+  if ((record.tls ?? false) !== request.tls) {
+    throw conflict(
+      'tls_conflict',
+      `migration '${request.migrationId}' was prepared with tls=${record.tls ?? false}`,
+      'tls',
     );
   }
   return existing.alive ? 'existing' : 'restart';
@@ -212,8 +328,23 @@ export function noMigrationStatus(migrationId: string | null = null): MigrationS
     totalTimeMs: null,
     cpuThrottlePercentage: null,
     errorDesc: null,
+    setupAt: null,
+    startedAt: null,
+    tls: false,
+    diskTransferredBytes: 0,
+    diskTotalBytes: 0,
+    diskRemainingBytes: 0,
+    diskReady: false,
   };
 }
+
+/** The disk figures of a migration without local disks: nothing to copy, the RAM copy may run. */
+export const noDiskFigures = {
+  diskTransferredBytes: 0,
+  diskTotalBytes: 0,
+  diskRemainingBytes: 0,
+  diskReady: true,
+} as const;
 
 /** QEMU URIs put IPv6 literals in brackets. */
 export function hostPort(host: string, port: number): string {

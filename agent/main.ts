@@ -17,6 +17,7 @@ export type { AgentOptions } from './settings.ts';
  *   AGENT_URL                  advertised base URL (default http://AGENT_HOST:port)
  *   SHARED_STORAGE_DIR (req.)  shared disks live in <dir>/<guestId>/
  *   GUEST_IMAGE_DIR            default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/guest-image
+ *   AGENT_TLS_DIR              TLS migration certificates, default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls
  *   ETCD_ENDPOINTS, ETCD_PREFIX, HEALTH_TTL_S=10      liveness lease
  *   INFLUX_URL, INFLUX_DB=telegraf, METRICS_INTERVAL_S=10   metrics
  *   API_URL, API_TOKEN         register with the API when API_URL is set

@@ -96,6 +96,10 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     const id = c.req.param('id');
     return c.json(await serialised(id, () => driver.resumeGuest(id)));
   });
+  app.post('/v1/guests/:id/pause', async (c) => {
+    const id = c.req.param('id');
+    return c.json(await serialised(id, () => driver.pauseGuest(id)));
+  });
   app.delete('/v1/guests/:id', async (c) => {
     const id = c.req.param('id');
     return c.json({ destroyed: await serialised(id, () => driver.destroyGuest(id)) });

@@ -61,12 +61,25 @@ export interface AgentOptions {
   qemuBinary?: string;
   /** How long a stopping QEMU may take after `quit` before it is killed. */
   stopGraceMs?: number;
+  /**
+   * x509 certificates for TLS migration (ca-cert.pem, server-cert.pem, server-key.pem,
+   * client-cert.pem, client-key.pem); default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls.
+   */
+  tlsDir?: string;
   log?: Logger;
 }
 
+function cacheDir(env: Env): string {
+  return env.VMMIG_CACHE || path.join(env.HOME ?? os.homedir(), '.cache', 'vmmig');
+}
+
 export function defaultGuestImageDir(env: Env): string {
-  const cache = env.VMMIG_CACHE ?? path.join(env.HOME ?? os.homedir(), '.cache', 'vmmig');
-  return path.join(cache, 'guest-image');
+  return path.join(cacheDir(env), 'guest-image');
+}
+
+/** Where scripts/setup.sh puts the migration TLS certificates. */
+export function defaultTlsDir(env: Env): string {
+  return path.join(cacheDir(env), 'tls');
 }
 
 function optionalInt(env: Env, name: string, min: number): number | undefined {
@@ -102,6 +115,7 @@ export function agentOptionsFromEnv(env: Env): AgentOptions {
     driver,
     sharedStorageDir: path.resolve(requiredSetting(env, 'SHARED_STORAGE_DIR')),
     guestImageDir: path.resolve(env.GUEST_IMAGE_DIR || defaultGuestImageDir(env)),
+    tlsDir: path.resolve(env.AGENT_TLS_DIR || defaultTlsDir(env)),
     migrationAddress: env.MIGRATION_ADDRESS || null,
     networks: listSetting(env, 'AGENT_NETWORKS', DEFAULTS.agentNetworks),
     publicUrl: env.AGENT_URL || undefined,

@@ -13,7 +13,7 @@ import { consoleLogger, errorMessage } from './log.ts';
 import { MetricsReporter } from './metrics.ts';
 import { Registration } from './register.ts';
 import { createAgentApp } from './server.ts';
-import type { AgentOptions } from './settings.ts';
+import { type AgentOptions, defaultTlsDir } from './settings.ts';
 
 export interface RunningAgent {
   url: string;
@@ -74,6 +74,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       log,
       qemuBinary: options.qemuBinary,
       stopGraceMs: options.stopGraceMs,
+      tlsDir: options.tlsDir ?? defaultTlsDir(process.env),
     });
   }
 

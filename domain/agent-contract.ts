@@ -12,6 +12,7 @@ import { z } from 'zod';
  *   POST   /v1/guests/:id/start                   -> GuestState  (already running = no-op)
  *   POST   /v1/guests/:id/stop                    -> GuestState  (already stopped = no-op)
  *   POST   /v1/guests/:id/resume                  -> GuestState  (QMP cont; running = no-op)
+ *   POST   /v1/guests/:id/pause                   -> GuestState  (QMP stop; paused = no-op)
  *   DELETE /v1/guests/:id                         -> { destroyed: boolean } (unknown = destroyed:false)
  *   POST   /v1/guests/:id/prepare-incoming  PrepareIncomingRequest -> PrepareIncomingResult
  *   POST   /v1/guests/:id/migration         StartMigrationRequest  -> MigrationStatus (same migrationId again = no-op)
@@ -21,6 +22,20 @@ import { z } from 'zod';
  *   POST   /v1/guests/:id/migration/cancel                         -> MigrationStatus
  *   POST   /v1/guests/:id/cleanup           CleanupRequest         -> { cleaned: boolean }
  * Errors: { error: { code: string, message: string, field?: string } } with a 4xx/5xx status.
+ *
+ * Admission: define, start and prepare-incoming answer 409 insufficient_memory when the host's
+ * memory minus what the guests it holds or receives take (this guest excluded) is below the spec's.
+ *
+ * TLS (tls: true on both ends): the migration stream (and the NBD stream of a block migration) runs
+ * over TLS with the host's x509 certificates (verify-peer on both sides); a host without them
+ * answers 409 tls_unavailable naming the missing file (HostFacts.tlsReady tells beforehand).
+ *
+ * Block migration (a spec with `local` disks): prepare-incoming creates empty local disks on the
+ * destination and exports them over NBD (PrepareIncomingResult.nbdUri); start-migration must then
+ * carry that nbdUri. The source mirrors every local disk to the export (MigrationStatus status
+ * 'setup', diskReady false, disk* byte counts) and starts the RAM copy only once every mirror is in
+ * step ('active', diskReady true); at switch-over the mirrors are completed before the destination
+ * runs. Cancel, failure or rollback leave the source running on its own disks.
  */
 
 export const storageKinds = ['shared', 'local'] as const;
@@ -51,6 +66,11 @@ export const guestSpecSchema = z.object({
   dirtyRateMibs: z.number().min(0).default(0),
   /** Test-image workload: MiB of memory filled with non-zero data at boot. */
   fillMb: z.number().int().min(0).default(0),
+  /**
+   * Test-image workload: every few seconds write a known pattern to the first disk, read it back
+   * past the page cache and print both checksums on the serial console (`DISK WROTE`/`DISK READ`).
+   */
+  diskTest: z.boolean().optional(),
 });
 export type GuestSpec = z.infer<typeof guestSpecSchema>;
 
@@ -94,6 +114,8 @@ export interface HostFacts {
   freeMemoryMb: number;
   networks: string[];
   sharedStoragePath: string;
+  /** Whether the host has the x509 certificates for TLS migration (qemu: all five files in its TLS dir). */
+  tlsReady?: boolean;
 }
 
 export const prepareIncomingRequestSchema = z.object({
@@ -114,15 +136,30 @@ export interface PrepareIncomingResult {
   nbdUri: string | null;
 }
 
+/** QEMU's throttle percentages (cpu-throttle-initial, cpu-throttle-increment, max-cpu-throttle) are 1-99. */
+const throttlePercent = z.number().int().min(1).max(99);
+
 export const startMigrationRequestSchema = z.object({
   migrationId: z.string().min(1),
   uri: z.string().min(1),
   downtimeLimitMs: z.number().int().min(1).default(300),
-  /** Bytes per second; 0 = unlimited. */
+  /** Bytes per second; 0 = unlimited. Caps the RAM copy and, separately, each disk mirror. */
   maxBandwidthBytes: z.number().int().min(0).default(0),
   autoConverge: z.boolean().default(false),
   postCopy: z.boolean().default(false),
   tls: z.boolean().default(false),
+  /** The destination's PrepareIncomingResult.nbdUri; required when the guest has local disks. */
+  nbdUri: z.string().min(1).optional(),
+  /** Name the destination's certificate must carry; default: the host of `uri`. */
+  tlsHostname: z.string().min(1).optional(),
+  /** Auto-converge: first throttle step (QEMU cpu-throttle-initial, default 20). */
+  cpuThrottleInitial: throttlePercent.optional(),
+  /** Auto-converge: each further step (QEMU cpu-throttle-increment, default 10). */
+  cpuThrottleIncrement: throttlePercent.optional(),
+  /** Auto-converge: ceiling (QEMU max-cpu-throttle, default 99). */
+  maxCpuThrottle: throttlePercent.optional(),
+  /** QEMU's xbzrle capability: send deltas of re-sent pages. */
+  xbzrle: z.boolean().optional(),
 });
 export type StartMigrationRequest = z.infer<typeof startMigrationRequestSchema>;
 
@@ -130,6 +167,8 @@ export const migrationParametersSchema = z.object({
   downtimeLimitMs: z.number().int().min(1).optional(),
   maxBandwidthBytes: z.number().int().min(0).optional(),
   cpuThrottleIncrement: z.number().int().min(1).max(100).optional(),
+  cpuThrottleInitial: throttlePercent.optional(),
+  maxCpuThrottle: throttlePercent.optional(),
 });
 export type MigrationParameters = z.infer<typeof migrationParametersSchema>;
 
@@ -161,6 +200,26 @@ export interface MigrationStatus {
   totalTimeMs: number | null;
   cpuThrottlePercentage: number | null;
   errorDesc: string | null;
+  /** Epoch ms at which the source agent took the start request; null before (and on a destination). */
+  setupAt?: number | null;
+  /**
+   * Epoch ms at which the source agent issued QMP `migrate` (block migration: the first disk
+   * mirror); null before (and on a destination).
+   */
+  startedAt?: number | null;
+  /** Whether this migration runs over TLS. */
+  tls?: boolean;
+  /** Block migration: bytes the disk mirrors copied (QEMU job offsets); 0 without local disks. */
+  diskTransferredBytes?: number;
+  /** Block migration: what the mirrors have to copy in all (job lengths, which grow with rewrites). */
+  diskTotalBytes?: number;
+  /** Block migration: diskTotalBytes - diskTransferredBytes. */
+  diskRemainingBytes?: number;
+  /**
+   * false while local disks are being mirrored and not yet in step (status 'setup'); true once the
+   * RAM copy may run (every mirror READY, or no local disks).
+   */
+  diskReady?: boolean;
 }
 
 export const cleanupRequestSchema = z.object({

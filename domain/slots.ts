@@ -18,7 +18,11 @@ export interface SlotRequest {
 export type SlotBlocker = 'cluster' | 'outbound' | 'inbound';
 
 /** Which limit a request would break if it started now, or null if it fits. */
-export function blockerOf(request: SlotRequest, holders: readonly SlotRequest[], limits: SlotLimits): SlotBlocker | null {
+export function blockerOf(
+  request: SlotRequest,
+  holders: readonly SlotRequest[],
+  limits: SlotLimits,
+): SlotBlocker | null {
   if (holders.length >= limits.perCluster) return 'cluster';
   const outbound = holders.filter((h) => h.sourceHostId === request.sourceHostId).length;
   if (outbound >= limits.outboundPerNode) return 'outbound';

@@ -33,3 +33,5 @@ export const progressQuery = defineQuery<LiveMigrationView>('progress');
 /** Sent by the monitoring activity, so a query answers with live figures without any I/O. */
 export const progressSignal = defineSignal<[MigrationProgress]>('progress');
 export const precheckUpdate = defineUpdate<PrecheckAnswer>('awaitPrechecks');
+/** Operator force-complete (F10): post-copy when allowed, else pause the guest so the copy finishes. */
+export const forceCompleteSignal = defineSignal('forceComplete');

@@ -13,7 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
-import type { GuestSpec, MigrationStatus } from '../domain/agent-contract.ts';
+import type { GuestSpec } from '../domain/agent-contract.ts';
 import {
   bandwidthBytesPerSecond,
   DEFAULT_DOWNTIME_LIMIT_MS,
@@ -25,6 +25,7 @@ import { chooseDestination } from '../domain/placement.ts';
 import { failed, guestAndSourceChecks, type Caller, type CheckResult } from '../domain/prechecks.ts';
 import { failureReason } from './failure-reason.ts';
 import {
+  forceCompleteSignal,
   precheckUpdate,
   progressQuery,
   progressSignal,
@@ -36,7 +37,8 @@ import { DestinationHostKey } from './search-attributes.ts';
 import { releaseSlotSignal, slotGrantedSignal } from './migration-slots-messages.ts';
 import { DEFAULT_SLOT_LIMITS } from '../domain/slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
-import type { MonitorInput } from '../activities/monitor-migration.ts';
+import type { MonitorInput, MonitorResult } from '../activities/monitor-migration.ts';
+import { planLiveMigration, type LiveMigrationPlan } from '../domain/migration-plan.ts';
 
 export interface LiveMigrateInput {
   migrationId: string;
@@ -55,6 +57,8 @@ export interface LiveMigrateResult {
 
 /** Runs from this change on take a slot from the cluster's migrationSlots workflow before preparing. */
 const PATCH_MIGRATION_SLOTS = 'migration-slots';
+/** Runs from this change on resolve the cluster config and policy, and let the convergence engine drive. */
+const PATCH_CONVERGENCE_ENGINE = 'convergence-engine';
 
 /** How many destinations we try when a chosen one's capacity was taken between the read and the reservation. */
 const MAX_RESERVATION_ATTEMPTS = 3;
@@ -81,6 +85,11 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   };
   let precheck: PrecheckAnswer | null = null;
   let holdsSlots = false;
+  let forceRequested = false;
+  let forced: 'start-post-copy' | 'pause-guest' | null = null;
+  setHandler(forceCompleteSignal, () => {
+    forceRequested = true;
+  });
   let slotRequested = false;
   let slotGranted = false;
   setHandler(slotGrantedSignal, () => {
@@ -115,10 +124,21 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   let destination: MigrationHost;
   let spec: GuestSpec;
   let checks: CheckResult[];
+  /** Null in runs started before the convergence engine: they run on the fixed legacy settings. */
+  let plan: LiveMigrationPlan | null = null;
   try {
     await enterPhase('prechecks');
     const context = await quick.readPlacementContext(guestId);
     spec = context.spec;
+    if (patched(PATCH_CONVERGENCE_ENGINE)) {
+      const settings = await quick.resolveMigrationSettings(guestId);
+      plan = planLiveMigration(settings, options, context.guest);
+      await quick.setMigrationPhase({
+        migrationId,
+        phase: 'prechecks',
+        resolvedPolicy: { ...settings, plan: { ...plan } },
+      });
+    }
     const baseChecks = guestAndSourceChecks({
       caller: input.caller,
       guest: context.guest,
@@ -160,8 +180,28 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
 
   const migrateHoldingSlot = async (): Promise<LiveMigrateResult> => {
     // --- preparation and memory copy (any failure rolls back) ---------------------------------------------
-    const downtimeLimitMs = DEFAULT_DOWNTIME_LIMIT_MS;
-    let final: MigrationStatus;
+    const downtimeLimitMs = plan?.start.downtimeMs ?? DEFAULT_DOWNTIME_LIMIT_MS;
+    const tls = plan?.tls ?? options.enableTls;
+    const postCopy = plan?.start.postCopy ?? false;
+    const monitorInput: MonitorInput = {
+      migrationId,
+      guestId,
+      sourceAgentUrl: source.agentUrl,
+      downtimeLimitMs,
+      quicklyFinish: options.quicklyFinish,
+      timings,
+      slot: { workflowId: migrationSlotsWorkflowId(source.clusterId), leaseMs: timings.slotLeaseMs },
+      ...(plan
+        ? {
+            convergence: {
+              policy: plan.convergencePolicy,
+              context: plan.startContext,
+              bandwidthBytes: plan.start.bandwidthBytes,
+            },
+          }
+        : {}),
+    };
+    let final: MonitorResult;
     try {
       if (holdsSlots) await waitForSlot();
       await quick.markGuestMigrating(guestId);
@@ -170,8 +210,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         agentUrl: destination.agentUrl,
         spec,
         listenAddress: destination.address,
-        tls: options.enableTls,
-        postCopy: false,
+        tls,
+        postCopy,
       });
       await enterPhase('copying');
       await agentCalls.startSourceMigration({
@@ -181,25 +221,28 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
           migrationId,
           uri: incoming.uri,
           downtimeLimitMs,
-          maxBandwidthBytes: bandwidthBytesPerSecond(options.maxBandwidthMb),
-          autoConverge: options.quicklyFinish,
-          postCopy: false,
-          tls: options.enableTls,
+          maxBandwidthBytes: plan?.start.bandwidthBytes ?? bandwidthBytesPerSecond(options.maxBandwidthMb),
+          autoConverge: plan?.start.autoConverge ?? options.quicklyFinish,
+          postCopy,
+          tls,
+          // Local disks are mirrored to the destination's NBD export before memory moves (block migration).
+          ...(incoming.nbdUri ? { nbdUri: incoming.nbdUri } : {}),
+          ...(plan?.start.xbzrle ? { xbzrle: true } : {}),
+          ...(plan?.start.cpuThrottleInitial ? { cpuThrottleInitial: plan.start.cpuThrottleInitial } : {}),
+          ...(plan?.start.cpuThrottleIncrement
+            ? { cpuThrottleIncrement: plan.start.cpuThrottleIncrement }
+            : {}),
         },
       });
       await event('copy_started', `memory copy to ${destination.name} started`, {
         uri: incoming.uri,
         downtimeLimitMs,
+        ...(plan
+          ? { policy: plan.policyName, convergence: plan.convergencePolicy.kind, start: plan.start }
+          : {}),
       });
-      final = await monitor({
-        migrationId,
-        guestId,
-        sourceAgentUrl: source.agentUrl,
-        downtimeLimitMs,
-        quicklyFinish: options.quicklyFinish,
-        timings,
-        slot: { workflowId: migrationSlotsWorkflowId(source.clusterId), leaseMs: timings.slotLeaseMs },
-      });
+      final = await monitorWithForceComplete(monitorInput, postCopy);
+      if (final.abortReason) throw new MigrationFailed(`convergence policy gave up: ${final.abortReason}`);
       if (final.status !== 'completed') {
         throw new MigrationFailed(
           `QEMU migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`,
@@ -207,10 +250,28 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       }
     } catch (err) {
       const cancelled = isCancellation(err);
-      const reason = cancelled ? 'cancelled by operator' : failureReason(err);
-      await CancellationScope.nonCancellable(() => rollBack(reason, cancelled));
-      if (cancelled) throw err;
-      throw ApplicationFailure.nonRetryable(reason, 'LiveMigrationFailed');
+      if (cancelled && postCopyUnderway()) {
+        // Post-copy splits the guest's memory between both hosts: there is no source left to go back to.
+        final = await CancellationScope.nonCancellable(async () => {
+          await event(
+            'cancel_refused',
+            'cancel refused: post-copy is under way and must finish',
+            {},
+            'warning',
+          );
+          return monitor(monitorInput);
+        });
+        if (final.status !== 'completed') {
+          const reason = `post-copy migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`;
+          await CancellationScope.nonCancellable(() => enterPhase('failed', { error: reason }));
+          throw ApplicationFailure.nonRetryable(reason, 'PostCopyFailed');
+        }
+      } else {
+        const reason = cancelled ? 'cancelled by operator' : failureReason(err);
+        await CancellationScope.nonCancellable(() => rollBack(reason, cancelled));
+        if (cancelled) throw err;
+        throw ApplicationFailure.nonRetryable(reason, 'LiveMigrationFailed');
+      }
     }
 
     // --- after switch-over: the guest runs on the destination; nothing here may be cancelled ---------------
@@ -220,6 +281,11 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         downtimeMs: final.downtimeMs,
         totalTimeMs: final.totalTimeMs,
       });
+      if (final.pausedGuest || forced === 'pause-guest') {
+        // Paused to let the copy finish: QEMU carries that state over, so the guest resumes on its new host.
+        await agentCalls.resumeGuestOn({ agentUrl: destination.agentUrl, guestId });
+        await event('resumed', `guest resumed on ${destination.name} after the paused final copy`);
+      }
       const alive = await agentCalls.verifyGuestAlive({
         agentUrl: destination.agentUrl,
         guestId,
@@ -264,6 +330,35 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     }
   }
 
+  /** Monitors the copy; an operator's force-complete meanwhile switches to post-copy or pauses the guest. */
+  async function monitorWithForceComplete(monitorInput: MonitorInput, postCopyAllowed: boolean) {
+    const forceScope = new CancellationScope();
+    const forcing = forceScope
+      .run(async () => {
+        await condition(() => forceRequested);
+        const result = await quick.forceCompleteMigration({
+          migrationId,
+          agentUrl: source.agentUrl,
+          guestId,
+          postCopyAllowed,
+        });
+        if (result.action !== 'none') forced = result.action;
+      })
+      .catch((err: unknown) => {
+        if (!isCancellation(err)) throw err;
+      });
+    try {
+      return await monitor(monitorInput);
+    } finally {
+      forceScope.cancel();
+      await forcing;
+    }
+  }
+
+  function postCopyUnderway(): boolean {
+    return forced === 'start-post-copy' || view.progress?.status === 'postcopy-active';
+  }
+
   /** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
   async function waitForSlot() {
     // Marked first: releasing a slot never granted is harmless, holding one never released is not.
@@ -274,14 +369,14 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       workflowId: workflowInfo().workflowId,
       sourceHostId: source.id,
       destinationHostId: destination.id,
-      limits: DEFAULT_SLOT_LIMITS,
+      limits: plan?.limits ?? DEFAULT_SLOT_LIMITS,
       leaseMs: timings.slotLeaseMs,
     });
     if (!answer.granted) {
       await enterPhase('queued', { destinationHostId: destination.id, checks });
       await event('queued', `waiting for a migration slot, position ${answer.position}`, {
         position: answer.position,
-        limits: DEFAULT_SLOT_LIMITS,
+        limits: plan?.limits ?? DEFAULT_SLOT_LIMITS,
       });
       await condition(() => slotGranted);
       await event('slot_granted', 'migration slot granted');
@@ -401,7 +496,7 @@ function precheckFailure(failures: CheckResult[], checks: CheckResult[]): Preche
   return new PrecheckError(`pre-checks failed: ${reason}`, failures, checks);
 }
 
-function monitor(input: MonitorInput): Promise<MigrationStatus> {
+function monitor(input: MonitorInput): Promise<MonitorResult> {
   const { monitorMigration } = proxyActivities<Activities>({
     startToCloseTimeout: '24 hours',
     heartbeatTimeout: input.timings.activityHeartbeatTimeoutMs,

@@ -1,4 +1,5 @@
 import type { DiskSpec, GuestSpec } from '../../domain/agent-contract.ts';
+import { tlsServerObject } from './qemu-tls.ts';
 
 export type CacheMode = DiskSpec['cache'];
 
@@ -19,11 +20,14 @@ export interface QemuLaunch {
   disks: QemuDisk[];
   /** Destination of a migration: start paused, waiting for migrate-incoming. */
   incoming: boolean;
+  /** Destination of a TLS migration: the certificate dir of its server credentials. */
+  tlsServerDir?: string | null;
 }
 
 /** The test guest reads its workload from the kernel command line (agent/guest-image/dirtier.c). */
 export function kernelCommandLine(spec: GuestSpec): string {
-  return `console=ttyS0 quiet dirty_mibs=${spec.dirtyRateMibs} fill_mb=${spec.fillMb}`;
+  const line = `console=ttyS0 quiet dirty_mibs=${spec.dirtyRateMibs} fill_mb=${spec.fillMb}`;
+  return spec.diskTest ? `${line} disk_test=1` : line;
 }
 
 /**
@@ -65,5 +69,6 @@ export function qemuArguments(launch: QemuLaunch): string[] {
     );
   });
   if (launch.incoming) args.push('-incoming', 'defer');
+  if (launch.incoming && launch.tlsServerDir) args.push('-object', tlsServerObject(launch.tlsServerDir));
   return args;
 }

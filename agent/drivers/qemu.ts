@@ -17,22 +17,41 @@ import type { AgentIdentity, GuestUsage, HostUsage, HypervisorDriver } from '../
 import { AgentFailure, conflict, guestNotFound } from '../errors.ts';
 import type { PlatformFacts } from '../facts.ts';
 import {
-  assertMigrationSupported,
+  assertMemoryAvailable,
+  assertMigrationParameters,
   assertSafeSpec,
+  blockTarget,
   decideCleanup,
   decideDefine,
+  decidePause,
   decidePrepareIncoming,
   decideStartMigration,
   hostPort,
   isMigrationActive,
   isMigrationFinished,
+  localDisks,
+  type MemoryHolder,
   type MigrationRecord,
+  type NbdAddress,
+  nbdUri,
+  noDiskFigures,
   noMigrationStatus,
+  tcpUriHost,
 } from '../guest-rules.ts';
+import { KeyedMutex } from '../keyed-mutex.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import { cpuPercent, type ProcessSample, sampleProcess } from '../proc-stat.ts';
 import { QmpClient, type QmpEvent } from '../qmp.ts';
 import { effectiveCacheMode, ensureQcow2, fileExists } from './disk-images.ts';
+import {
+  type BlockJobInfo,
+  mirrorJobId,
+  type MirrorJobs,
+  mirrorJobs,
+  mirrorTargetNode,
+  processListeningPorts,
+} from './qemu-block.ts';
+import { assertTlsFiles, TLS_OBJECT_ID, tlsClientObjectArgs, tlsReady } from './qemu-tls.ts';
 import { GuestStore, type StoredGuest } from './guest-store.ts';
 import { type QemuDisk, qemuArguments } from './qemu-command.ts';
 import { incomingPort, normaliseQueryMigrate, type QueryMigrate, runStateOf } from './qemu-migration.ts';
@@ -53,7 +72,14 @@ export interface QemuDriverOptions {
   qemuImgBinary?: string;
   /** How long QEMU may take to exit after `quit` before it is killed. */
   stopGraceMs?: number;
+  /** x509 certificates for TLS migration (see qemu-tls.ts). */
+  tlsDir: string;
+  /** How long the mirrors may take to catch up at switch-over, the guest paused (default 60 s). */
+  mirrorCompleteTimeoutMs?: number;
 }
+
+/** QEMU's own defaults, restored on every start so that one migration's settings do not leak into the next. */
+const THROTTLE_DEFAULTS = { initial: 20, increment: 10, max: 99 } as const;
 
 /** A QEMU process of a guest, as far as this agent run knows it. */
 interface Running {
@@ -77,6 +103,9 @@ export class QemuDriver implements HypervisorDriver {
   private readonly running = new Map<string, Running>();
   private readonly cpuSamples = new Map<string, { sample: ProcessSample; atMs: number }>();
   private readonly qemuBinary: string;
+  /** Serialises the steps of a block migration (and its cancel) per guest. */
+  private readonly blockWork = new KeyedMutex();
+  private readonly queuedBlockSteps = new Set<string>();
 
   constructor(private readonly options: QemuDriverOptions) {
     this.store = new GuestStore(options.agentDir);
@@ -93,6 +122,8 @@ export class QemuDriver implements HypervisorDriver {
         try {
           await this.qmp(id);
           this.options.log(`reattached to QEMU ${guest.pid} of guest ${id}`);
+          // A block migration carries on where the previous agent left it (events may have been missed).
+          if (guest.migration?.block && guest.migration.final === null) void this.kickBlock(id);
         } catch (error) {
           this.options.log(
             `guest ${id}: QEMU ${guest.pid} is alive but QMP does not answer: ${errorMessage(error)}`,
@@ -109,9 +140,7 @@ export class QemuDriver implements HypervisorDriver {
 
   async facts(): Promise<HostFacts> {
     const { identity, platform } = this.options;
-    const committedMb = [...this.guests.values()]
-      .filter((guest) => this.running.has(guest.spec.id))
-      .reduce((sum, guest) => sum + guest.spec.memoryMb, 0);
+    const committedMb = this.memoryHolders().reduce((sum, holder) => sum + holder.memoryMb, 0);
     return {
       hostId: identity.hostId,
       name: identity.name,
@@ -123,6 +152,7 @@ export class QemuDriver implements HypervisorDriver {
       freeMemoryMb: Math.max(0, platform.memoryMb - committedMb),
       networks: identity.networks,
       sharedStoragePath: identity.sharedStoragePath,
+      tlsReady: await tlsReady(this.options.tlsDir),
     };
   }
 
@@ -139,6 +169,7 @@ export class QemuDriver implements HypervisorDriver {
     const existing = this.guests.get(spec.id);
     if (decideDefine(existing?.spec ?? null, spec) === 'create') {
       this.assertNetworks(spec);
+      assertMemoryAvailable(this.options.platform.memoryMb, this.memoryHolders(), spec);
       const guest: StoredGuest = { spec, desired: 'stopped', everStarted: false, migration: null, pid: null };
       await this.store.save(guest);
       this.guests.set(spec.id, guest);
@@ -158,6 +189,7 @@ export class QemuDriver implements HypervisorDriver {
         `guest '${id}' is ${state.status}; use resume or wait for the migration`,
       );
     }
+    assertMemoryAvailable(this.options.platform.memoryMb, this.memoryHolders(), guest.spec);
     await this.terminate(id);
     guest.migration = null;
     await this.launch(guest, false);
@@ -199,6 +231,17 @@ export class QemuDriver implements HypervisorDriver {
     return this.view(id);
   }
 
+  async pauseGuest(id: string): Promise<GuestState> {
+    const guest = this.guest(id);
+    const state = await this.view(id);
+    if (decidePause(id, state.status) === 'already') return state;
+    await (await this.qmp(id)).execute('stop');
+    guest.desired = 'paused';
+    await this.store.save(guest);
+    this.options.log(`paused guest ${id}`);
+    return this.view(id);
+  }
+
   async destroyGuest(id: string): Promise<boolean> {
     if (!this.guests.has(id)) return false;
     await this.terminate(id);
@@ -213,7 +256,6 @@ export class QemuDriver implements HypervisorDriver {
     if (request.spec.id !== id)
       throw new AgentFailure(400, 'id_mismatch', `spec.id must be '${id}'`, 'spec.id');
     assertSafeSpec(request.spec);
-    assertMigrationSupported(request.spec, request.tls);
     const existing = this.guests.get(id);
     const decision = decidePrepareIncoming(
       existing === undefined
@@ -222,7 +264,22 @@ export class QemuDriver implements HypervisorDriver {
       request,
     );
     if (decision === 'existing' && existing?.migration) return resultOf(existing.migration);
+    const local = localDisks(request.spec);
+    if (decision === 'restart' && existing?.migration?.final?.status === 'completed' && local.length > 0) {
+      throw conflict(
+        'migration_completed',
+        `migration '${request.migrationId}' completed here and the guest's local disks hold its data; clean it up first`,
+        'migrationId',
+      );
+    }
     this.assertNetworks(request.spec);
+    assertMemoryAvailable(
+      this.options.platform.memoryMb,
+      this.memoryHolders(),
+      request.spec,
+      'spec.memoryMb',
+    );
+    if (request.tls) await assertTlsFiles(this.options.tlsDir, 'server');
     for (const disk of request.spec.disks.filter((d) => d.storage === 'shared')) {
       if (!(await fileExists(this.sharedDiskPath(id, disk.id)))) {
         throw conflict(
@@ -244,11 +301,18 @@ export class QemuDriver implements HypervisorDriver {
         postCopy: request.postCopy,
         nbdUri: null,
         final: null,
+        tls: request.tls,
       },
       pid: null,
     };
     this.guests.set(id, guest);
     try {
+      // Block migration: the source mirrors into new, empty local disks of the same sizes.
+      for (const disk of local) {
+        const file = this.localDiskPath(id, disk.id);
+        await rm(file, { force: true });
+        await ensureQcow2(file, disk.sizeMb, this.options.qemuImgBinary);
+      }
       await this.launch(guest, true);
       const qmp = await this.qmp(id);
       await qmp.execute('migrate-set-capabilities', {
@@ -257,6 +321,14 @@ export class QemuDriver implements HypervisorDriver {
           { capability: 'postcopy-ram', state: request.postCopy },
         ],
       });
+      if (request.tls) await qmp.execute('migrate-set-parameters', { 'tls-creds': TLS_OBJECT_ID.server });
+      if (local.length > 0) {
+        const port = await this.startNbdServer(id, request.listenAddress, request.tls);
+        for (const disk of local) {
+          await qmp.execute('nbd-server-add', { device: `drive-${disk.id}`, name: disk.id, writable: true });
+        }
+        guest.migration!.nbdUri = nbdUri(request.listenAddress, port);
+      }
       await qmp.execute('migrate-incoming', { uri: `tcp:${hostPort(request.listenAddress, 0)}` });
       const port = incomingPort(await qmp.execute<QueryMigrate>('query-migrate'));
       if (port === null) throw new Error('QEMU did not report the port it listens on');
@@ -273,7 +345,9 @@ export class QemuDriver implements HypervisorDriver {
       );
     }
     this.options.log(
-      `guest ${id}: incoming migration ${request.migrationId} listens on ${guest.migration!.uri}`,
+      `guest ${id}: incoming migration ${request.migrationId} listens on ${guest.migration!.uri}` +
+        (request.tls ? ' (TLS)' : '') +
+        (guest.migration!.nbdUri ? `, local disks exported on ${guest.migration!.nbdUri}` : ''),
     );
     return resultOf(guest.migration!);
   }
@@ -288,40 +362,84 @@ export class QemuDriver implements HypervisorDriver {
     ) {
       return current;
     }
-    assertMigrationSupported(guest.spec, request.tls);
+    const setupAt = Date.now();
+    const target = blockTarget(guest.spec, request);
+    const tlsHostname = request.tlsHostname ?? tcpUriHost(request.uri);
+    if (request.tls) {
+      if (tlsHostname === null) {
+        throw new AgentFailure(
+          400,
+          'invalid_request',
+          `tlsHostname: uri '${request.uri}' is not tcp:<host>:<port>; pass the name the destination's certificate carries`,
+          'tlsHostname',
+        );
+      }
+      await assertTlsFiles(this.options.tlsDir, 'client');
+    }
     const qmp = await this.qmp(id);
+    if (request.tls) await this.ensureTlsClient(id);
     await qmp.execute('migrate-set-capabilities', {
       capabilities: [
         { capability: 'events', state: true },
         { capability: 'postcopy-ram', state: request.postCopy },
         { capability: 'auto-converge', state: request.autoConverge },
+        { capability: 'xbzrle', state: request.xbzrle ?? false },
+        // Block migration: stop before the switch-over so that the mirrors complete first.
+        { capability: 'pause-before-switchover', state: target !== null },
       ],
     });
-    // QEMU treats max-bandwidth 0 as "no limit", as the contract does.
+    // QEMU treats max-bandwidth 0 as "no limit", as the contract does. Every parameter is set, so
+    // that what an earlier migration of this QEMU set does not leak into this one.
     await qmp.execute('migrate-set-parameters', {
       'downtime-limit': request.downtimeLimitMs,
       'max-bandwidth': request.maxBandwidthBytes,
+      'cpu-throttle-initial': request.cpuThrottleInitial ?? THROTTLE_DEFAULTS.initial,
+      'cpu-throttle-increment': request.cpuThrottleIncrement ?? THROTTLE_DEFAULTS.increment,
+      'max-cpu-throttle': request.maxCpuThrottle ?? THROTTLE_DEFAULTS.max,
+      'tls-creds': request.tls ? TLS_OBJECT_ID.client : '',
+      'tls-hostname': request.tls ? tlsHostname : '',
     });
-    guest.migration = {
+    const record: MigrationRecord = {
       migrationId: request.migrationId,
       role: 'source',
       uri: request.uri,
       postCopy: request.postCopy,
-      nbdUri: null,
+      nbdUri: target === null ? null : (request.nbdUri ?? null),
       final: null,
+      tls: request.tls,
+      setupAt,
+      startedAt: null,
+      block:
+        target === null
+          ? null
+          : {
+              disks: localDisks(guest.spec).map((d) => d.id),
+              phase: 'mirroring',
+              copiedBytes: null,
+              error: null,
+            },
     };
+    guest.migration = record;
     await this.store.save(guest);
-    try {
-      await qmp.execute('migrate', { uri: request.uri });
-    } catch (error) {
-      guest.migration.final = {
-        ...noMigrationStatus(request.migrationId),
-        status: 'failed',
-        errorDesc: errorMessage(error),
-      };
+    if (target === null) {
+      try {
+        record.startedAt = Date.now();
+        await qmp.execute('migrate', { uri: request.uri });
+      } catch (error) {
+        record.final = this.decorate(record, {
+          ...noMigrationStatus(request.migrationId),
+          status: 'failed',
+          errorDesc: errorMessage(error),
+        });
+      }
       await this.store.save(guest);
+      this.options.log(`guest ${id}: migration ${request.migrationId} started to ${request.uri}`);
+    } else {
+      await this.blockWork.run(id, () => this.startMirrors(id, target, request));
+      this.options.log(
+        `guest ${id}: migration ${request.migrationId} mirrors ${record.block!.disks.join(', ')} to ${request.nbdUri}, then RAM to ${request.uri}`,
+      );
     }
-    this.options.log(`guest ${id}: migration ${request.migrationId} started to ${request.uri}`);
     return this.migrationStatus(id);
   }
 
@@ -338,27 +456,69 @@ export class QemuDriver implements HypervisorDriver {
         errorDesc: exit,
       });
     }
-    let info: QueryMigrate;
+    const block = record.role === 'source' ? (record.block ?? null) : null;
+    let status: MigrationStatus;
     try {
-      info = await (await this.qmp(id)).execute<QueryMigrate>('query-migrate');
+      const qmp = await this.qmp(id);
+      if (block !== null) {
+        // Events drive the block migration; a look makes sure that a missed one does not stall it.
+        if (block.phase !== 'switched') void this.kickBlock(id);
+        const disks = await this.diskFigures(id, block);
+        if (block.phase === 'mirroring') {
+          status = {
+            ...noMigrationStatus(record.migrationId),
+            ...disks,
+            status: block.error === null ? 'setup' : 'failed',
+            errorDesc: block.error,
+          };
+        } else {
+          status = {
+            ...normaliseQueryMigrate(await qmp.execute<QueryMigrate>('query-migrate'), record.migrationId),
+            ...disks,
+          };
+          if (block.error !== null && (status.status === 'cancelled' || status.status === 'none')) {
+            status = { ...status, status: 'failed', errorDesc: block.error };
+          }
+        }
+      } else {
+        status = normaliseQueryMigrate(await qmp.execute<QueryMigrate>('query-migrate'), record.migrationId);
+      }
     } catch (error) {
       if (await this.alive(id)) throw error;
       return this.migrationStatus(id);
     }
-    const status = normaliseQueryMigrate(info, record.migrationId);
-    if (record.role === 'destination' && status.status === 'none') return { ...status, status: 'setup' };
+    if (record.role === 'destination' && status.status === 'none') status = { ...status, status: 'setup' };
+    status = this.decorate(record, status);
     if (isMigrationFinished(status.status)) return this.finish(guest, status);
     return status;
   }
 
   async setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus> {
+    assertMigrationParameters(parameters);
     await this.assertOutgoingActive(id);
     const args: Record<string, number> = {};
     if (parameters.downtimeLimitMs !== undefined) args['downtime-limit'] = parameters.downtimeLimitMs;
     if (parameters.maxBandwidthBytes !== undefined) args['max-bandwidth'] = parameters.maxBandwidthBytes;
     if (parameters.cpuThrottleIncrement !== undefined)
       args['cpu-throttle-increment'] = parameters.cpuThrottleIncrement;
-    if (Object.keys(args).length > 0) await (await this.qmp(id)).execute('migrate-set-parameters', args);
+    if (parameters.cpuThrottleInitial !== undefined)
+      args['cpu-throttle-initial'] = parameters.cpuThrottleInitial;
+    if (parameters.maxCpuThrottle !== undefined) args['max-cpu-throttle'] = parameters.maxCpuThrottle;
+    const qmp = await this.qmp(id);
+    if (Object.keys(args).length > 0) await qmp.execute('migrate-set-parameters', args);
+    const block = this.guest(id).migration?.block;
+    if (parameters.maxBandwidthBytes !== undefined && block && block.phase !== 'switched') {
+      // The cap applies to each disk mirror as well (speed 0 = unlimited, as for max-bandwidth).
+      const jobs = mirrorJobs(block.disks, await qmp.execute<BlockJobInfo[]>('query-block-jobs'));
+      for (const job of jobs.jobs) {
+        if (job === null || job.status === 'concluded') continue;
+        await qmp
+          .execute('block-job-set-speed', { device: job.device, speed: parameters.maxBandwidthBytes })
+          .catch((error) =>
+            this.options.log(`guest ${id}: cannot set the speed of ${job.device}: ${errorMessage(error)}`),
+          );
+      }
+    }
     return this.migrationStatus(id);
   }
 
@@ -379,6 +539,12 @@ export class QemuDriver implements HypervisorDriver {
         'postCopy',
       );
     }
+    if (guest.migration.block?.phase === 'mirroring') {
+      throw conflict(
+        'disk_mirror_not_ready',
+        'the local disks are still being mirrored; post-copy can start once the RAM copy runs (diskReady)',
+      );
+    }
     await (await this.qmp(id)).execute('migrate-start-postcopy');
     this.options.log(`guest ${id}: switched migration ${guest.migration.migrationId} to post-copy`);
     return this.waitForStatus(id, (s) => s !== 'active', 2000);
@@ -394,9 +560,36 @@ export class QemuDriver implements HypervisorDriver {
         'a migration in post-copy cannot be cancelled: the guest runs on the destination',
       );
     }
+    const record = guest.migration;
+    if (record.block) {
+      const cancelled = await this.blockWork.run(id, async () => {
+        if (record.final !== null || record.block?.phase !== 'mirroring') return false;
+        // No RAM copy yet: stopping the mirrors is the whole cancel.
+        await this.teardownMirrors(id);
+        await this.finish(
+          guest,
+          this.decorate(record, {
+            ...noMigrationStatus(record.migrationId),
+            ...(await this.diskFigures(id, record.block)),
+            status: 'cancelled',
+            diskReady: false,
+          }),
+        );
+        return true;
+      });
+      if (cancelled) {
+        this.options.log(`guest ${id}: cancelled migration ${record.migrationId} while mirroring its disks`);
+        return this.migrationStatus(id);
+      }
+    }
     await (await this.qmp(id)).execute('migrate_cancel');
-    this.options.log(`guest ${id}: cancelled migration ${guest.migration.migrationId}`);
-    return this.waitForStatus(id, (s) => isMigrationFinished(s), 5000);
+    this.options.log(`guest ${id}: cancelled migration ${record.migrationId}`);
+    const final = await this.waitForStatus(id, (s) => isMigrationFinished(s), 5000);
+    if (record.block && record.block.phase !== 'switched' && (await this.alive(id))) {
+      // The source keeps its own disks only: the mirrors stop before the answer.
+      await this.blockWork.run(id, () => this.teardownMirrors(id));
+    }
+    return final;
   }
 
   async cleanup(id: string, request: CleanupRequest): Promise<{ cleaned: boolean }> {
@@ -406,9 +599,19 @@ export class QemuDriver implements HypervisorDriver {
         ? null
         : { record: guest.migration, status: (await this.migrationStatus(id)).status };
     if (decideCleanup(current, request) === 'nothing') return { cleaned: false };
+    if (request.role === 'destination' && guest?.migration?.nbdUri) await this.stopNbdServer(id);
     await this.destroyGuest(id);
     this.options.log(`cleaned ${request.role} guest ${id} of migration ${request.migrationId}`);
     return { cleaned: true };
+  }
+
+  /**
+   * A monitor (HMP) command for diagnostics and tests, e.g. `qemu-io drive-data "write -P 0xab 0 1M"`
+   * to write to a disk as the guest would. Not on the HTTP API.
+   */
+  async humanMonitorCommand(id: string, commandLine: string): Promise<string> {
+    this.guest(id);
+    return (await this.qmp(id)).execute<string>('human-monitor-command', { 'command-line': commandLine });
   }
 
   async usage(): Promise<HostUsage> {
@@ -508,16 +711,326 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   private async finish(guest: StoredGuest, status: MigrationStatus): Promise<MigrationStatus> {
-    if (guest.migration !== null && guest.migration.final === null) {
-      guest.migration.final = status;
-      if (guest.migration.role === 'source' && status.status === 'completed') guest.desired = 'paused';
-      await this.store.save(guest);
-      this.options.log(
-        `guest ${guest.spec.id}: migration ${guest.migration.migrationId} (${guest.migration.role}) ${status.status}` +
-          (status.errorDesc ? `: ${status.errorDesc}` : ''),
+    const record = guest.migration;
+    if (record === null) return status;
+    if (record.final !== null) return record.final;
+    const id = guest.spec.id;
+    record.final = this.decorate(record, status);
+    if (record.role === 'source' && status.status === 'completed') guest.desired = 'paused';
+    await this.store.save(guest);
+    this.options.log(
+      `guest ${id}: migration ${record.migrationId} (${record.role}) ${status.status}` +
+        (status.errorDesc ? `: ${status.errorDesc}` : ''),
+    );
+    if (record.role === 'destination' && record.nbdUri !== null && status.status === 'completed') {
+      // The source completed its mirrors before the switch-over: nobody writes to the exports any more.
+      await this.stopNbdServer(id);
+    }
+    if (
+      record.role === 'source' &&
+      record.block &&
+      record.block.phase !== 'switched' &&
+      (await this.alive(id))
+    ) {
+      // Failed or cancelled with mirrors still running: the source keeps its own disks only.
+      void this.blockWork
+        .run(id, () => this.teardownMirrors(id))
+        .catch((error) =>
+          this.options.log(`guest ${id}: cannot stop the disk mirrors: ${errorMessage(error)}`),
+        );
+    }
+    return record.final;
+  }
+
+  /** Adds what the record knows (times, TLS, disk figures) to a status. */
+  private decorate(record: MigrationRecord, status: MigrationStatus): MigrationStatus {
+    const source = record.role === 'source';
+    const disks =
+      source && record.block
+        ? {
+            diskTransferredBytes: status.diskTransferredBytes ?? 0,
+            diskTotalBytes: status.diskTotalBytes ?? 0,
+            diskRemainingBytes: status.diskRemainingBytes ?? 0,
+            diskReady: status.diskReady ?? false,
+          }
+        : noDiskFigures;
+    return {
+      ...status,
+      ...disks,
+      setupAt: source ? (record.setupAt ?? null) : null,
+      startedAt: source ? (record.startedAt ?? null) : null,
+      tls: record.tls ?? false,
+    };
+  }
+
+  private memoryHolders(): MemoryHolder[] {
+    return [...this.running.entries()]
+      .filter(([, run]) => run.exitReason === null)
+      .map(([id]) => ({ id, memoryMb: this.guests.get(id)?.spec.memoryMb ?? 0 }));
+  }
+
+  private localDiskPath(guestId: string, diskId: string): string {
+    return path.join(this.store.dir(guestId), 'disks', `${diskId}.qcow2`);
+  }
+
+  /** Starts the NBD server on a free port and returns it (QEMU has no query for it: see qemu-block.ts). */
+  private async startNbdServer(id: string, host: string, tls: boolean): Promise<number> {
+    const run = this.running.get(id);
+    if (run === undefined) throw new Error('no QEMU process');
+    const qmp = await this.qmp(id);
+    const before = await processListeningPorts(run.pid);
+    await qmp.execute('nbd-server-start', {
+      addr: { type: 'inet', data: { host, port: '0' } },
+      ...(tls ? { 'tls-creds': TLS_OBJECT_ID.server } : {}),
+    });
+    const added = [...(await processListeningPorts(run.pid))].filter((port) => !before.has(port));
+    if (added.length !== 1) {
+      throw new Error(
+        `cannot tell which port the NBD server listens on (new listening ports: ${added.join(', ') || 'none'})`,
       );
     }
-    return status;
+    return added[0]!;
+  }
+
+  private async stopNbdServer(id: string): Promise<void> {
+    if (!(await this.alive(id))) return;
+    try {
+      await (await this.qmp(id)).execute('nbd-server-stop');
+      this.options.log(`guest ${id}: NBD server stopped`);
+    } catch {
+      // Not running (any more): nothing to stop.
+    }
+  }
+
+  /** The source's client credentials, added at runtime once (QEMU keeps them for the next migration). */
+  private async ensureTlsClient(id: string): Promise<void> {
+    const qmp = await this.qmp(id);
+    const objects = await qmp.execute<{ name: string }[]>('qom-list', { path: '/objects' });
+    if (objects.some((object) => object.name === TLS_OBJECT_ID.client)) return;
+    await qmp.execute('object-add', tlsClientObjectArgs(this.options.tlsDir));
+  }
+
+  private async diskFigures(
+    id: string,
+    block: NonNullable<MigrationRecord['block']>,
+  ): Promise<
+    Pick<MigrationStatus, 'diskTransferredBytes' | 'diskTotalBytes' | 'diskRemainingBytes' | 'diskReady'>
+  > {
+    if (block.phase === 'switched') {
+      const copied = block.copiedBytes ?? 0;
+      return { diskTransferredBytes: copied, diskTotalBytes: copied, diskRemainingBytes: 0, diskReady: true };
+    }
+    const jobs = mirrorJobs(
+      block.disks,
+      await (await this.qmp(id)).execute<BlockJobInfo[]>('query-block-jobs'),
+    );
+    return figuresOf(jobs);
+  }
+
+  /** Block migration, step 1 (under blockWork): an NBD client node and a mirror job per local disk. */
+  private async startMirrors(id: string, target: NbdAddress, request: StartMigrationRequest): Promise<void> {
+    const guest = this.guest(id);
+    const record = guest.migration!;
+    const block = record.block!;
+    try {
+      const qmp = await this.qmp(id);
+      await this.teardownMirrors(id);
+      const tlsHostname = request.tlsHostname ?? target.host;
+      for (const [index, diskId] of block.disks.entries()) {
+        await qmp.execute('blockdev-add', {
+          driver: 'nbd',
+          'node-name': mirrorTargetNode(index),
+          server: { type: 'inet', host: target.host, port: String(target.port) },
+          export: diskId,
+          ...(request.tls ? { 'tls-creds': TLS_OBJECT_ID.client, 'tls-hostname': tlsHostname } : {}),
+        });
+        record.startedAt ??= Date.now();
+        await qmp.execute('blockdev-mirror', {
+          'job-id': mirrorJobId(index),
+          device: `drive-${diskId}`,
+          target: mirrorTargetNode(index),
+          sync: 'full',
+          // Kept once ended, so that their outcome can be read; the driver dismisses them.
+          'auto-dismiss': false,
+          ...(request.maxBandwidthBytes > 0 ? { speed: request.maxBandwidthBytes } : {}),
+        });
+      }
+      await this.store.save(guest);
+    } catch (error) {
+      block.error = `cannot mirror the local disks: ${errorMessage(error)}`;
+      await this.store.save(guest);
+      await this.teardownMirrors(id).catch(() => undefined);
+      await this.finish(guest, {
+        ...noMigrationStatus(record.migrationId),
+        status: 'failed',
+        errorDesc: block.error,
+      });
+      return;
+    }
+    void this.kickBlock(id);
+  }
+
+  /** Runs the next step of a block migration, at most one at a time per guest; extra kicks coalesce. */
+  private kickBlock(id: string): Promise<void> {
+    if (this.queuedBlockSteps.has(id)) return Promise.resolve();
+    this.queuedBlockSteps.add(id);
+    return this.blockWork
+      .run(id, async () => {
+        this.queuedBlockSteps.delete(id);
+        await this.advanceBlock(id);
+      })
+      .catch((error) => this.options.log(`guest ${id}: block migration step failed: ${errorMessage(error)}`));
+  }
+
+  /**
+   * Block migration, the steps after the mirrors started (under blockWork; idempotent, so any event or
+   * look may call it): once every mirror is READY, `migrate`; at pre-switchover (guest paused),
+   * complete the mirrors with a soft block-job-cancel (copies what is still dirty, no pivot), drop the
+   * NBD client nodes, then `migrate-continue`. A mirror that fails fails the migration.
+   */
+  private async advanceBlock(id: string): Promise<void> {
+    const guest = this.guests.get(id);
+    const record = guest?.migration;
+    if (guest === undefined || !record || record.role !== 'source' || record.final !== null) return;
+    if (!(await this.alive(id))) return;
+    const qmp = await this.qmp(id);
+    const block = record.block ?? null;
+    if (block === null) {
+      // Only block migrations pause before the switch-over; never leave a guest stuck there.
+      const info = await qmp.execute<QueryMigrate>('query-migrate');
+      if (info.status === 'pre-switchover')
+        await qmp.execute('migrate-continue', { state: 'pre-switchover' });
+      return;
+    }
+    if (block.error !== null || block.phase === 'switched') return;
+    const jobs = mirrorJobs(block.disks, await qmp.execute<BlockJobInfo[]>('query-block-jobs'));
+    if (block.phase === 'mirroring') {
+      if (jobs.failure !== null) {
+        return this.failBlock(
+          guest,
+          `mirror of disk '${jobs.failure.diskId}' failed: ${jobs.failure.error}`,
+          false,
+        );
+      }
+      if (!jobs.ready) return;
+      // A migration in progress here can only be ours, issued before an agent restart.
+      const info = await qmp.execute<QueryMigrate>('query-migrate');
+      if (!migrationInProgress(info.status)) {
+        try {
+          await qmp.execute('migrate', { uri: record.uri });
+        } catch (error) {
+          return this.failBlock(guest, `migrate failed: ${errorMessage(error)}`, false);
+        }
+      }
+      block.phase = 'migrating';
+      await this.store.save(guest);
+      this.options.log(
+        `guest ${id}: local disks in step; RAM copy of migration ${record.migrationId} started`,
+      );
+      return;
+    }
+    if (jobs.failure !== null) {
+      return this.failBlock(
+        guest,
+        `mirror of disk '${jobs.failure.diskId}' failed: ${jobs.failure.error}`,
+        true,
+      );
+    }
+    const info = await qmp.execute<QueryMigrate>('query-migrate');
+    if (info.status === 'pre-switchover') await this.switchOver(guest, jobs);
+  }
+
+  private async switchOver(guest: StoredGuest, jobs: MirrorJobs): Promise<void> {
+    const id = guest.spec.id;
+    const record = guest.migration!;
+    const block = record.block!;
+    const qmp = await this.qmp(id);
+    for (const job of jobs.jobs) {
+      if (job !== null && job.status !== 'concluded') {
+        await qmp.execute('block-job-cancel', { device: job.device, force: false });
+      }
+    }
+    const timeoutMs = this.options.mirrorCompleteTimeoutMs ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    let done = mirrorJobs(block.disks, await qmp.execute<BlockJobInfo[]>('query-block-jobs'));
+    while (!done.jobs.every((job) => job === null || job.status === 'concluded')) {
+      if (Date.now() >= deadline) {
+        return this.failBlock(
+          guest,
+          `the disk mirrors did not complete within ${timeoutMs} ms at switch-over`,
+          true,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      done = mirrorJobs(block.disks, await qmp.execute<BlockJobInfo[]>('query-block-jobs'));
+    }
+    if (done.failure !== null) {
+      return this.failBlock(
+        guest,
+        `mirror of disk '${done.failure.diskId}' failed: ${done.failure.error}`,
+        true,
+      );
+    }
+    block.copiedBytes = done.transferredBytes;
+    await this.teardownMirrors(id);
+    block.phase = 'switched';
+    await this.store.save(guest);
+    await qmp.execute('migrate-continue', { state: 'pre-switchover' });
+    this.options.log(`guest ${id}: disk mirrors completed (${done.transferredBytes} bytes); switching over`);
+  }
+
+  /** Fails a block migration: cancels the RAM copy if it runs (the source resumes), stops the mirrors. */
+  private async failBlock(guest: StoredGuest, message: string, migrateIssued: boolean): Promise<void> {
+    const id = guest.spec.id;
+    const record = guest.migration!;
+    record.block!.error = message;
+    await this.store.save(guest);
+    const qmp = await this.qmp(id);
+    if (migrateIssued) {
+      await qmp.execute('migrate_cancel').catch(() => undefined);
+      const deadline = Date.now() + 10_000;
+      while (Date.now() < deadline) {
+        const info = await qmp.execute<QueryMigrate>('query-migrate');
+        if (!migrationInProgress(info.status)) break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+    await this.teardownMirrors(id).catch((error) =>
+      this.options.log(`guest ${id}: cannot stop the disk mirrors: ${errorMessage(error)}`),
+    );
+    await this.finish(guest, {
+      ...noMigrationStatus(record.migrationId),
+      status: 'failed',
+      errorDesc: message,
+    });
+  }
+
+  /** Cancels (force) and dismisses this driver's mirror jobs and deletes their NBD client nodes. */
+  private async teardownMirrors(id: string): Promise<void> {
+    const qmp = await this.qmp(id);
+    const ours = async () =>
+      (await qmp.execute<BlockJobInfo[]>('query-block-jobs')).filter((job) =>
+        job.device.startsWith('vmmig-mirror-'),
+      );
+    let jobs = await ours();
+    for (const job of jobs) {
+      if (job.status !== 'concluded' && job.status !== 'aborting') {
+        await qmp.execute('block-job-cancel', { device: job.device, force: true }).catch(() => undefined);
+      }
+    }
+    const deadline = Date.now() + 10_000;
+    while (jobs.some((job) => job.status !== 'concluded') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      jobs = await ours();
+    }
+    for (const job of jobs) await qmp.execute('job-dismiss', { id: job.device }).catch(() => undefined);
+    const nodes = await qmp.execute<{ 'node-name'?: string }[]>('query-named-block-nodes', { flat: true });
+    for (const node of nodes) {
+      const name = node['node-name'];
+      if (name?.startsWith('vmmig-nbd-')) {
+        await qmp.execute('blockdev-del', { 'node-name': name }).catch(() => undefined);
+      }
+    }
   }
 
   private async waitForStatus(
@@ -562,7 +1075,7 @@ export class QemuDriver implements HypervisorDriver {
       const file =
         disk.storage === 'shared'
           ? this.sharedDiskPath(spec.id, disk.id)
-          : path.join(this.store.dir(spec.id), 'disks', `${disk.id}.qcow2`);
+          : this.localDiskPath(spec.id, disk.id);
       if (create && (await ensureQcow2(file, disk.sizeMb, this.options.qemuImgBinary))) {
         this.options.log(`guest ${spec.id}: created ${disk.storage} disk ${file}`);
       }
@@ -612,6 +1125,7 @@ export class QemuDriver implements HypervisorDriver {
       pidFilePath: path.join(dir, 'qemu.pid'),
       disks: await this.resolveDisks(guest.spec, !incoming),
       incoming,
+      tlsServerDir: incoming && guest.migration?.tls ? this.options.tlsDir : null,
     });
     const logPath = path.join(dir, 'qemu.log');
     const spawned = await spawnQemu(this.qemuBinary, args, logPath);
@@ -672,9 +1186,12 @@ export class QemuDriver implements HypervisorDriver {
   private async onEvent(id: string, event: QmpEvent): Promise<void> {
     if (event.event === 'MIGRATION') {
       const status = String(event.data?.status ?? '');
+      if (status === 'pre-switchover') await this.kickBlock(id);
       if (status === 'completed' || status === 'failed' || status === 'cancelled') {
         await this.migrationStatus(id).catch(() => undefined);
       }
+    } else if (event.event.startsWith('BLOCK_JOB_')) {
+      await this.kickBlock(id);
     } else if (event.event === 'SHUTDOWN' || event.event === 'GUEST_PANICKED') {
       this.options.log(`guest ${id}: ${event.event} ${JSON.stringify(event.data ?? {})}`);
     }
@@ -702,6 +1219,33 @@ export class QemuDriver implements HypervisorDriver {
     this.running.delete(id);
     await rm(this.qmpSocketPath(id), { force: true });
   }
+}
+
+const IN_PROGRESS = new Set([
+  'setup',
+  'active',
+  'pre-switchover',
+  'device',
+  'wait_unplug',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover',
+  'cancelling',
+]);
+
+function migrationInProgress(status: string | undefined): boolean {
+  return status !== undefined && IN_PROGRESS.has(status);
+}
+
+function figuresOf(
+  jobs: MirrorJobs,
+): Pick<MigrationStatus, 'diskTransferredBytes' | 'diskTotalBytes' | 'diskRemainingBytes' | 'diskReady'> {
+  return {
+    diskTransferredBytes: jobs.transferredBytes,
+    diskTotalBytes: jobs.totalBytes,
+    diskRemainingBytes: Math.max(0, jobs.totalBytes - jobs.transferredBytes),
+    diskReady: jobs.ready && jobs.failure === null,
+  };
 }
 
 function resultOf(record: MigrationRecord): PrepareIncomingResult {

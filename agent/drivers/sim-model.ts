@@ -1,11 +1,15 @@
 /**
  * The sim driver's model of a QEMU RAM migration, as pure functions of elapsed time.
  *
+ * Block migration: the local disks are copied first, at the bandwidth (the 'setup' phase, as the
+ * qemu driver's mirror phase); the RAM copy starts once they are.
  * Pre-copy: the first pass sends all memory; each later pass sends what the guest dirtied during the
  * previous one (never more than its working set). At the end of a pass (a dirty sync) the migration
  * completes when what is left fits in the downtime limit at the bandwidth; else the next pass starts.
- * Auto-converge throttles the guest's vCPUs (so its dirty rate) when it dirties more than half of
- * what a pass sent. Post-copy switches the guest to the destination at once and drains what is left
+ * Auto-converge throttles the guest's vCPUs (so its dirty rate, proportionally): from the end of the
+ * second pass, each pass that ends without converging while the guest dirtied more than half of what
+ * it sent sets the throttle to cpu-throttle-initial, then raises it by cpu-throttle-increment, up to
+ * max-cpu-throttle. Post-copy switches the guest to the destination at once and drains what is left
  * at the bandwidth whatever the dirty rate.
  *
  * Nothing ticks: callers advance a state to "now" when they look at it, and keep the result.
@@ -20,7 +24,8 @@ export const MIN_DOWNTIME_MS = 1;
 export const POSTCOPY_SWITCH_DOWNTIME_MS = 2;
 /** QEMU's throttle-trigger-threshold: dirtying more than this share of a pass's bytes triggers a throttle step. */
 const THROTTLE_TRIGGER_RATIO = 0.5;
-const MAX_THROTTLE_PERCENT = 99;
+/** QEMU's defaults of cpu-throttle-initial, cpu-throttle-increment and max-cpu-throttle. */
+export const THROTTLE_DEFAULTS = { initial: 20, increment: 10, max: 99 } as const;
 
 export interface SimWorkload {
   memoryBytes: number;
@@ -35,9 +40,12 @@ export interface SimMigrationParams {
   autoConverge: boolean;
   throttleInitialPercent: number;
   throttleIncrementPercent: number;
+  /** max-cpu-throttle; default 99. */
+  throttleMaxPercent?: number;
 }
 
-export type SimPhase = 'active' | 'postcopy-active' | 'completed';
+/** 'setup': copying the local disks (block migration) before any RAM. */
+export type SimPhase = 'setup' | 'active' | 'postcopy-active' | 'completed';
 
 export interface SimMigrationState {
   phase: SimPhase;
@@ -54,6 +62,9 @@ export interface SimMigrationState {
   /** Elapsed ms at which the source stopped running (stop-and-copy or post-copy switch). */
   switchoverAtMs: number | null;
   downtimeMs: number | null;
+  /** Block migration: bytes of local disks in all, and still to copy (absent in older states: 0). */
+  diskTotalBytes?: number;
+  diskRemainingBytes?: number;
 }
 
 export function workloadOf(spec: { memoryMb: number; dirtyRateMibs: number; fillMb: number }): SimWorkload {
@@ -66,9 +77,10 @@ export function workloadOf(spec: { memoryMb: number; dirtyRateMibs: number; fill
   };
 }
 
-export function startState(workload: SimWorkload): SimMigrationState {
+/** The state at the start of a migration; `diskBytes` of local disks are copied before the RAM. */
+export function startState(workload: SimWorkload, diskBytes = 0): SimMigrationState {
   return {
-    phase: 'active',
+    phase: diskBytes > 0 ? 'setup' : 'active',
     elapsedMs: 0,
     pass: 1,
     passRemainingBytes: workload.memoryBytes,
@@ -78,6 +90,8 @@ export function startState(workload: SimWorkload): SimMigrationState {
     throttlePercent: 0,
     switchoverAtMs: null,
     downtimeMs: null,
+    diskTotalBytes: diskBytes,
+    diskRemainingBytes: diskBytes,
   };
 }
 
@@ -95,6 +109,19 @@ export function advance(
   const s = { ...state };
   const bytesPerMs = params.bandwidthBytesPerSec / 1000;
   while (s.phase !== 'completed' && s.elapsedMs < toMs) {
+    if (s.phase === 'setup') {
+      const remaining = s.diskRemainingBytes ?? 0;
+      const doneInWindow = remaining / bytesPerMs <= toMs - s.elapsedMs;
+      if (doneInWindow) {
+        s.elapsedMs += remaining / bytesPerMs;
+        s.diskRemainingBytes = 0;
+        s.phase = 'active';
+      } else {
+        s.diskRemainingBytes = remaining - (toMs - s.elapsedMs) * bytesPerMs;
+        s.elapsedMs = toMs;
+      }
+      continue;
+    }
     const passEndsInWindow = s.passRemainingBytes / bytesPerMs <= toMs - s.elapsedMs;
     const dt = passEndsInWindow ? s.passRemainingBytes / bytesPerMs : toMs - s.elapsedMs;
     const sent = passEndsInWindow ? s.passRemainingBytes : Math.min(s.passRemainingBytes, dt * bytesPerMs);
@@ -127,11 +154,14 @@ function endPass(s: SimMigrationState, params: SimMigrationParams, bytesPerMs: n
     s.phase = 'completed';
     return;
   }
-  if (params.autoConverge && s.dirtiedBytes > THROTTLE_TRIGGER_RATIO * s.passSentBytes) {
-    s.throttlePercent =
+  if (params.autoConverge && s.pass >= 2 && s.dirtiedBytes > THROTTLE_TRIGGER_RATIO * s.passSentBytes) {
+    const max = params.throttleMaxPercent ?? THROTTLE_DEFAULTS.max;
+    s.throttlePercent = Math.min(
+      max,
       s.throttlePercent === 0
         ? params.throttleInitialPercent
-        : Math.min(MAX_THROTTLE_PERCENT, s.throttlePercent + params.throttleIncrementPercent);
+        : s.throttlePercent + params.throttleIncrementPercent,
+    );
   }
   s.pass += 1;
   s.passRemainingBytes = s.dirtiedBytes;
@@ -176,6 +206,10 @@ export interface SimStatusFigures {
   downtimeMs: number | null;
   totalTimeMs: number;
   cpuThrottlePercentage: number | null;
+  diskTransferredBytes: number;
+  diskTotalBytes: number;
+  diskRemainingBytes: number;
+  diskReady: boolean;
 }
 
 /** The figures QEMU's query-migrate would show for this state. */
@@ -186,6 +220,8 @@ export function statusFigures(
 ): SimStatusFigures {
   const done = state.phase === 'completed';
   const bytesPerMs = params.bandwidthBytesPerSec / 1000;
+  const diskTotal = state.diskTotalBytes ?? 0;
+  const diskRemaining = Math.round(state.diskRemainingBytes ?? 0);
   return {
     transferredBytes: Math.round(state.transferredBytes),
     remainingBytes: Math.round(state.passRemainingBytes),
@@ -193,7 +229,7 @@ export function statusFigures(
     dirtyPagesRate:
       state.phase === 'active' ? Math.round(effectiveDirtyBytesPerSec(workload, state) / PAGE_SIZE) : 0,
     pageSize: PAGE_SIZE,
-    dirtySyncCount: state.pass,
+    dirtySyncCount: state.phase === 'setup' ? 0 : state.pass,
     mbps: done ? 0 : (params.bandwidthBytesPerSec * 8) / 1e6,
     expectedDowntimeMs:
       state.phase === 'active'
@@ -202,5 +238,9 @@ export function statusFigures(
     downtimeMs: done && state.downtimeMs !== null ? Math.round(state.downtimeMs) : null,
     totalTimeMs: Math.round(state.elapsedMs),
     cpuThrottlePercentage: state.throttlePercent > 0 ? state.throttlePercent : null,
+    diskTransferredBytes: diskTotal - diskRemaining,
+    diskTotalBytes: diskTotal,
+    diskRemainingBytes: diskRemaining,
+    diskReady: state.phase !== 'setup',
   };
 }

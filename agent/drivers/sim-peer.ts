@@ -22,6 +22,8 @@ export const simEventSchema = z.discriminatedUnion('event', [
     /** Epoch ms from which the guest runs on the destination. */
     runningFromMs: z.number(),
     heartbeatSeconds: z.number().min(0),
+    /** The source was paused at the switch-over: the guest arrives paused. */
+    paused: z.boolean().optional(),
   }),
   z.object({
     event: z.literal('completed'),
@@ -32,6 +34,7 @@ export const simEventSchema = z.discriminatedUnion('event', [
     totalBytes: z.number().min(0),
     downtimeMs: z.number().min(0),
     totalTimeMs: z.number().min(0),
+    paused: z.boolean().optional(),
   }),
   z.object({
     event: z.enum(['failed', 'cancelled']),

@@ -14,14 +14,21 @@ import type {
 import type { AgentIdentity, HostUsage, HypervisorDriver } from '../driver.ts';
 import { AgentFailure, conflict, guestNotFound } from '../errors.ts';
 import {
-  assertMigrationSupported,
+  assertMemoryAvailable,
+  assertMigrationParameters,
+  blockTarget,
   decideCleanup,
   decideDefine,
+  decidePause,
   decidePrepareIncoming,
   decideStartMigration,
   type DesiredState,
   isMigrationActive,
+  localDisks,
+  type MemoryHolder,
   type MigrationRecord,
+  nbdUri,
+  noDiskFigures,
   noMigrationStatus,
 } from '../guest-rules.ts';
 import { errorMessage, type Logger } from '../log.ts';
@@ -42,6 +49,7 @@ import {
   startState,
   statusFigures,
   switchToPostCopy,
+  THROTTLE_DEFAULTS,
   workloadOf,
 } from './sim-model.ts';
 import {
@@ -67,6 +75,8 @@ export interface SimHostProfile {
   memoryMb: number;
   /** Migration link speed, used when a migration sets no bandwidth cap. */
   linkBytesPerSec: number;
+  /** What facts report as tlsReady (the sim needs no certificates; TLS has no effect on the model). */
+  tlsReady?: boolean;
 }
 
 export const defaultSimProfile: SimHostProfile = {
@@ -84,6 +94,10 @@ interface Outgoing {
   record: MigrationRecord;
   peer: SimPeerAddress | null;
   startedAtMs: number;
+  /** Recorded only: the model has no xbzrle. */
+  xbzrle: boolean;
+  /** Set at the switch-over: the guest was paused then, so it arrives paused (as QEMU's global state). */
+  sourcePaused: boolean | null;
   workload: SimWorkload;
   params: SimMigrationParams;
   state: SimMigrationState;
@@ -162,6 +176,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       freeMemoryMb: Math.max(0, profile.memoryMb - committedMb),
       networks: identity.networks,
       sharedStoragePath: identity.sharedStoragePath,
+      tlsReady: profile.tlsReady ?? true,
     };
   }
 
@@ -176,6 +191,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   async defineGuest(spec: GuestSpec): Promise<GuestState> {
     const existing = this.guests.get(spec.id);
     if (decideDefine(existing?.spec ?? null, spec) === 'create') {
+      assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), spec);
       this.guests.set(spec.id, {
         spec,
         desired: 'stopped',
@@ -199,6 +215,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         `guest '${id}' is ${state}; use resume or wait for the migration`,
       );
     }
+    assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), guest.spec);
     guest.clock = runClock(newClock, this.now());
     guest.hypervisorStatus = 'running';
     guest.desired = 'running';
@@ -232,6 +249,26 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     guest.clock = runClock(guest.clock, this.now());
     guest.hypervisorStatus = 'running';
     guest.desired = 'running';
+    // A migration in flight sees the guest dirty memory again.
+    if (guest.migration?.role === 'source') {
+      guest.migration.workload = {
+        ...guest.migration.workload,
+        dirtyBytesPerSec: workloadOf(guest.spec).dirtyBytesPerSec,
+      };
+    }
+    return this.view(id);
+  }
+
+  async pauseGuest(id: string): Promise<GuestState> {
+    const guest = this.progress(id);
+    if (decidePause(id, this.runState(guest)) === 'already') return this.view(id);
+    guest.clock = pauseClock(guest.clock, this.now());
+    guest.hypervisorStatus = 'paused';
+    guest.desired = 'paused';
+    // A paused guest dirties nothing: a migration in flight converges from here on.
+    if (guest.migration?.role === 'source') {
+      guest.migration.workload = { ...guest.migration.workload, dirtyBytesPerSec: 0 };
+    }
     return this.view(id);
   }
 
@@ -251,7 +288,6 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   async prepareIncoming(id: string, request: PrepareIncomingRequest): Promise<PrepareIncomingResult> {
     if (request.spec.id !== id)
       throw new AgentFailure(400, 'id_mismatch', `spec.id must be '${id}'`, 'spec.id');
-    assertMigrationSupported(request.spec, request.tls);
     const existing = this.guests.get(id);
     const decision = decidePrepareIncoming(
       existing === undefined
@@ -260,14 +296,17 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       request,
     );
     if (decision === 'existing' && existing !== undefined) return resultOf(existing.migration!.record);
+    assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), request.spec, 'spec.memoryMb');
     const key = randomBytes(24).toString('hex');
     const record: MigrationRecord = {
       migrationId: request.migrationId,
       role: 'destination',
       uri: simUri(this.options.identity.agentUrl, request.migrationId, id, key),
       postCopy: request.postCopy,
-      nbdUri: null,
+      // Shaped as the qemu driver's; nothing listens there (the disk copy is modelled at the source).
+      nbdUri: localDisks(request.spec).length > 0 ? nbdUri(request.listenAddress, SIM_NBD_PORT) : null,
       final: null,
+      tls: request.tls,
     };
     this.guests.set(id, {
       spec: request.spec,
@@ -291,9 +330,12 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     const current = { record: guest.migration?.record ?? null, status: this.statusOf(guest).status };
     if (decideStartMigration(current, this.runState(guest), request) === 'current')
       return this.statusOf(guest);
-    assertMigrationSupported(guest.spec, request.tls);
+    const block = blockTarget(guest.spec, request);
     const peer = parseSimUri(request.uri);
     const workload = workloadOf(guest.spec);
+    if (guest.hypervisorStatus !== 'running') workload.dirtyBytesPerSec = 0;
+    const diskBytes = localDisks(guest.spec).reduce((sum, disk) => sum + disk.sizeMb * MIB, 0);
+    const startedAtMs = this.now();
     const outgoing: Outgoing = {
       role: 'source',
       record: {
@@ -301,21 +343,27 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         role: 'source',
         uri: request.uri,
         postCopy: request.postCopy,
-        nbdUri: null,
+        nbdUri: block === null ? null : (request.nbdUri ?? null),
         final: null,
+        tls: request.tls,
+        setupAt: startedAtMs,
+        startedAt: startedAtMs,
       },
       peer,
-      startedAtMs: this.now(),
+      startedAtMs,
+      xbzrle: request.xbzrle ?? false,
+      sourcePaused: null,
       workload,
       params: {
         bandwidthBytesPerSec:
           request.maxBandwidthBytes > 0 ? request.maxBandwidthBytes : this.options.profile.linkBytesPerSec,
         downtimeLimitMs: request.downtimeLimitMs,
         autoConverge: request.autoConverge,
-        throttleInitialPercent: 20,
-        throttleIncrementPercent: 10,
+        throttleInitialPercent: request.cpuThrottleInitial ?? THROTTLE_DEFAULTS.initial,
+        throttleIncrementPercent: request.cpuThrottleIncrement ?? THROTTLE_DEFAULTS.increment,
+        throttleMaxPercent: request.maxCpuThrottle ?? THROTTLE_DEFAULTS.max,
       },
-      state: startState(workload),
+      state: startState(workload, block === null ? 0 : diskBytes),
       outcome: null,
       undelivered: [],
       deliveryFailureLogged: false,
@@ -346,6 +394,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   }
 
   async setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus> {
+    assertMigrationParameters(parameters);
     const guest = this.progress(id);
     const outgoing = this.activeOutgoing(id, guest);
     if (parameters.maxBandwidthBytes !== undefined) {
@@ -359,12 +408,30 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     if (parameters.cpuThrottleIncrement !== undefined) {
       outgoing.params.throttleIncrementPercent = parameters.cpuThrottleIncrement;
     }
+    if (parameters.cpuThrottleInitial !== undefined) {
+      outgoing.params.throttleInitialPercent = parameters.cpuThrottleInitial;
+    }
+    if (parameters.maxCpuThrottle !== undefined)
+      outgoing.params.throttleMaxPercent = parameters.maxCpuThrottle;
     return this.statusOf(this.progress(id));
   }
 
   async startPostCopy(id: string): Promise<MigrationStatus> {
     const guest = this.progress(id);
     const migration = guest.migration;
+    if (migration?.role === 'source' && migration.outcome === null && migration.state.phase === 'setup') {
+      if (!migration.record.postCopy) {
+        throw conflict(
+          'postcopy_not_enabled',
+          'post-copy was not enabled when this migration started',
+          'postCopy',
+        );
+      }
+      throw conflict(
+        'disk_mirror_not_ready',
+        'the local disks are still being mirrored; post-copy can start once the RAM copy runs (diskReady)',
+      );
+    }
     if (migration?.role === 'source' && (migration.state.phase !== 'active' || migration.outcome !== null)) {
       return this.statusOf(guest);
     }
@@ -476,12 +543,12 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         incoming.status = { ...incoming.status, status: 'active' };
         return;
       case 'postcopy':
-        this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs);
+        this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs, event.paused ?? false);
         incoming.status = { ...incoming.status, status: 'postcopy-active' };
         return;
       case 'completed':
-        if (guest.hypervisorStatus !== 'running')
-          this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs);
+        if (guest.hypervisorStatus === 'inmigrate')
+          this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs, event.paused ?? false);
         incoming.status = {
           ...incoming.status,
           status: 'completed',
@@ -503,10 +570,28 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     }
   }
 
-  private runOnDestination(guest: SimGuest, heartbeatSeconds: number, runningFromMs: number): void {
+  /** A guest paused at the switch-over arrives paused (QEMU carries the run state over). */
+  private runOnDestination(
+    guest: SimGuest,
+    heartbeatSeconds: number,
+    runningFromMs: number,
+    paused: boolean,
+  ): void {
+    if (paused) {
+      guest.clock = { baseSeconds: heartbeatSeconds, runningSinceMs: null, pausedAtMs: runningFromMs };
+      guest.hypervisorStatus = 'paused';
+      guest.desired = 'paused';
+      return;
+    }
     guest.clock = { baseSeconds: heartbeatSeconds, runningSinceMs: runningFromMs, pausedAtMs: null };
     guest.hypervisorStatus = 'running';
     guest.desired = 'running';
+  }
+
+  private memoryHolders(): MemoryHolder[] {
+    return [...this.guests.values()]
+      .filter((guest) => guest.hypervisorStatus !== null)
+      .map((guest) => ({ id: guest.spec.id, memoryMb: guest.spec.memoryMb }));
   }
 
   /** Brings a guest's migration up to now and applies what happened on the way. */
@@ -532,7 +617,8 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     if (state.switchoverAtMs === null) return;
     const switchoverEpochMs = outgoing.startedAtMs + state.switchoverAtMs;
     const runningFromMs = switchoverEpochMs + (state.downtimeMs ?? 0);
-    if (guest.hypervisorStatus === 'running') {
+    if (guest.hypervisorStatus === 'running' || guest.hypervisorStatus === 'paused') {
+      outgoing.sourcePaused = guest.hypervisorStatus === 'paused';
       guest.clock = pauseClock(guest.clock, switchoverEpochMs);
       guest.hypervisorStatus = 'finish-migrate';
       const heartbeatSeconds = runningSeconds(guest.clock, switchoverEpochMs);
@@ -542,6 +628,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
           guestId: guest.spec.id,
           runningFromMs,
           heartbeatSeconds,
+          paused: outgoing.sourcePaused,
         });
       }
     }
@@ -559,6 +646,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         totalBytes: figures.totalBytes,
         downtimeMs: figures.downtimeMs ?? 0,
         totalTimeMs: figures.totalTimeMs,
+        paused: outgoing.sourcePaused ?? false,
       });
       this.options.log(`sim migration ${outgoing.record.migrationId} of ${guest.spec.id} completed`);
     }
@@ -646,13 +734,24 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   private statusOf(guest: SimGuest): MigrationStatus {
     const migration = guest.migration;
     if (migration === null) return noMigrationStatus();
-    if (migration.role === 'destination') return migration.status;
+    if (migration.role === 'destination') {
+      return {
+        ...migration.status,
+        ...noDiskFigures,
+        setupAt: null,
+        startedAt: null,
+        tls: migration.record.tls ?? false,
+      };
+    }
     const figures = statusFigures(migration.state, migration.workload, migration.params);
     const base: MigrationStatus = {
       migrationId: migration.record.migrationId,
       ...figures,
       errorDesc: null,
       status: 'active',
+      setupAt: migration.record.setupAt ?? null,
+      startedAt: migration.record.startedAt ?? null,
+      tls: migration.record.tls ?? false,
     };
     if (migration.outcome !== null) {
       return {
@@ -700,6 +799,9 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     };
   }
 }
+
+/** The port a sim destination's nbdUri names (NBD's well-known port; nothing listens). */
+const SIM_NBD_PORT = 10809;
 
 function resultOf(record: MigrationRecord): PrepareIncomingResult {
   return { migrationId: record.migrationId, uri: record.uri, nbdUri: record.nbdUri };

@@ -261,7 +261,9 @@ function climb(
         skipped.push(
           required === null
             ? 'needed downtime unknown'
-            : `needs ~${required} ms of downtime, the policy allows ${policy.downtimeCeilingMs} ms`,
+            : required <= context.currentDowntimeMs
+              ? `the ${context.currentDowntimeMs} ms in force already covers the least pending seen (~${required} ms)`
+              : `needs ~${required} ms of downtime, the policy allows ${policy.downtimeCeilingMs} ms`,
         );
         break;
       }

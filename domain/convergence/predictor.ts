@@ -130,7 +130,10 @@ export interface Prediction {
   converging: boolean;
   /** Seconds to completion, null when not converging or unknown. */
   etaSeconds: number | null;
-  /** Downtime that would let the copy switch over at the end of the coming pass; null until a pass has ended. */
+  /**
+   * Downtime that would let the copy switch over at the end of the coming pass if it is like the last one
+   * (what was pending at the last pass start / transfer rate); null until a pass has ended.
+   */
   requiredDowntimeMs: number | null;
   transferRateBytes: number | null;
   dirtyRateBytes: number | null;
@@ -206,10 +209,24 @@ export function predict(state: PredictorState, downtimeLimitMs: number): Predict
       `first pass: ${mib(R)} left at ${mibPerSecond(B)}, dirty rate not known until it ends`,
     );
   }
-  const required = Math.ceil((Math.min(...recent) / B) * 1000);
+  const required = Math.ceil((latest / B) * 1000);
   const needs = `(needs ~${required} ms)`;
   if (latest <= fit) {
     return result('converging', Math.ceil(R / B), required, fit, `${mib(latest)} pending fits ${fitText}`);
+  }
+  const previous = recent[recent.length - 2];
+  if (previous !== undefined && latest < PREDICTOR_TUNING.plateauRatio * previous) {
+    // Seen shrinking by a fifth or more in one pass: whatever the rates say (they lag a bandwidth or
+    // throttle change by a few seconds), the copy is gaining.
+    const dirtied = ((D ?? 0) * Math.max(0, latest - R)) / B;
+    const ratio = latest / previous;
+    return result(
+      'converging',
+      Math.ceil((R + dirtied) / (B * (1 - ratio))),
+      required,
+      fit,
+      `pass peaks ${list(recent)} are shrinking (x${ratio.toFixed(2)} a pass) towards ${fitText}`,
+    );
   }
   if (D !== null && D >= PREDICTOR_TUNING.nonConvergingDirtyRatio * B) {
     return result(

@@ -46,6 +46,7 @@ export async function agentFactory(
       hostId: agent.hostId,
       dir: path.join(root, name),
       stop: agent.stop,
+      driver: agent.driver,
     };
   };
   return { root, makeAgent, cleanup: () => rm(root, { recursive: true, force: true }) };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HypervisorDriver } from '../../agent/driver.ts';
 import type {
   AgentError,
   GuestSpec,
@@ -16,6 +17,33 @@ export interface ContractAgent extends AgentEndpoint {
   /** The agent's own directory. */
   dir: string;
   stop(options?: { leaveGuests?: boolean }): Promise<void>;
+  /** The driver, for driver-specific hooks (the agent runs in the test's process). */
+  driver?: HypervisorDriver;
+}
+
+/** A write a test makes to a guest's disk as the guest would: `length` bytes of `byte` at `offset`. */
+export interface DiskWrite {
+  offset: number;
+  length: number;
+  byte: number;
+}
+
+/** Driver hooks that let the block-migration test check data, not only statuses (QEMU). */
+export interface DiskHooks {
+  write(agent: ContractAgent, guestId: string, diskId: string, write: DiskWrite): Promise<void>;
+  /** Block jobs QEMU still has for the guest. */
+  blockJobs(agent: ContractAgent, guestId: string): Promise<number>;
+  /**
+   * After the migration: the destination's disk holds exactly `writes` (zeros elsewhere, bar what the
+   * guest's own disk test wrote at the start), and the guest's own checks (if it could run them) agree.
+   */
+  verify(
+    destination: ContractAgent,
+    source: ContractAgent,
+    guestId: string,
+    diskId: string,
+    writes: DiskWrite[],
+  ): Promise<void>;
 }
 
 export interface ContractTuning {
@@ -25,6 +53,11 @@ export interface ContractTuning {
   migrationTimeoutMs: number;
   /** Driver-specific proof that a migrated guest's memory arrived intact (QEMU: its serial log). */
   assertGuestIntact?: (agent: ContractAgent, guestId: string) => Promise<void>;
+  /** Whether a TLS mismatch between the ends really breaks the stream (QEMU; the sim only records tls). */
+  realTls?: boolean;
+  disk?: DiskHooks;
+  /** How long a paused guest's heartbeat is watched to stand still. */
+  pauseWatchMs?: number;
 }
 
 /** Both agents of a suite must share one shared-storage dir, as two hosts on one NFS export. */
@@ -69,6 +102,24 @@ async function startedGuest(agent: AgentEndpoint, spec: GuestSpec, tuning: Contr
   await ok(agent, 'POST', `/v1/guests/${spec.id}/start`);
   await heartbeatAdvancing(agent, spec.id, tuning.heartbeatTimeoutMs);
 }
+
+async function guestStatus(
+  agent: AgentEndpoint,
+  id: string,
+  status: GuestState['status'],
+  timeoutMs: number,
+) {
+  return eventually(
+    `guest ${id} to be ${status}`,
+    async () => {
+      const guest = await ok<GuestState>(agent, 'GET', `/v1/guests/${id}`);
+      return guest.status === status ? guest : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+const MIB = 1024 * 1024;
 
 /** The host-agent contract (domain/agent-contract.ts), run against each driver. */
 export function driverContract(name: string, makeAgent: MakeAgent, tuning: ContractTuning): void {
@@ -198,10 +249,17 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect((await ok<GuestState>(b, 'GET', `/v1/guests/${spec.id}`)).status).toBe('incoming');
 
       const request = { migrationId, uri: incoming.uri, downtimeLimitMs: 300 };
+      const requestedAt = Date.now();
       const started = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, request);
       expect(started.migrationId).toBe(migrationId);
+      expect(started.setupAt).toBeGreaterThanOrEqual(requestedAt);
+      expect(started.startedAt).toBeGreaterThanOrEqual(started.setupAt!);
+      expect(started.startedAt).toBeLessThanOrEqual(Date.now());
+      expect(started.diskReady).toBe(true);
+      expect(started.tls).toBe(false);
       const retried = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, request);
       expect(retried.migrationId).toBe(migrationId);
+      expect(retried.startedAt).toBe(started.startedAt);
 
       const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
       expect(final.status, final.errorDesc ?? '').toBe('completed');
@@ -356,6 +414,323 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         cleaned: true,
       });
       expect(await ok(b, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
+    });
+
+    it('reports TLS readiness and admits guests only into the memory it has left', async () => {
+      const facts = await ok<HostFacts>(a, 'GET', '/v1/facts');
+      expect(facts.tlsReady).toBe(true);
+      const huge = testSpec({ memoryMb: facts.memoryMb + 1 });
+      const defined = await call<AgentError>(a, 'PUT', `/v1/guests/${huge.id}`, huge);
+      expect(defined.status).toBe(409);
+      expect(defined.body.error.code).toBe('insufficient_memory');
+      expect(defined.body.error.field).toBe('memoryMb');
+      expect(defined.body.error.message).toContain(`needs ${facts.memoryMb + 1} MiB`);
+      expect(defined.body.error.message).toContain(`${facts.memoryMb} MiB in all`);
+      const incoming = await call<AgentError>(b, 'POST', `/v1/guests/${huge.id}/prepare-incoming`, {
+        migrationId: 'm-huge',
+        spec: huge,
+        listenAddress: '127.0.0.1',
+      });
+      expect(incoming.status).toBe(409);
+      expect(incoming.body.error.code).toBe('insufficient_memory');
+      expect(incoming.body.error.field).toBe('spec.memoryMb');
+      expect((await call(b, 'GET', `/v1/guests/${huge.id}`)).status).toBe(404);
+    });
+
+    it('validates the migration tuning fields, naming them', async () => {
+      const spec = testSpec();
+      for (const [body, field] of [
+        [{ migrationId: 'm', uri: 'x', cpuThrottleInitial: 0 }, 'cpuThrottleInitial'],
+        [{ migrationId: 'm', uri: 'x', maxCpuThrottle: 100 }, 'maxCpuThrottle'],
+        [{ migrationId: 'm', uri: 'x', xbzrle: 'yes' }, 'xbzrle'],
+        [{ migrationId: 'm', uri: 'x', nbdUri: '' }, 'nbdUri'],
+      ] as const) {
+        const reply = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration`, body);
+        expect(reply.status, field).toBe(400);
+        expect(reply.body.error.field).toBe(field);
+      }
+      const step = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration/parameters`, {
+        cpuThrottleIncrement: 100,
+      });
+      expect(step.status).toBe(400);
+      expect(step.body.error.field).toBe('cpuThrottleIncrement');
+      const initial = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration/parameters`, {
+        cpuThrottleInitial: 120,
+      });
+      expect(initial.status).toBe(400);
+      expect(initial.body.error.field).toBe('cpuThrottleInitial');
+    });
+
+    it('pauses a guest; a paused migration converges and the guest arrives paused', async () => {
+      const spec = testSpec({ dirtyRateMibs: 40, fillMb: 48 });
+      await startedGuest(a, spec, tuning);
+      const paused = await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/pause`);
+      expect(paused.status).toBe('paused');
+      expect((await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/pause`)).status).toBe('paused');
+      const before = (await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`)).heartbeat!.counter;
+      await new Promise((resolve) => setTimeout(resolve, tuning.pauseWatchMs ?? 2_500));
+      const still = (await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`)).heartbeat!.counter;
+      expect(still - before).toBeLessThanOrEqual(1);
+      expect((await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/resume`)).status).toBe('running');
+      await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
+
+      // Dirtying 48 MiB at 40 MiB/s never converges at 16 MiB/s: pausing the guest (force-complete) does.
+      const migrationId = `m-${randomUUID()}`;
+      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+        migrationId,
+        spec,
+        listenAddress: '127.0.0.1',
+      });
+      await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+        migrationId,
+        uri: incoming.uri,
+        downtimeLimitMs: 50,
+        maxBandwidthBytes: 16 * MIB,
+        autoConverge: false,
+      });
+      await migrationEnds(a, spec.id, tuning.migrationTimeoutMs, (s) => s.status === 'active');
+      expect((await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/pause`)).status).toBe('paused');
+      await ok(a, 'POST', `/v1/guests/${spec.id}/migration/parameters`, { maxBandwidthBytes: 0 });
+      const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+      expect(final.status, final.errorDesc ?? '').toBe('completed');
+
+      // QEMU carries the run state over: a guest paused at the switch-over is paused on arrival.
+      await guestStatus(b, spec.id, 'paused', tuning.heartbeatTimeoutMs);
+      expect((await ok<GuestState>(b, 'POST', `/v1/guests/${spec.id}/resume`)).status).toBe('running');
+      await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
+      await tuning.assertGuestIntact?.(b, spec.id);
+      expect(await ok(a, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'source' })).toEqual({
+        cleaned: true,
+      });
+      expect(await ok(b, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
+      expect((await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/pause`)).status).toBe(404);
+    });
+
+    it('migrates over TLS; a stream whose ends disagree on TLS fails and the source runs on', async () => {
+      const spec = testSpec({ dirtyRateMibs: 1, fillMb: 8 });
+      await startedGuest(a, spec, tuning);
+      const prepare = (migrationId: string, tls: boolean) =>
+        ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+          migrationId,
+          spec,
+          listenAddress: '127.0.0.1',
+          tls,
+        });
+
+      if (tuning.realTls) {
+        for (const [sourceTls, destinationTls] of [
+          [true, false],
+          [false, true],
+        ] as const) {
+          const migrationId = `m-${randomUUID()}`;
+          const incoming = await prepare(migrationId, destinationTls);
+          await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+            migrationId,
+            uri: incoming.uri,
+            tls: sourceTls,
+          });
+          const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+          expect(final.status, `source tls=${sourceTls}, destination tls=${destinationTls}`).toBe('failed');
+          expect(final.tls).toBe(sourceTls);
+          expect((await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`)).status).toBe('running');
+          expect(
+            await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'destination' }),
+          ).toEqual({ cleaned: true });
+        }
+        await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
+      }
+
+      const migrationId = `m-${randomUUID()}`;
+      const incoming = await prepare(migrationId, true);
+      expect(await prepare(migrationId, true)).toEqual(incoming);
+      const plain = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+        migrationId,
+        spec,
+        listenAddress: '127.0.0.1',
+        tls: false,
+      });
+      expect(plain.status).toBe(409);
+      expect(plain.body.error.code).toBe('tls_conflict');
+      const started = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+        migrationId,
+        uri: incoming.uri,
+        tls: true,
+      });
+      expect(started.tls).toBe(true);
+      const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+      expect(final.status, final.errorDesc ?? '').toBe('completed');
+      expect(final.tls).toBe(true);
+      await guestStatus(b, spec.id, 'running', tuning.heartbeatTimeoutMs);
+      await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
+      await tuning.assertGuestIntact?.(b, spec.id);
+      expect((await ok<MigrationStatus>(b, 'GET', `/v1/guests/${spec.id}/migration`)).tls).toBe(true);
+      expect(await ok(a, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'source' })).toEqual({
+        cleaned: true,
+      });
+      expect(await ok(b, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
+    });
+
+    it('migrates local disks over NBD (mirrors first; cancel keeps the source on its disks; there and back, TLS, post-copy)', async () => {
+      // One local disk and no shared one, so that the guest's disk test (if the image can) uses it.
+      const spec = testSpec({
+        disks: [{ id: 'data', sizeMb: 16, storage: 'local', cache: 'none' }],
+        dirtyRateMibs: 1,
+        fillMb: 8,
+        diskTest: true,
+      });
+      await startedGuest(a, spec, tuning);
+      const writes: DiskWrite[] = [];
+      const write = async (agent: ContractAgent, w: DiskWrite) => {
+        if (tuning.disk === undefined) return;
+        await tuning.disk.write(agent, spec.id, 'data', w);
+        writes.push(w);
+      };
+      await write(a, { offset: 4 * MIB, length: 6 * MIB, byte: 0x5a });
+      const prepare = (migrationId: string) =>
+        ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+          migrationId,
+          spec,
+          listenAddress: '127.0.0.1',
+        });
+
+      // 1. Cancelled while mirroring: the mirrors stop, the source runs on, the destination goes.
+      const cancelledId = `m-${randomUUID()}`;
+      const first = await prepare(cancelledId);
+      expect(first.nbdUri).toMatch(/^nbd:127\.0\.0\.1:\d+$/);
+      expect(await prepare(cancelledId)).toEqual(first);
+      const missing = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+        migrationId: cancelledId,
+        uri: first.uri,
+      });
+      expect(missing.status).toBe(400);
+      expect(missing.body.error.field).toBe('nbdUri');
+      const slow = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+        migrationId: cancelledId,
+        uri: first.uri,
+        nbdUri: first.nbdUri,
+        maxBandwidthBytes: 1 * MIB,
+      });
+      expect(slow.status).toBe('setup');
+      expect(slow.diskReady).toBe(false);
+      expect(slow.setupAt).toBeLessThanOrEqual(slow.startedAt!);
+      const postCopy = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration/post-copy`);
+      expect(postCopy.status).toBe(409);
+      const cancelled = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration/cancel`);
+      expect(cancelled.status).toBe('cancelled');
+      expect(cancelled.diskReady).toBe(false);
+      if (tuning.disk) expect(await tuning.disk.blockJobs(a, spec.id)).toBe(0);
+      expect((await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`)).status).toBe('running');
+      expect(
+        await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, {
+          migrationId: cancelledId,
+          role: 'destination',
+        }),
+      ).toEqual({ cleaned: true });
+      await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
+
+      if (tuning.disk) {
+        // 1b. The destination goes away while mirroring: the mirror fails, so does the migration; the
+        // source runs on its own disks.
+        const lostId = `m-${randomUUID()}`;
+        const lost = await prepare(lostId);
+        await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+          migrationId: lostId,
+          uri: lost.uri,
+          nbdUri: lost.nbdUri,
+          maxBandwidthBytes: 1 * MIB,
+        });
+        expect(await ok(b, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
+        // A rate-limited mirror sleeps off what it sent (16 s at 1 MiB/s) before it sees the error;
+        // a new speed wakes it.
+        await ok(a, 'POST', `/v1/guests/${spec.id}/migration/parameters`, { maxBandwidthBytes: 0 });
+        const failed = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+        expect(failed.status).toBe('failed');
+        expect(failed.errorDesc).toMatch(/mirror of disk 'data' failed/);
+        expect(await tuning.disk.blockJobs(a, spec.id)).toBe(0);
+        expect((await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`)).status).toBe('running');
+      }
+
+      // 2. a -> b, pre-copy, with writes while the disk is mirrored and while the RAM is copied.
+      const migrationId = `m-${randomUUID()}`;
+      const incoming = await prepare(migrationId);
+      const request = {
+        migrationId,
+        uri: incoming.uri,
+        nbdUri: incoming.nbdUri,
+        maxBandwidthBytes: 4 * MIB,
+      };
+      const requestedAt = Date.now();
+      const started = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, request);
+      expect(started.status).toBe('setup');
+      expect(started.diskReady).toBe(false);
+      expect(started.diskTotalBytes).toBeGreaterThanOrEqual(16 * MIB);
+      expect(started.setupAt).toBeGreaterThanOrEqual(requestedAt);
+      expect(started.startedAt).toBeGreaterThanOrEqual(started.setupAt!);
+      expect(
+        (await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, request)).startedAt,
+      ).toBe(started.startedAt);
+      await write(a, { offset: 11 * MIB, length: 1 * MIB, byte: 0x6b });
+      const copying = await migrationEnds(
+        a,
+        spec.id,
+        tuning.migrationTimeoutMs,
+        (s) => s.diskReady === true || s.status !== 'setup',
+      );
+      expect(copying.status, copying.errorDesc ?? '').not.toBe('failed');
+      expect(copying.diskReady).toBe(true);
+      await write(a, { offset: 12 * MIB, length: 1 * MIB, byte: 0x7c });
+      await ok(a, 'POST', `/v1/guests/${spec.id}/migration/parameters`, { maxBandwidthBytes: 0 });
+      const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+      expect(final.status, final.errorDesc ?? '').toBe('completed');
+      expect(final.diskReady).toBe(true);
+      expect(final.diskTransferredBytes).toBeGreaterThanOrEqual(16 * MIB);
+      expect(final.diskRemainingBytes).toBe(0);
+      expect(final.startedAt).toBe(started.startedAt);
+      await guestStatus(b, spec.id, 'running', tuning.heartbeatTimeoutMs);
+      await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
+      await tuning.assertGuestIntact?.(b, spec.id);
+      expect(await ok(a, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'source' })).toEqual({
+        cleaned: true,
+      });
+
+      // 3. b -> a, back from the disk b received, over TLS (RAM and NBD) and finished with post-copy.
+      const backId = `m-${randomUUID()}`;
+      const back = await ok<PrepareIncomingResult>(a, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+        migrationId: backId,
+        spec,
+        listenAddress: '127.0.0.1',
+        tls: true,
+        postCopy: true,
+      });
+      const backStarted = await ok<MigrationStatus>(b, 'POST', `/v1/guests/${spec.id}/migration`, {
+        migrationId: backId,
+        uri: back.uri,
+        nbdUri: back.nbdUri,
+        maxBandwidthBytes: 4 * MIB,
+        tls: true,
+        postCopy: true,
+      });
+      expect(backStarted.tls).toBe(true);
+      await write(b, { offset: 14 * MIB, length: 1 * MIB, byte: 0x8d });
+      // The RAM copy runs once the mirrors are in step (diskReady may show a moment before it).
+      const ready = await migrationEnds(b, spec.id, tuning.migrationTimeoutMs, (s) => s.status !== 'setup');
+      expect(ready.status, ready.errorDesc ?? '').toBe('active');
+      expect(ready.diskReady).toBe(true);
+      await ok(b, 'POST', `/v1/guests/${spec.id}/migration/parameters`, { maxBandwidthBytes: 32 * MIB });
+      // Post-copy runs the guest on a at once: the mirrors must be complete by then.
+      const switched = await ok<MigrationStatus>(b, 'POST', `/v1/guests/${spec.id}/migration/post-copy`);
+      expect(['active', 'postcopy-active', 'completed']).toContain(switched.status);
+      const backFinal = await migrationEnds(b, spec.id, tuning.migrationTimeoutMs);
+      expect(backFinal.status, backFinal.errorDesc ?? '').toBe('completed');
+      expect(backFinal.tls).toBe(true);
+      await guestStatus(a, spec.id, 'running', tuning.heartbeatTimeoutMs);
+      await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
+      await tuning.assertGuestIntact?.(a, spec.id);
+      await tuning.disk?.verify(a, b, spec.id, 'data', writes);
+      expect(
+        await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId: backId, role: 'source' }),
+      ).toEqual({ cleaned: true });
+      expect(await ok(a, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
     });
   });
 }

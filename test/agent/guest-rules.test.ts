@@ -2,15 +2,21 @@ import { describe, expect, it } from 'vitest';
 import type { StartMigrationRequest } from '../../domain/agent-contract.ts';
 import { AgentFailure } from '../../agent/errors.ts';
 import {
-  assertMigrationSupported,
+  assertMemoryAvailable,
+  assertMigrationParameters,
   assertSafeSpec,
+  blockTarget,
   canonicalJson,
   decideCleanup,
   decideDefine,
+  decidePause,
   decidePrepareIncoming,
   decideStartMigration,
   hostPort,
   type MigrationRecord,
+  nbdUri,
+  parseNbdUri,
+  tcpUriHost,
 } from '../../agent/guest-rules.ts';
 import { testSpec } from './specs.ts';
 
@@ -108,11 +114,7 @@ describe('guest rules', () => {
     );
   });
 
-  it('refuses what comes in a later issue, and unsafe names', () => {
-    const local = testSpec({ disks: [{ id: 'data', sizeMb: 10, storage: 'local', cache: 'none' }] });
-    expect(failure(() => assertMigrationSupported(local, false)).status).toBe(501);
-    expect(failure(() => assertMigrationSupported(spec, true)).field).toBe('tls');
-    expect(() => assertMigrationSupported(spec, false)).not.toThrow();
+  it('refuses unsafe names', () => {
     expect(failure(() => assertSafeSpec({ ...spec, id: '../etc' })).field).toBe('id');
     expect(
       failure(() =>
@@ -124,5 +126,71 @@ describe('guest rules', () => {
   it('brackets IPv6 literals in QEMU URIs', () => {
     expect(hostPort('127.0.0.1', 4444)).toBe('127.0.0.1:4444');
     expect(hostPort('::1', 4444)).toBe('[::1]:4444');
+    expect(nbdUri('::1', 10809)).toBe('nbd:[::1]:10809');
+    expect(parseNbdUri('nbd:[::1]:10809')).toEqual({ host: '::1', port: 10809 });
+    expect(parseNbdUri('nbd:127.0.0.1:4')).toEqual({ host: '127.0.0.1', port: 4 });
+    for (const bad of ['nbd:127.0.0.1', 'nbd:h:0', 'nbd:h:70000', 'tcp:h:1', 'nbd:h:1:exportname=x']) {
+      expect(parseNbdUri(bad), bad).toBeNull();
+    }
+    expect(tcpUriHost('tcp:[::1]:1')).toBe('::1');
+    expect(tcpUriHost('tcp:localhost:1')).toBe('localhost');
+    expect(tcpUriHost('unix:/x')).toBeNull();
+  });
+
+  it('asks a guest with local disks for the nbdUri of its destination', () => {
+    const local = testSpec({
+      disks: [
+        { id: 'root', sizeMb: 10, storage: 'shared', cache: 'none' },
+        { id: 'data', sizeMb: 10, storage: 'local', cache: 'none' },
+      ],
+    });
+    const missing = failure(() => blockTarget(local, start()));
+    expect([missing.status, missing.code, missing.field]).toEqual([400, 'nbd_uri_required', 'nbdUri']);
+    expect(missing.message).toContain('data');
+    expect(failure(() => blockTarget(local, { ...start(), nbdUri: 'nbd:x' })).field).toBe('nbdUri');
+    expect(blockTarget(local, { ...start(), nbdUri: 'nbd:127.0.0.1:5000' })).toEqual({
+      host: '127.0.0.1',
+      port: 5000,
+    });
+    expect(blockTarget(spec, { ...start(), nbdUri: 'anything' })).toBeNull();
+  });
+
+  it('refuses TLS or post-copy other than prepared, and throttle steps QEMU refuses', () => {
+    const request = { migrationId: 'm-1', spec, listenAddress: '127.0.0.1', tls: true, postCopy: false };
+    const incoming = { spec, migration: record({ role: 'destination' }), alive: true };
+    expect(failure(() => decidePrepareIncoming(incoming, request)).code).toBe('tls_conflict');
+    const tls = { ...incoming, migration: record({ role: 'destination', tls: true }) };
+    expect(decidePrepareIncoming(tls, request)).toBe('existing');
+    expect(failure(() => assertMigrationParameters({ cpuThrottleIncrement: 100 })).field).toBe(
+      'cpuThrottleIncrement',
+    );
+    expect(() => assertMigrationParameters({ cpuThrottleIncrement: 99 })).not.toThrow();
+  });
+
+  it('admits a guest only into the memory the host has left, saying the numbers', () => {
+    const big = testSpec({ id: 'big', memoryMb: 700 });
+    const holders = [
+      { id: 'a', memoryMb: 200 },
+      { id: 'b', memoryMb: 200 },
+      { id: 'big', memoryMb: 700 },
+    ];
+    expect(() => assertMemoryAvailable(1100, holders, big)).not.toThrow();
+    const refused = failure(() => assertMemoryAvailable(1000, holders, big, 'spec.memoryMb'));
+    expect([refused.status, refused.code, refused.field]).toEqual([
+      409,
+      'insufficient_memory',
+      'spec.memoryMb',
+    ]);
+    expect(refused.message).toContain('needs 700 MiB');
+    expect(refused.message).toContain('600 MiB free');
+    expect(refused.message).toContain('1000 MiB in all, 400 MiB held by 2 other guest(s)');
+  });
+
+  it('pauses a running guest once', () => {
+    expect(decidePause('g', 'running')).toBe('pause');
+    expect(decidePause('g', 'paused')).toBe('already');
+    for (const state of ['defined', 'stopped', 'incoming', 'crashed'] as const) {
+      expect(failure(() => decidePause('g', state)).code).toBe('guest_not_running');
+    }
   });
 });

@@ -1,7 +1,12 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { AgentFailure } from '../../agent/errors.ts';
 import { cacheModeFor, supportsDirectIo } from '../../agent/drivers/disk-images.ts';
+import { listeningPorts, mirrorJobs, processListeningPorts } from '../../agent/drivers/qemu-block.ts';
 import { qemuArguments } from '../../agent/drivers/qemu-command.ts';
+import { assertTlsFiles, missingTlsFiles, tlsReady } from '../../agent/drivers/qemu-tls.ts';
 import { incomingPort, normaliseQueryMigrate, runStateOf } from '../../agent/drivers/qemu-migration.ts';
 import { lastHeartbeatCounter } from '../../agent/drivers/serial-heartbeat.ts';
 import { parseSimUri, simUri } from '../../agent/drivers/sim-peer.ts';
@@ -171,8 +176,95 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
     });
     expect(sim.registration).toEqual({ apiUrl: 'http://api', apiToken: 'k' });
     expect(sim.guestImageDir).toBe('/c/guest-image');
+    expect(sim.tlsDir).toBe('/c/tls');
+    expect(agentOptionsFromEnv({ ...env, AGENT_TLS_DIR: '/etc/vmmig/tls' }).tlsDir).toBe('/etc/vmmig/tls');
     expect(() => agentOptionsFromEnv({ ...env, AGENT_TOKEN: '' })).toThrow(/AGENT_TOKEN/);
     expect(() => agentOptionsFromEnv({ ...env, AGENT_PORT: 'x' })).toThrow(/AGENT_PORT/);
     expect(() => agentOptionsFromEnv({ ...env, AGENT_DRIVER: 'xen' })).toThrow(/AGENT_DRIVER/);
+  });
+
+  it('builds the incoming TLS server credentials and the disk-test switch into the command line', () => {
+    const spec = testSpec({ id: 'g-1', diskTest: true });
+    const launch = {
+      spec,
+      kernelPath: '/img/vmlinuz',
+      initrdPath: '/img/initramfs.cpio.gz',
+      serialLogPath: '/a/serial.log',
+      qmpSocketPath: '/a/qmp.sock',
+      pidFilePath: '/a/qemu.pid',
+      disks: [],
+      incoming: true,
+      tlsServerDir: '/tls,dir',
+    };
+    const args = qemuArguments(launch);
+    expect(args.slice(-4)).toEqual([
+      '-incoming',
+      'defer',
+      '-object',
+      'tls-creds-x509,id=vmmig-tls-server,dir=/tls,,dir,endpoint=server,verify-peer=on',
+    ]);
+    expect(args[args.indexOf('-append') + 1]).toMatch(/ disk_test=1$/);
+    expect(qemuArguments({ ...launch, incoming: false })).not.toContain('-object');
+  });
+
+  it('names the TLS files a host lacks', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'vmmig-tls-'));
+    try {
+      expect(await missingTlsFiles(dir, 'client')).toEqual([
+        'ca-cert.pem',
+        'client-cert.pem',
+        'client-key.pem',
+      ]);
+      for (const file of ['ca-cert.pem', 'server-cert.pem', 'server-key.pem'])
+        await writeFile(path.join(dir, file), 'x');
+      expect(await missingTlsFiles(dir, 'server')).toEqual([]);
+      await assertTlsFiles(dir, 'server');
+      expect(await tlsReady(dir)).toBe(false);
+      const failure = await assertTlsFiles(dir, 'client').catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(AgentFailure);
+      expect((failure as AgentFailure).status).toBe(409);
+      expect((failure as AgentFailure).code).toBe('tls_unavailable');
+      expect((failure as AgentFailure).message).toContain(path.join(dir, 'client-cert.pem'));
+      for (const file of ['client-cert.pem', 'client-key.pem']) await writeFile(path.join(dir, file), 'x');
+      expect(await tlsReady(dir)).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads mirror jobs and listening ports', async () => {
+    const job = (index: number, extra: object) => ({
+      device: `vmmig-mirror-${index}`,
+      type: 'mirror',
+      len: 100,
+      offset: 40,
+      ready: false,
+      status: 'running',
+      ...extra,
+    });
+    const running = mirrorJobs(
+      ['a', 'b'],
+      [job(0, {}), job(1, { ready: true, offset: 100, status: 'ready' })],
+    );
+    expect(running).toMatchObject({ transferredBytes: 140, totalBytes: 200, ready: false, failure: null });
+    expect(mirrorJobs(['a'], [job(0, { ready: true, status: 'ready' })]).ready).toBe(true);
+    expect(mirrorJobs(['a', 'b'], [job(0, {})]).failure).toEqual({
+      diskId: 'b',
+      error: 'the mirror job is gone',
+    });
+    expect(mirrorJobs(['a'], [job(0, { status: 'concluded', error: 'Input/output error' })]).failure).toEqual(
+      {
+        diskId: 'a',
+        error: 'Input/output error',
+      },
+    );
+
+    const table = [
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+      '   0: 0100007F:9C41 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0',
+      '   1: 0100007F:9C42 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 4243 1 0',
+    ].join('\n');
+    expect([...listeningPorts(table)]).toEqual([['4242', 0x9c41]]);
+    expect(await processListeningPorts(2 ** 30)).toEqual(new Set());
   });
 });

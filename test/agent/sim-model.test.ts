@@ -88,6 +88,60 @@ describe('sim pre-copy model', () => {
     expect(statusFigures(running, busy, ac).cpuThrottlePercentage).toBeGreaterThan(0);
   });
 
+  it('throttles from the end of the second pass, step by step up to max-cpu-throttle', () => {
+    const ac = params({
+      autoConverge: true,
+      throttleInitialPercent: 30,
+      throttleIncrementPercent: 15,
+      throttleMaxPercent: 60,
+    });
+    const throttleAtPass = new Map<number, number>();
+    let state = startState(busy);
+    for (let t = 0; t <= 600_000 && state.phase !== 'completed'; t += 50) {
+      state = advance(state, busy, ac, t);
+      if (!throttleAtPass.has(state.pass)) throttleAtPass.set(state.pass, state.throttlePercent);
+    }
+    // Pass n starts with the throttle set at the end of pass n-1.
+    expect(throttleAtPass.get(1)).toBe(0);
+    expect(throttleAtPass.get(2)).toBe(0);
+    expect(throttleAtPass.get(3)).toBe(30);
+    expect(throttleAtPass.get(4)).toBe(45);
+    expect(Math.max(...throttleAtPass.values())).toBe(60);
+    const throttled = advance(startState(busy), busy, ac, 10_240 + 2_560 + 100);
+    expect(throttled.throttlePercent).toBe(30);
+    const figures = statusFigures(throttled, busy, ac);
+    expect(figures.cpuThrottlePercentage).toBe(30);
+    expect(figures.dirtyPagesRate).toBe(Math.round((200 * MIB * 0.7) / 4096));
+  });
+
+  it('copies the local disks first, at the bandwidth, then the RAM', () => {
+    const start = startState(idle, 200 * MIB);
+    expect(start.phase).toBe('setup');
+    const copying = advance(start, idle, params(), 1_000);
+    const during = statusFigures(copying, idle, params());
+    expect(copying.phase).toBe('setup');
+    expect(during).toMatchObject({
+      diskTransferredBytes: 100 * MIB,
+      diskTotalBytes: 200 * MIB,
+      diskRemainingBytes: 100 * MIB,
+      diskReady: false,
+      transferredBytes: 0,
+      dirtySyncCount: 0,
+    });
+    const ram = advance(copying, idle, params(), 2_500);
+    expect(ram.phase).toBe('active');
+    expect(statusFigures(ram, idle, params())).toMatchObject({
+      diskTransferredBytes: 200 * MIB,
+      diskRemainingBytes: 0,
+      diskReady: true,
+      transferredBytes: 50 * MIB,
+    });
+    const done = advance(start, idle, params(), 20_000);
+    expect(done.phase).toBe('completed');
+    expect(done.switchoverAtMs).toBeCloseTo(2_000 + 10_240, 6);
+    expect(statusFigures(startState(idle), idle, params()).diskReady).toBe(true);
+  });
+
   it('drains the rest at the bandwidth after post-copy, whatever the dirty rate', () => {
     const stuck = advance(startState(busy), busy, params(), 30_000);
     const switched = switchToPostCopy(stuck, busy);

@@ -30,6 +30,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
         { name: 'dst-nonet', networks: ['storage-only'] },
         { name: 'dst-otherstore', sharedStorageDir: '/tmp/vmmig-other-shared-storage' },
         { name: 'dst-off', liveness: false },
+        { name: 'dst-tight', memoryMb: 3072 },
       ],
     });
   });
@@ -236,20 +237,58 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
   });
 
   it('rolls back when the destination cannot be prepared, leaving nothing on either host', async () => {
+    // Inventory drift: a guest started on dst-tight behind the inventory's back. The pre-checks (inventory)
+    // pass; the destination agent's own admission control refuses the incoming guest.
+    const tight = stack.agents.get('dst-tight');
+    const rogue = {
+      id: '11111111-2222-3333-4444-555555555555',
+      name: 'rogue',
+      vcpus: 1,
+      memoryMb: 2048,
+      disks: [],
+      networks: [],
+    };
+    const headers = { authorization: `Bearer ${stack.agentToken}`, 'content-type': 'application/json' };
+    expect(
+      (
+        await fetch(`${tight?.url}/v1/guests/${rogue.id}`, {
+          method: 'PUT',
+          headers,
+          body: JSON.stringify(rogue),
+        })
+      ).ok,
+    ).toBe(true);
+    expect((await fetch(`${tight?.url}/v1/guests/${rogue.id}/start`, { method: 'POST', headers })).ok).toBe(
+      true,
+    );
+
+    const vm = await createRunningServer(stack, { name: 'squeezed', host: 'src', memoryMb: 2048 });
+    const started = await liveMigrate(stack, 'squeezed', { prefer_host: 'dst-tight' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const failed = await waitForPhase(stack, started.body.migrationId, ['failed', 'completed']);
+    expect(failed.phase).toBe('failed');
+    expect(failed.error).toMatch(/insufficient_memory|free/);
+    expect(failed.events.map((e) => e.type)).not.toContain('rollback_incomplete');
+    expect((await agentGuest(stack, 'src', vm.id)).body.status).toBe('running');
+    expect((await agentGuest(stack, 'dst-tight', vm.id)).status).toBe(404);
+    expect(await reservationCount(stack)).toBe(0);
+    expect((await stack.api<ServerBody>('GET', '/v1/servers/squeezed')).body).toMatchObject({
+      status: 'running',
+      host: { name: 'src' },
+    });
+  });
+
+  it('migrates a guest with a local disk by block migration', async () => {
     const vm = await createRunningServer(stack, {
       name: 'localdisk',
       host: 'src',
-      disks: [{ id: 'disk0', sizeMb: 64, storage: 'local', cache: 'none' }],
+      disks: [{ id: 'disk0', sizeMb: 512, storage: 'local', cache: 'none' }],
     });
-    const started = await liveMigrate(stack, 'localdisk');
+    const started = await liveMigrate(stack, 'localdisk', { prefer_host: 'dst' });
     expect(started.status).toBe(202);
-    const failed = await waitForPhase(stack, started.body.migrationId, ['failed', 'completed']);
-    expect(failed.phase).toBe('failed');
-    expect(failed.error).toMatch(/block migration/);
-    expect(failed.events.map((e) => e.type)).not.toContain('rollback_incomplete');
-    expect((await agentGuest(stack, 'src', vm.id)).body.status).toBe('running');
-    expect((await agentGuest(stack, 'dst', vm.id)).status).toBe(404);
-    expect(await reservationCount(stack)).toBe(0);
+    const done = await waitForPhase(stack, started.body.migrationId, ['failed', 'completed']);
+    expect(done.error).toBeNull();
+    expect((await agentGuest(stack, 'dst', vm.id)).body.status).toBe('running');
   });
 
   it('does not start the QMP migration twice when the activity is retried after a crash', async () => {

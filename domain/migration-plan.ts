@@ -1,0 +1,67 @@
+import type { DiskSpec } from './agent-contract.ts';
+import { cloudpodsDefaultPolicy } from './convergence/cloudpods.ts';
+import { startParameters } from './convergence/engine.ts';
+import type { ConvergencePolicy } from './convergence/policies.ts';
+import type { StartContext, StartParameters } from './convergence/types.ts';
+import { bandwidthBytesPerSecond, type LiveMigrateOptions } from './live-migration.ts';
+import type { ResolvedMigrationSettings } from './migration-policy.ts';
+import type { SlotLimits } from './slots.ts';
+
+const MIB = 1024 * 1024;
+
+/** Everything a live migration runs with, decided once at its start and frozen on the migration record. */
+export interface LiveMigrationPlan {
+  policyName: string | null;
+  convergencePolicy: ConvergencePolicy;
+  startContext: StartContext;
+  start: StartParameters;
+  tls: boolean;
+  limits: SlotLimits;
+  /** Where the request's own options changed what the settings said. */
+  notes: string[];
+}
+
+/**
+ * The request's options win over the resolved settings where the operator asked for something explicit:
+ * max_bandwidth_mb caps the bandwidth, enable_tls turns TLS on, quickly_finish runs Cloudpods' policy.
+ */
+export function planLiveMigration(
+  settings: ResolvedMigrationSettings,
+  options: LiveMigrateOptions,
+  guest: { memoryMb: number; disks: DiskSpec[] },
+): LiveMigrationPlan {
+  const notes: string[] = [];
+  const localDisks = guest.disks.filter((d) => d.storage === 'local').map((d) => d.sizeMb * MIB);
+  const requestedBandwidth = bandwidthBytesPerSecond(options.maxBandwidthMb);
+  const bandwidthBytes = requestedBandwidth > 0 ? requestedBandwidth : settings.bandwidthBytes;
+  if (requestedBandwidth > 0) notes.push(`max_bandwidth_mb ${options.maxBandwidthMb} caps the bandwidth`);
+  const startContext: StartContext = {
+    memoryBytes: guest.memoryMb * MIB,
+    localDiskBytes: localDisks.reduce((a, b) => a + b, 0),
+    localDiskSizesBytes: localDisks,
+    currentBandwidthBytes: bandwidthBytes,
+    postCopyAllowed: settings.allowPostCopy,
+    pauseAllowed: settings.allowWorkloadDisruption,
+    autoConvergeAllowed: settings.allowAutoConverge || options.quicklyFinish,
+  };
+  const convergencePolicy: ConvergencePolicy = options.quicklyFinish
+    ? { ...cloudpodsDefaultPolicy(true), initialDowntimeMs: settings.maxDowntimeMs }
+    : settings.convergencePolicy;
+  if (options.quicklyFinish) notes.push('quickly_finish runs Cloudpods quickly-finish instead of the policy');
+  const start = startParameters(convergencePolicy, startContext);
+  const tls = settings.tls || options.enableTls;
+  if (options.enableTls && !settings.tls) notes.push('enable_tls turns encryption on');
+  return {
+    policyName: settings.policyName,
+    convergencePolicy,
+    startContext,
+    start: { ...start, bandwidthBytes: start.bandwidthBytes || bandwidthBytes },
+    tls,
+    limits: {
+      perCluster: settings.parallelMigrationsPerCluster,
+      outboundPerNode: settings.parallelOutboundMigrationsPerNode,
+      inboundPerNode: settings.parallelInboundMigrationsPerNode,
+    },
+    notes,
+  };
+}
