@@ -37,6 +37,7 @@ export const createServerSchema = z.object({
   passthroughDevices: z.array(z.string().min(1)).default([]),
   dirtyRateMibs: z.number().int().min(0).max(10_000).default(0),
   fillMb: z.number().int().min(0).default(0),
+  diskTest: z.boolean().default(false),
 });
 export type CreateServerRequest = z.infer<typeof createServerSchema>;
 

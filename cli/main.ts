@@ -4,6 +4,16 @@ import { UsageError, type Command } from './command.ts';
 import { hostList, hostShow } from './commands/hosts.ts';
 import { migrationCancel, migrationList, migrationShow, serverLiveMigrate } from './commands/migrations.ts';
 import { serverCreate, serverList, serverShow } from './commands/servers.ts';
+import {
+  migrationConfigSet,
+  migrationConfigShow,
+  migrationForceComplete,
+  migrationPolicyCreate,
+  migrationPolicyDelete,
+  migrationPolicyList,
+  migrationPolicyShow,
+  serverMigrationPolicy,
+} from './commands/migration-settings.ts';
 import { resolveConnection } from './connection.ts';
 
 const commands: Command[] = [
@@ -16,6 +26,14 @@ const commands: Command[] = [
   migrationList,
   migrationShow,
   migrationCancel,
+  migrationForceComplete,
+  migrationConfigShow,
+  migrationConfigSet,
+  migrationPolicyCreate,
+  migrationPolicyList,
+  migrationPolicyShow,
+  migrationPolicyDelete,
+  serverMigrationPolicy,
 ];
 
 function help(): string {

@@ -87,6 +87,8 @@ export const guests = pgTable(
     /** Test-image workload settings, passed to the agent. */
     dirtyRateMibs: integer('dirty_rate_mibs').notNull().default(0),
     fillMb: integer('fill_mb').notNull().default(0),
+    /** Test-image workload: write a checksummed pattern to the first disk every few seconds. */
+    diskTest: boolean('disk_test').notNull().default(false),
     lastError: text('last_error'),
     createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),

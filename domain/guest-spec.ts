@@ -9,6 +9,7 @@ export interface GuestRecord {
   networks: GuestSpec['networks'];
   dirtyRateMibs: number;
   fillMb: number;
+  diskTest: boolean;
 }
 
 /** What a host agent is told to run for an inventory guest; the same spec on both ends of a migration. */
@@ -22,5 +23,6 @@ export function guestSpecOf(guest: GuestRecord): GuestSpec {
     networks: guest.networks,
     dirtyRateMibs: guest.dirtyRateMibs,
     fillMb: guest.fillMb,
+    ...(guest.diskTest ? { diskTest: true } : {}),
   };
 }

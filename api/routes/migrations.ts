@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { findGuest, findHost, listGuests, listHosts } from '../../db/inventory.ts';
 import { findMigration, listMigrations, migrationEvents, terminalPhases } from '../../db/migration-store.ts';
 import type { Migration } from '../../db/schema.ts';
+import { forceCompleteSignal } from '../../workflows/live-migrate-messages.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound, parseOr400 } from '../errors.ts';
 import { migrationListQuerySchema } from '../schemas.ts';
@@ -93,6 +94,33 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
           data: e.data,
         })),
       });
+    })
+    .post('/:id/force-complete', async (c) => {
+      const id = c.req.param('id');
+      const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
+      if (!row) throw notFound('migration', id);
+      if (terminalPhases.includes(row.phase)) {
+        throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
+      }
+      if (row.phase !== 'copying') {
+        throw new ApiError(
+          409,
+          'not_copying',
+          `migration ${row.id} is ${row.phase}: force-complete acts only while memory is being copied`,
+        );
+      }
+      const plan = (row.resolvedPolicy as { plan?: { start?: { postCopy?: boolean } } } | null)?.plan;
+      await temporal.workflow.getHandle(row.workflowId).signal(forceCompleteSignal);
+      return c.json(
+        {
+          migrationId: row.id,
+          action: plan?.start?.postCopy ? 'start-post-copy' : 'pause-guest',
+          message: plan?.start?.postCopy
+            ? 'switching to post-copy: the guest runs on the destination at once and pulls the rest of its memory'
+            : 'pausing the guest so the remaining memory is copied; it resumes on the destination',
+        },
+        202,
+      );
     })
     .post('/:id/cancel', async (c) => {
       const id = c.req.param('id');

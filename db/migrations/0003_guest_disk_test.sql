@@ -1,0 +1,1 @@
+ALTER TABLE "guests" ADD COLUMN "disk_test" boolean DEFAULT false NOT NULL;
