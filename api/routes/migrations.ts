@@ -23,6 +23,8 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
     groupId: m.groupId,
     phase: m.phase,
     options: m.options,
+    /** The cluster config and policy as resolved when the migration started, and the plan it ran. */
+    resolvedPolicy: m.resolvedPolicy,
     progress: m.progress,
     timings: m.timings,
     checks: m.checks,
