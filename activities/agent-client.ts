@@ -94,6 +94,18 @@ export class AgentClient {
     this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration/post-copy`);
   cancelMigration = (id: string) =>
     this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration/cancel`);
+  networkListen = (address: string, ttlMs = 15_000) =>
+    this.call<{ address: string; port: number }>('POST', '/v1/network/listen', { address, ttlMs });
+  networkConnect = (address: string, port: number, timeoutMs = 3_000) =>
+    this.call<{ reachable: boolean; latencyMs: number | null; error: string | null }>(
+      'POST',
+      '/v1/network/connect',
+      {
+        address,
+        port,
+        timeoutMs,
+      },
+    );
   cleanup = (id: string, req: CleanupRequest) =>
     this.call<{ cleaned: boolean }>('POST', `/v1/guests/${encodeURIComponent(id)}/cleanup`, req);
 }

@@ -21,6 +21,7 @@ import { AgentCallError, AgentClient } from './agent-client.ts';
 import { guestMigrationSettings } from './migration-settings.ts';
 import { forceCompleteAction } from '../domain/convergence/engine.ts';
 import type { ResolvedMigrationSettings } from '../domain/migration-policy.ts';
+import { hasMigrationNetwork, type NetworkEndpoint, type Reachability } from '../domain/migration-network.ts';
 import { agentCall } from './agent-errors.ts';
 import { readPlacementContext, type PlacementContext } from './host-snapshots.ts';
 import { monitorMigration, type MonitorInput, type MonitorResult } from './monitor-migration.ts';
@@ -145,6 +146,43 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       await agentCall(() =>
         agent(input.agentUrl).cleanup(input.guestId, { migrationId: input.migrationId, role: 'source' }),
       );
+    },
+
+    /**
+     * Can the source reach the destination on its migration address, and on its management address? The
+     * destination listens on the address under test and the source connects; nothing is sent anywhere if
+     * the destination cannot even listen there.
+     */
+    async probeMigrationNetwork(input: {
+      source: NetworkEndpoint & { agentUrl: string };
+      destination: NetworkEndpoint & { agentUrl: string };
+    }): Promise<Reachability & { details: string[] }> {
+      const details: string[] = [];
+      const reaches = async (address: string): Promise<boolean> => {
+        let port: number;
+        try {
+          port = (await agent(input.destination.agentUrl).networkListen(address)).port;
+        } catch (err) {
+          if (err instanceof AgentCallError && err.status === 409) {
+            details.push(`${input.destination.name} cannot listen on ${address}: ${err.message}`);
+            return false;
+          }
+          throw err;
+        }
+        const result = await agent(input.source.agentUrl).networkConnect(address, port);
+        details.push(
+          result.reachable
+            ? `${input.source.name} reached ${address}:${port} in ${result.latencyMs} ms`
+            : `${input.source.name} cannot reach ${address}:${port}: ${result.error}`,
+        );
+        return result.reachable;
+      };
+      const migration =
+        hasMigrationNetwork(input.source, input.destination) && input.destination.migrationAddress !== null
+          ? await reaches(input.destination.migrationAddress)
+          : null;
+      const management = await reaches(input.destination.address);
+      return { migration, management, details };
     },
 
     /** Alive means the guest's own heartbeat counter moved forward while we watched, not just that QEMU runs. */

@@ -10,6 +10,7 @@ import type { HypervisorDriver } from './driver.ts';
 import { AgentFailure, guestNotFound } from './errors.ts';
 import { bearerToken, failureResponse, readBody, tokenMatches } from './http.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { NetworkProbes, networkProbeRoutes } from './network-probe.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { QmpClosedError, QmpError, QmpTimeoutError } from './qmp.ts';
 
@@ -22,6 +23,8 @@ export interface AgentAppDeps {
   internal?: Hono;
   /** While false (the driver still reattaches to its guests) every call gets a 503. */
   isReady?: () => boolean;
+  /** Migration-network reachability probes; their listeners close on their own. */
+  probes?: NetworkProbes;
 }
 
 /** The host-agent HTTP API of domain/agent-contract.ts. */
@@ -29,6 +32,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   const { driver, log } = deps;
   const app = new Hono();
   const perGuest = new KeyedMutex();
+  const probes = deps.probes ?? new NetworkProbes();
   const serialised = <T>(id: string, work: () => Promise<T>): Promise<T> => perGuest.run(id, work);
 
   app.onError((error, c) => {
@@ -133,6 +137,8 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     const id = c.req.param('id');
     return c.json(await serialised(id, () => driver.cancelMigration(id)));
   });
+  app.route('/v1/network', networkProbeRoutes(probes));
+
   app.post('/v1/guests/:id/cleanup', async (c) => {
     const id = c.req.param('id');
     const request = await readBody(c, cleanupRequestSchema);

@@ -20,6 +20,8 @@ import { z } from 'zod';
  *   POST   /v1/guests/:id/migration/parameters MigrationParameters -> MigrationStatus
  *   POST   /v1/guests/:id/migration/post-copy                      -> MigrationStatus
  *   POST   /v1/guests/:id/migration/cancel                         -> MigrationStatus
+ *   POST   /v1/network/listen   { address, ttlMs? }  -> { address, port } (409 address_unavailable)
+ *   POST   /v1/network/connect  { address, port }    -> { reachable, latencyMs, error }
  *   POST   /v1/guests/:id/cleanup           CleanupRequest         -> { cleaned: boolean }
  * Errors: { error: { code: string, message: string, field?: string } } with a 4xx/5xx status.
  *

@@ -39,6 +39,7 @@ import { DEFAULT_SLOT_LIMITS } from '../domain/slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import type { MonitorInput, MonitorResult } from '../activities/monitor-migration.ts';
 import { planLiveMigration, type LiveMigrationPlan } from '../domain/migration-plan.ts';
+import { chooseMigrationNetwork } from '../domain/migration-network.ts';
 
 export interface LiveMigrateInput {
   migrationId: string;
@@ -59,6 +60,8 @@ export interface LiveMigrateResult {
 const PATCH_MIGRATION_SLOTS = 'migration-slots';
 /** Runs from this change on resolve the cluster config and policy, and let the convergence engine drive. */
 const PATCH_CONVERGENCE_ENGINE = 'convergence-engine';
+/** Runs from this change on probe and choose the migration network before preparing the destination. */
+const PATCH_MIGRATION_NETWORK = 'migration-network';
 
 /** How many destinations we try when a chosen one's capacity was taken between the read and the reservation. */
 const MAX_RESERVATION_ATTEMPTS = 3;
@@ -204,12 +207,13 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     let final: MonitorResult;
     try {
       if (holdsSlots) await waitForSlot();
+      const listenAddress = patched(PATCH_MIGRATION_NETWORK) ? await chooseNetwork() : destination.address;
       await quick.markGuestMigrating(guestId);
       const incoming = await agentCalls.prepareDestination({
         migrationId,
         agentUrl: destination.agentUrl,
         spec,
-        listenAddress: destination.address,
+        listenAddress,
         tls,
         postCopy,
       });
@@ -328,6 +332,20 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
           .catch(() => undefined),
       );
     }
+  }
+
+  /** The dedicated migration network when both hosts have one the source reaches; else management, said aloud. */
+  async function chooseNetwork(): Promise<string> {
+    const reach = await agentCalls.probeMigrationNetwork({ source, destination });
+    const choice = chooseMigrationNetwork(source, destination, reach);
+    if (!choice.ok) throw new MigrationFailed(`no usable migration network: ${choice.reason}`);
+    await event(
+      choice.warning ? 'migration_network_fallback' : 'migration_network',
+      choice.warning ?? `migrating over the ${choice.network} network to ${choice.address}`,
+      { network: choice.network, address: choice.address, probes: reach.details },
+      choice.warning ? 'warning' : 'info',
+    );
+    return choice.address;
   }
 
   /** Monitors the copy; an operator's force-complete meanwhile switches to post-copy or pauses the guest. */

@@ -46,6 +46,8 @@ export interface HostPlan {
   cpus?: number;
   /** false: the agent holds no etcd lease, so the host is offline. */
   liveness?: boolean;
+  /** The host's address on a dedicated migration network. */
+  migrationAddress?: string;
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -145,7 +147,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       driver: plan.driver ?? 'sim',
       sharedStorageDir: plan.sharedStorageDir ?? path.join(dir, 'shared'),
       guestImageDir: inject('guestImageDir'),
-      migrationAddress: null,
+      migrationAddress: plan.migrationAddress ?? null,
       networks: plan.networks ?? ['default'],
       sim: plan.sim,
       cpus: plan.cpus,
