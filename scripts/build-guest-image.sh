@@ -85,6 +85,15 @@ else
   cp "$work/busybox/bin/busybox" "$root/bin/busybox"
 fi
 
+# The disk test of the guest (init, disk_test=1) needs virtio_blk, a module in the cloud kernel.
+modules_root="$(find "$work/kernel/lib/modules" -mindepth 1 -maxdepth 1 -type d -print -quit)"
+[ -n "$modules_root" ] || die "the Debian package '$kernel_pkg' holds no lib/modules/<version>"
+for module in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_pci_legacy_dev.ko \
+  drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko; do
+  [ -f "$modules_root/kernel/$module" ] || die "the Debian package '$kernel_pkg' holds no $module"
+  install -D -m 644 "$modules_root/kernel/$module" "$root/lib/modules/$(basename "$modules_root")/kernel/$module"
+done
+
 log "compiling dirtier"
 gcc -static -O2 -Wall -o "$root/bin/dirtier" "$source_dir/dirtier.c"
 install -m 755 "$source_dir/init" "$root/init"

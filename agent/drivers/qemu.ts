@@ -106,6 +106,8 @@ export class QemuDriver implements HypervisorDriver {
   /** Serialises the steps of a block migration (and its cancel) per guest. */
   private readonly blockWork = new KeyedMutex();
   private readonly queuedBlockSteps = new Set<string>();
+  /** Guests whose block migration is being failed (RAM copy cancelled, mirrors stopped) right now. */
+  private readonly failingBlock = new Set<string>();
 
   constructor(private readonly options: QemuDriverOptions) {
     this.store = new GuestStore(options.agentDir);
@@ -464,7 +466,15 @@ export class QemuDriver implements HypervisorDriver {
         // Events drive the block migration; a look makes sure that a missed one does not stall it.
         if (block.phase !== 'switched') void this.kickBlock(id);
         const disks = await this.diskFigures(id, block);
-        if (block.phase === 'mirroring') {
+        if (this.failingBlock.has(id)) {
+          // Not final before the mirrors are stopped and the source runs on its own disks again.
+          status = {
+            ...noMigrationStatus(record.migrationId),
+            ...disks,
+            status: 'cancelling',
+            errorDesc: block.error,
+          };
+        } else if (block.phase === 'mirroring') {
           status = {
             ...noMigrationStatus(record.migrationId),
             ...disks,
@@ -733,11 +743,9 @@ export class QemuDriver implements HypervisorDriver {
       (await this.alive(id))
     ) {
       // Failed or cancelled with mirrors still running: the source keeps its own disks only.
-      void this.blockWork
-        .run(id, () => this.teardownMirrors(id))
-        .catch((error) =>
-          this.options.log(`guest ${id}: cannot stop the disk mirrors: ${errorMessage(error)}`),
-        );
+      await this.teardownMirrors(id).catch((error) =>
+        this.options.log(`guest ${id}: cannot stop the disk mirrors: ${errorMessage(error)}`),
+      );
     }
     return record.final;
   }
@@ -983,21 +991,26 @@ export class QemuDriver implements HypervisorDriver {
   private async failBlock(guest: StoredGuest, message: string, migrateIssued: boolean): Promise<void> {
     const id = guest.spec.id;
     const record = guest.migration!;
-    record.block!.error = message;
-    await this.store.save(guest);
-    const qmp = await this.qmp(id);
-    if (migrateIssued) {
-      await qmp.execute('migrate_cancel').catch(() => undefined);
-      const deadline = Date.now() + 10_000;
-      while (Date.now() < deadline) {
-        const info = await qmp.execute<QueryMigrate>('query-migrate');
-        if (!migrationInProgress(info.status)) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+    this.failingBlock.add(id);
+    try {
+      record.block!.error = message;
+      await this.store.save(guest);
+      const qmp = await this.qmp(id);
+      if (migrateIssued) {
+        await qmp.execute('migrate_cancel').catch(() => undefined);
+        const deadline = Date.now() + 10_000;
+        while (Date.now() < deadline) {
+          const info = await qmp.execute<QueryMigrate>('query-migrate');
+          if (!migrationInProgress(info.status)) break;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
       }
+      await this.teardownMirrors(id).catch((error) =>
+        this.options.log(`guest ${id}: cannot stop the disk mirrors: ${errorMessage(error)}`),
+      );
+    } finally {
+      this.failingBlock.delete(id);
     }
-    await this.teardownMirrors(id).catch((error) =>
-      this.options.log(`guest ${id}: cannot stop the disk mirrors: ${errorMessage(error)}`),
-    );
     await this.finish(guest, {
       ...noMigrationStatus(record.migrationId),
       status: 'failed',

@@ -9,4 +9,6 @@ driverContract('sim driver', makeAgent, {
   driver: 'sim',
   heartbeatTimeoutMs: 5_000,
   migrationTimeoutMs: 30_000,
+  pauseWatchMs: 1_500,
+  mirrorBandwidthBytes: 16 * 1024 * 1024,
 });

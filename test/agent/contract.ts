@@ -58,6 +58,11 @@ export interface ContractTuning {
   disk?: DiskHooks;
   /** How long a paused guest's heartbeat is watched to stand still. */
   pauseWatchMs?: number;
+  /**
+   * Bandwidth cap while local disks are mirrored (default 4 MiB/s): slow enough to watch the mirror
+   * phase, as fast as that allows (the sim copies the whole disk, QEMU skips its empty clusters).
+   */
+  mirrorBandwidthBytes?: number;
 }
 
 /** Both agents of a suite must share one shared-storage dir, as two hosts on one NFS export. */
@@ -579,6 +584,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         diskTest: true,
       });
       await startedGuest(a, spec, tuning);
+      const mirrorBandwidth = tuning.mirrorBandwidthBytes ?? 4 * MIB;
       const writes: DiskWrite[] = [];
       const write = async (agent: ContractAgent, w: DiskWrite) => {
         if (tuning.disk === undefined) return;
@@ -657,7 +663,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         migrationId,
         uri: incoming.uri,
         nbdUri: incoming.nbdUri,
-        maxBandwidthBytes: 4 * MIB,
+        maxBandwidthBytes: mirrorBandwidth,
       };
       const requestedAt = Date.now();
       const started = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, request);
@@ -706,7 +712,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         migrationId: backId,
         uri: back.uri,
         nbdUri: back.nbdUri,
-        maxBandwidthBytes: 4 * MIB,
+        maxBandwidthBytes: mirrorBandwidth,
         tls: true,
         postCopy: true,
       });
@@ -716,7 +722,9 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       const ready = await migrationEnds(b, spec.id, tuning.migrationTimeoutMs, (s) => s.status !== 'setup');
       expect(ready.status, ready.errorDesc ?? '').toBe('active');
       expect(ready.diskReady).toBe(true);
-      await ok(b, 'POST', `/v1/guests/${spec.id}/migration/parameters`, { maxBandwidthBytes: 32 * MIB });
+      await ok(b, 'POST', `/v1/guests/${spec.id}/migration/parameters`, {
+        maxBandwidthBytes: 8 * mirrorBandwidth,
+      });
       // Post-copy runs the guest on a at once: the mirrors must be complete by then.
       const switched = await ok<MigrationStatus>(b, 'POST', `/v1/guests/${spec.id}/migration/post-copy`);
       expect(['active', 'postcopy-active', 'completed']).toContain(switched.status);

@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import type { GuestState } from '../../domain/agent-contract.ts';
+import type { QemuDriver } from '../../agent/drivers/qemu.ts';
+import type { GuestState, MigrationStatus, PrepareIncomingResult } from '../../domain/agent-contract.ts';
 import { type AgentEndpoint, eventually, ok } from './agent-client.ts';
 import { agentFactory } from './agents.ts';
 import { testSpec } from './specs.ts';
@@ -55,5 +56,55 @@ describe('qemu driver across agent restarts', () => {
     expect((await ok<GuestState>(agent, 'GET', `/v1/guests/${spec.id}`)).status).toBe('stopped');
     expect(await ok(agent, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
     await agent.stop();
+  });
+
+  it('carries a block migration on when the source agent restarts while the disks are mirrored', async () => {
+    const MIB = 1024 * 1024;
+    let source = await makeAgent('host-s');
+    const destination = await makeAgent('host-d');
+    const spec = testSpec({
+      disks: [{ id: 'data', sizeMb: 16, storage: 'local', cache: 'none' }],
+      dirtyRateMibs: 1,
+      fillMb: 8,
+    });
+    await ok(source, 'PUT', `/v1/guests/${spec.id}`, spec);
+    await ok(source, 'POST', `/v1/guests/${spec.id}/start`);
+    await runningWithHeartbeat(source, spec.id, 0);
+    await (source.driver as QemuDriver).humanMonitorCommand(
+      spec.id,
+      `qemu-io drive-data "write -P 0x5a ${4 * MIB} ${8 * MIB}"`,
+    );
+    const migrationId = 'm-restart';
+    const incoming = await ok<PrepareIncomingResult>(
+      destination,
+      'POST',
+      `/v1/guests/${spec.id}/prepare-incoming`,
+      { migrationId, spec, listenAddress: '127.0.0.1' },
+    );
+    const started = await ok<MigrationStatus>(source, 'POST', `/v1/guests/${spec.id}/migration`, {
+      migrationId,
+      uri: incoming.uri,
+      nbdUri: incoming.nbdUri,
+      maxBandwidthBytes: 2 * MIB,
+    });
+    expect(started.status).toBe('setup');
+
+    // The mirror goes on in QEMU while no agent watches; the next agent picks the steps up from there.
+    await source.stop({ leaveGuests: true });
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    source = await makeAgent('host-s');
+    await ok(source, 'POST', `/v1/guests/${spec.id}/migration/parameters`, { maxBandwidthBytes: 0 });
+    const final = await eventually(
+      'the migration to end',
+      async () => {
+        const status = await ok<MigrationStatus>(source, 'GET', `/v1/guests/${spec.id}/migration`);
+        return ['completed', 'failed', 'cancelled'].includes(status.status) ? status : undefined;
+      },
+      60_000,
+    );
+    expect(final.status, final.errorDesc ?? '').toBe('completed');
+    expect(final.startedAt).toBe(started.startedAt);
+    await runningWithHeartbeat(destination, spec.id);
+    await Promise.all([source.stop(), destination.stop()]);
   });
 });
