@@ -1,6 +1,6 @@
 import type { MigrationStatus } from '../agent-contract.ts';
 import { bytesPerSecondFromMbps, mib } from './format.ts';
-import type { Sample } from './types.ts';
+import type { ConvergenceAction, Sample } from './types.ts';
 
 /**
  * Memory passes QEMU has finished. dirty-sync-count is 1 while the first pass (all memory) is sent and goes up
@@ -47,4 +47,14 @@ export function stallReason(watermark: ProgressWatermark, sample: Sample, timeou
     `remaining ${mib(sample.status.remainingBytes)} has not fallen below ${mib(lowest)}, the lowest seen, ` +
     `at ${(watermark.lowestAtMs / 1000).toFixed(1)} s`
   );
+}
+
+/** KubeVirt's progressTimeout (0 = never): no new lowest remaining value for that long aborts the migration. */
+export function progressTimeoutAbort(
+  watermark: ProgressWatermark,
+  sample: Sample,
+  timeoutSeconds: number,
+): ConvergenceAction | null {
+  if (timeoutSeconds <= 0 || secondsWithoutProgress(watermark, sample.atMs) <= timeoutSeconds) return null;
+  return { type: 'abort', reason: `${stallReason(watermark, sample, timeoutSeconds)}: aborting` };
 }

@@ -1,11 +1,5 @@
 import { completionDeadlineSeconds, migrationDataGigabytes } from '../migration-config.ts';
-import {
-  initialWatermark,
-  secondsWithoutProgress,
-  stallReason,
-  trackProgress,
-  type ProgressWatermark,
-} from './common.ts';
+import { initialWatermark, progressTimeoutAbort, trackProgress, type ProgressWatermark } from './common.ts';
 import { mib } from './format.ts';
 import type {
   ConvergenceAction,
@@ -120,20 +114,8 @@ export function kubevirtDecide(
       ],
     };
   }
-  if (
-    policy.progressTimeoutSeconds > 0 &&
-    secondsWithoutProgress(next.watermark, sample.atMs) > policy.progressTimeoutSeconds
-  ) {
-    return {
-      state: { ...next, aborted: true },
-      actions: [
-        {
-          type: 'abort',
-          reason: `${stallReason(next.watermark, sample, policy.progressTimeoutSeconds)}: aborting`,
-        },
-      ],
-    };
-  }
+  const stalled = progressTimeoutAbort(next.watermark, sample, policy.progressTimeoutSeconds);
+  if (stalled) return { state: { ...next, aborted: true }, actions: [stalled] };
   if (pastDeadline) {
     const why = next.paused
       ? 'the guest is already paused'

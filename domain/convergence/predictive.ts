@@ -1,8 +1,7 @@
 import {
   completedPasses,
   initialWatermark,
-  secondsWithoutProgress,
-  stallReason,
+  progressTimeoutAbort,
   trackProgress,
   type ProgressWatermark,
 } from './common.ts';
@@ -145,20 +144,8 @@ export function predictiveDecide(
   if (status.status !== 'active') return { state: next, actions: [] };
 
   next = { ...next, watermark: trackProgress(next.watermark, sample) };
-  if (
-    policy.progressTimeoutSeconds > 0 &&
-    secondsWithoutProgress(next.watermark, sample.atMs) > policy.progressTimeoutSeconds
-  ) {
-    return {
-      state: { ...next, aborted: true },
-      actions: [
-        {
-          type: 'abort',
-          reason: `${stallReason(next.watermark, sample, policy.progressTimeoutSeconds)}: aborting`,
-        },
-      ],
-    };
-  }
+  const stalled = progressTimeoutAbort(next.watermark, sample, policy.progressTimeoutSeconds);
+  if (stalled) return { state: { ...next, aborted: true }, actions: [stalled] };
 
   const newPass = next.lastPass !== null && status.dirtySyncCount > next.lastPass;
   next = { ...next, lastPass: Math.max(next.lastPass ?? 0, status.dirtySyncCount) };
