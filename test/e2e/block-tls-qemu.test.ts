@@ -6,13 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QemuDriver } from '../../agent/drivers/qemu.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
-import {
-  agentGuest,
-  createRunningServer,
-  liveMigrate,
-  waitForPhase,
-  type ServerBody,
-} from '../helpers/migrations.ts';
+import { migrateToEnd, agentGuest, createRunningServer, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -54,14 +48,7 @@ describe('block migration and TLS through the API (real QEMU)', () => {
     expect(reply.trim()).toBe('');
     const expected = sha256(Buffer.alloc(MiB, 0x5a));
 
-    const started = await liveMigrate(stack, 'blk', { prefer_host: 'q2' });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(
-      stack,
-      started.body.migrationId,
-      ['completed', 'failed', 'cancelled'],
-      180_000,
-    );
+    const done = await migrateToEnd(stack, 'blk', { prefer_host: 'q2' }, 180_000);
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');
     expect((await stack.api<ServerBody>('GET', '/v1/servers/blk')).body.host.name).toBe('q2');
@@ -91,21 +78,14 @@ describe('block migration and TLS through the API (real QEMU)', () => {
 
   it('migrates over TLS when asked, and the guest goes on at the destination', async () => {
     const vm = await createRunningServer(stack, { name: 'tls', host: 'q1', memoryMb: 256, dirtyRateMibs: 1 });
-    const started = await liveMigrate(stack, 'tls', { prefer_host: 'q2', enable_tls: true });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(
-      stack,
-      started.body.migrationId,
-      ['completed', 'failed', 'cancelled'],
-      120_000,
-    );
+    const done = await migrateToEnd(stack, 'tls', { prefer_host: 'q2', enable_tls: true }, 120_000);
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');
     const copy = done.events.find((e) => e.type === 'copy_started');
     expect((copy?.data as { start?: unknown; uri?: string }).uri).toMatch(/^tcp:/);
     const row = await stack.api<{ resolvedPolicy: { plan: { tls: boolean } } }>(
       'GET',
-      `/v1/migrations/${started.body.migrationId}`,
+      `/v1/migrations/${done.id}`,
     );
     expect(row.body.resolvedPolicy.plan.tls).toBe(true);
     await waitFor('heartbeat on the destination', async () => {

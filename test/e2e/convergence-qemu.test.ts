@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import {
+  migrateToEnd,
   agentGuest,
   createRunningServer,
   liveMigrate,
@@ -67,14 +68,7 @@ describe('a migration that never converges under plain pre-copy (real QEMU, 30 M
       ...HOT,
       labels: { conv: 'minimal' },
     });
-    const started = await liveMigrate(stack, 'hot-a', { prefer_host: 'q2', ...CAP });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(
-      stack,
-      started.body.migrationId,
-      ['completed', 'failed', 'cancelled'],
-      180_000,
-    );
+    const done = await migrateToEnd(stack, 'hot-a', { prefer_host: 'q2', ...CAP }, 180_000);
     expect(done.phase).toBe('failed');
     expect(done.error).toMatch(/^convergence policy gave up: /);
     const abort = done.events.find((e) => e.type === 'convergence_abort');
@@ -94,14 +88,7 @@ describe('a migration that never converges under plain pre-copy (real QEMU, 30 M
       ...HOT,
       labels: { conv: 'postcopy' },
     });
-    const started = await liveMigrate(stack, 'hot-b', { prefer_host: 'q2', ...CAP });
-    expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(
-      stack,
-      started.body.migrationId,
-      ['completed', 'failed', 'cancelled'],
-      180_000,
-    );
+    const done = await migrateToEnd(stack, 'hot-b', { prefer_host: 'q2', ...CAP }, 180_000);
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');
     expect(done.events.map((e) => e.type)).toContain('convergence_start_post_copy');

@@ -2,10 +2,9 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import {
+  migrateToEnd,
   agentGuest,
   createRunningServer,
-  liveMigrate,
-  waitForPhase,
   type MigrationBody,
   type ServerBody,
 } from '../helpers/migrations.ts';
@@ -35,14 +34,7 @@ async function migrateAndVerify(
   expect(sourcePid).toBeGreaterThan(0);
   const counterBefore = before.heartbeat?.counter ?? 0;
 
-  const started = await liveMigrate(stack, vm.name, { prefer_host: to, ...options });
-  expect(started.status, JSON.stringify(started.body)).toBe(202);
-  const done = await waitForPhase(
-    stack,
-    started.body.migrationId,
-    ['completed', 'failed', 'cancelled'],
-    120_000,
-  );
+  const done = await migrateToEnd(stack, vm.name, { prefer_host: to, ...options }, 120_000);
   expect(done.error).toBeNull();
   expect(done.phase).toBe('completed');
 

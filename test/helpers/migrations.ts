@@ -81,3 +81,16 @@ export async function reservationCount(stack: MiniStack): Promise<number> {
   const { reservations } = await import('../../db/schema.ts');
   return (await stack.db.db.select().from(reservations)).length;
 }
+
+/** Starts a live migration, expects the 202, and waits for it to end however it ends. */
+export async function migrateToEnd(
+  stack: MiniStack,
+  server: string,
+  options: Record<string, unknown> = {},
+  timeoutMs = 120_000,
+): Promise<MigrationBody> {
+  const started = await liveMigrate(stack, server, options);
+  if (started.status !== 202)
+    throw new Error(`live-migrate ${server}: ${started.status} ${JSON.stringify(started.body)}`);
+  return waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled'], timeoutMs);
+}
