@@ -33,6 +33,9 @@ export interface MigrationActivityDeps {
   temporal?: Client;
 }
 
+/** The destination's serial log is read this often while waiting for the guest's next heartbeat. */
+const ALIVE_POLL_MS = 100;
+
 export interface AliveCheck {
   alive: boolean;
   firstCounter: number | null;
@@ -185,15 +188,26 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       return { migration, management, details };
     },
 
-    /** Alive means the guest's own heartbeat counter moved forward while we watched, not just that QEMU runs. */
+    /**
+     * Alive means the guest's own heartbeat counter, which lives in guest memory, went past the last value
+     * the source printed before the switch-over: only a guest executing on the destination can print it. The
+     * paused source still has its serial log; without it, the counter must advance while we watch.
+     */
     async verifyGuestAlive(input: {
       agentUrl: string;
       guestId: string;
       timeoutMs: number;
       pollIntervalMs: number;
+      sourceAgentUrl?: string;
     }): Promise<AliveCheck> {
       const ctx = Context.current();
       const client = new AgentClient(input.agentUrl, agentToken, 5_000);
+      const sourceCounter = input.sourceAgentUrl
+        ? await new AgentClient(input.sourceAgentUrl, agentToken, 5_000)
+            .getGuest(input.guestId)
+            .then((g) => g.heartbeat?.counter ?? null)
+            .catch(() => null)
+        : null;
       const deadline = Date.now() + input.timeoutMs;
       let firstCounter: number | null = null;
       let lastCounter: number | null = null;
@@ -203,14 +217,14 @@ export function migrationActivities(deps: MigrationActivityDeps) {
         status = state.status;
         const counter = state.heartbeat?.counter ?? null;
         if (counter !== null) {
-          firstCounter ??= counter;
+          firstCounter ??= sourceCounter ?? counter;
           lastCounter = counter;
           if (counter > firstCounter && state.status === 'running') {
             return { alive: true, firstCounter, lastCounter, status };
           }
         }
         ctx.heartbeat({ firstCounter, lastCounter, status });
-        await ctx.sleep(input.pollIntervalMs);
+        await ctx.sleep(Math.min(input.pollIntervalMs, ALIVE_POLL_MS));
       }
       return { alive: false, firstCounter, lastCounter, status };
     },

@@ -103,13 +103,13 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
     }
     const done = terminalMigrationStatuses.has(status.status);
     await report(status, done);
-    if (done) return { ...status, ...checkpoint.applied };
+    if (done) return resultOf(status, checkpoint.applied);
 
     if (input.convergence) {
       checkpoint = await converge(input, agent, deps.db, status, checkpoint, firstSeenAt);
       if (checkpoint.applied.abortReason !== null) {
         await report(status, true);
-        return { ...status, ...checkpoint.applied };
+        return resultOf(status, checkpoint.applied);
       }
     } else if (input.quicklyFinish) {
       const decision = quicklyFinishStep(quicklyFinish, status, checkpoint.applied.downtimeMs);
@@ -139,6 +139,16 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
     }
     await ctx.sleep(input.timings.pollIntervalMs);
   }
+}
+
+/** QEMU's own figures (its measured downtime, not the limit we set) plus what the policy did. */
+function resultOf(status: MigrationStatus, applied: AppliedState): MonitorResult {
+  return {
+    ...status,
+    abortReason: applied.abortReason,
+    pausedGuest: applied.pausedGuest,
+    postCopyStarted: applied.postCopyStarted,
+  };
 }
 
 /** One engine step: decide on the sample, carry out each action, record it with the numbers behind it. */

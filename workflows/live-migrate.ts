@@ -295,6 +295,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         guestId,
         timeoutMs: timings.aliveCheckTimeoutMs,
         pollIntervalMs: timings.pollIntervalMs,
+        sourceAgentUrl: source.agentUrl,
       });
       if (!alive.alive) {
         const reason = `destination guest not alive after switch-over (heartbeat ${alive.firstCounter ?? 'none'} -> ${alive.lastCounter ?? 'none'}, status ${alive.status}); source resumed`;
