@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { serve } from '@hono/node-server';
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { HostLiveness } from '../../activities/host-liveness.ts';
+import { createActivities, type Activities } from '../../activities/index.ts';
+import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
+import { createApp } from '../../api/app.ts';
+import { connectDb, type DbHandle } from '../../db/client.ts';
+import { DEFAULTS } from '../../domain/config.ts';
+import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
+import { guestImageDir } from '../../scripts/services/cache-dir.ts';
+import { sleep } from '../../scripts/services/proc-table.ts';
+import { createWorker } from '../../workers/worker.ts';
+import type { BenchServers } from '../lib/servers.ts';
+
+/** One agent log line with the time this process received it (agents run in-process: no delay). */
+export interface AgentLogLine {
+  at: number;
+  host: string;
+  message: string;
+}
+
+export interface Orchestrator {
+  apiUrl: string;
+  temporal: Client;
+  db: DbHandle;
+  agents: Map<string, RunningAgent>;
+  agentToken: string;
+  /** The worker's activities (the benchmark calls resolveMigrationSettings to learn the plan). */
+  activities: Activities;
+  /** Called for every agent log line as it is logged. */
+  onAgentLog(listener: (line: AgentLogLine) => void): () => void;
+  api<T>(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: T }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The orchestrator as one process, wired the way test/helpers/mini-stack.ts does it: the Hono API,
+ * one Temporal worker with every workflow and activity, and host agents with the real QEMU driver,
+ * each agent holding an etcd lease and registering with the API. Timings are the production defaults
+ * (DEFAULT_TIMINGS) unless `timings` overrides them.
+ */
+export async function startOrchestrator(options: {
+  servers: BenchServers;
+  root: string;
+  hosts: string[];
+  timings?: LiveMigrationTimings;
+}): Promise<Orchestrator> {
+  const { servers, root } = options;
+  try {
+    // Worker state chatter would drown the figures; warnings and errors still show.
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Installed already (a second benchmark in this process).
+  }
+  const apiToken = randomUUID();
+  const agentToken = randomUUID();
+  const taskQueue = `bench-${randomUUID()}`;
+  const etcdPrefix = 'vmmig-bench';
+  const namespace = servers.temporal.namespace;
+  const address = servers.temporal.address;
+  const logDir = path.join(root, 'logs');
+  mkdirSync(logDir, { recursive: true });
+
+  const stops: { what: string; stop: () => Promise<void> }[] = [];
+  const stopAll = async () => {
+    for (const { what, stop } of stops.reverse()) {
+      await stop().catch((error: unknown) => console.error(`stopping ${what}: ${String(error)}`));
+    }
+  };
+  try {
+    const db = connectDb(options.servers.databaseUrl);
+    stops.push({ what: 'database pool', stop: () => db.close() });
+    const connection = await Connection.connect({ address });
+    stops.push({ what: 'Temporal client', stop: () => connection.close() });
+    const temporal = new Client({ connection, namespace });
+    const liveness = new HostLiveness({ endpoints: servers.etcd.endpoints, prefix: etcdPrefix });
+    stops.push({ what: 'etcd client', stop: async () => liveness.close() });
+
+    const app = createApp({
+      db: db.db,
+      temporal,
+      taskQueue,
+      liveness,
+      agentToken,
+      apiToken,
+      liveMigrationTimings: options.timings ?? DEFAULT_TIMINGS,
+    });
+    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => server.once('listening', resolve));
+    stops.push({
+      what: 'API server',
+      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    });
+    const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    const nativeConnection = await NativeConnection.connect({ address });
+    stops.push({ what: 'worker connection', stop: () => nativeConnection.close() });
+    const activities = createActivities({ db: db.db, agentToken, liveness, temporal });
+    const worker: Worker = await createWorker({
+      connection: nativeConnection,
+      namespace,
+      taskQueue,
+      activities,
+    });
+    const running = worker.run();
+    stops.push({
+      what: 'worker',
+      stop: async () => {
+        // The SDK stops the worker by itself on SIGINT/SIGTERM; shutdown() then throws.
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running;
+      },
+    });
+
+    const listeners = new Set<(line: AgentLogLine) => void>();
+    const agents = new Map<string, RunningAgent>();
+    for (const name of options.hosts) {
+      const logFile = path.join(logDir, `agent-${name}.log`);
+      const agent = await startAgent({
+        name,
+        host: '127.0.0.1',
+        port: 0,
+        dir: path.join(root, 'agents', name),
+        token: agentToken,
+        driver: 'qemu',
+        sharedStorageDir: path.join(root, 'shared'),
+        guestImageDir: guestImageDir(),
+        migrationAddress: null,
+        networks: [...DEFAULTS.agentNetworks],
+        liveness: {
+          endpoints: servers.etcd.endpoints,
+          prefix: etcdPrefix,
+          ttlSeconds: DEFAULTS.healthTtlSeconds,
+        },
+        metrics: null,
+        registration: { apiUrl, apiToken },
+        log: (message) => {
+          const line = { at: Date.now(), host: name, message };
+          appendFileSync(logFile, `${new Date(line.at).toISOString()} ${message}\n`);
+          for (const listener of listeners) listener(line);
+        },
+      });
+      agents.set(name, agent);
+      stops.push({ what: `agent ${name}`, stop: () => agent.stop() });
+    }
+
+    const api = async <T>(method: string, urlPath: string, body?: unknown) => {
+      const res = await fetch(`${apiUrl}${urlPath}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${apiToken}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+      });
+      const text = await res.text();
+      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+    };
+
+    // Every host registered and holding its etcd lease.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const res = await api<{ hosts: { name: string; status: string }[] }>('GET', '/v1/hosts');
+      const online = res.body.hosts.filter((h) => h.status === 'online').length;
+      if (online === options.hosts.length) break;
+      if (Date.now() > deadline) throw new Error(`hosts not online after 60 s: ${JSON.stringify(res.body)}`);
+      await sleep(200);
+    }
+
+    return {
+      apiUrl,
+      temporal,
+      db,
+      agents,
+      agentToken,
+      activities,
+      onAgentLog(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      api,
+      stop: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
