@@ -152,7 +152,7 @@ export async function run(args: string[]): Promise<void> {
     '    (timings.completed.startedAt, database clock). It includes the API handler and its wait for the',
   );
   print('    pre-checks, every workflow step and activity, the destination QEMU start, the copy, the health');
-  print('    check (heartbeat advancing on the destination), the inventory commit and the source cleanup.');
+  print('    check (the guest heartbeats on the destination), the inventory commit and the source cleanup.');
   print();
 
   try {

@@ -125,7 +125,7 @@ const MARKS: Mark[] = [
   {
     slice: 'health check',
     group: 'health check',
-    what: 'timings.verifying: event, then the heartbeat counter must advance on the destination',
+    what: 'timings.verifying: event, then verifyGuestAlive until the heartbeat proves the guest runs there',
     at: (r) => startOf(r, 'committing') ?? Number.NaN,
   },
   {
