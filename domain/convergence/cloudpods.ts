@@ -1,3 +1,4 @@
+import { throttlingStart } from './common.ts';
 import { initialQuicklyFinishState, quicklyFinishStep, type QuicklyFinishState } from '../quickly-finish.ts';
 import { DEFAULT_DOWNTIME_LIMIT_MS } from '../live-migration.ts';
 import { mib, MIB } from './format.ts';
@@ -59,19 +60,15 @@ export const cloudpodsDefaultPolicy = (quicklyFinish: boolean): CloudpodsPolicy 
 });
 
 export function cloudpodsStart(policy: CloudpodsPolicy, context: StartContext): StartParameters {
-  const autoConverge = context.autoConvergeAllowed;
-  return {
-    downtimeMs: policy.initialDowntimeMs,
-    bandwidthBytes: context.currentBandwidthBytes,
-    autoConverge,
-    xbzrle: false,
-    postCopy: context.postCopyAllowed,
-    cpuThrottleInitial: autoConverge ? policy.cpuThrottleInitial : null,
-    cpuThrottleIncrement: autoConverge ? policy.cpuThrottleIncrement : null,
-    reason:
-      `Cloudpods: downtime ${policy.initialDowntimeMs} ms, auto-converge ${autoConverge ? `on (throttle ${policy.cpuThrottleInitial}% + ${policy.cpuThrottleIncrement}%)` : 'not allowed'}` +
+  const throttle = { initial: policy.cpuThrottleInitial, increment: policy.cpuThrottleIncrement };
+  return throttlingStart(
+    context,
+    policy.initialDowntimeMs,
+    throttle,
+    (autoConverge) =>
+      `Cloudpods: downtime ${policy.initialDowntimeMs} ms, auto-converge ${autoConverge ? `on (throttle ${throttle.initial}% + ${throttle.increment}%)` : 'not allowed'}` +
       `${policy.quicklyFinish ? ', quickly-finish' : ''}; pause after ${cloudpodsPauseAfterSeconds(policy, context.memoryBytes)} s`,
-  };
+  );
 }
 
 export function cloudpodsDecide(

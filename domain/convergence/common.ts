@@ -1,6 +1,6 @@
 import type { MigrationStatus } from '../agent-contract.ts';
 import { bytesPerSecondFromMbps, mib } from './format.ts';
-import type { ConvergenceAction, Sample } from './types.ts';
+import type { ConvergenceAction, Sample, StartContext, StartParameters } from './types.ts';
 
 /**
  * Memory passes QEMU has finished. dirty-sync-count is 1 while the first pass (all memory) is sent and goes up
@@ -57,4 +57,38 @@ export function progressTimeoutAbort(
 ): ConvergenceAction | null {
   if (timeoutSeconds <= 0 || secondsWithoutProgress(watermark, sample.atMs) <= timeoutSeconds) return null;
   return { type: 'abort', reason: `${stallReason(watermark, sample, timeoutSeconds)}: aborting` };
+}
+
+/**
+ * What every policy does before deciding on a sample: nothing more once it aborted, post-copy noted, and
+ * only an active pre-copy is acted on. Null: the sample is for the policy to decide on.
+ */
+export function precopyGate<S extends { aborted: boolean; postCopy: boolean }>(
+  state: S,
+  status: MigrationStatus,
+): { state: S; actions: ConvergenceAction[] } | null {
+  if (state.aborted) return { state, actions: [] };
+  if (status.status === 'postcopy-active') return { state: { ...state, postCopy: true }, actions: [] };
+  if (status.status !== 'active') return { state, actions: [] };
+  return null;
+}
+
+/** Start parameters of a policy that starts at one downtime and may throttle with auto-converge. */
+export function throttlingStart(
+  context: StartContext,
+  downtimeMs: number,
+  throttle: { initial: number; increment: number },
+  reason: (autoConverge: boolean) => string,
+): StartParameters {
+  const autoConverge = context.autoConvergeAllowed;
+  return {
+    downtimeMs,
+    bandwidthBytes: context.currentBandwidthBytes,
+    autoConverge,
+    xbzrle: false,
+    postCopy: context.postCopyAllowed,
+    cpuThrottleInitial: autoConverge ? throttle.initial : null,
+    cpuThrottleIncrement: autoConverge ? throttle.increment : null,
+    reason: reason(autoConverge),
+  };
 }

@@ -1,5 +1,11 @@
 import { completionDeadlineSeconds, migrationDataGigabytes } from '../migration-config.ts';
-import { initialWatermark, progressTimeoutAbort, trackProgress, type ProgressWatermark } from './common.ts';
+import {
+  initialWatermark,
+  precopyGate,
+  progressTimeoutAbort,
+  trackProgress,
+  type ProgressWatermark,
+} from './common.ts';
 import { mib } from './format.ts';
 import type {
   ConvergenceAction,
@@ -68,9 +74,8 @@ export function kubevirtDecide(
   context: ConvergenceContext,
 ): { state: KubevirtState; actions: ConvergenceAction[] } {
   const status = sample.status;
-  if (state.aborted) return { state, actions: [] };
-  if (status.status === 'postcopy-active') return { state: { ...state, postCopy: true }, actions: [] };
-  if (status.status !== 'active') return { state, actions: [] };
+  const notActive = precopyGate(state, status);
+  if (notActive) return notActive;
 
   const dataGb = migrationDataGigabytes(context.memoryBytes, context.localDiskBytes);
   const deadline =

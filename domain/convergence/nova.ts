@@ -1,3 +1,4 @@
+import { precopyGate } from './common.ts';
 import { mib, MIB } from './format.ts';
 import type {
   ConvergenceAction,
@@ -103,9 +104,9 @@ export function novaDecide(
   context: ConvergenceContext,
 ): { state: NovaState; actions: ConvergenceAction[] } {
   const status = sample.status;
-  if (state.aborted) return { state, actions: [] };
-  if (status.status === 'postcopy-active') return { state: { ...state, postCopy: true }, actions: [] };
-  if (status.status !== 'active' || state.postCopy) return { state, actions: [] };
+  const notActive = precopyGate(state, status);
+  if (notActive) return notActive;
+  if (state.postCopy) return { state, actions: [] };
 
   const dataGb = novaDataGb(context);
   const elapsed = sample.atMs / 1000;

@@ -1,6 +1,7 @@
 import {
   completedPasses,
   initialWatermark,
+  throttlingStart,
   progressTimeoutAbort,
   trackProgress,
   type ProgressWatermark,
@@ -107,16 +108,11 @@ export const initialPredictiveState = (): PredictiveState => ({
 });
 
 export function predictiveStart(policy: PredictivePolicy, context: StartContext): StartParameters {
-  const autoConverge = context.autoConvergeAllowed;
-  return {
-    downtimeMs: policy.initialDowntimeMs,
-    bandwidthBytes: context.currentBandwidthBytes,
-    autoConverge,
-    xbzrle: false,
-    postCopy: context.postCopyAllowed,
-    cpuThrottleInitial: autoConverge ? PREDICTIVE_DEFAULTS.cpuThrottleInitial : null,
-    cpuThrottleIncrement: autoConverge ? PREDICTIVE_DEFAULTS.cpuThrottleIncrement : null,
-    reason:
+  return throttlingStart(
+    context,
+    policy.initialDowntimeMs,
+    { initial: PREDICTIVE_DEFAULTS.cpuThrottleInitial, increment: PREDICTIVE_DEFAULTS.cpuThrottleIncrement },
+    (autoConverge) =>
       `predictive: downtime ${policy.initialDowntimeMs} ms (may rise to ${policy.downtimeCeilingMs} ms when the ` +
       `copy is predicted not to converge); then ${[
         autoConverge ? 'throttle' : null,
@@ -126,7 +122,7 @@ export function predictiveStart(policy: PredictivePolicy, context: StartContext)
       ]
         .filter((x) => x !== null)
         .join(', ')}`,
-  };
+  );
 }
 
 const roundUp10 = (ms: number) => Math.ceil(ms / 10) * 10;

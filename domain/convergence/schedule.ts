@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { QEMU_MAX_DOWNTIME_MS } from '../migration-config.ts';
-import { completedPasses, linkRate } from './common.ts';
+import { completedPasses, linkRate, precopyGate } from './common.ts';
 import { mib, mibPerSecond } from './format.ts';
 import type {
   ConvergenceAction,
@@ -239,9 +239,8 @@ export function scheduleDecide(
   context: ConvergenceContext,
 ): { state: ScheduleState; actions: ConvergenceAction[] } {
   const status = sample.status;
-  if (state.aborted) return { state, actions: [] };
-  if (status.status === 'postcopy-active') return { state: { ...state, postCopy: true }, actions: [] };
-  if (status.status !== 'active') return { state, actions: [] };
+  const notActive = precopyGate(state, status);
+  if (notActive) return notActive;
 
   const newPass = state.lastPass !== null && status.dirtySyncCount > state.lastPass;
   let next: ScheduleState = { ...state, lastPass: Math.max(state.lastPass ?? 0, status.dirtySyncCount) };
