@@ -53,7 +53,9 @@ export class GuestStore {
   }
 
   async remove(id: string): Promise<void> {
-    await rm(this.dir(id), { recursive: true, force: true });
+    // A QEMU that is still exiting can create a file (serial log, socket) while the tree is removed:
+    // rm then retries its ENOTEMPTY instead of failing the cleanup.
+    await rm(this.dir(id), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   }
 }
 
