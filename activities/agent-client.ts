@@ -8,6 +8,7 @@ import type {
   MigrationStatus,
   PrepareIncomingRequest,
   PrepareIncomingResult,
+  ResumeRequest,
   StartMigrationRequest,
 } from '../domain/agent-contract.ts';
 
@@ -78,7 +79,9 @@ export class AgentClient {
     this.call<GuestState>('PUT', `/v1/guests/${encodeURIComponent(spec.id)}`, spec);
   startGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/start`);
   stopGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/stop`);
-  resumeGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/resume`);
+  /** Without req (or with {}), a source whose guest went elsewhere is refused (409): see ResumeRequest. */
+  resumeGuest = (id: string, req?: ResumeRequest) =>
+    this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/resume`, req);
   pauseGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/pause`);
   destroyGuest = (id: string) =>
     this.call<{ destroyed: boolean }>('DELETE', `/v1/guests/${encodeURIComponent(id)}`);

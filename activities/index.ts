@@ -1,11 +1,19 @@
+import { decisionActivities } from './migration-decisions.ts';
 import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
 import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
+import { recoveryActivities } from './migration-recovery.ts';
 import { slotActivities } from './slot-activities.ts';
 
 export type ActivityDeps = GuestActivityDeps & MigrationActivityDeps;
 
 export function createActivities(deps: ActivityDeps) {
-  return { ...guestActivities(deps), ...migrationActivities(deps), ...slotActivities(deps) };
+  return {
+    ...guestActivities(deps),
+    ...migrationActivities(deps),
+    ...decisionActivities(deps),
+    ...recoveryActivities(deps),
+    ...slotActivities(deps),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -1,14 +1,12 @@
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/client.ts';
 import { recordEvent, setGuestStatus } from '../db/inventory.ts';
 import {
   commitGuestMove,
   releaseReservation,
-  reserveCapacity,
   setMigrationPhase,
   type MigrationPhase,
-  type ReservationOutcome,
 } from '../db/migration-store.ts';
 import type {
   GuestSpec,
@@ -16,14 +14,16 @@ import type {
   PrepareIncomingResult,
   StartMigrationRequest,
 } from '../domain/agent-contract.ts';
-import { CPU_ALLOCATION_RATIO, type CheckResult } from '../domain/prechecks.ts';
+import type { CheckResult } from '../domain/prechecks.ts';
 import { AgentCallError, AgentClient } from './agent-client.ts';
-import { guestMigrationSettings } from './migration-settings.ts';
 import { forceCompleteAction } from '../domain/convergence/engine.ts';
-import type { ResolvedMigrationSettings } from '../domain/migration-policy.ts';
-import { hasMigrationNetwork, type NetworkEndpoint, type Reachability } from '../domain/migration-network.ts';
+import {
+  chooseMigrationNetwork,
+  hasMigrationNetwork,
+  type MigrationNetworkChoice,
+  type NetworkEndpoint,
+} from '../domain/migration-network.ts';
 import { agentCall } from './agent-errors.ts';
-import { readPlacementContext, type PlacementContext } from './host-snapshots.ts';
 import { monitorMigration, type MonitorInput, type MonitorResult } from './monitor-migration.ts';
 
 export interface MigrationActivityDeps {
@@ -48,21 +48,6 @@ export function migrationActivities(deps: MigrationActivityDeps) {
   const agent = (url: string) => new AgentClient(url, agentToken);
 
   return {
-    async readPlacementContext(guestId: string): Promise<PlacementContext> {
-      const context = await readPlacementContext(db, deps.liveness, guestId);
-      if (!context) throw ApplicationFailure.nonRetryable(`guest ${guestId} not found`, 'NotFound');
-      return context;
-    },
-
-    async reserveDestination(input: {
-      migrationId: string;
-      hostId: string;
-      memoryMb: number;
-      vcpus: number;
-    }): Promise<ReservationOutcome> {
-      return reserveCapacity(db, { ...input, cpuAllocationRatio: CPU_ALLOCATION_RATIO });
-    },
-
     async releaseDestination(migrationId: string): Promise<void> {
       await releaseReservation(db, migrationId);
     },
@@ -101,6 +86,11 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       await setGuestStatus(db, guestId, 'running');
     },
 
+    /** Neither host holds a whole guest (post-copy failed): the row says so until an operator steps in. */
+    async markGuestError(input: { guestId: string; error: string }): Promise<void> {
+      await setGuestStatus(db, input.guestId, 'error', input.error);
+    },
+
     async prepareDestination(input: {
       migrationId: string;
       agentUrl: string;
@@ -125,26 +115,6 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       return monitorMigration(deps, input);
     },
 
-    async cancelSourceMigration(input: { agentUrl: string; guestId: string }): Promise<MigrationStatus> {
-      return agentCall(() => agent(input.agentUrl).cancelMigration(input.guestId));
-    },
-
-    async resumeSourceGuest(input: { agentUrl: string; guestId: string }): Promise<void> {
-      await agentCall(() => agent(input.agentUrl).resumeGuest(input.guestId));
-    },
-
-    /** Already gone counts as done: the destination may never have got as far as defining the guest. */
-    async destroyDestinationGuest(input: { agentUrl: string; guestId: string; migrationId: string }) {
-      await agentCall(() =>
-        agent(input.agentUrl)
-          .cleanup(input.guestId, { migrationId: input.migrationId, role: 'destination' })
-          .catch((err: unknown) => {
-            if (err instanceof AgentCallError && err.status === 404) return { cleaned: false };
-            throw err;
-          }),
-      );
-    },
-
     async cleanupSource(input: { agentUrl: string; guestId: string; migrationId: string }) {
       await agentCall(() =>
         agent(input.agentUrl).cleanup(input.guestId, { migrationId: input.migrationId, role: 'source' }),
@@ -152,14 +122,15 @@ export function migrationActivities(deps: MigrationActivityDeps) {
     },
 
     /**
-     * Can the source reach the destination on its migration address, and on its management address? The
+     * Which network the stream takes: can the source reach the destination on its migration address, and on
+     * its management address? The
      * destination listens on the address under test and the source connects; nothing is sent anywhere if
      * the destination cannot even listen there.
      */
     async probeMigrationNetwork(input: {
       source: NetworkEndpoint & { agentUrl: string };
       destination: NetworkEndpoint & { agentUrl: string };
-    }): Promise<Reachability & { details: string[] }> {
+    }): Promise<{ choice: MigrationNetworkChoice; details: string[] }> {
       const details: string[] = [];
       const reaches = async (address: string): Promise<boolean> => {
         let port: number;
@@ -185,7 +156,10 @@ export function migrationActivities(deps: MigrationActivityDeps) {
           ? await reaches(input.destination.migrationAddress)
           : null;
       const management = await reaches(input.destination.address);
-      return { migration, management, details };
+      return {
+        choice: chooseMigrationNetwork(input.source, input.destination, { migration, management }),
+        details,
+      };
     },
 
     /**
@@ -227,15 +201,6 @@ export function migrationActivities(deps: MigrationActivityDeps) {
         await ctx.sleep(Math.min(input.pollIntervalMs, ALIVE_POLL_MS));
       }
       return { alive: false, firstCounter, lastCounter, status };
-    },
-
-    /** The cluster config and the policy selecting the guest, resolved once and frozen on the migration. */
-    async resolveMigrationSettings(
-      guestId: string,
-    ): Promise<ResolvedMigrationSettings & { explanation: string[] }> {
-      const resolved = await guestMigrationSettings(db, guestId);
-      if (!resolved) throw ApplicationFailure.nonRetryable(`guest ${guestId} not found`, 'NotFound');
-      return { ...resolved.settings, explanation: resolved.selection.explanation };
     },
 
     /** Operator force-complete: post-copy when allowed, else pause the guest so the copy finishes. */

@@ -8,13 +8,12 @@ import { decide, type ConvergenceState } from '../domain/convergence/engine.ts';
 import type { ConvergencePolicy } from '../domain/convergence/policies.ts';
 import type { StartContext } from '../domain/convergence/types.ts';
 import {
+  monitorAgentTimeoutMs,
   progressOf,
   terminalMigrationStatuses,
   type LiveMigrationTimings,
 } from '../domain/live-migration.ts';
 import { initialQuicklyFinishState, quicklyFinishStep } from '../domain/quickly-finish.ts';
-import { progressSignal } from '../workflows/live-migrate-messages.ts';
-import { renewSlotSignal } from '../workflows/migration-slots-messages.ts';
 import { AgentClient } from './agent-client.ts';
 import { agentCall } from './agent-errors.ts';
 import { applyConvergenceAction, type AppliedState } from './convergence-actions.ts';
@@ -26,8 +25,6 @@ export interface MonitorInput {
   downtimeLimitMs: number;
   quicklyFinish: boolean;
   timings: LiveMigrationTimings;
-  /** The cluster's slots workflow, whose lease this long-running activity keeps renewed. */
-  slot?: { workflowId: string; leaseMs: number };
   /** The convergence engine's policy; absent in runs started before the engine drove migrations. */
   convergence?: { policy: ConvergencePolicy; context: StartContext; bandwidthBytes: number };
 }
@@ -52,16 +49,19 @@ interface MonitorCheckpoint {
 }
 
 /**
- * Polls the source's migration status every pollIntervalMs from ONE activity (a workflow timer loop would
- * fill the history), heartbeating each sample so cancellation reaches us and a dead worker is noticed; each
- * sample goes through the convergence engine and its actions are carried out and recorded.
+ * Polls the source's migration status every pollIntervalMs from ONE activity (a workflow timer loop, or a
+ * signal per sample, would fill the history), heartbeating each sample so cancellation reaches us and a dead
+ * worker is noticed; progress goes to the migration row, never into the workflow's history. Each sample goes
+ * through the convergence engine and its actions are carried out, checkpointed and recorded.
  */
 export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): Promise<MonitorResult> {
   const ctx = Context.current();
-  const agent = new AgentClient(input.sourceAgentUrl, deps.agentToken, 10_000);
-  const execution = ctx.info.workflowExecution;
-  const workflow = execution && deps.temporal?.workflow.getHandle(execution.workflowId, execution.runId);
-  const slots = input.slot && deps.temporal?.workflow.getHandle(input.slot.workflowId);
+  // Well inside the heartbeat timeout: one slow poll must not let a retried monitor act beside this one.
+  const agent = new AgentClient(
+    input.sourceAgentUrl,
+    deps.agentToken,
+    monitorAgentTimeoutMs(input.timings.activityHeartbeatTimeoutMs),
+  );
   const resumed = ctx.info.heartbeatDetails as { checkpoint?: MonitorCheckpoint } | undefined;
   let checkpoint: MonitorCheckpoint = resumed?.checkpoint ?? {
     engine: null,
@@ -74,19 +74,23 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
     },
   };
   let quicklyFinish = initialQuicklyFinishState;
-  let lastSignalAt = 0;
   let lastSaveAt = 0;
-  let lastRenewAt = Date.now();
   const firstSeenAt = Date.now();
+  let progress: ReturnType<typeof progressOf> | null = null;
+  /** Every applied action is checkpointed at once, so a retried monitor never forgets it. */
+  const checkpointed = (next: MonitorCheckpoint) => {
+    checkpoint = next;
+    ctx.heartbeat({ progress, checkpoint });
+  };
+  /** A monitor whose heartbeat timed out has been replaced: it must not act beside its successor. */
+  const stillInCharge = () => {
+    if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason ?? new Error('monitor replaced');
+  };
 
   const report = async (status: MigrationStatus, force: boolean) => {
     const now = Date.now();
-    const progress = progressOf(status, now);
+    progress = progressOf(status, now);
     ctx.heartbeat({ progress, checkpoint });
-    if (workflow && (force || now - lastSignalAt >= input.timings.progressSignalIntervalMs)) {
-      await workflow.signal(progressSignal, progress);
-      lastSignalAt = now;
-    }
     if (force || now - lastSaveAt >= input.timings.progressSaveIntervalMs) {
       await saveProgress(deps.db, input.migrationId, { ...progress });
       lastSaveAt = now;
@@ -104,9 +108,10 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
     const done = terminalMigrationStatuses.has(status.status);
     await report(status, done);
     if (done) return resultOf(status, checkpoint.applied);
+    stillInCharge();
 
     if (input.convergence) {
-      checkpoint = await converge(input, agent, deps.db, status, checkpoint, firstSeenAt);
+      await converge(input, agent, deps.db, status, checkpoint, firstSeenAt, checkpointed, stillInCharge);
       if (checkpoint.applied.abortReason !== null) {
         await report(status, true);
         return resultOf(status, checkpoint.applied);
@@ -118,10 +123,10 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
         await agentCall(() =>
           agent.setMigrationParameters(input.guestId, { downtimeLimitMs: decision.setDowntimeMs }),
         );
-        checkpoint = {
+        checkpointed({
           ...checkpoint,
           applied: { ...checkpoint.applied, downtimeMs: decision.setDowntimeMs },
-        };
+        });
         await recordEvent(deps.db, {
           subjectKind: 'migration',
           subjectId: input.migrationId,
@@ -132,11 +137,6 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
       }
     }
 
-    const now = Date.now();
-    if (slots && input.slot && now - lastRenewAt >= input.timings.slotRenewIntervalMs) {
-      await slots.signal(renewSlotSignal, { migrationId: input.migrationId, leaseMs: input.slot.leaseMs });
-      lastRenewAt = now;
-    }
     await ctx.sleep(input.timings.pollIntervalMs);
   }
 }
@@ -147,11 +147,14 @@ function resultOf(status: MigrationStatus, applied: AppliedState): MonitorResult
     ...status,
     abortReason: applied.abortReason,
     pausedGuest: applied.pausedGuest,
-    postCopyStarted: applied.postCopyStarted,
+    postCopyStarted: applied.postCopyStarted || status.postCopyStarted === true,
   };
 }
 
-/** One engine step: decide on the sample, carry out each action, record it with the numbers behind it. */
+/**
+ * One engine step: decide on the sample, carry out each action, checkpoint it, record it with the numbers
+ * behind it. The engine's own state is checkpointed with the first action (or at the end when there is none).
+ */
 async function converge(
   input: MonitorInput,
   agent: AgentClient,
@@ -159,7 +162,9 @@ async function converge(
   status: MigrationStatus,
   checkpoint: MonitorCheckpoint,
   firstSeenAt: number,
-): Promise<MonitorCheckpoint> {
+  checkpointed: (next: MonitorCheckpoint) => void,
+  stillInCharge: () => void,
+): Promise<void> {
   const convergence = input.convergence!;
   // QEMU's own clock since migrate, so a retried monitor keeps the policy's deadlines.
   const atMs = status.totalTimeMs ?? Date.now() - firstSeenAt;
@@ -175,7 +180,9 @@ async function converge(
   );
   let applied = checkpoint.applied;
   for (const action of decision.actions) {
+    stillInCharge();
     applied = await applyConvergenceAction(agent, input.guestId, action, applied);
+    checkpointed({ engine: decision.state, applied });
     await recordEvent(db, {
       subjectKind: 'migration',
       subjectId: input.migrationId,
@@ -186,5 +193,5 @@ async function converge(
     });
     if (action.type === 'abort') break;
   }
-  return { engine: decision.state, applied };
+  if (decision.actions.length === 0) checkpointed({ engine: decision.state, applied });
 }

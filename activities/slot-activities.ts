@@ -1,20 +1,56 @@
-import { Context } from '@temporalio/activity';
+import { CancelledFailure, Context, log } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type { migrationSlots } from '../workflows/migration-slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import {
   acquireSlotUpdate,
+  leaveSlotQueueUpdate,
+  renewSlotSignal,
   type AcquireSlotAnswer,
   type AcquireSlotInput,
+  type LeaveSlotQueueAnswer,
+  type RenewSlotInput,
 } from '../workflows/migration-slots-messages.ts';
+
+export interface KeepSlotLeaseInput {
+  /** The cluster's slots workflow (migrationSlotsWorkflowId(clusterId)). */
+  slotsWorkflowId: string;
+  migrationId: string;
+  /** Each renewal extends the lease to this long from its arrival. */
+  leaseMs: number;
+  /** Renew this often; well under leaseMs. Heartbeats go at least every third of the heartbeat timeout. */
+  renewIntervalMs: number;
+  /**
+   * Who holds the slot, sent with every renewal so that, if the lease ran out while this migration still ran
+   * (and the slot went to someone else), the slots workflow can count it as a holder again even when it no
+   * longer remembers the expired lease. Pass both hosts; workflowId defaults to the calling workflow's.
+   * Without the hosts a renewal after expiry is still counted, as long as the slots workflow remembers the
+   * expired holder (its last SLOT_RECORD_LIMITS.expired expirations).
+   */
+  workflowId?: string;
+  sourceHostId?: string;
+  destinationHostId?: string;
+}
+
+/** What a keepSlotLease attempt carries in its heartbeats (and a retried attempt picks up). */
+interface KeepSlotLeaseProgress {
+  renewals: number;
+  lastRenewedAt: string | null;
+  failedRenewals: number;
+  lastError: string | null;
+}
 
 /** Workflows cannot send updates, so the migration asks the cluster's slots workflow through this activity. */
 export function slotActivities(deps: { temporal?: Client }) {
+  const client = (what: string) => {
+    if (!deps.temporal) throw new Error(`${what} needs a Temporal client`);
+    return deps.temporal;
+  };
   return {
     async acquireMigrationSlot(input: AcquireSlotInput & { clusterId: string }): Promise<AcquireSlotAnswer> {
-      if (!deps.temporal) throw new Error('acquireMigrationSlot needs a Temporal client');
+      const temporal = client('acquireMigrationSlot');
       const { clusterId, ...request } = input;
-      return deps.temporal.workflow.executeUpdateWithStart(acquireSlotUpdate, {
+      return temporal.workflow.executeUpdateWithStart(acquireSlotUpdate, {
         args: [request],
         startWorkflowOperation: new WithStartWorkflowOperation<typeof migrationSlots>('migrationSlots', {
           workflowId: migrationSlotsWorkflowId(clusterId),
@@ -23,6 +59,95 @@ export function slotActivities(deps: { temporal?: Client }) {
           args: [],
         }),
       });
+    },
+
+    /**
+     * A waiter whose queue timeout ran out leaves the queue: its position when it left, or, if it was
+     * granted a slot meanwhile, { left: false, holding: true } (the slot is kept: use it or release it).
+     */
+    async leaveMigrationSlotQueue(input: {
+      slotsWorkflowId: string;
+      migrationId: string;
+    }): Promise<LeaveSlotQueueAnswer> {
+      const temporal = client('leaveMigrationSlotQueue');
+      return temporal.workflow
+        .getHandle(input.slotsWorkflowId)
+        .executeUpdate(leaveSlotQueueUpdate, { args: [{ migrationId: input.migrationId }] });
+    },
+
+    /**
+     * Keeps a granted slot's lease alive for as long as the migration holds it: started right after the
+     * grant, cancelled at the release. Renews by signal to the slots workflow (nothing lands in the
+     * migration's history) every renewIntervalMs and heartbeats in between, so a dead worker is noticed by
+     * the heartbeat timeout and the retried attempt renews at once and goes on. Returns (void) when the
+     * workflow cancels it; never returns otherwise. A failed renewal is retried next round rather than
+     * failing the activity.
+     */
+    async keepSlotLease(input: KeepSlotLeaseInput): Promise<void> {
+      const temporal = client('keepSlotLease');
+      const ctx = Context.current();
+      const previous = ctx.info.heartbeatDetails as KeepSlotLeaseProgress | undefined;
+      const progress: KeepSlotLeaseProgress = {
+        renewals: previous?.renewals ?? 0,
+        lastRenewedAt: previous?.lastRenewedAt ?? null,
+        failedRenewals: previous?.failedRenewals ?? 0,
+        lastError: null,
+      };
+      const workflowId = input.workflowId ?? ctx.info.workflowExecution?.workflowId;
+      const renewal: RenewSlotInput = {
+        migrationId: input.migrationId,
+        leaseMs: input.leaseMs,
+        ...(workflowId !== undefined ? { workflowId } : {}),
+        ...(input.sourceHostId !== undefined ? { sourceHostId: input.sourceHostId } : {}),
+        ...(input.destinationHostId !== undefined ? { destinationHostId: input.destinationHostId } : {}),
+      };
+      // Heartbeats come more often than renewals when the heartbeat timeout asks for it: a missed heartbeat
+      // fails the attempt, and the workflow's cancel only reaches us through a heartbeat.
+      const tickMs = Math.max(
+        50,
+        Math.min(
+          input.renewIntervalMs,
+          ctx.info.heartbeatTimeoutMs ? ctx.info.heartbeatTimeoutMs / 3 : Infinity,
+        ),
+      );
+      let renewedAt = -Infinity;
+      try {
+        for (;;) {
+          if (Date.now() - renewedAt >= input.renewIntervalMs) {
+            renewedAt = Date.now();
+            try {
+              // Signal-with-start: should the slots workflow have been reset, a fresh one learns of this holder.
+              await temporal.workflow.signalWithStart<typeof migrationSlots, [RenewSlotInput]>(
+                'migrationSlots',
+                {
+                  workflowId: input.slotsWorkflowId,
+                  taskQueue: ctx.info.taskQueue,
+                  args: [],
+                  signal: renewSlotSignal,
+                  signalArgs: [renewal],
+                },
+              );
+              progress.renewals += 1;
+              progress.lastRenewedAt = new Date().toISOString();
+              progress.lastError = null;
+            } catch (err) {
+              progress.failedRenewals += 1;
+              progress.lastError = err instanceof Error ? err.message : String(err);
+              log.warn('slot lease renewal failed; retrying next round', {
+                migrationId: input.migrationId,
+                error: progress.lastError,
+              });
+            }
+          }
+          ctx.heartbeat(progress);
+          await ctx.sleep(tickMs);
+        }
+      } catch (err) {
+        // Only the workflow's cancel ends the lease keeping cleanly; a timeout, a worker shutdown or a pause
+        // rethrow, so the attempt fails and a retry goes on renewing.
+        if (err instanceof CancelledFailure && ctx.cancellationDetails?.cancelRequested) return;
+        throw err;
+      }
     },
   };
 }

@@ -7,6 +7,7 @@ import type {
   MigrationStatus,
   PrepareIncomingRequest,
   PrepareIncomingResult,
+  ResumeRequest,
   StartMigrationRequest,
 } from '../domain/agent-contract.ts';
 
@@ -56,7 +57,11 @@ export interface HypervisorDriver {
   defineGuest(spec: GuestSpec): Promise<GuestState>;
   startGuest(id: string): Promise<GuestState>;
   stopGuest(id: string): Promise<GuestState>;
-  resumeGuest(id: string): Promise<GuestState>;
+  /**
+   * QMP cont. A source whose guest went elsewhere is refused unless the request names the migration
+   * and the status it expects (guest-rules decideResume).
+   */
+  resumeGuest(id: string, request?: ResumeRequest): Promise<GuestState>;
   /** QMP stop: a running guest pauses (its vCPUs stop; a migration in flight then converges). */
   pauseGuest(id: string): Promise<GuestState>;
   /** false when there was nothing to destroy. Shared disks are never deleted. */

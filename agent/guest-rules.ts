@@ -6,6 +6,7 @@ import type {
   MigrationStatus,
   MigrationStatusName,
   PrepareIncomingRequest,
+  ResumeRequest,
   StartMigrationRequest,
 } from '../domain/agent-contract.ts';
 import { AgentFailure, conflict } from './errors.ts';
@@ -34,6 +35,12 @@ export interface MigrationRecord {
   startedAt?: number | null;
   /** Source of a block migration: how far the disk mirrors got. */
   block?: BlockMigrationRecord | null;
+  /**
+   * Whether post-copy ever began in this migration (the agent asked for it, or saw postcopy-active).
+   * On a source it is for good: the guest's memory here is stale and the guest must never run here
+   * again (see decideResume). Absent in records of older agents: false.
+   */
+  postCopyStarted?: boolean;
 }
 
 /**
@@ -196,6 +203,160 @@ export function decidePause(id: string, runState: GuestRunState): 'pause' | 'alr
   throw conflict('guest_not_running', `guest '${id}' is ${runState}; only a running guest pauses`);
 }
 
+/** What a driver knows of a guest's (last) migration when it decides on a call. */
+export interface MigrationView {
+  record: MigrationRecord | null;
+  status: MigrationStatusName;
+  /** Whether post-copy ever began in the record's migration (MigrationRecord.postCopyStarted). */
+  postCopyStarted: boolean;
+}
+
+/**
+ * start (boot from the disks): a running guest is a no-op; a paused or incoming one must be resumed or
+ * received instead; a source that handed its guest over (completed, or post-copy began) must never
+ * boot on its own, since the guest lives on the destination.
+ */
+export function decideStart(
+  id: string,
+  runState: GuestRunState,
+  current: MigrationView,
+): 'start' | 'already' {
+  if (runState === 'running') return 'already';
+  if (runState === 'paused' || runState === 'incoming') {
+    throw conflict(
+      'guest_not_startable',
+      `guest '${id}' is ${runState}; use resume or wait for the migration`,
+    );
+  }
+  const { record } = current;
+  if (record?.role === 'source' && (current.postCopyStarted || current.status === 'postcopy-active')) {
+    throw conflict(
+      'postcopy_started',
+      `guest '${id}' went to the destination with post-copy under migration '${record.migrationId}'; it must not boot here`,
+    );
+  }
+  if (record?.role === 'source' && current.status === 'completed') {
+    throw conflict(
+      'source_migrated',
+      `guest '${id}' moved away under migration '${record.migrationId}'; clean the source up or destroy it, it must not boot here`,
+    );
+  }
+  return 'start';
+}
+
+/** stop: refused while a migration of the guest is in flight (cancel it first). */
+export function decideStop(id: string, status: MigrationStatusName): 'stop' {
+  if (isMigrationActive(status)) {
+    throw conflict('migration_in_progress', `cannot stop guest '${id}' while its migration is ${status}`);
+  }
+  return 'stop';
+}
+
+/**
+ * resume (QMP cont): a running guest is a no-op; only a paused one resumes. The caller may name the
+ * migration and the status it saw (compare-and-swap): another migration is a 409 migration_mismatch,
+ * another status a 409 migration_state_changed. A source must not run once the guest runs elsewhere:
+ * after post-copy began never again (409 postcopy_started, no override: its memory is stale); after a
+ * completed migration only when the call names that migration and 'completed' (409 source_migrated
+ * otherwise), which states that the caller destroyed the destination (rollback).
+ */
+export function decideResume(
+  id: string,
+  runState: GuestRunState,
+  current: MigrationView,
+  request: ResumeRequest = {},
+): 'resume' | 'already' {
+  if (runState === 'running') return 'already';
+  if (runState !== 'paused') {
+    throw conflict('guest_not_paused', `guest '${id}' is ${runState}; only a paused guest resumes`);
+  }
+  const { record, status } = current;
+  if (request.migrationId !== undefined && request.migrationId !== record?.migrationId) {
+    throw conflict(
+      'migration_mismatch',
+      record === null
+        ? `guest '${id}' has no migration here, not '${request.migrationId}'`
+        : `guest '${id}' is in migration '${record.migrationId}' here, not '${request.migrationId}'`,
+      'migrationId',
+    );
+  }
+  if (request.expectMigrationStatus !== undefined && request.expectMigrationStatus !== status) {
+    throw conflict(
+      'migration_state_changed',
+      `migration of guest '${id}': expected ${request.expectMigrationStatus}, QEMU reports ${status}`,
+      'expectMigrationStatus',
+    );
+  }
+  if (record?.role === 'source') {
+    if (current.postCopyStarted || status === 'postcopy-active') {
+      throw conflict(
+        'postcopy_started',
+        `guest '${id}' went to the destination with post-copy under migration '${record.migrationId}'; ` +
+          'its memory here is stale and it never runs here again',
+      );
+    }
+    if (
+      status === 'completed' &&
+      !(request.migrationId === record.migrationId && request.expectMigrationStatus === 'completed')
+    ) {
+      throw conflict(
+        'source_migrated',
+        `guest '${id}' moved away under migration '${record.migrationId}' (completed); to run it here again, ` +
+          `destroy the destination, then resume with migrationId '${record.migrationId}' and expectMigrationStatus 'completed'`,
+      );
+    }
+  }
+  return 'resume';
+}
+
+/**
+ * post-copy (source): 'current' when post-copy already runs or the migration ended (or is being
+ * cancelled); 'switch' for an active migration started with postCopy whose disks are in step.
+ */
+export function decidePostCopy(
+  id: string,
+  current: { record: MigrationRecord | null; status: MigrationStatusName; mirroring: boolean },
+): 'switch' | 'current' {
+  const { record, status } = current;
+  if (record?.role === 'source' && (status === 'postcopy-active' || isMigrationFinished(status))) {
+    return 'current';
+  }
+  if (record?.role !== 'source' || !isMigrationActive(status)) {
+    throw conflict('no_active_migration', `guest '${id}' has no outgoing migration in progress`);
+  }
+  if (!record.postCopy) {
+    throw conflict(
+      'postcopy_not_enabled',
+      'post-copy was not enabled when this migration started',
+      'postCopy',
+    );
+  }
+  if (current.mirroring) {
+    throw conflict(
+      'disk_mirror_not_ready',
+      'the local disks are still being mirrored; post-copy can start once the RAM copy runs (diskReady)',
+    );
+  }
+  if (status === 'cancelling') return 'current';
+  return 'switch';
+}
+
+/**
+ * cancel (source): nothing to do ('current') unless an outgoing migration is in flight; refused
+ * once post-copy runs (the guest runs on the destination).
+ */
+export function decideCancel(current: MigrationView): 'cancel' | 'current' {
+  const { record, status } = current;
+  if (record?.role !== 'source' || !isMigrationActive(status)) return 'current';
+  if (status === 'postcopy-active' || current.postCopyStarted) {
+    throw conflict(
+      'postcopy_active',
+      'a migration in post-copy cannot be cancelled: the guest runs on the destination',
+    );
+  }
+  return 'cancel';
+}
+
 export interface ExistingGuest {
   spec: GuestSpec;
   migration: MigrationRecord | null;
@@ -287,10 +448,18 @@ export function decideStartMigration(
 
 /**
  * cleanup: the source is cleaned only after its migration completed (else it holds the only copy of
- * the guest); the destination is destroyed whatever its state (rollback). Unknown guest: nothing.
+ * the guest). The destination is destroyed while it is only receiving (incoming) or its QEMU is gone
+ * (rollback); one that runs or holds the paused guest after switch-over may be the only copy, so it
+ * is destroyed only when the call names the state it saw (expectState; 409 state_changed when it is
+ * no longer that one), else 409 guest_runs_here. Unknown guest: nothing.
  */
 export function decideCleanup(
-  current: { record: MigrationRecord | null; status: MigrationStatusName } | null,
+  current: {
+    record: MigrationRecord | null;
+    status: MigrationStatusName;
+    /** The guest's run state here (decides destination cleanups). */
+    runState: GuestRunState;
+  } | null,
   request: CleanupRequest,
 ): 'nothing' | 'destroy' {
   if (current === null) return 'nothing';
@@ -308,35 +477,30 @@ export function decideCleanup(
       `source cleanup needs a completed migration; '${request.migrationId}' is ${current.status}`,
     );
   }
+  if (request.role === 'destination') {
+    if (request.expectState !== undefined) {
+      if (request.expectState !== current.runState) {
+        throw conflict(
+          'state_changed',
+          `destination guest of migration '${request.migrationId}': expected ${request.expectState}, it is ${current.runState}`,
+          'expectState',
+        );
+      }
+      return 'destroy';
+    }
+    if (current.runState === 'running' || current.runState === 'paused') {
+      throw conflict(
+        'guest_runs_here',
+        `the guest is ${current.runState} here after switch-over of migration '${request.migrationId}' ` +
+          `(migration ${current.status}) and may be its only copy; to destroy it, pass expectState '${current.runState}'`,
+        'expectState',
+      );
+    }
+  }
   return 'destroy';
 }
 
-/** The status of a guest that has not migrated (yet), as QEMU's empty query-migrate. */
-export function noMigrationStatus(migrationId: string | null = null): MigrationStatus {
-  return {
-    migrationId,
-    status: 'none',
-    transferredBytes: 0,
-    remainingBytes: 0,
-    totalBytes: 0,
-    dirtyPagesRate: 0,
-    pageSize: 4096,
-    dirtySyncCount: 0,
-    mbps: 0,
-    expectedDowntimeMs: null,
-    downtimeMs: null,
-    totalTimeMs: null,
-    cpuThrottlePercentage: null,
-    errorDesc: null,
-    setupAt: null,
-    startedAt: null,
-    tls: false,
-    diskTransferredBytes: 0,
-    diskTotalBytes: 0,
-    diskRemainingBytes: 0,
-    diskReady: false,
-  };
-}
+export { noMigrationStatus } from '../domain/agent-contract.ts';
 
 /** The disk figures of a migration without local disks: nothing to copy, the RAM copy may run. */
 export const noDiskFigures = {

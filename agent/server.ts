@@ -4,6 +4,7 @@ import {
   guestSpecSchema,
   migrationParametersSchema,
   prepareIncomingRequestSchema,
+  resumeRequestSchema,
   startMigrationRequestSchema,
 } from '../domain/agent-contract.ts';
 import type { HypervisorDriver } from './driver.ts';
@@ -98,7 +99,9 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   });
   app.post('/v1/guests/:id/resume', async (c) => {
     const id = c.req.param('id');
-    return c.json(await serialised(id, () => driver.resumeGuest(id)));
+    // An empty body is {} (the schema defaults it): a plain resume, refused for a source whose guest went elsewhere.
+    const request = await readBody(c, resumeRequestSchema);
+    return c.json(await serialised(id, () => driver.resumeGuest(id, request)));
   });
   app.post('/v1/guests/:id/pause', async (c) => {
     const id = c.req.param('id');

@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
+import { databaseUnavailableReason } from './database-errors.ts';
 
 /** An error the client caused or must know about; anything else becomes a 500 without details. */
 export class ApiError extends Error {
@@ -31,6 +32,14 @@ export function errorBody(err: ApiError) {
 
 export function handleError(err: Error, c: Context) {
   if (err instanceof ApiError) return c.json(errorBody(err), err.status);
+  const database = databaseUnavailableReason(err);
+  if (database !== null) {
+    console.error(`${c.req.method} ${c.req.path}: database unavailable: ${database}`);
+    return c.json(
+      { error: { code: 'database_unavailable', message: `the database did not answer: ${database}` } },
+      503,
+    );
+  }
   console.error(`${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
   return c.json({ error: { code: 'internal', message: 'internal error; see the API log' } }, 500);
 }

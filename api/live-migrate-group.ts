@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { listGuests, listHosts } from '../db/inventory.ts';
-import { deleteMigration, insertMigration } from '../db/migration-store.ts';
+import { activeMigrationOfGuest, deleteMigration, insertActiveMigration } from '../db/migration-store.ts';
 import type { Guest } from '../db/schema.ts';
 import { AFFINITY_LABEL_PREFIX, affinityGroupOf, affinityLabels } from '../domain/affinity.ts';
 import type { LiveMigrateOptions, LiveMigrationTimings } from '../domain/live-migration.ts';
@@ -8,7 +8,11 @@ import { liveMigrationGroupWorkflowId, liveMigrationWorkflowId } from '../domain
 import type { GroupMember, liveMigrateGroup } from '../workflows/live-migrate-group.ts';
 import { GuestIdKey, MigrationKindKey, MigrationTriggerKey } from '../workflows/search-attributes.ts';
 import type { ApiDeps } from './deps.ts';
+import { alreadyRunning } from './already-running.ts';
 import { ApiError } from './errors.ts';
+import { underGuestMigrationLock } from './guest-migration-lock.ts';
+import { reapIfNeverStarted } from './unstarted-migrations.ts';
+import { awaitNoRunningWorkflow } from './workflow-runs.ts';
 
 /** with_same_labels: one parent workflow moves the guest and every guest carrying its affinity labels. */
 export async function startLiveMigrationGroup(
@@ -30,38 +34,69 @@ export async function startLiveMigrationGroup(
   const hostName = new Map(hosts.map((h) => [h.id, h.name]));
   const groupId = randomUUID();
   const group = [guest, ...affinityGroupOf(guest, allGuests)];
-  const members: GroupMember[] = [];
-  try {
+  return underGuestMigrationLock(db, group, async (locked) => {
     for (const g of group) {
-      const trigger = g.id === guest.id ? 'manual' : 'affinity';
-      const row = await insertMigration(db, {
-        kind: 'live',
-        guestId: g.id,
-        sourceHostId: g.hostId,
-        trigger,
-        phase: 'pending',
-        options: { ...options, withSameLabels: true },
-        workflowId: liveMigrationWorkflowId(g.id),
-        groupId,
-      });
-      members.push({
-        input: { migrationId: row.id, guestId: g.id, options, caller: { role: 'admin' }, timings },
-        guestName: g.name,
-        sourceHost: hostName.get(g.hostId) ?? g.hostId,
-        trigger,
-      });
+      const active = await activeMigrationOfGuest(locked, g.id);
+      if (active && !(await reapIfNeverStarted(temporal, locked, active)))
+        throw alreadyRunning(g.name, active.id);
+      // The last migration of the guest may have ended a moment before its run closed: its children would clash.
+      if (!(await awaitNoRunningWorkflow(temporal, liveMigrationWorkflowId(g.id)))) {
+        throw alreadyRunning(g.name, undefined);
+      }
+    }
+    const members: GroupMember[] = [];
+    try {
+      for (const g of group) {
+        const trigger = g.id === guest.id ? 'manual' : 'affinity';
+        const row = await insertActiveMigration(locked, {
+          kind: 'live',
+          guestId: g.id,
+          sourceHostId: g.hostId,
+          trigger,
+          phase: 'pending',
+          options: { ...options, withSameLabels: true },
+          workflowId: liveMigrationWorkflowId(g.id),
+          groupId,
+        });
+        if (row === 'guest-busy')
+          throw alreadyRunning(g.name, (await activeMigrationOfGuest(locked, g.id))?.id);
+        members.push({
+          input: { migrationId: row.id, guestId: g.id, options, caller: { role: 'admin' }, timings },
+          guestName: g.name,
+          sourceHost: hostName.get(g.hostId) ?? g.hostId,
+          trigger,
+        });
+      }
+    } catch (err) {
+      // Nothing has run yet: the rows go, so nothing is left half-requested.
+      for (const m of members) await deleteMigration(locked, m.input.migrationId);
+      throw err;
     }
     const workflowId = liveMigrationGroupWorkflowId(groupId);
-    await temporal.workflow.start<typeof liveMigrateGroup>('liveMigrateGroup', {
-      taskQueue,
-      workflowId,
-      args: [{ groupId, members }],
-      typedSearchAttributes: [
-        { key: GuestIdKey, value: guest.id },
-        { key: MigrationKindKey, value: 'live-group' },
-        { key: MigrationTriggerKey, value: 'manual' },
-      ],
-    });
+    try {
+      await temporal.workflow.start<typeof liveMigrateGroup>('liveMigrateGroup', {
+        taskQueue,
+        workflowId,
+        args: [{ groupId, members }],
+        typedSearchAttributes: [
+          { key: GuestIdKey, value: guest.id },
+          { key: MigrationKindKey, value: 'live-group' },
+          { key: MigrationTriggerKey, value: 'manual' },
+        ],
+      });
+    } catch (err) {
+      // The run may or may not have started: the rows stay pending, and a later request for one of the guests
+      // fails them if the group's workflow is not running.
+      throw new ApiError(
+        503,
+        'unavailable',
+        `could not start the group workflow: ${(err as Error).message}`,
+        undefined,
+        {
+          groupId,
+        },
+      );
+    }
     return {
       groupId,
       workflowId,
@@ -71,10 +106,5 @@ export async function startLiveMigrationGroup(
         trigger: m.trigger,
       })),
     };
-  } catch (err) {
-    // Nothing has run yet: the rows go, so nothing is left half-requested.
-    for (const m of members) await deleteMigration(db, m.input.migrationId);
-    if (err instanceof ApiError) throw err;
-    throw new ApiError(503, 'unavailable', `could not start the group workflow: ${(err as Error).message}`);
-  }
+  });
 }

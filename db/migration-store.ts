@@ -1,9 +1,19 @@
 import { and, asc, desc, eq, inArray, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
-import { events, guests, hosts, migrations, reservations, type Migration } from './schema.ts';
+import { isTerminalPhase, terminalMigrationPhases, type MigrationPhase } from '../domain/migration-phases.ts';
+import { recordEvent } from './inventory.ts';
+import {
+  events,
+  guests,
+  hosts,
+  migrations,
+  ONE_ACTIVE_MIGRATION_PER_GUEST,
+  reservations,
+  type Migration,
+} from './schema.ts';
 
-export type MigrationPhase = Migration['phase'];
-export const terminalPhases: MigrationPhase[] = ['completed', 'failed', 'cancelled'];
+export type { MigrationPhase };
+export const terminalPhases: readonly MigrationPhase[] = terminalMigrationPhases;
 
 export type NewMigration = typeof migrations.$inferInsert;
 
@@ -11,6 +21,42 @@ export async function insertMigration(db: Db, row: NewMigration): Promise<Migrat
   const [created] = await db.insert(migrations).values(row).returning();
   if (!created) throw new Error('migration row was not stored');
   return created;
+}
+
+/** Inserts an active migration, or answers 'guest-busy' when the guest already has one (the unique index). */
+export async function insertActiveMigration(db: Db, row: NewMigration): Promise<Migration | 'guest-busy'> {
+  try {
+    return await insertMigration(db, row);
+  } catch (err) {
+    if (violatesConstraint(err, ONE_ACTIVE_MIGRATION_PER_GUEST)) return 'guest-busy';
+    throw err;
+  }
+}
+
+/** PostgreSQL's unique_violation on the named index, wherever drizzle wrapped it. */
+function violatesConstraint(err: unknown, constraint: string): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    const pgError = e as { code?: unknown; constraint?: unknown };
+    if (pgError.code === '23505' && pgError.constraint === constraint) return true;
+  }
+  return false;
+}
+
+/** Ends a migration whose workflow never ran, recording why as its error and as an event. */
+export async function closeUnstartedMigration(
+  db: Db,
+  id: string,
+  phase: 'failed' | 'cancelled',
+  reason: string,
+): Promise<void> {
+  await setMigrationPhase(db, id, phase, { error: reason });
+  await recordEvent(db, {
+    subjectKind: 'migration',
+    subjectId: id,
+    type: phase === 'failed' ? 'never_started' : 'cancelled',
+    level: phase === 'failed' ? 'error' : 'info',
+    message: reason,
+  });
 }
 
 export async function findMigration(db: Db, id: string): Promise<Migration | undefined> {
@@ -26,7 +72,7 @@ export async function activeMigrationOfGuest(db: Db, guestId: string): Promise<M
   const [row] = await db
     .select()
     .from(migrations)
-    .where(and(eq(migrations.guestId, guestId), notInArray(migrations.phase, terminalPhases)))
+    .where(and(eq(migrations.guestId, guestId), notInArray(migrations.phase, [...terminalPhases])))
     .orderBy(desc(migrations.requestedAt))
     .limit(1);
   return row;
@@ -48,7 +94,7 @@ export function listMigrations(db: Db, filter: MigrationFilter = {}) {
       ? or(eq(migrations.sourceHostId, filter.hostId), eq(migrations.destinationHostId, filter.hostId))
       : undefined,
     filter.status === 'running'
-      ? notInArray(migrations.phase, terminalPhases)
+      ? notInArray(migrations.phase, [...terminalPhases])
       : filter.status !== undefined
         ? eq(migrations.phase, filter.status)
         : undefined,
@@ -66,7 +112,9 @@ export async function setMigrationPhase(
   db: Db,
   id: string,
   phase: MigrationPhase,
-  extra: Partial<Pick<Migration, 'destinationHostId' | 'error' | 'checks' | 'progress'>> = {},
+  extra: Partial<
+    Pick<Migration, 'destinationHostId' | 'error' | 'checks' | 'progress' | 'resolvedPolicy'>
+  > = {},
 ): Promise<void> {
   const nowMs = sql`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
   await db
@@ -83,9 +131,9 @@ export async function setMigrationPhase(
           array[${phase}::text],
           jsonb_build_object('startedAt', ${nowMs})
         ) end`,
-      finishedAt: terminalPhases.includes(phase) ? sql`now()` : undefined,
+      finishedAt: isTerminalPhase(phase) ? sql`now()` : undefined,
     })
-    .where(and(eq(migrations.id, id), notInArray(migrations.phase, terminalPhases)));
+    .where(and(eq(migrations.id, id), notInArray(migrations.phase, [...terminalPhases])));
 }
 
 export async function saveProgress(db: Db, id: string, progress: Record<string, unknown>): Promise<void> {

@@ -14,6 +14,9 @@ import {
 import type { DiskSpec, NetworkSpec } from '../domain/agent-contract.ts';
 import type { ClusterMigrationConfig } from '../domain/migration-config.ts';
 import type { MigrationPolicy } from '../domain/migration-policy.ts';
+import { migrationPhases, terminalMigrationPhases } from '../domain/migration-phases.ts';
+
+export { migrationPhases };
 
 export const clusters = pgTable('clusters', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -98,21 +101,9 @@ export const guests = pgTable(
 
 export const migrationKinds = ['live', 'cold', 'rescue'] as const;
 export const migrationTriggers = ['manual', 'maintenance', 'host-down', 'alert', 'affinity'] as const;
-export const migrationPhases = [
-  'pending',
-  'queued',
-  'prechecks',
-  'preparing',
-  'copying',
-  'switching-over',
-  'verifying',
-  'committing',
-  'cleaning',
-  'rolling-back',
-  'completed',
-  'failed',
-  'cancelled',
-] as const;
+
+/** The partial unique index that refuses a second active (non-terminal) migration of a guest. */
+export const ONE_ACTIVE_MIGRATION_PER_GUEST = 'migrations_one_active_per_guest';
 
 export const migrations = pgTable(
   'migrations',
@@ -137,7 +128,7 @@ export const migrations = pgTable(
       .notNull()
       .default({}),
     error: text('error'),
-    /** Per guest and kind, so a second request while one runs is refused by Temporal itself. */
+    /** Per guest and kind, so a second request while one runs is refused by Temporal itself too. */
     workflowId: text('workflow_id').notNull(),
     /** Set when the migration is one of a with_same_labels request: the parent workflow's group. */
     groupId: uuid('group_id'),
@@ -151,6 +142,9 @@ export const migrations = pgTable(
     index('migrations_phase_idx').on(t.phase),
     index('migrations_workflow_idx').on(t.workflowId),
     index('migrations_group_idx').on(t.groupId),
+    uniqueIndex(ONE_ACTIVE_MIGRATION_PER_GUEST)
+      .on(t.guestId)
+      .where(sql`${t.phase} not in (${sql.raw(terminalMigrationPhases.map((p) => `'${p}'`).join(', '))})`),
   ],
 );
 

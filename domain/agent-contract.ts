@@ -9,9 +9,9 @@ import { z } from 'zod';
  *   GET    /v1/guests                             -> { guests: GuestState[] }
  *   GET    /v1/guests/:id                         -> GuestState                  (404 if unknown)
  *   PUT    /v1/guests/:id            GuestSpec    -> GuestState  (create; same spec again = 200, other spec = 409)
- *   POST   /v1/guests/:id/start                   -> GuestState  (already running = no-op)
+ *   POST   /v1/guests/:id/start                   -> GuestState  (already running = no-op; a handed-over source = 409)
  *   POST   /v1/guests/:id/stop                    -> GuestState  (already stopped = no-op)
- *   POST   /v1/guests/:id/resume                  -> GuestState  (QMP cont; running = no-op)
+ *   POST   /v1/guests/:id/resume   ResumeRequest? -> GuestState  (QMP cont; running = no-op; see guest-rules decideResume)
  *   POST   /v1/guests/:id/pause                   -> GuestState  (QMP stop; paused = no-op)
  *   DELETE /v1/guests/:id                         -> { destroyed: boolean } (unknown = destroyed:false)
  *   POST   /v1/guests/:id/prepare-incoming  PrepareIncomingRequest -> PrepareIncomingResult
@@ -222,15 +222,70 @@ export interface MigrationStatus {
    * RAM copy may run (every mirror READY, or no local disks).
    */
   diskReady?: boolean;
+  /**
+   * Whether post-copy ever began in this migration (kept once the migration ended, and across agent
+   * restarts). On a source its memory is then stale for good: resume and start are refused.
+   */
+  postCopyStarted?: boolean;
 }
 
 export const cleanupRequestSchema = z.object({
   migrationId: z.string().min(1),
   /** 'source': after switch-over, stop the old QEMU and release ports/firewall/disks here. */
   role: z.enum(['source', 'destination']),
+  /**
+   * Destination only: the run state the caller saw. Without it a destination that runs or holds the
+   * paused guest after switch-over is refused (409 guest_runs_here); with it, the agent destroys only
+   * when its state is still this one (409 state_changed otherwise).
+   */
+  expectState: z.enum(guestRunStates).optional(),
 });
 export type CleanupRequest = z.infer<typeof cleanupRequestSchema>;
 
+/**
+ * resume (QMP cont), with compare-and-swap: a migrationId other than the guest's migration here is a
+ * 409 migration_mismatch, an expectMigrationStatus other than its status a 409 migration_state_changed.
+ * A source must not run while the guest runs elsewhere: once post-copy began, never again (409
+ * postcopy_started, whatever the request: its memory is stale); after a completed migration only when
+ * the call names that migration and expectMigrationStatus 'completed' (409 source_migrated otherwise),
+ * by which the caller states that it destroyed the destination. An empty body is {}.
+ */
+export const resumeRequestSchema = z
+  .object({
+    migrationId: z.string().min(1).optional(),
+    /** The migration status the caller saw; the agent refuses (409 migration_state_changed) when it differs. */
+    expectMigrationStatus: z.enum(migrationStatuses).optional(),
+  })
+  .default({});
+export type ResumeRequest = z.infer<typeof resumeRequestSchema>;
+
 export interface AgentError {
   error: { code: string; message: string; field?: string };
+}
+
+/** The status of a guest that has not migrated (yet), as QEMU's empty query-migrate. */
+export function noMigrationStatus(migrationId: string | null = null): MigrationStatus {
+  return {
+    migrationId,
+    status: 'none',
+    transferredBytes: 0,
+    remainingBytes: 0,
+    totalBytes: 0,
+    dirtyPagesRate: 0,
+    pageSize: 4096,
+    dirtySyncCount: 0,
+    mbps: 0,
+    expectedDowntimeMs: null,
+    downtimeMs: null,
+    totalTimeMs: null,
+    cpuThrottlePercentage: null,
+    errorDesc: null,
+    setupAt: null,
+    startedAt: null,
+    tls: false,
+    diskTransferredBytes: 0,
+    diskTotalBytes: 0,
+    diskRemainingBytes: 0,
+    diskReady: false,
+  };
 }

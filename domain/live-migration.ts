@@ -18,7 +18,6 @@ export interface LiveMigrateOptions {
 /** Every timer of a live migration, as an input so tests can run them small. */
 export interface LiveMigrationTimings {
   pollIntervalMs: number;
-  progressSignalIntervalMs: number;
   progressSaveIntervalMs: number;
   activityHeartbeatTimeoutMs: number;
   aliveCheckTimeoutMs: number;
@@ -31,7 +30,6 @@ export interface LiveMigrationTimings {
 
 export const DEFAULT_TIMINGS: LiveMigrationTimings = {
   pollIntervalMs: 500,
-  progressSignalIntervalMs: 2_000,
   progressSaveIntervalMs: 2_000,
   activityHeartbeatTimeoutMs: 10_000,
   aliveCheckTimeoutMs: 60_000,
@@ -39,6 +37,19 @@ export const DEFAULT_TIMINGS: LiveMigrationTimings = {
   slotLeaseMs: 60_000,
   slotRenewIntervalMs: 10_000,
 };
+
+/**
+ * The monitor's agent calls give up well inside its heartbeat timeout: a poll that outlived it would let the
+ * retried monitor and this one act on the same migration at once.
+ */
+export function monitorAgentTimeoutMs(heartbeatTimeoutMs: number): number {
+  return Math.max(250, Math.floor(heartbeatTimeoutMs / 3));
+}
+
+/** The slot lease keeper heartbeats once per renewal: its heartbeat timeout must outlast two rounds. */
+export function slotLeaseHeartbeatTimeoutMs(timings: LiveMigrationTimings): number {
+  return Math.max(timings.activityHeartbeatTimeoutMs, timings.slotRenewIntervalMs * 2);
+}
 
 export const bandwidthBytesPerSecond = (maxBandwidthMb: number | null) =>
   maxBandwidthMb === null ? 0 : maxBandwidthMb * 1024 * 1024;

@@ -2,8 +2,9 @@ import { z } from 'zod';
 
 /**
  * The cluster-wide live-migration config (F11), KubeVirt's `liveMigrationConfig` fields with KubeVirt's
- * defaults, plus the two knobs our engine needs (auto-converge, workload disruption) and Cloudpods' maximum
- * downtime. Pure: parsing a PUT body and the completion deadline; storage is someone else's business.
+ * defaults, plus the two knobs our engine needs (auto-converge, workload disruption), Cloudpods' maximum
+ * downtime and our queue timeout. Pure: parsing a PUT body and the completion deadline; storage is someone
+ * else's business.
  */
 export interface ClusterMigrationConfig {
   /** Bytes per second per migration; 0 = no limit. */
@@ -22,6 +23,12 @@ export interface ClusterMigrationConfig {
   allowWorkloadDisruption: boolean;
   /** QEMU's downtime-limit for the final stop-and-copy, in ms (Cloudpods' default maximum downtime). */
   maxDowntimeMs: number;
+  /**
+   * Ours, not KubeVirt's (KubeVirt queues migrations without a deadline): seconds a migration may wait in
+   * the queue for a slot under the parallel limits before it fails, saying how long it waited and where it
+   * stood. There is no "wait forever"; the most is 30 days.
+   */
+  queueTimeout: number;
 }
 
 export const DEFAULT_MIGRATION_CONFIG: Readonly<ClusterMigrationConfig> = Object.freeze({
@@ -35,11 +42,15 @@ export const DEFAULT_MIGRATION_CONFIG: Readonly<ClusterMigrationConfig> = Object
   allowAutoConverge: false,
   allowWorkloadDisruption: false,
   maxDowntimeMs: 300,
+  queueTimeout: 3600,
 });
 
 export const migrationConfigFields = Object.keys(
   DEFAULT_MIGRATION_CONFIG,
 ) as (keyof ClusterMigrationConfig)[];
+
+/** The longest queueTimeout: 30 days, in seconds. */
+export const MAX_QUEUE_TIMEOUT_SECONDS = 30 * 86_400;
 
 /** QEMU refuses a downtime-limit above 2000 s. */
 export const QEMU_MAX_DOWNTIME_MS = 2_000_000;
@@ -114,6 +125,11 @@ export const migrationConfigFieldSchemas = {
   allowAutoConverge: flag('whether QEMU auto-converge may throttle the guest'),
   allowWorkloadDisruption: flag('whether the guest may be paused to finish'),
   maxDowntimeMs: wholeNumber('a whole number of milliseconds', 1, QEMU_MAX_DOWNTIME_MS),
+  queueTimeout: wholeNumber(
+    'a whole number of seconds a migration may wait for a slot',
+    1,
+    MAX_QUEUE_TIMEOUT_SECONDS,
+  ),
 } satisfies Record<keyof ClusterMigrationConfig, z.ZodType>;
 
 function unknownFieldsError(allowed: readonly string[]) {
@@ -150,6 +166,7 @@ export const migrationConfigRequestSchema = z.strictObject(
     allowAutoConverge: withDefault('allowAutoConverge'),
     allowWorkloadDisruption: withDefault('allowWorkloadDisruption'),
     maxDowntimeMs: withDefault('maxDowntimeMs'),
+    queueTimeout: withDefault('queueTimeout'),
   },
   { error: unknownFieldsError(migrationConfigFields) },
 );
@@ -168,6 +185,7 @@ export const migrationConfigOverridesSchema = z.strictObject(
     allowAutoConverge: migrationConfigFieldSchemas.allowAutoConverge.optional(),
     allowWorkloadDisruption: migrationConfigFieldSchemas.allowWorkloadDisruption.optional(),
     maxDowntimeMs: migrationConfigFieldSchemas.maxDowntimeMs.optional(),
+    queueTimeout: migrationConfigFieldSchemas.queueTimeout.optional(),
   },
   { error: unknownFieldsError(migrationConfigFields) },
 );

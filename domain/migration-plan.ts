@@ -17,6 +17,8 @@ export interface LiveMigrationPlan {
   start: StartParameters;
   tls: boolean;
   limits: SlotLimits;
+  /** How long the migration may wait for a slot before it fails (queueTimeout, in ms). */
+  queueTimeoutMs: number;
   /** Where the request's own options changed what the settings said. */
   notes: string[];
 }
@@ -62,6 +64,7 @@ export function planLiveMigration(
       outboundPerNode: settings.parallelOutboundMigrationsPerNode,
       inboundPerNode: settings.parallelInboundMigrationsPerNode,
     },
+    queueTimeoutMs: settings.queueTimeout * 1000,
     notes,
   };
 }

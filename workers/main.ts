@@ -10,7 +10,7 @@ const temporal = temporalSettings(process.env);
 const db = connectDb(requiredSetting(process.env, 'DATABASE_URL'));
 const liveness = new HostLiveness(etcdSettings(process.env));
 const connection = await NativeConnection.connect({ address: temporal.address });
-// Activities signal progress back to their workflow through an ordinary client.
+// Activities talk to the slots workflow through an ordinary client.
 const clientConnection = await Connection.connect({ address: temporal.address });
 const worker = await createWorker({
   connection,
@@ -22,6 +22,7 @@ const worker = await createWorker({
     liveness,
     temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
   }),
+  db: db.db,
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());

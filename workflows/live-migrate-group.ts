@@ -1,4 +1,10 @@
-import { ApplicationFailure, executeChild, isCancellation, proxyActivities } from '@temporalio/workflow';
+import {
+  ApplicationFailure,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  proxyActivities,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { failureReason } from './failure-reason.ts';
@@ -55,6 +61,10 @@ async function migrateMember(member: GroupMember): Promise<GroupOutcome> {
     const result = await executeChild(liveMigrate, {
       workflowId: liveMigrationWorkflowId(input.guestId),
       args: [input],
+      // Each child is a durable migration of its own that must reach a terminal phase (rolled back or
+      // committed) by itself: terminating it with the parent would strand the guest between two hosts.
+      // Cancelling the group still asks each child to cancel, which it does cleanly.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: [
         { key: GuestIdKey, value: input.guestId },
         { key: SourceHostKey, value: member.sourceHost },

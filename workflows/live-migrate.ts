@@ -1,45 +1,39 @@
 import {
-  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   condition,
   getExternalWorkflowHandle,
   isCancellation,
-  proxyActivities,
   setHandler,
   upsertSearchAttributes,
-  patched,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.ts';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
-import type { GuestSpec } from '../domain/agent-contract.ts';
+import type { MonitorInput, MonitorResult } from '../activities/monitor-migration.ts';
+import type { GuestSpec, MigrationStatus } from '../domain/agent-contract.ts';
+import type { LiveMigrateOptions, LiveMigrationTimings } from '../domain/live-migration.ts';
+import type { LiveMigrationPlan } from '../domain/migration-plan.ts';
 import {
-  bandwidthBytesPerSecond,
-  DEFAULT_DOWNTIME_LIMIT_MS,
-  type LiveMigrateOptions,
-  type LiveMigrationTimings,
-  type MigrationProgress,
-} from '../domain/live-migration.ts';
-import { chooseDestination } from '../domain/placement.ts';
-import { failed, guestAndSourceChecks, type Caller, type CheckResult } from '../domain/prechecks.ts';
+  destinationCleanup,
+  planForDeadDestination,
+  recoveryAfterCopy,
+  type CopyRecovery,
+} from '../domain/migration-recovery.ts';
+import type { Caller, CheckResult } from '../domain/prechecks.ts';
+import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import { failureReason } from './failure-reason.ts';
 import {
   forceCompleteSignal,
   precheckUpdate,
   progressQuery,
-  progressSignal,
   type LiveMigrationPhase,
   type LiveMigrationView,
   type PrecheckAnswer,
 } from './live-migrate-messages.ts';
-import { DestinationHostKey } from './search-attributes.ts';
+import { agentCalls, durable, keepSlotLeaseFor, monitorFor, quick } from './live-migrate-activities.ts';
 import { releaseSlotSignal, slotGrantedSignal } from './migration-slots-messages.ts';
-import { DEFAULT_SLOT_LIMITS } from '../domain/slots.ts';
-import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
-import type { MonitorInput, MonitorResult } from '../activities/monitor-migration.ts';
-import { planLiveMigration, type LiveMigrationPlan } from '../domain/migration-plan.ts';
-import { chooseMigrationNetwork } from '../domain/migration-network.ts';
+import { Saga } from './saga.ts';
+import { DestinationHostKey } from './search-attributes.ts';
 
 export interface LiveMigrateInput {
   migrationId: string;
@@ -54,54 +48,43 @@ export interface LiveMigrateResult {
   destination: string;
   downtimeMs: number | null;
   totalTimeMs: number | null;
+  /** The copy completed although a cancel or a failure asked to roll back: QEMU had the last word. */
+  rolledForward: boolean;
 }
-
-/** Runs from this change on take a slot from the cluster's migrationSlots workflow before preparing. */
-const PATCH_MIGRATION_SLOTS = 'migration-slots';
-/** Runs from this change on resolve the cluster config and policy, and let the convergence engine drive. */
-const PATCH_CONVERGENCE_ENGINE = 'convergence-engine';
-/** Runs from this change on probe and choose the migration network before preparing the destination. */
-const PATCH_MIGRATION_NETWORK = 'migration-network';
-
-/** How many destinations we try when a chosen one's capacity was taken between the read and the reservation. */
-const MAX_RESERVATION_ATTEMPTS = 3;
-
-const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 10 },
-});
-const agentCalls = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
-});
 
 class MigrationFailed extends Error {}
 
+class PrecheckError extends Error {
+  constructor(
+    message: string,
+    readonly failures: CheckResult[],
+    readonly checks: CheckResult[],
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A live migration as a saga: pre-checks, reserve, slot, prepare destination, copy, switch over, verify,
+ * commit, clean up. Each step registers its compensation before it can leave work behind; a failure or a
+ * cancel before the switch-over asks the source's QEMU what really happened and rolls back, or forward
+ * when the copy completed or post-copy began. From the switch-over on nothing is cancellable and every
+ * step retries until it succeeds: the guest runs on the destination and the records must say so.
+ */
 export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateResult> {
   const { migrationId, guestId, options, timings } = input;
-  const view: LiveMigrationView = {
-    migrationId,
-    phase: 'prechecks',
-    destination: null,
-    progress: null,
-    error: null,
-  };
+  const saga = new Saga();
+  const view: LiveMigrationView = { migrationId, phase: 'prechecks', destination: null, error: null };
   let precheck: PrecheckAnswer | null = null;
-  let holdsSlots = false;
   let forceRequested = false;
-  let forced: 'start-post-copy' | 'pause-guest' | null = null;
+  let slotGranted = false;
   setHandler(forceCompleteSignal, () => {
     forceRequested = true;
   });
-  let slotRequested = false;
-  let slotGranted = false;
   setHandler(slotGrantedSignal, () => {
     slotGranted = true;
   });
   setHandler(progressQuery, () => view);
-  setHandler(progressSignal, (progress: MigrationProgress) => {
-    view.progress = progress;
-  });
   setHandler(precheckUpdate, async () => {
     await condition(() => precheck !== null);
     return precheck as PrecheckAnswer;
@@ -111,7 +94,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     phase: LiveMigrationPhase,
     extra: { destinationHostId?: string; error?: string; checks?: CheckResult[] } = {},
   ) => {
-    await quick.setMigrationPhase({ migrationId, phase, ...extra });
+    await durable.setMigrationPhase({ migrationId, phase, ...extra });
     // The query follows the row rather than leading it, so a reader never sees a phase the record lacks.
     view.phase = phase;
   };
@@ -120,52 +103,36 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     message: string,
     data?: Record<string, unknown>,
     level?: 'info' | 'warning' | 'error',
-  ) => quick.recordMigrationEvent({ migrationId, type, message, data, level });
+  ) => durable.recordMigrationEvent({ migrationId, type, message, data, level });
 
-  // --- pre-checks and destination (nothing to undo yet) -------------------------------------------------
+  // --- pre-checks and reserve: the decisions are activity results, so replay keeps them ------------------
   let source: MigrationHost;
   let destination: MigrationHost;
   let spec: GuestSpec;
+  let plan: LiveMigrationPlan;
   let checks: CheckResult[];
-  /** Null in runs started before the convergence engine: they run on the fixed legacy settings. */
-  let plan: LiveMigrationPlan | null = null;
   try {
     await enterPhase('prechecks');
-    const context = await quick.readPlacementContext(guestId);
-    spec = context.spec;
-    if (patched(PATCH_CONVERGENCE_ENGINE)) {
-      const settings = await quick.resolveMigrationSettings(guestId);
-      plan = planLiveMigration(settings, options, context.guest);
-      await quick.setMigrationPhase({
-        migrationId,
-        phase: 'prechecks',
-        resolvedPolicy: { ...settings, plan: { ...plan } },
-      });
-    }
-    const baseChecks = guestAndSourceChecks({
-      caller: input.caller,
-      guest: context.guest,
-      source: context.source,
+    const planned = await quick.planLiveMigration({ migrationId, guestId, options, caller: input.caller });
+    if (!planned.ok) throw new PrecheckError(planned.reason, planned.failures, planned.checks);
+    ({ source, spec, plan } = planned);
+    saga.add('release reservation', () => durable.releaseDestination(migrationId));
+    const reserved = await quick.reserveDestination({
+      migrationId,
+      guestId,
+      sourceHostId: source.id,
       options,
     });
-    const baseFailures = failed(baseChecks);
-    if (baseFailures.length > 0 || !context.source) {
-      throw precheckFailure(baseFailures, baseChecks);
-    }
-    source = context.source;
-    const chosen = await reserveADestination(context.hosts, context.guest, source);
-    destination = chosen.host;
-    checks = [...baseChecks, ...chosen.checks];
-    holdsSlots = patched(PATCH_MIGRATION_SLOTS);
-    // Runs started before parallel limits existed recorded the preparing phase here.
-    if (!holdsSlots) await enterPhase('preparing', { destinationHostId: destination.id, checks });
+    if (!reserved.ok) throw new PrecheckError(reserved.reason, reserved.failures, reserved.checks);
+    destination = reserved.host;
+    checks = [...planned.checks, ...reserved.checks];
   } catch (err) {
     const reason = err instanceof PrecheckError ? err.message : failureReason(err);
     const failures = err instanceof PrecheckError ? err.failures : [];
     view.error = reason;
     // Recorded before the API hears the verdict, so whoever reads the row next sees it failed.
+    await saga.compensate();
     await CancellationScope.nonCancellable(async () => {
-      await quick.releaseDestination(migrationId);
       await event('precheck_failed', reason, failures.length > 0 ? { failures } : undefined, 'error');
       await enterPhase(isCancellation(err) ? 'cancelled' : 'failed', {
         error: reason,
@@ -181,307 +148,352 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   upsertSearchAttributes([{ key: DestinationHostKey, value: destination.name }]);
   await event('destination_chosen', `destination ${destination.name}`, { destination: destination.name });
 
-  const migrateHoldingSlot = async (): Promise<LiveMigrateResult> => {
-    // --- preparation and memory copy (any failure rolls back) ---------------------------------------------
-    const downtimeLimitMs = plan?.start.downtimeMs ?? DEFAULT_DOWNTIME_LIMIT_MS;
-    const tls = plan?.tls ?? options.enableTls;
-    const postCopy = plan?.start.postCopy ?? false;
-    const monitorInput: MonitorInput = {
-      migrationId,
-      guestId,
-      sourceAgentUrl: source.agentUrl,
-      downtimeLimitMs,
-      quicklyFinish: options.quicklyFinish,
-      timings,
-      slot: { workflowId: migrationSlotsWorkflowId(source.clusterId), leaseMs: timings.slotLeaseMs },
-      ...(plan
-        ? {
-            convergence: {
-              policy: plan.convergencePolicy,
-              context: plan.startContext,
-              bandwidthBytes: plan.start.bandwidthBytes,
-            },
-          }
-        : {}),
-    };
-    let final: MonitorResult;
+  const monitorInput: MonitorInput = {
+    migrationId,
+    guestId,
+    sourceAgentUrl: source.agentUrl,
+    downtimeLimitMs: plan.start.downtimeMs,
+    quicklyFinish: options.quicklyFinish,
+    timings,
+    convergence: {
+      policy: plan.convergencePolicy,
+      context: plan.startContext,
+      bandwidthBytes: plan.start.bandwidthBytes,
+    },
+  };
+  let copyStarted = false;
+  let incoming: { uri: string; nbdUri: string | null } | null = null;
+  let final: MigrationStatus & Partial<MonitorResult>;
+  let rolledForward = false;
+  try {
     try {
-      if (holdsSlots) await waitForSlot();
-      const listenAddress = patched(PATCH_MIGRATION_NETWORK) ? await chooseNetwork() : destination.address;
-      await quick.markGuestMigrating(guestId);
-      const incoming = await agentCalls.prepareDestination({
-        migrationId,
-        agentUrl: destination.agentUrl,
-        spec,
-        listenAddress,
-        tls,
-        postCopy,
-      });
-      await enterPhase('copying');
-      await agentCalls.startSourceMigration({
-        agentUrl: source.agentUrl,
-        guestId,
-        request: {
-          migrationId,
-          uri: incoming.uri,
-          downtimeLimitMs,
-          maxBandwidthBytes: plan?.start.bandwidthBytes ?? bandwidthBytesPerSecond(options.maxBandwidthMb),
-          autoConverge: plan?.start.autoConverge ?? options.quicklyFinish,
-          postCopy,
-          tls,
-          // Local disks are mirrored to the destination's NBD export before memory moves (block migration).
-          ...(incoming.nbdUri ? { nbdUri: incoming.nbdUri } : {}),
-          ...(plan?.start.xbzrle ? { xbzrle: true } : {}),
-          ...(plan?.start.cpuThrottleInitial ? { cpuThrottleInitial: plan.start.cpuThrottleInitial } : {}),
-          ...(plan?.start.cpuThrottleIncrement
-            ? { cpuThrottleIncrement: plan.start.cpuThrottleIncrement }
-            : {}),
-        },
-      });
-      await event('copy_started', `memory copy to ${destination.name} started`, {
-        uri: incoming.uri,
-        downtimeLimitMs,
-        ...(plan
-          ? { policy: plan.policyName, convergence: plan.convergencePolicy.kind, start: plan.start }
-          : {}),
-      });
-      final = await monitorWithForceComplete(monitorInput, postCopy);
-      if (final.abortReason) throw new MigrationFailed(`convergence policy gave up: ${final.abortReason}`);
-      if (final.status !== 'completed') {
-        throw new MigrationFailed(
-          `QEMU migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`,
-        );
-      }
+      await takeSlot();
+      await prepareDestination();
+      final = await copy();
     } catch (err) {
       const cancelled = isCancellation(err);
-      if (cancelled && postCopyUnderway()) {
-        // Post-copy splits the guest's memory between both hosts: there is no source left to go back to.
-        final = await CancellationScope.nonCancellable(async () => {
-          await event(
-            'cancel_refused',
-            'cancel refused: post-copy is under way and must finish',
-            {},
-            'warning',
-          );
-          return monitor(monitorInput);
-        });
-        if (final.status !== 'completed') {
-          const reason = `post-copy migration ${final.status}${final.errorDesc ? `: ${final.errorDesc}` : ''}`;
-          await CancellationScope.nonCancellable(() => enterPhase('failed', { error: reason }));
-          throw ApplicationFailure.nonRetryable(reason, 'PostCopyFailed');
-        }
-      } else {
-        const reason = cancelled ? 'cancelled by operator' : failureReason(err);
-        await CancellationScope.nonCancellable(() => rollBack(reason, cancelled));
+      const reason = cancelled ? 'cancelled by operator' : failureReason(err);
+      const recovery = await CancellationScope.nonCancellable(() => recover(reason));
+      if (recovery.kind === 'roll-back') {
+        await CancellationScope.nonCancellable(() => rollBack(reason, cancelled, recovery));
         if (cancelled) throw err;
         throw ApplicationFailure.nonRetryable(reason, 'LiveMigrationFailed');
       }
+      final = await CancellationScope.nonCancellable(() => goForward(recovery, reason, cancelled));
+      rolledForward = true;
     }
-
-    // --- after switch-over: the guest runs on the destination; nothing here may be cancelled ---------------
-    return CancellationScope.nonCancellable(async () => {
-      await enterPhase('verifying');
-      await event('switched_over', `switched over to ${destination.name}`, {
-        downtimeMs: final.downtimeMs,
-        totalTimeMs: final.totalTimeMs,
-      });
-      if (final.pausedGuest || forced === 'pause-guest') {
-        // Paused to let the copy finish: QEMU carries that state over, so the guest resumes on its new host.
-        await agentCalls.resumeGuestOn({ agentUrl: destination.agentUrl, guestId });
-        await event('resumed', `guest resumed on ${destination.name} after the paused final copy`);
-      }
-      const alive = await agentCalls.verifyGuestAlive({
-        agentUrl: destination.agentUrl,
-        guestId,
-        timeoutMs: timings.aliveCheckTimeoutMs,
-        pollIntervalMs: timings.pollIntervalMs,
-        sourceAgentUrl: source.agentUrl,
-      });
-      if (!alive.alive) {
-        const reason = `destination guest not alive after switch-over (heartbeat ${alive.firstCounter ?? 'none'} -> ${alive.lastCounter ?? 'none'}, status ${alive.status}); source resumed`;
-        await agentCalls.resumeSourceGuest({ agentUrl: source.agentUrl, guestId });
-        await rollBack(reason, false, { sourceAlreadyResumed: true });
-        throw ApplicationFailure.nonRetryable(reason, 'DestinationNotAlive');
-      }
-      await enterPhase('committing');
-      await quick.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
-      await enterPhase('cleaning');
-      await agentCalls.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
-      await event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
-        downtimeMs: final.downtimeMs,
-        totalTimeMs: final.totalTimeMs,
-        heartbeat: alive,
-      });
-      await enterPhase('completed');
-      return {
-        migrationId,
-        destination: destination.name,
-        downtimeMs: final.downtimeMs,
-        totalTimeMs: final.totalTimeMs,
-      };
-    });
-  };
-
-  try {
-    return await migrateHoldingSlot();
+    return await CancellationScope.nonCancellable(() => finish(final, rolledForward));
   } finally {
-    if (slotRequested) {
-      // Released whatever happened, so the next waiter in the cluster can start.
-      await CancellationScope.nonCancellable(() =>
-        getExternalWorkflowHandle(migrationSlotsWorkflowId(source.clusterId))
-          .signal(releaseSlotSignal, { migrationId })
-          .catch(() => undefined),
-      );
-    }
+    await saga.compensate();
   }
 
-  /** The dedicated migration network when both hosts have one the source reaches; else management, said aloud. */
-  async function chooseNetwork(): Promise<string> {
-    const reach = await agentCalls.probeMigrationNetwork({ source, destination });
-    const choice = chooseMigrationNetwork(source, destination, reach);
-    if (!choice.ok) throw new MigrationFailed(`no usable migration network: ${choice.reason}`);
-    await event(
-      choice.warning ? 'migration_network_fallback' : 'migration_network',
-      choice.warning ?? `migrating over the ${choice.network} network to ${choice.address}`,
-      { network: choice.network, address: choice.address, probes: reach.details },
-      choice.warning ? 'warning' : 'info',
-    );
-    return choice.address;
-  }
-
-  /** Monitors the copy; an operator's force-complete meanwhile switches to post-copy or pauses the guest. */
-  async function monitorWithForceComplete(monitorInput: MonitorInput, postCopyAllowed: boolean) {
-    const forceScope = new CancellationScope();
-    const forcing = forceScope
-      .run(async () => {
-        await condition(() => forceRequested);
-        const result = await quick.forceCompleteMigration({
-          migrationId,
-          agentUrl: source.agentUrl,
-          guestId,
-          postCopyAllowed,
-        });
-        if (result.action !== 'none') forced = result.action;
-      })
-      .catch((err: unknown) => {
-        if (!isCancellation(err)) throw err;
-      });
-    try {
-      return await monitor(monitorInput);
-    } finally {
-      forceScope.cancel();
-      await forcing;
-    }
-  }
-
-  function postCopyUnderway(): boolean {
-    return forced === 'start-post-copy' || view.progress?.status === 'postcopy-active';
-  }
+  // --- the steps ------------------------------------------------------------------------------------------
 
   /** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
-  async function waitForSlot() {
-    // Marked first: releasing a slot never granted is harmless, holding one never released is not.
-    slotRequested = true;
+  async function takeSlot() {
+    const slotsWorkflowId = migrationSlotsWorkflowId(source.clusterId);
+    // Registered first: releasing a slot never granted is harmless, holding one never released is not.
+    // Shielded from the workflow's cancellation: a rollback still holds the slot until it has released it.
+    const leaseScope = new CancellationScope({
+      cancellable: true,
+      parent: new CancellationScope({ cancellable: false }),
+    });
+    let lease: Promise<void> | null = null;
+    saga.add('release slot', async () => {
+      leaseScope.cancel();
+      await lease;
+      await getExternalWorkflowHandle(slotsWorkflowId)
+        .signal(releaseSlotSignal, { migrationId })
+        .catch(() => undefined);
+    });
     const answer = await quick.acquireMigrationSlot({
       clusterId: source.clusterId,
       migrationId,
       workflowId: workflowInfo().workflowId,
       sourceHostId: source.id,
       destinationHostId: destination.id,
-      limits: plan?.limits ?? DEFAULT_SLOT_LIMITS,
+      limits: plan.limits,
       leaseMs: timings.slotLeaseMs,
     });
     if (!answer.granted) {
       await enterPhase('queued', { destinationHostId: destination.id, checks });
       await event('queued', `waiting for a migration slot, position ${answer.position}`, {
         position: answer.position,
-        limits: plan?.limits ?? DEFAULT_SLOT_LIMITS,
+        limits: plan.limits,
       });
-      await condition(() => slotGranted);
+      if (!(await condition(() => slotGranted, plan.queueTimeoutMs))) {
+        // The grant may have crossed our timeout: then the slot is ours and the migration goes on.
+        const left = await quick.leaveMigrationSlotQueue({ slotsWorkflowId, migrationId });
+        if (left.left || !left.holding) {
+          throw new MigrationFailed(
+            `waited ${Math.round(plan.queueTimeoutMs / 1000)} s for a migration slot (queue position ${left.left ? left.position : answer.position})`,
+          );
+        }
+      }
       await event('slot_granted', 'migration slot granted');
     }
+    lease = leaseScope
+      .run(() =>
+        keepSlotLeaseFor(timings).keepSlotLease({
+          slotsWorkflowId,
+          migrationId,
+          leaseMs: timings.slotLeaseMs,
+          renewIntervalMs: timings.slotRenewIntervalMs,
+          sourceHostId: source.id,
+          destinationHostId: destination.id,
+        }),
+      )
+      // A keeper that stops for any reason must not keep the release below from being sent.
+      .catch(() => undefined);
+  }
+
+  async function prepareDestination() {
     await enterPhase('preparing', { destinationHostId: destination.id, checks });
+    const network = await agentCalls.probeMigrationNetwork({ source, destination });
+    const { choice } = network;
+    if (!choice.ok) throw new MigrationFailed(`no usable migration network: ${choice.reason}`);
+    await event(
+      choice.warning ? 'migration_network_fallback' : 'migration_network',
+      choice.warning ?? `migrating over the ${choice.network} network to ${choice.address}`,
+      { network: choice.network, address: choice.address, probes: network.details },
+      choice.warning ? 'warning' : 'info',
+    );
+    saga.add('mark guest running', () => durable.markGuestRunning(guestId));
+    await quick.markGuestMigrating(guestId);
+    // Registered before the call: a prepare that fails half-way, or lands late, still leaves an incoming QEMU.
+    saga.add('clean the destination', () => cleanDestination());
+    incoming = await agentCalls.prepareDestination({
+      migrationId,
+      agentUrl: destination.agentUrl,
+      spec,
+      listenAddress: choice.address,
+      tls: plan.tls,
+      postCopy: plan.start.postCopy,
+    });
   }
 
-  async function reserveADestination(
-    hosts: MigrationHost[],
-    guest: Parameters<typeof chooseDestination>[0],
-    from: MigrationHost,
-  ) {
-    let candidates = hosts;
-    const preferred = options.preferHost
-      ? hosts.find((h) => h.id === options.preferHost || h.name === options.preferHost)
-      : undefined;
-    if (options.preferHost && !preferred) {
-      const missing: CheckResult = {
-        name: 'destination_host_usable',
-        ok: false,
-        message: `prefer_host '${options.preferHost}' does not exist`,
-        values: { host: options.preferHost },
-      };
-      throw precheckFailure([missing], [missing]);
-    }
-    for (let attempt = 1; attempt <= MAX_RESERVATION_ATTEMPTS; attempt++) {
-      const choice = chooseDestination(guest, from, candidates, options, preferred);
-      if (!choice.ok) {
-        const failures = choice.rejected.flatMap((r) => r.failures);
-        throw new PrecheckError(choice.reason, failures, failures);
-      }
-      const host = choice.destination as MigrationHost;
-      const outcome = await quick.reserveDestination({
+  async function copy(): Promise<MonitorResult> {
+    if (!incoming) throw new MigrationFailed('destination not prepared');
+    await enterPhase('copying');
+    copyStarted = true;
+    await agentCalls.startSourceMigration({
+      agentUrl: source.agentUrl,
+      guestId,
+      request: {
         migrationId,
-        hostId: host.id,
-        memoryMb: guest.memoryMb,
-        vcpus: guest.vcpus,
-      });
-      if (outcome.reserved) return { host, checks: choice.checks };
-      await event('reservation_refused', `capacity on ${host.name} was taken meanwhile`, { ...outcome });
-      candidates = candidates.filter((h) => h.id !== host.id);
-      if (preferred) break;
+        uri: incoming.uri,
+        downtimeLimitMs: plan.start.downtimeMs,
+        maxBandwidthBytes: plan.start.bandwidthBytes,
+        autoConverge: plan.start.autoConverge,
+        postCopy: plan.start.postCopy,
+        tls: plan.tls,
+        // Local disks are mirrored to the destination's NBD export before memory moves (block migration).
+        ...(incoming.nbdUri ? { nbdUri: incoming.nbdUri } : {}),
+        ...(plan.start.xbzrle ? { xbzrle: true } : {}),
+        ...(plan.start.cpuThrottleInitial ? { cpuThrottleInitial: plan.start.cpuThrottleInitial } : {}),
+        ...(plan.start.cpuThrottleIncrement ? { cpuThrottleIncrement: plan.start.cpuThrottleIncrement } : {}),
+      },
+    });
+    await event('copy_started', `memory copy to ${destination.name} started`, {
+      uri: incoming.uri,
+      downtimeLimitMs: plan.start.downtimeMs,
+      policy: plan.policyName,
+      convergence: plan.convergencePolicy.kind,
+      start: plan.start,
+    });
+    const result = await monitorWithForceComplete();
+    if (result.abortReason) throw new MigrationFailed(`convergence policy gave up: ${result.abortReason}`);
+    if (result.status !== 'completed') {
+      throw new MigrationFailed(
+        `QEMU migration ${result.status}${result.errorDesc ? `: ${result.errorDesc}` : ''}`,
+      );
     }
-    const failure: CheckResult = {
-      name: 'destination_capacity',
-      ok: false,
-      message: 'capacity on the chosen destinations was taken by other migrations',
-      values: { attempts: MAX_RESERVATION_ATTEMPTS },
-    };
-    throw precheckFailure([failure], [failure]);
+    return result;
   }
 
-  async function rollBack(reason: string, cancelled: boolean, opts: { sourceAlreadyResumed?: boolean } = {}) {
-    view.error = reason;
-    await enterPhase('rolling-back', { error: reason });
-    // Every undo step is tried even when an earlier one failed: a half-done rollback is worse than a noisy one.
-    const leftovers: string[] = [];
-    const step = async (name: string, fn: () => Promise<unknown>) => {
-      try {
-        await fn();
-      } catch (err) {
-        leftovers.push(`${name}: ${failureReason(err)}`);
-      }
-    };
-    if (!opts.sourceAlreadyResumed) {
-      await step('cancel source migration', () =>
-        agentCalls.cancelSourceMigration({ agentUrl: source.agentUrl, guestId }),
-      );
-      await step('resume source guest', () =>
-        agentCalls.resumeSourceGuest({ agentUrl: source.agentUrl, guestId }),
-      );
+  /** Monitors the copy; an operator's force-complete meanwhile switches to post-copy or pauses the guest. */
+  async function monitorWithForceComplete(): Promise<MonitorResult> {
+    const forceScope = new CancellationScope();
+    const forcing = forceScope
+      .run(async () => {
+        await condition(() => forceRequested);
+        await quick.forceCompleteMigration({
+          migrationId,
+          agentUrl: source.agentUrl,
+          guestId,
+          postCopyAllowed: plan.start.postCopy,
+        });
+      })
+      .catch((err: unknown) => {
+        if (!isCancellation(err)) throw err;
+      });
+    try {
+      return await monitorFor(timings).monitorMigration(monitorInput);
+    } finally {
+      forceScope.cancel();
+      await forcing;
     }
-    if (options.keepDestGuestOnFailed) {
+  }
+
+  /** Which copy is valid, from QEMU itself: the cancel may have landed after the copy completed. */
+  async function recover(reason: string): Promise<CopyRecovery & { status: MigrationStatus | null }> {
+    if (!copyStarted) return { kind: 'roll-back', reason: 'the copy never started', status: null };
+    const status = await durable.settleSourceMigration({ agentUrl: source.agentUrl, guestId, migrationId });
+    const recovery = recoveryAfterCopy(migrationId, status);
+    await event('recovery', `${reason}: ${recovery.reason}`, {
+      decision: recovery.kind,
+      source: { ...status },
+    });
+    return { ...recovery, status };
+  }
+
+  /** The cancel or failure came too late: the guest is (or is becoming) the destination's. */
+  async function goForward(
+    recovery: CopyRecovery & { status: MigrationStatus | null },
+    reason: string,
+    cancelled: boolean,
+  ): Promise<MigrationStatus & Partial<MonitorResult>> {
+    if (cancelled) {
+      await event('cancel_refused', `cancel refused: ${recovery.reason}`, {}, 'warning');
+    }
+    let status = recovery.status!;
+    if (recovery.kind === 'finish-post-copy' && status.status !== 'completed') {
+      status = await monitorFor(timings).monitorMigration({ ...monitorInput, convergence: undefined });
+      if (status.status !== 'completed') {
+        const lost = `post-copy migration ${status.status}${status.errorDesc ? `: ${status.errorDesc}` : ''} after ${reason}`;
+        await guestLost(lost);
+        throw ApplicationFailure.nonRetryable(lost, 'PostCopyFailed');
+      }
+    }
+    await event('rolled_forward', `${reason}, but ${recovery.reason}: rolling forward`, {}, 'warning');
+    return { ...status, postCopyStarted: recovery.kind === 'finish-post-copy' || status.postCopyStarted };
+  }
+
+  /** Switch over, verify, commit, clean up: past the point of no return, every step retries until done. */
+  async function finish(
+    status: MigrationStatus & Partial<MonitorResult>,
+    forward: boolean,
+  ): Promise<LiveMigrateResult> {
+    // The destination's guest is the valid copy from here: no compensation may destroy it.
+    saga.forget('clean the destination');
+    await enterPhase('switching-over');
+    await event('switched_over', `switched over to ${destination.name}`, {
+      downtimeMs: status.downtimeMs,
+      totalTimeMs: status.totalTimeMs,
+    });
+    // A guest paused for the final copy (by a policy, force-complete, or a monitor whose checkpoint was
+    // lost) resumes on its new host: the destination's own state says so, not our memory of it.
+    if ((await durable.readGuestState({ agentUrl: destination.agentUrl, guestId })) === 'paused') {
+      await durable.resumeGuestOn({ agentUrl: destination.agentUrl, guestId });
+      await event('resumed', `guest resumed on ${destination.name} after the paused final copy`);
+    }
+    await enterPhase('verifying');
+    const alive = await durable.verifyGuestAlive({
+      agentUrl: destination.agentUrl,
+      guestId,
+      timeoutMs: timings.aliveCheckTimeoutMs,
+      pollIntervalMs: timings.pollIntervalMs,
+      sourceAgentUrl: source.agentUrl,
+    });
+    if (!alive.alive) {
+      const dead = planForDeadDestination({
+        postCopyStarted: status.postCopyStarted === true,
+        keepDestGuestOnFailed: options.keepDestGuestOnFailed,
+      });
+      const seen = `heartbeat ${alive.firstCounter ?? 'none'} -> ${alive.lastCounter ?? 'none'}, status ${alive.status}`;
+      if (dead.kind === 'back-to-source') {
+        await backToSource(`destination guest not alive after switch-over (${seen})`, dead.destination);
+        throw ApplicationFailure.nonRetryable(
+          `destination guest not alive after switch-over (${seen})`,
+          'DestinationNotAlive',
+        );
+      }
       await event(
-        'dest_guest_kept',
-        `destination guest kept on ${destination.name} for debugging`,
+        'destination_unconfirmed',
+        `destination guest not confirmed alive (${seen}); ${dead.reason}`,
         {},
         'warning',
       );
-    } else {
-      await step('destroy destination guest', () =>
-        agentCalls.destroyDestinationGuest({ agentUrl: destination.agentUrl, guestId, migrationId }),
-      );
     }
-    await step('release reservation', () => quick.releaseDestination(migrationId));
-    await step('mark guest running', () => quick.markGuestRunning(guestId));
+    await enterPhase('committing');
+    await durable.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+    // Committed: the reservation became the guest's own load and the guest row says where it runs.
+    saga.forget('release reservation');
+    saga.forget('mark guest running');
+    await enterPhase('cleaning');
+    await durable.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
+    await event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
+      downtimeMs: status.downtimeMs,
+      totalTimeMs: status.totalTimeMs,
+      heartbeat: alive,
+      ...(forward ? { rolledForward: true } : {}),
+    });
+    await saga.compensate();
+    await enterPhase('completed');
+    return {
+      migrationId,
+      destination: destination.name,
+      downtimeMs: status.downtimeMs,
+      totalTimeMs: status.totalTimeMs,
+      rolledForward: forward,
+    };
+  }
+
+  /**
+   * Pre-copy completed but the destination shows no life: stop the destination first (destroy it, or pause
+   * it when kept), and only then resume the source, naming the completed migration so the agent allows it.
+   */
+  async function backToSource(reason: string, destinationAction: 'destroy' | 'pause') {
+    view.error = reason;
+    await enterPhase('rolling-back', { error: reason });
+    saga.forget('clean the destination');
+    const state = await durable.readGuestState({ agentUrl: destination.agentUrl, guestId });
+    if (destinationAction === 'pause' && state === 'running') {
+      await durable.pauseGuestOn({ agentUrl: destination.agentUrl, guestId });
+      await event(
+        'dest_guest_kept',
+        `destination guest kept paused on ${destination.name} for debugging`,
+        {},
+        'warning',
+      );
+    } else if (state !== null && destinationAction === 'destroy') {
+      await durable.destroyDestinationGuest({
+        agentUrl: destination.agentUrl,
+        guestId,
+        migrationId,
+        expectState: state,
+      });
+    }
+    await durable.resumeSourceGuest({
+      agentUrl: source.agentUrl,
+      guestId,
+      migrationId,
+      expectMigrationStatus: 'completed',
+    });
+    await finishRollback(reason, false);
+  }
+
+  async function rollBack(reason: string, cancelled: boolean, recovery: { status: MigrationStatus | null }) {
+    view.error = reason;
+    await enterPhase('rolling-back', { error: reason });
+    // The source holds the only valid copy; a guest paused by a policy or force-complete runs again there.
+    const seen = recovery.status;
+    if (seen !== null && seen.migrationId === migrationId) {
+      const sourceState = await durable.readGuestState({ agentUrl: source.agentUrl, guestId });
+      if (sourceState === 'paused') {
+        await durable.resumeSourceGuest({
+          agentUrl: source.agentUrl,
+          guestId,
+          migrationId,
+          expectMigrationStatus: seen.status,
+        });
+      }
+    }
+    await finishRollback(reason, cancelled);
+  }
+
+  async function finishRollback(reason: string, cancelled: boolean) {
+    const leftovers = await saga.compensate();
     if (leftovers.length > 0) {
       await event(
         'rollback_incomplete',
@@ -498,29 +510,44 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     );
     await enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
   }
-}
 
-class PrecheckError extends Error {
-  constructor(
-    message: string,
-    readonly failures: CheckResult[],
-    readonly checks: CheckResult[],
-  ) {
-    super(message);
+  /** The destination as a rollback finds it: destroyed, or paused and kept for debugging. */
+  async function cleanDestination() {
+    const state = await durable.readGuestState({ agentUrl: destination.agentUrl, guestId });
+    const action = destinationCleanup(state, options.keepDestGuestOnFailed);
+    if (action === 'destroy' && state !== null) {
+      await durable.destroyDestinationGuest({
+        agentUrl: destination.agentUrl,
+        guestId,
+        migrationId,
+        expectState: state,
+      });
+    } else if (action === 'pause') {
+      await durable.pauseGuestOn({ agentUrl: destination.agentUrl, guestId });
+    }
+    if (action === 'pause' || action === 'leave-incoming') {
+      await event(
+        'dest_guest_kept',
+        `destination guest kept on ${destination.name} for debugging`,
+        {},
+        'warning',
+      );
+    }
   }
-}
 
-function precheckFailure(failures: CheckResult[], checks: CheckResult[]): PrecheckError {
-  const reason = failures.map((f) => `${f.name}: ${f.message}`).join('; ') || 'source host not found';
-  return new PrecheckError(`pre-checks failed: ${reason}`, failures, checks);
-}
-
-function monitor(input: MonitorInput): Promise<MonitorResult> {
-  const { monitorMigration } = proxyActivities<Activities>({
-    startToCloseTimeout: '24 hours',
-    heartbeatTimeout: input.timings.activityHeartbeatTimeoutMs,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
-  });
-  return monitorMigration(input);
+  /** Post-copy failed: neither host holds a whole guest. Nothing may run it; an operator must step in. */
+  async function guestLost(reason: string) {
+    view.error = reason;
+    saga.forget('clean the destination');
+    saga.forget('mark guest running');
+    await durable.markGuestError({ guestId, error: reason });
+    await event(
+      'guest_lost',
+      `${reason}: neither copy may run; both are left paused for recovery`,
+      {},
+      'error',
+    );
+    await saga.compensate();
+    await enterPhase('failed', { error: reason });
+  }
 }

@@ -11,6 +11,7 @@ import type {
   MigrationStatus,
   PrepareIncomingRequest,
   PrepareIncomingResult,
+  ResumeRequest,
   StartMigrationRequest,
 } from '../../domain/agent-contract.ts';
 import type { AgentIdentity, GuestUsage, HostUsage, HypervisorDriver } from '../driver.ts';
@@ -21,17 +22,23 @@ import {
   assertMigrationParameters,
   assertSafeSpec,
   blockTarget,
+  decideCancel,
   decideCleanup,
   decideDefine,
   decidePause,
+  decidePostCopy,
   decidePrepareIncoming,
+  decideResume,
+  decideStart,
   decideStartMigration,
+  decideStop,
   hostPort,
   isMigrationActive,
   isMigrationFinished,
   localDisks,
   type MemoryHolder,
   type MigrationRecord,
+  type MigrationView,
   type NbdAddress,
   nbdUri,
   noDiskFigures,
@@ -41,7 +48,7 @@ import {
 import { KeyedMutex } from '../keyed-mutex.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import { cpuPercent, type ProcessSample, sampleProcess } from '../proc-stat.ts';
-import { QmpClient, type QmpEvent } from '../qmp.ts';
+import { QmpClient, QmpError, type QmpEvent } from '../qmp.ts';
 import { effectiveCacheMode, ensureQcow2, fileExists } from './disk-images.ts';
 import {
   type BlockJobInfo,
@@ -184,13 +191,7 @@ export class QemuDriver implements HypervisorDriver {
   async startGuest(id: string): Promise<GuestState> {
     const guest = this.guest(id);
     const state = await this.view(id);
-    if (state.status === 'running') return state;
-    if (state.status === 'paused' || state.status === 'incoming') {
-      throw conflict(
-        'guest_not_startable',
-        `guest '${id}' is ${state.status}; use resume or wait for the migration`,
-      );
-    }
+    if (decideStart(id, state.status, await this.migrationView(id)) === 'already') return state;
     assertMemoryAvailable(this.options.platform.memoryMb, this.memoryHolders(), guest.spec);
     await this.terminate(id);
     guest.migration = null;
@@ -200,33 +201,21 @@ export class QemuDriver implements HypervisorDriver {
 
   async stopGuest(id: string): Promise<GuestState> {
     const guest = this.guest(id);
-    const status = await this.migrationStatus(id);
-    if (isMigrationActive(status.status)) {
-      throw conflict(
-        'migration_in_progress',
-        `cannot stop guest '${id}' while its migration is ${status.status}`,
-      );
-    }
+    decideStop(id, (await this.migrationStatus(id)).status);
     guest.desired = 'stopped';
     await this.store.save(guest);
     await this.terminate(id);
     return this.view(id);
   }
 
-  async resumeGuest(id: string): Promise<GuestState> {
+  async resumeGuest(id: string, request: ResumeRequest = {}): Promise<GuestState> {
     const guest = this.guest(id);
+    const current = await this.migrationView(id);
     const state = await this.view(id);
-    if (state.status === 'running') return state;
-    if (state.status !== 'paused') {
-      throw conflict('guest_not_paused', `guest '${id}' is ${state.status}; only a paused guest resumes`);
-    }
-    const status = await this.migrationStatus(id);
-    if (status.status === 'postcopy-active') {
-      throw conflict('postcopy_active', `guest '${id}' runs on the destination during post-copy`);
-    }
+    if (decideResume(id, state.status, current, request) === 'already') return state;
     await (await this.qmp(id)).execute('cont');
     // Resuming a source after its migration completed is a rollback: the guest is back here.
-    if (guest.migration?.role === 'source' && status.status === 'completed') guest.migration = null;
+    if (guest.migration?.role === 'source' && current.status === 'completed') guest.migration = null;
     guest.desired = 'running';
     await this.store.save(guest);
     this.options.log(`resumed guest ${id}`);
@@ -449,7 +438,7 @@ export class QemuDriver implements HypervisorDriver {
     const guest = this.guest(id);
     const record = guest.migration;
     if (record === null) return noMigrationStatus();
-    if (record.final !== null) return record.final;
+    if (record.final !== null) return { ...record.final, postCopyStarted: record.postCopyStarted ?? false };
     if (!(await this.alive(id))) {
       const exit = this.running.get(id)?.exitReason ?? 'QEMU is not running';
       return this.finish(guest, {
@@ -498,6 +487,10 @@ export class QemuDriver implements HypervisorDriver {
       return this.migrationStatus(id);
     }
     if (record.role === 'destination' && status.status === 'none') status = { ...status, status: 'setup' };
+    if (status.status === 'postcopy-active' && record.postCopyStarted !== true) {
+      record.postCopyStarted = true;
+      await this.store.save(guest);
+    }
     status = this.decorate(record, status);
     if (isMigrationFinished(status.status)) return this.finish(guest, status);
     return status;
@@ -535,42 +528,41 @@ export class QemuDriver implements HypervisorDriver {
   async startPostCopy(id: string): Promise<MigrationStatus> {
     const guest = this.guest(id);
     const status = await this.migrationStatus(id);
-    if (
-      guest.migration?.role === 'source' &&
-      (status.status === 'postcopy-active' || isMigrationFinished(status.status))
-    ) {
-      return status;
+    const record = guest.migration;
+    const decision = decidePostCopy(id, {
+      record,
+      status: status.status,
+      mirroring: record?.block?.phase === 'mirroring',
+    });
+    if (decision === 'current' || record === null) return status;
+    // Recorded before QEMU is asked: should the agent die in between, the source still never runs again.
+    record.postCopyStarted = true;
+    await this.store.save(guest);
+    try {
+      await (await this.qmp(id)).execute('migrate-start-postcopy');
+    } catch (error) {
+      if (error instanceof QmpError) {
+        // QEMU refused: post-copy did not begin, the source's memory is still the guest's.
+        record.postCopyStarted = false;
+        await this.store.save(guest);
+      }
+      throw error;
     }
-    await this.assertOutgoingActive(id);
-    if (!guest.migration?.postCopy) {
-      throw conflict(
-        'postcopy_not_enabled',
-        'post-copy was not enabled when this migration started',
-        'postCopy',
-      );
-    }
-    if (guest.migration.block?.phase === 'mirroring') {
-      throw conflict(
-        'disk_mirror_not_ready',
-        'the local disks are still being mirrored; post-copy can start once the RAM copy runs (diskReady)',
-      );
-    }
-    await (await this.qmp(id)).execute('migrate-start-postcopy');
-    this.options.log(`guest ${id}: switched migration ${guest.migration.migrationId} to post-copy`);
+    this.options.log(`guest ${id}: switched migration ${record.migrationId} to post-copy`);
     return this.waitForStatus(id, (s) => s !== 'active', 2000);
   }
 
   async cancelMigration(id: string): Promise<MigrationStatus> {
     const guest = this.guest(id);
     const status = await this.migrationStatus(id);
-    if (guest.migration?.role !== 'source' || !isMigrationActive(status.status)) return status;
-    if (status.status === 'postcopy-active') {
-      throw conflict(
-        'postcopy_active',
-        'a migration in post-copy cannot be cancelled: the guest runs on the destination',
-      );
-    }
     const record = guest.migration;
+    if (
+      decideCancel({ record, status: status.status, postCopyStarted: record?.postCopyStarted ?? false }) ===
+        'current' ||
+      record === null
+    ) {
+      return status;
+    }
     if (record.block) {
       const cancelled = await this.blockWork.run(id, async () => {
         if (record.final !== null || record.block?.phase !== 'mirroring') return false;
@@ -607,7 +599,11 @@ export class QemuDriver implements HypervisorDriver {
     const current =
       guest === undefined
         ? null
-        : { record: guest.migration, status: (await this.migrationStatus(id)).status };
+        : {
+            record: guest.migration,
+            status: (await this.migrationStatus(id)).status,
+            runState: (await this.view(id)).status,
+          };
     if (decideCleanup(current, request) === 'nothing') return { cleaned: false };
     if (request.role === 'destination' && guest?.migration?.nbdUri) await this.stopNbdServer(id);
     await this.destroyGuest(id);
@@ -768,7 +764,15 @@ export class QemuDriver implements HypervisorDriver {
       setupAt: source ? (record.setupAt ?? null) : null,
       startedAt: source ? (record.startedAt ?? null) : null,
       tls: record.tls ?? false,
+      postCopyStarted: record.postCopyStarted ?? false,
     };
+  }
+
+  /** The guest's migration as the rules see it (guest-rules MigrationView). */
+  private async migrationView(id: string): Promise<MigrationView> {
+    const status = await this.migrationStatus(id);
+    const record = this.guest(id).migration;
+    return { record, status: status.status, postCopyStarted: record?.postCopyStarted ?? false };
   }
 
   private memoryHolders(): MemoryHolder[] {

@@ -9,6 +9,7 @@ import type {
   MigrationStatus,
   PrepareIncomingRequest,
   PrepareIncomingResult,
+  ResumeRequest,
   StartMigrationRequest,
 } from '../../domain/agent-contract.ts';
 import type { AgentIdentity, HostUsage, HypervisorDriver } from '../driver.ts';
@@ -17,16 +18,21 @@ import {
   assertMemoryAvailable,
   assertMigrationParameters,
   blockTarget,
+  decideCancel,
   decideCleanup,
   decideDefine,
   decidePause,
+  decidePostCopy,
   decidePrepareIncoming,
+  decideResume,
+  decideStart,
   decideStartMigration,
+  decideStop,
   type DesiredState,
-  isMigrationActive,
   localDisks,
   type MemoryHolder,
   type MigrationRecord,
+  type MigrationView,
   nbdUri,
   noDiskFigures,
   noMigrationStatus,
@@ -207,14 +213,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
 
   async startGuest(id: string): Promise<GuestState> {
     const guest = this.progress(id);
-    const state = this.runState(guest);
-    if (state === 'running') return this.view(id);
-    if (state === 'paused' || state === 'incoming') {
-      throw conflict(
-        'guest_not_startable',
-        `guest '${id}' is ${state}; use resume or wait for the migration`,
-      );
-    }
+    if (decideStart(id, this.runState(guest), this.migrationView(guest)) === 'already') return this.view(id);
     assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), guest.spec);
     guest.clock = runClock(newClock, this.now());
     guest.hypervisorStatus = 'running';
@@ -227,25 +226,19 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
 
   async stopGuest(id: string): Promise<GuestState> {
     const guest = this.progress(id);
-    this.refuseDuringMigration(id, guest, 'stop');
+    decideStop(id, this.statusOf(guest).status);
     guest.clock = pauseClock(guest.clock, this.now());
     guest.hypervisorStatus = null;
     guest.desired = 'stopped';
     return this.view(id);
   }
 
-  async resumeGuest(id: string): Promise<GuestState> {
+  async resumeGuest(id: string, request: ResumeRequest = {}): Promise<GuestState> {
     const guest = this.progress(id);
-    const state = this.runState(guest);
-    if (state === 'running') return this.view(id);
-    if (state !== 'paused')
-      throw conflict('guest_not_paused', `guest '${id}' is ${state}; only a paused guest resumes`);
-    if (guest.migration?.role === 'source' && guest.migration.state.phase === 'postcopy-active') {
-      throw conflict('postcopy_active', `guest '${id}' runs on the destination during post-copy`);
-    }
+    const current = this.migrationView(guest);
+    if (decideResume(id, this.runState(guest), current, request) === 'already') return this.view(id);
     // Resuming a source after its migration completed is a rollback: the guest is back here.
-    if (guest.migration?.role === 'source' && guest.migration.state.phase === 'completed')
-      guest.migration = null;
+    if (guest.migration?.role === 'source' && current.status === 'completed') guest.migration = null;
     guest.clock = runClock(guest.clock, this.now());
     guest.hypervisorStatus = 'running';
     guest.desired = 'running';
@@ -419,30 +412,15 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   async startPostCopy(id: string): Promise<MigrationStatus> {
     const guest = this.progress(id);
     const migration = guest.migration;
-    if (migration?.role === 'source' && migration.outcome === null && migration.state.phase === 'setup') {
-      if (!migration.record.postCopy) {
-        throw conflict(
-          'postcopy_not_enabled',
-          'post-copy was not enabled when this migration started',
-          'postCopy',
-        );
-      }
-      throw conflict(
-        'disk_mirror_not_ready',
-        'the local disks are still being mirrored; post-copy can start once the RAM copy runs (diskReady)',
-      );
-    }
-    if (migration?.role === 'source' && (migration.state.phase !== 'active' || migration.outcome !== null)) {
-      return this.statusOf(guest);
-    }
+    const decision = decidePostCopy(id, {
+      record: migration?.record ?? null,
+      status: this.statusOf(guest).status,
+      mirroring: migration?.role === 'source' && migration.state.phase === 'setup',
+    });
+    if (decision === 'current') return this.statusOf(guest);
     const outgoing = this.activeOutgoing(id, guest);
-    if (!outgoing.record.postCopy) {
-      throw conflict(
-        'postcopy_not_enabled',
-        'post-copy was not enabled when this migration started',
-        'postCopy',
-      );
-    }
+    // From here on the source's memory is stale for good: it must never run again (decideResume).
+    outgoing.record.postCopyStarted = true;
     outgoing.state = switchToPostCopy(outgoing.state, outgoing.workload);
     this.applySourceEffects(guest, outgoing);
     this.deliver(outgoing);
@@ -452,14 +430,8 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   async cancelMigration(id: string): Promise<MigrationStatus> {
     const guest = this.progress(id);
     const migration = guest.migration;
-    if (migration?.role !== 'source' || migration.outcome !== null || migration.state.phase === 'completed') {
+    if (decideCancel(this.migrationView(guest)) === 'current' || migration?.role !== 'source') {
       return this.statusOf(guest);
-    }
-    if (migration.state.phase === 'postcopy-active') {
-      throw conflict(
-        'postcopy_active',
-        'a migration in post-copy cannot be cancelled: the guest runs on the destination',
-      );
     }
     this.endOutgoing(guest, 'cancelled', null);
     this.deliver(migration);
@@ -471,7 +443,11 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     const current =
       guest === null
         ? null
-        : { record: guest.migration?.record ?? null, status: this.statusOf(guest).status };
+        : {
+            record: guest.migration?.record ?? null,
+            status: this.statusOf(guest).status,
+            runState: this.runState(guest),
+          };
     if (decideCleanup(current, request) === 'nothing') return { cleaned: false };
     this.guests.delete(id);
     this.options.log(`cleaned ${request.role} guest ${id} of migration ${request.migrationId}`);
@@ -543,6 +519,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         incoming.status = { ...incoming.status, status: 'active' };
         return;
       case 'postcopy':
+        incoming.record.postCopyStarted = true;
         this.runOnDestination(guest, event.heartbeatSeconds, event.runningFromMs, event.paused ?? false);
         incoming.status = { ...incoming.status, status: 'postcopy-active' };
         return;
@@ -721,14 +698,9 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     return migration;
   }
 
-  private refuseDuringMigration(id: string, guest: SimGuest, action: string): void {
-    const status = this.statusOf(guest).status;
-    if (isMigrationActive(status)) {
-      throw conflict(
-        'migration_in_progress',
-        `cannot ${action} guest '${id}' while its migration is ${status}`,
-      );
-    }
+  private migrationView(guest: SimGuest): MigrationView {
+    const record = guest.migration?.record ?? null;
+    return { record, status: this.statusOf(guest).status, postCopyStarted: record?.postCopyStarted ?? false };
   }
 
   private statusOf(guest: SimGuest): MigrationStatus {
@@ -741,6 +713,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         setupAt: null,
         startedAt: null,
         tls: migration.record.tls ?? false,
+        postCopyStarted: migration.record.postCopyStarted ?? false,
       };
     }
     const figures = statusFigures(migration.state, migration.workload, migration.params);
@@ -752,6 +725,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       setupAt: migration.record.setupAt ?? null,
       startedAt: migration.record.startedAt ?? null,
       tls: migration.record.tls ?? false,
+      postCopyStarted: migration.record.postCopyStarted ?? false,
     };
     if (migration.outcome !== null) {
       return {

@@ -10,7 +10,7 @@ import {
   activeMigrationOfGuest,
   deleteMigration,
   findMigration,
-  insertMigration,
+  insertActiveMigration,
 } from '../../db/migration-store.ts';
 import { DEFAULT_TIMINGS, type LiveMigrateOptions } from '../../domain/live-migration.ts';
 import { liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
@@ -24,19 +24,12 @@ import {
 } from '../../workflows/search-attributes.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { alreadyRunning } from '../already-running.ts';
+import { underGuestMigrationLock } from '../guest-migration-lock.ts';
 import { startLiveMigrationGroup } from '../live-migrate-group.ts';
 import { liveMigrateSchema } from '../schemas.ts';
-
-const alreadyRunning = (guestName: string, migrationId: string | undefined) =>
-  new ApiError(
-    409,
-    'migration_in_progress',
-    `server '${guestName}' already has a running migration ${migrationId ?? '(starting)'}`,
-    undefined,
-    {
-      migrationId: migrationId ?? null,
-    },
-  );
+import { reapIfNeverStarted } from '../unstarted-migrations.ts';
+import { startOnceThePreviousRunCloses } from '../workflow-runs.ts';
 
 export function liveMigrateRoutes(deps: ApiDeps) {
   const { db, temporal, taskQueue } = deps;
@@ -66,53 +59,68 @@ export function liveMigrateRoutes(deps: ApiDeps) {
     };
     if (body.with_same_labels)
       return c.json(await startLiveMigrationGroup(deps, guest, options, timings), 202);
-    const running = await activeMigrationOfGuest(db, guest.id);
-    if (running) throw alreadyRunning(guest.name, running.id);
     const source = await findHost(db, guest.hostId);
     const workflowId = liveMigrationWorkflowId(guest.id);
-    const migration = await insertMigration(db, {
-      kind: 'live',
-      guestId: guest.id,
-      sourceHostId: guest.hostId,
-      trigger: 'manual',
-      phase: 'pending',
-      options: { ...options },
-      workflowId,
-    });
-    const input: LiveMigrateInput = {
-      migrationId: migration.id,
-      guestId: guest.id,
-      options,
-      caller: { role: 'admin' },
-      timings,
-    };
-    let handle;
-    try {
-      handle = await temporal.workflow.start<typeof liveMigrate>('liveMigrate', {
-        taskQueue,
-        workflowId,
-        args: [input],
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        typedSearchAttributes: [
-          { key: GuestIdKey, value: guest.id },
-          { key: SourceHostKey, value: source?.name ?? guest.hostId },
-          { key: MigrationKindKey, value: 'live' },
-          { key: MigrationTriggerKey, value: 'manual' },
-        ],
-      });
-    } catch (err) {
-      // No host was touched: dropping the row leaves nothing half-done.
-      await deleteMigration(db, migration.id);
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        throw alreadyRunning(guest.name, (await activeMigrationOfGuest(db, guest.id))?.id);
+    // Under the guest's lock: a request that recorded its migration and is starting the run right now is
+    // never mistaken for one that stopped in between.
+    const { migration, handle } = await underGuestMigrationLock(db, [guest], async (locked) => {
+      const active = await activeMigrationOfGuest(locked, guest.id);
+      if (active && !(await reapIfNeverStarted(temporal, locked, active))) {
+        throw alreadyRunning(guest.name, active.id);
       }
-      throw new ApiError(
-        503,
-        'unavailable',
-        `could not start the migration workflow: ${(err as Error).message}`,
-      );
-    }
+      const row = await insertActiveMigration(locked, {
+        kind: 'live',
+        guestId: guest.id,
+        sourceHostId: guest.hostId,
+        trigger: 'manual',
+        phase: 'pending',
+        options: { ...options },
+        workflowId,
+      });
+      if (row === 'guest-busy') {
+        throw alreadyRunning(guest.name, (await activeMigrationOfGuest(locked, guest.id))?.id);
+      }
+      const input: LiveMigrateInput = {
+        migrationId: row.id,
+        guestId: guest.id,
+        options,
+        caller: { role: 'admin' },
+        timings,
+      };
+      try {
+        const started = await startOnceThePreviousRunCloses(() =>
+          temporal.workflow.start<typeof liveMigrate>('liveMigrate', {
+            taskQueue,
+            workflowId,
+            args: [input],
+            workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+            workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+            typedSearchAttributes: [
+              { key: GuestIdKey, value: guest.id },
+              { key: SourceHostKey, value: source?.name ?? guest.hostId },
+              { key: MigrationKindKey, value: 'live' },
+              { key: MigrationTriggerKey, value: 'manual' },
+            ],
+          }),
+        );
+        return { migration: row, handle: started };
+      } catch (err) {
+        if (err instanceof WorkflowExecutionAlreadyStartedError) {
+          // Temporal refused the run, so nothing will ever act on the row: it goes.
+          await deleteMigration(locked, row.id);
+          throw alreadyRunning(guest.name, undefined);
+        }
+        // The run may or may not have started: the row stays pending, and the next request for the guest
+        // fails it if its workflow is not running.
+        throw new ApiError(
+          503,
+          'unavailable',
+          `could not start the migration workflow: ${(err as Error).message}`,
+          undefined,
+          { migrationId: row.id },
+        );
+      }
+    });
 
     const answer = await awaitPrechecks(
       temporal,

@@ -1,14 +1,25 @@
 import { Hono } from 'hono';
 import { findGuest, findHost, listGuests, listHosts } from '../../db/inventory.ts';
-import { findMigration, listMigrations, migrationEvents, terminalPhases } from '../../db/migration-store.ts';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import {
+  closeUnstartedMigration,
+  findMigration,
+  listMigrations,
+  migrationEvents,
+} from '../../db/migration-store.ts';
 import type { Migration } from '../../db/schema.ts';
 import { forceCompleteSignal } from '../../workflows/live-migrate-messages.ts';
+import { isTerminalPhase } from '../../domain/migration-phases.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound, parseOr400 } from '../errors.ts';
+import { underGuestMigrationLock } from '../guest-migration-lock.ts';
 import { migrationListQuerySchema } from '../schemas.ts';
+import { neverStarted } from '../unstarted-migrations.ts';
 
 /** After switch-over the guest already runs on the destination: there is nothing left to cancel. */
 const PAST_SWITCH_OVER = new Set(['switching-over', 'verifying', 'committing', 'cleaning']);
+
+const CANCELLED_BEFORE_START = 'cancelled by operator before its workflow started';
 
 export function migrationView(m: Migration, hostNames: Map<string, string>, guestName?: string) {
   return {
@@ -36,7 +47,8 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
 }
 
 /** Reads come from the migration row alone: a run whose worker is down must not stall or break them. */
-export function migrationRoutes({ db, temporal }: ApiDeps) {
+export function migrationRoutes(deps: ApiDeps) {
+  const { db, temporal } = deps;
   const hostNames = async () => new Map((await listHosts(db)).map((h) => [h.id, h.name]));
 
   return new Hono()
@@ -65,7 +77,7 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
       const views = rows.map((m) => migrationView(m, names, guestNames.get(m.guestId)));
       return c.json({
         groupId,
-        done: rows.every((m) => terminalPhases.includes(m.phase)),
+        done: rows.every((m) => isTerminalPhase(m.phase)),
         migrations: views.map((m) => ({
           id: m.id,
           server: m.guest.name,
@@ -101,7 +113,7 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
       const id = c.req.param('id');
       const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
       if (!row) throw notFound('migration', id);
-      if (terminalPhases.includes(row.phase)) {
+      if (isTerminalPhase(row.phase)) {
         throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
       }
       if (row.phase !== 'copying') {
@@ -128,25 +140,55 @@ export function migrationRoutes({ db, temporal }: ApiDeps) {
       const id = c.req.param('id');
       const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
       if (!row) throw notFound('migration', id);
-      if (terminalPhases.includes(row.phase)) {
-        throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
+      if (row.phase === 'pending') {
+        const cancelled = await cancelIfNeverStarted(deps, row);
+        if (cancelled) return c.json({ migrationId: row.id, status: 'cancelled' }, 200);
       }
-      const phase = row.phase;
-      if (PAST_SWITCH_OVER.has(phase)) {
+      refuseCancel(row);
+      try {
+        await temporal.workflow.getHandle(row.workflowId).cancel();
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+        // The run closed between reading the row and cancelling it.
+        const now = await findMigration(db, row.id);
+        if (now && isTerminalPhase(now.phase)) refuseCancel(now);
         throw new ApiError(
           409,
-          'past_switch_over',
-          `migration ${row.id} is ${phase}: the guest already runs on the destination, so it can no longer be cancelled`,
+          'workflow_not_running',
+          `migration ${row.id} is ${now?.phase ?? row.phase} but its workflow ${row.workflowId} is not running; try again in a moment`,
         );
       }
-      if ((row.progress as { status?: string } | null)?.status === 'postcopy-active') {
-        throw new ApiError(
-          409,
-          'postcopy_active',
-          `migration ${row.id} is in post-copy: the guest's memory is split between both hosts, so it cannot be cancelled`,
-        );
-      }
-      await temporal.workflow.getHandle(row.workflowId).cancel();
       return c.json({ migrationId: row.id, status: 'cancelling' }, 202);
     });
+}
+
+/** 409 when the migration cannot be cancelled any more. */
+function refuseCancel(row: Migration): void {
+  if (isTerminalPhase(row.phase)) {
+    throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
+  }
+  if (PAST_SWITCH_OVER.has(row.phase)) {
+    throw new ApiError(
+      409,
+      'past_switch_over',
+      `migration ${row.id} is ${row.phase}: the guest already runs on the destination, so it can no longer be cancelled`,
+    );
+  }
+  if ((row.progress as { status?: string } | null)?.status === 'postcopy-active') {
+    throw new ApiError(
+      409,
+      'postcopy_active',
+      `migration ${row.id} is in post-copy: the guest's memory is split between both hosts, so it cannot be cancelled`,
+    );
+  }
+}
+
+/** A pending migration whose workflow never started has nothing to roll back: its record is closed here. */
+async function cancelIfNeverStarted({ db, temporal }: ApiDeps, row: Migration): Promise<boolean> {
+  return underGuestMigrationLock(db, [{ id: row.guestId, name: row.guestId }], async (locked) => {
+    const current = await findMigration(locked, row.id);
+    if (!current || !(await neverStarted(temporal, current))) return false;
+    await closeUnstartedMigration(locked, current.id, 'cancelled', CANCELLED_BEFORE_START);
+    return true;
+  });
 }

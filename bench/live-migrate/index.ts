@@ -13,6 +13,7 @@ import { ms } from '../lib/stats.ts';
 import { migrateViaApi } from './api-run.ts';
 import { BareGuest, BARE_POLL_MS } from './bare.ts';
 import { planLiveMigration } from '../../domain/migration-plan.ts';
+import { guestMigrationSettings } from '../../activities/migration-settings.ts';
 import type { LiveMigrateOptions } from '../../domain/live-migration.ts';
 import { benchGuestSpec, FALLBACK_START, GUEST, MAX_BANDWIDTH_MB, NETWORK, type QemuStart } from './guest.ts';
 import { printReport, roundLine, TARGET_LATENCY_MS, TARGET_RATIO, type Round } from './report.ts';
@@ -288,8 +289,9 @@ async function plannedStart(
     keepDestGuestOnFailed: false,
   };
   try {
-    const settings = await stack.activities.resolveMigrationSettings(guestId);
-    const plan = planLiveMigration(settings, options, { memoryMb: GUEST.memoryMb, disks: [] });
+    const resolved = await guestMigrationSettings(stack.db.db, guestId);
+    if (!resolved) throw new Error(`guest ${guestId} not found`);
+    const plan = planLiveMigration(resolved.settings, options, { memoryMb: GUEST.memoryMb, disks: [] });
     print(`plan of the workflow for this guest: ${plan.start.reason}`);
     const {
       downtimeMs,

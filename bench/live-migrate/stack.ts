@@ -106,6 +106,7 @@ export async function startOrchestrator(options: {
       namespace,
       taskQueue,
       activities,
+      db: db.db,
     });
     const running = worker.run();
     stops.push({

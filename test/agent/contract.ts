@@ -361,12 +361,52 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         listenAddress: '127.0.0.1',
       });
       await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, { migrationId, uri: incoming.uri });
-      expect((await migrationEnds(a, spec.id, tuning.migrationTimeoutMs)).status).toBe('completed');
+      const completed = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+      expect(completed.status).toBe('completed');
+      expect(completed.postCopyStarted).toBe(false);
+      await guestStatus(b, spec.id, 'running', tuning.heartbeatTimeoutMs);
+
+      // The guest runs on b now: the source must not run it as well unless the call says it knows.
+      for (const [body, code] of [
+        [undefined, 'source_migrated'],
+        [{}, 'source_migrated'],
+        [{ migrationId }, 'source_migrated'],
+        [{ expectMigrationStatus: 'completed' }, 'source_migrated'],
+        [{ migrationId, expectMigrationStatus: 'active' }, 'migration_state_changed'],
+        [{ migrationId: 'another', expectMigrationStatus: 'completed' }, 'migration_mismatch'],
+      ] as const) {
+        const refused = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/resume`, body);
+        expect(refused.status, JSON.stringify(body)).toBe(409);
+        expect(refused.body.error.code, JSON.stringify(body)).toBe(code);
+      }
+      const still = await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`);
+      expect(still.status).toBe('paused');
+      expect(still.hypervisorStatus).toBe('postmigrate');
+
+      // Nor may the running destination, possibly the only copy, go without the state the caller saw.
+      const rollback = { migrationId, role: 'destination' };
+      const runsHere = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/cleanup`, rollback);
+      expect(runsHere.status).toBe(409);
+      expect(runsHere.body.error.code).toBe('guest_runs_here');
+      expect(runsHere.body.error.message).toContain(migrationId);
+      const stale = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/cleanup`, {
+        ...rollback,
+        expectState: 'incoming',
+      });
+      expect(stale.status).toBe(409);
+      expect(stale.body.error.code).toBe('state_changed');
+      expect((await ok<GuestState>(b, 'GET', `/v1/guests/${spec.id}`)).status).toBe('running');
+      await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
 
       // As when the destination's heartbeat check fails: throw it away, run the source again.
-      const rollback = { migrationId, role: 'destination' };
-      expect(await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, rollback)).toEqual({ cleaned: true });
-      const resumed = await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/resume`);
+      const seen = { ...rollback, expectState: 'running' };
+      expect(await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, seen)).toEqual({ cleaned: true });
+      expect(await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, seen)).toEqual({ cleaned: false });
+      expect((await call(b, 'GET', `/v1/guests/${spec.id}`)).status).toBe(404);
+      const resumed = await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/resume`, {
+        migrationId,
+        expectMigrationStatus: 'completed',
+      });
       expect(resumed.status).toBe('running');
       await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
       expect((await ok<MigrationStatus>(a, 'GET', `/v1/guests/${spec.id}/migration`)).status).toBe('none');
@@ -411,10 +451,40 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect(['postcopy-active', 'completed']).toContain(switched.status);
       const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
       expect(final.status, final.errorDesc ?? '').toBe('completed');
+      expect(final.postCopyStarted).toBe(true);
 
       await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
       await tuning.assertGuestIntact?.(b, spec.id);
       expect((await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`)).status).toBe('paused');
+
+      // The source's memory is stale for good: no resume brings it back, whatever the call says.
+      const refuseResume = async () => {
+        for (const body of [undefined, { migrationId, expectMigrationStatus: 'completed' }]) {
+          const refused = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/resume`, body);
+          expect(refused.status, JSON.stringify(body)).toBe(409);
+          expect(refused.body.error.code, JSON.stringify(body)).toBe('postcopy_started');
+        }
+        const source = await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`);
+        expect(source.status).toBe('paused');
+        expect(source.hypervisorStatus).toBe('postmigrate');
+        expect((await ok<MigrationStatus>(a, 'GET', `/v1/guests/${spec.id}/migration`)).postCopyStarted).toBe(
+          true,
+        );
+      };
+      await refuseResume();
+      if (tuning.driver === 'qemu') {
+        // The record on disk keeps a restarted agent refusing.
+        await a.stop({ leaveGuests: true });
+        a = await makeAgent('host-a');
+        await refuseResume();
+      }
+      const destinationCleanup = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/cleanup`, {
+        migrationId,
+        role: 'destination',
+      });
+      expect(destinationCleanup.status).toBe(409);
+      expect(destinationCleanup.body.error.code).toBe('guest_runs_here');
+      expect((await ok<GuestState>(b, 'GET', `/v1/guests/${spec.id}`)).status).toBe('running');
       expect(await ok(a, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'source' })).toEqual({
         cleaned: true,
       });

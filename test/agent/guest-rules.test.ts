@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { StartMigrationRequest } from '../../domain/agent-contract.ts';
+import type {
+  GuestRunState,
+  MigrationStatusName,
+  StartMigrationRequest,
+} from '../../domain/agent-contract.ts';
 import { AgentFailure } from '../../agent/errors.ts';
 import {
   assertMemoryAvailable,
@@ -7,11 +11,16 @@ import {
   assertSafeSpec,
   blockTarget,
   canonicalJson,
+  decideCancel,
   decideCleanup,
   decideDefine,
   decidePause,
+  decidePostCopy,
   decidePrepareIncoming,
+  decideResume,
+  decideStart,
   decideStartMigration,
+  decideStop,
   hostPort,
   type MigrationRecord,
   nbdUri,
@@ -97,21 +106,241 @@ describe('guest rules', () => {
     ).toBe('guest_not_running');
   });
 
-  it('cleans a source only after completion and a destination always', () => {
+  it('cleans a source only after completion', () => {
     expect(decideCleanup(null, { migrationId: 'm-1', role: 'source' })).toBe('nothing');
+    const source = (status: MigrationStatusName) => ({
+      record: record(),
+      status,
+      runState: 'paused' as const,
+    });
+    expect(decideCleanup(source('completed'), { migrationId: 'm-1', role: 'source' })).toBe('destroy');
+    expect(failure(() => decideCleanup(source('active'), { migrationId: 'm-1', role: 'source' })).code).toBe(
+      'migration_not_completed',
+    );
     expect(
-      decideCleanup({ record: record(), status: 'completed' }, { migrationId: 'm-1', role: 'source' }),
-    ).toBe('destroy');
+      failure(() => decideCleanup(source('completed'), { migrationId: 'm-9', role: 'source' })).code,
+    ).toBe('migration_mismatch');
     expect(
       failure(() =>
-        decideCleanup({ record: record(), status: 'active' }, { migrationId: 'm-1', role: 'source' }),
+        decideCleanup(
+          { record: null, status: 'none', runState: 'running' },
+          { migrationId: 'm-1', role: 'source' },
+        ),
       ).code,
-    ).toBe('migration_not_completed');
-    const destination = { record: record({ role: 'destination' }), status: 'active' as const };
-    expect(decideCleanup(destination, { migrationId: 'm-1', role: 'destination' })).toBe('destroy');
-    expect(failure(() => decideCleanup(destination, { migrationId: 'm-9', role: 'destination' })).code).toBe(
-      'migration_mismatch',
+    ).toBe('migration_mismatch');
+  });
+
+  it('destroys a destination that only receives, and one that runs only in the state the caller saw', () => {
+    const destination = (runState: GuestRunState, status: MigrationStatusName = 'completed') => ({
+      record: record({ role: 'destination' }),
+      status,
+      runState,
+    });
+    const cleanup = (expectState?: GuestRunState) => ({
+      migrationId: 'm-1',
+      role: 'destination' as const,
+      ...(expectState === undefined ? {} : { expectState }),
+    });
+    expect(decideCleanup(null, cleanup('running'))).toBe('nothing');
+    for (const state of ['incoming', 'defined', 'stopped', 'crashed'] as const) {
+      expect(decideCleanup(destination(state, 'active'), cleanup()), state).toBe('destroy');
+    }
+    for (const state of ['running', 'paused'] as const) {
+      const refused = failure(() => decideCleanup(destination(state), cleanup()));
+      expect([refused.status, refused.code, refused.field]).toEqual([409, 'guest_runs_here', 'expectState']);
+      expect(refused.message).toContain("migration 'm-1'");
+      expect(refused.message).toContain(state);
+      expect(decideCleanup(destination(state), cleanup(state))).toBe('destroy');
+    }
+    expect(decideCleanup(destination('crashed'), cleanup('crashed'))).toBe('destroy');
+    const stale = failure(() => decideCleanup(destination('running'), cleanup('incoming')));
+    expect([stale.status, stale.code, stale.field]).toEqual([409, 'state_changed', 'expectState']);
+    expect(stale.message).toContain('expected incoming, it is running');
+    expect(failure(() => decideCleanup(destination('stopped'), cleanup('running'))).code).toBe(
+      'state_changed',
     );
+    expect(
+      failure(() => decideCleanup(destination('incoming'), { ...cleanup(), migrationId: 'm-9' })).code,
+    ).toBe('migration_mismatch');
+  });
+
+  describe('resume', () => {
+    const view = (
+      status: MigrationStatusName,
+      overrides: Partial<MigrationRecord> | null = {},
+      postCopyStarted = false,
+    ) => ({ record: overrides === null ? null : record(overrides), status, postCopyStarted });
+
+    it('is a no-op for a running guest and refused for one that is not paused', () => {
+      expect(decideResume('g', 'running', view('completed'))).toBe('already');
+      expect(decideResume('g', 'running', view('postcopy-active', {}, true), { migrationId: 'x' })).toBe(
+        'already',
+      );
+      for (const state of ['defined', 'stopped', 'incoming', 'crashed'] as const) {
+        expect(failure(() => decideResume('g', state, view('none', null))).code, state).toBe(
+          'guest_not_paused',
+        );
+      }
+      expect(decideResume('g', 'paused', view('none', null))).toBe('resume');
+      expect(decideResume('g', 'paused', view('none', null), {})).toBe('resume');
+    });
+
+    it('compares the migration and its status the caller names', () => {
+      const mismatch = failure(() => decideResume('g', 'paused', view('active'), { migrationId: 'm-2' }));
+      expect([mismatch.status, mismatch.code, mismatch.field]).toEqual([
+        409,
+        'migration_mismatch',
+        'migrationId',
+      ]);
+      expect(
+        failure(() => decideResume('g', 'paused', view('none', null), { migrationId: 'm-1' })).code,
+      ).toBe('migration_mismatch');
+      const changed = failure(() =>
+        decideResume('g', 'paused', view('completed'), {
+          migrationId: 'm-1',
+          expectMigrationStatus: 'active',
+        }),
+      );
+      expect([changed.status, changed.code, changed.field]).toEqual([
+        409,
+        'migration_state_changed',
+        'expectMigrationStatus',
+      ]);
+      expect(changed.message).toContain('expected active, QEMU reports completed');
+      expect(
+        failure(() => decideResume('g', 'paused', view('none', null), { expectMigrationStatus: 'completed' }))
+          .code,
+      ).toBe('migration_state_changed');
+      expect(
+        decideResume('g', 'paused', view('active'), { migrationId: 'm-1', expectMigrationStatus: 'active' }),
+      ).toBe('resume');
+      // A destination's guest resumes (it arrived paused), naming its migration or not.
+      expect(decideResume('g', 'paused', view('completed', { role: 'destination' }))).toBe('resume');
+      expect(
+        decideResume('g', 'paused', view('completed', { role: 'destination' }), {
+          migrationId: 'm-1',
+          expectMigrationStatus: 'completed',
+        }),
+      ).toBe('resume');
+    });
+
+    it('never runs a source again once post-copy began', () => {
+      const full = (status: MigrationStatusName) => ({ migrationId: 'm-1', expectMigrationStatus: status });
+      for (const status of ['postcopy-active', 'completed', 'failed', 'cancelled'] as const) {
+        const refused = failure(() =>
+          decideResume('g', 'paused', view(status, { postCopy: true }, true), full(status)),
+        );
+        expect([refused.status, refused.code], status).toEqual([409, 'postcopy_started']);
+        expect(refused.message).toContain("'m-1'");
+        expect(failure(() => decideResume('g', 'paused', view(status, { postCopy: true }, true))).code).toBe(
+          'postcopy_started',
+        );
+      }
+      // Seen as postcopy-active before the record knew.
+      expect(
+        failure(() => decideResume('g', 'paused', view('postcopy-active', { postCopy: true }))).code,
+      ).toBe('postcopy_started');
+    });
+
+    it('runs a completed pre-copy source again only when the call names the migration and completed', () => {
+      for (const request of [{}, { migrationId: 'm-1' }, { expectMigrationStatus: 'completed' as const }]) {
+        const refused = failure(() => decideResume('g', 'paused', view('completed'), request));
+        expect([refused.status, refused.code], JSON.stringify(request)).toEqual([409, 'source_migrated']);
+        expect(refused.message).toContain("'m-1'");
+      }
+      expect(
+        decideResume('g', 'paused', view('completed'), {
+          migrationId: 'm-1',
+          expectMigrationStatus: 'completed',
+        }),
+      ).toBe('resume');
+    });
+
+    it('resumes a source whose migration did not hand the guest over', () => {
+      for (const status of ['none', 'setup', 'active', 'cancelling', 'cancelled', 'failed'] as const) {
+        expect(decideResume('g', 'paused', view(status)), status).toBe('resume');
+      }
+    });
+  });
+
+  it('starts a guest that is not paused, incoming, or handed over', () => {
+    const none = { record: null, status: 'none' as const, postCopyStarted: false };
+    expect(decideStart('g', 'running', none)).toBe('already');
+    for (const state of ['defined', 'stopped', 'crashed'] as const)
+      expect(decideStart('g', state, none)).toBe('start');
+    for (const state of ['paused', 'incoming'] as const) {
+      const refused = failure(() => decideStart('g', state, none));
+      expect(refused.code).toBe('guest_not_startable');
+      expect(refused.message).toContain('use resume or wait for the migration');
+    }
+    expect(
+      failure(() => decideStart('g', 'stopped', { ...none, record: record(), status: 'completed' })).code,
+    ).toBe('source_migrated');
+    expect(
+      failure(() =>
+        decideStart('g', 'stopped', { record: record(), status: 'failed', postCopyStarted: true }),
+      ).code,
+    ).toBe('postcopy_started');
+    expect(decideStart('g', 'stopped', { ...none, record: record(), status: 'failed' })).toBe('start');
+    expect(
+      decideStart('g', 'stopped', { ...none, record: record({ role: 'destination' }), status: 'completed' }),
+    ).toBe('start');
+  });
+
+  it('stops a guest only outside a migration in flight', () => {
+    for (const status of ['none', 'completed', 'failed', 'cancelled'] as const)
+      expect(decideStop('g', status)).toBe('stop');
+    for (const status of ['setup', 'active', 'postcopy-active', 'cancelling'] as const) {
+      expect(failure(() => decideStop('g', status)).code).toBe('migration_in_progress');
+    }
+  });
+
+  it('switches an active post-copy-enabled migration to post-copy once its disks are in step', () => {
+    const current = (
+      status: MigrationStatusName,
+      overrides: Partial<MigrationRecord> | null = {},
+      mirroring = false,
+    ) => ({
+      record: overrides === null ? null : record({ postCopy: true, ...overrides }),
+      status,
+      mirroring,
+    });
+    expect(decidePostCopy('g', current('active'))).toBe('switch');
+    for (const status of ['postcopy-active', 'completed', 'failed', 'cancelled'] as const) {
+      expect(decidePostCopy('g', current(status))).toBe('current');
+    }
+    expect(decidePostCopy('g', current('cancelling'))).toBe('current');
+    expect(failure(() => decidePostCopy('g', current('none', null))).code).toBe('no_active_migration');
+    expect(failure(() => decidePostCopy('g', current('active', { role: 'destination' }))).code).toBe(
+      'no_active_migration',
+    );
+    expect(failure(() => decidePostCopy('g', current('none'))).code).toBe('no_active_migration');
+    expect(failure(() => decidePostCopy('g', current('active', { postCopy: false }))).field).toBe('postCopy');
+    expect(failure(() => decidePostCopy('g', current('setup', { postCopy: false }, true))).code).toBe(
+      'postcopy_not_enabled',
+    );
+    expect(failure(() => decidePostCopy('g', current('setup', {}, true))).code).toBe('disk_mirror_not_ready');
+  });
+
+  it('cancels only an outgoing migration in flight, never in post-copy', () => {
+    const view = (
+      status: MigrationStatusName,
+      overrides: Partial<MigrationRecord> | null = {},
+      postCopyStarted = false,
+    ) => ({
+      record: overrides === null ? null : record(overrides),
+      status,
+      postCopyStarted,
+    });
+    for (const status of ['setup', 'active', 'cancelling'] as const)
+      expect(decideCancel(view(status))).toBe('cancel');
+    for (const status of ['none', 'completed', 'failed', 'cancelled'] as const) {
+      expect(decideCancel(view(status))).toBe('current');
+    }
+    expect(decideCancel(view('active', null))).toBe('current');
+    expect(decideCancel(view('active', { role: 'destination' }))).toBe('current');
+    expect(failure(() => decideCancel(view('postcopy-active'))).code).toBe('postcopy_active');
+    expect(failure(() => decideCancel(view('active', {}, true))).code).toBe('postcopy_active');
   });
 
   it('refuses unsafe names', () => {

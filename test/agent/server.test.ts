@@ -77,6 +77,43 @@ describe('agent HTTP layer (app.request, no socket)', () => {
     expect(body.error.message).toBe('maxBandwidthBytes: Invalid input: expected number, received string');
   });
 
+  it('reads an optional resume body and names the bad field in a 400', async () => {
+    const a = app();
+    const spec = testSpec();
+    await a.request(`/v1/guests/${spec.id}`, { method: 'PUT', headers: auth, body: JSON.stringify(spec) });
+    for (const [body, field] of [
+      [{ expectMigrationStatus: 'done' }, 'expectMigrationStatus'],
+      [{ migrationId: '' }, 'migrationId'],
+      [{ migrationId: 7 }, 'migrationId'],
+    ] as const) {
+      const response = await a.request(`/v1/guests/${spec.id}/resume`, {
+        method: 'POST',
+        headers: auth,
+        body: JSON.stringify(body),
+      });
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      const error = ((await response.json()) as AgentError).error;
+      expect([error.code, error.field]).toEqual(['invalid_request', field]);
+      expect(error.message).toMatch(new RegExp(`^${field}: `));
+    }
+    const json = await a.request(`/v1/guests/${spec.id}/resume`, {
+      method: 'POST',
+      headers: auth,
+      body: '{',
+    });
+    expect(json.status).toBe(400);
+    // No body, or an empty object, is a plain resume: a defined guest is not paused.
+    for (const body of [undefined, '{}']) {
+      const response = await a.request(`/v1/guests/${spec.id}/resume`, {
+        method: 'POST',
+        headers: auth,
+        body,
+      });
+      expect(response.status).toBe(409);
+      expect(((await response.json()) as AgentError).error.code).toBe('guest_not_paused');
+    }
+  });
+
   it('says 503 while the driver is still starting, and reports health without a token', async () => {
     const starting = app(false);
     expect((await starting.request('/v1/facts', { headers: auth })).status).toBe(503);

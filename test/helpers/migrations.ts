@@ -6,7 +6,13 @@ export interface MigrationBody {
   phase: string;
   error: string | null;
   destination: { id: string; name: string | null } | null;
-  progress: { percent: number; transferredBytes: number; downtimeMs: number | null; status: string } | null;
+  progress: {
+    percent: number;
+    transferredBytes: number;
+    downtimeMs: number | null;
+    status: string;
+    passes?: number;
+  } | null;
   timings: Record<string, { startedAt: number; endedAt?: number }>;
   checks: { name: string; ok: boolean }[];
   events: { type: string; level: string; message: string; data: Record<string, unknown> }[];

@@ -29,7 +29,6 @@ try {
 export const TEST_TIMINGS: LiveMigrationTimings = {
   ...DEFAULT_TIMINGS,
   pollIntervalMs: 200,
-  progressSignalIntervalMs: 500,
   progressSaveIntervalMs: 1_000,
   activityHeartbeatTimeoutMs: 5_000,
   aliveCheckTimeoutMs: 15_000,
@@ -120,6 +119,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       namespace,
       taskQueue,
       activities: wrap ? wrap(activities) : activities,
+      db: db.db,
     });
     worker = { worker: w, running: w.run(), connection: nativeConnection };
   };

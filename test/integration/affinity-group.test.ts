@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
-import { createRunningServer, liveMigrate, type ServerBody } from '../helpers/migrations.ts';
+import { createRunningServer, liveMigrate, waitForPhase, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 interface GroupBody {
@@ -26,6 +26,18 @@ describe('with_same_labels moves guests sharing affinity labels in one request',
       createRunningServer(stack, { name: 'db-3', host: 'src', labels: { 'affinity.app': 'db', tier: 'b' } }),
       createRunningServer(stack, { name: 'web-1', host: 'src', labels: { 'affinity.app': 'web' } }),
       createRunningServer(stack, { name: 'loner', host: 'src', labels: { tier: 'a' } }),
+      createRunningServer(stack, {
+        name: 'cache-1',
+        host: 'src',
+        memoryMb: 1024,
+        labels: { 'affinity.app': 'cache' },
+      }),
+      createRunningServer(stack, {
+        name: 'cache-2',
+        host: 'src',
+        memoryMb: 1024,
+        labels: { 'affinity.app': 'cache' },
+      }),
     ]);
   });
   afterAll(async () => stack?.stop());
@@ -62,6 +74,31 @@ describe('with_same_labels moves guests sharing affinity labels in one request',
       'completed',
     ]);
     expect((await stack.api<ServerBody>('GET', '/v1/servers/web-1')).body.host.name).toBe('src');
+  });
+
+  it('children outlive a terminated parent: each is its own migration and runs to its end', async () => {
+    const res = await stack.api<{ groupId: string; migrations: { server: string; migrationId: string }[] }>(
+      'POST',
+      '/v1/servers/cache-1/live-migrate',
+      // Slow enough that both children are still copying when the parent goes.
+      { with_same_labels: true, prefer_host: 'dst', max_bandwidth_mb: 40 },
+    );
+    expect(res.status, JSON.stringify(res.body)).toBe(202);
+    const ids = res.body.migrations.map((m) => m.migrationId);
+    expect(ids).toHaveLength(2);
+    await Promise.all(ids.map((id) => waitForPhase(stack, id, ['copying'], 60_000)));
+
+    await stack.temporal.workflow
+      .getHandle(`live-migrate-group-${res.body.groupId}`)
+      .terminate('operator terminated the group');
+
+    const finished = await Promise.all(
+      ids.map((id) => waitForPhase(stack, id, ['completed', 'failed', 'cancelled'], 90_000)),
+    );
+    expect(finished.map((m) => m.phase)).toEqual(['completed', 'completed']);
+    for (const name of ['cache-1', 'cache-2']) {
+      expect((await stack.api<ServerBody>('GET', `/v1/servers/${name}`)).body.host.name).toBe('dst');
+    }
   });
 
   it('refuses a guest without affinity labels, naming the field', async () => {

@@ -36,6 +36,7 @@ describe('cluster migration config defaults', () => {
       allowAutoConverge: false,
       allowWorkloadDisruption: false,
       maxDowntimeMs: 300,
+      queueTimeout: 3600,
     });
     expect(Object.isFrozen(DEFAULT_MIGRATION_CONFIG)).toBe(true);
   });
@@ -149,11 +150,23 @@ describe('invalid config values are rejected naming the field', () => {
     [{ allowWorkloadDisruption: 'no' }, 'allowWorkloadDisruption', /true or false/],
     [{ maxDowntimeMs: 0 }, 'maxDowntimeMs', /at least 1/],
     [{ maxDowntimeMs: 3_000_000 }, 'maxDowntimeMs', /at most 2000000/],
+    [{ queueTimeout: 0 }, 'queueTimeout', /at least 1/],
+    [{ queueTimeout: -60 }, 'queueTimeout', /at least 1/],
+    [{ queueTimeout: 90.5 }, 'queueTimeout', /whole number of seconds a migration may wait for a slot/],
+    [{ queueTimeout: '3600' }, 'queueTimeout', /whole number of seconds/],
+    [{ queueTimeout: 30 * 86_400 + 1 }, 'queueTimeout', /at most 2592000/],
   ])('%j', (body, field, message) => {
     const err = rejection(body);
     expect(err.field).toBe(field);
     expect(err.message.startsWith(`${field}: `)).toBe(true);
     expect(err.message).toMatch(message);
+  });
+
+  it("takes queueTimeout (ours, not KubeVirt's) from 1 s to 30 days; left out it is an hour", () => {
+    expect(configFromRequest({ queueTimeout: 1 }).queueTimeout).toBe(1);
+    expect(configFromRequest({ queueTimeout: 30 * 86_400 }).queueTimeout).toBe(30 * 86_400);
+    expect(configFromRequest({ queueTimeout: null }).queueTimeout).toBe(3600);
+    expect(configFromRequest({}).queueTimeout).toBe(3600);
   });
 
   it('names a misspelt field instead of silently ignoring it', () => {
@@ -193,6 +206,8 @@ describe('policy overrides schema', () => {
   it('rejects unknown and invalid fields', () => {
     expect(migrationConfigOverridesSchema.safeParse({ nope: 1 }).success).toBe(false);
     expect(migrationConfigOverridesSchema.safeParse({ maxDowntimeMs: -1 }).success).toBe(false);
+    expect(migrationConfigOverridesSchema.safeParse({ queueTimeout: 0 }).success).toBe(false);
+    expect(migrationConfigOverridesSchema.parse({ queueTimeout: 600 })).toEqual({ queueTimeout: 600 });
   });
 });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MIGRATION_CONFIG } from '../../domain/migration-config.ts';
 import { planLiveMigration } from '../../domain/migration-plan.ts';
-import { resolveSettings } from '../../domain/migration-policy.ts';
+import { migrationPolicySchema, resolveSettings } from '../../domain/migration-policy.ts';
 import type { LiveMigrateOptions } from '../../domain/live-migration.ts';
 
 const options: LiveMigrateOptions = {
@@ -25,6 +25,7 @@ describe('planLiveMigration', () => {
     const plan = planLiveMigration(settings, options, guest);
     expect(plan.convergencePolicy.kind).toBe('predictive');
     expect(plan.limits).toEqual({ perCluster: 5, outboundPerNode: 2, inboundPerNode: 2 });
+    expect(plan.queueTimeoutMs).toBe(3_600_000);
     expect(plan.tls).toBe(false);
     expect(plan.startContext).toMatchObject({ memoryBytes: 1024 * 2 ** 20, localDiskBytes: 2048 * 2 ** 20 });
     expect(plan.start.postCopy).toBe(false);
@@ -52,5 +53,14 @@ describe('planLiveMigration', () => {
     const plan = planLiveMigration(custom, options, guest);
     expect(plan.limits.perCluster).toBe(1);
     expect(plan.startContext.postCopyAllowed).toBe(true);
+  });
+
+  it('takes the queue timeout from the settings, in ms, a policy override included', () => {
+    const cluster = resolveSettings({ ...DEFAULT_MIGRATION_CONFIG, queueTimeout: 90 }, null);
+    expect(planLiveMigration(cluster, options, guest).queueTimeoutMs).toBe(90_000);
+    const policy = migrationPolicySchema.parse({ name: 'patient', overrides: { queueTimeout: 7200 } });
+    const overridden = resolveSettings({ ...DEFAULT_MIGRATION_CONFIG, queueTimeout: 90 }, policy);
+    expect(overridden.sources.queueTimeout).toBe('policy:patient');
+    expect(planLiveMigration(overridden, options, guest).queueTimeoutMs).toBe(7_200_000);
   });
 });

@@ -1,0 +1,112 @@
+import { Context } from '@temporalio/activity';
+import {
+  noMigrationStatus,
+  type GuestRunState,
+  type MigrationStatus,
+  type MigrationStatusName,
+} from '../domain/agent-contract.ts';
+import { isSourceSettled } from '../domain/migration-recovery.ts';
+import { AgentCallError, AgentClient } from './agent-client.ts';
+import { agentCall } from './agent-errors.ts';
+
+/** Between two reads of a source whose cancel has not landed yet. */
+const SETTLE_POLL_MS = 200;
+
+/**
+ * The agent calls of a rollback. Each reads or names the real state: a cancel that lands as QEMU completes
+ * is seen as completed, never assumed cancelled; resume and destroy name the state they expect, so the
+ * agent refuses them if it changed meanwhile.
+ */
+export function recoveryActivities(deps: { agentToken: string }) {
+  const agent = (url: string, timeoutMs?: number) => new AgentClient(url, deps.agentToken, timeoutMs);
+
+  return {
+    /**
+     * Cancels the source's migration if it still runs and waits until QEMU settles: cancelled, failed,
+     * completed (the cancel came too late) or post-copy (too late to go back). Returns what QEMU says.
+     */
+    async settleSourceMigration(input: {
+      agentUrl: string;
+      guestId: string;
+      migrationId: string;
+    }): Promise<MigrationStatus> {
+      const ctx = Context.current();
+      const client = agent(input.agentUrl, 10_000);
+      let cancelSent = false;
+      for (;;) {
+        const status = await agentCall(() =>
+          client.migrationStatus(input.guestId).catch((err: unknown) => {
+            if (err instanceof AgentCallError && err.status === 404) return null;
+            throw err;
+          }),
+        );
+        if (status === null) return noMigrationStatus();
+        if (status.migrationId !== input.migrationId || isSourceSettled(status)) return status;
+        if (!cancelSent && status.status !== 'cancelling') {
+          // The answer is a sample like any other: the loop reads QEMU again rather than trusting it.
+          await agentCall(() => client.cancelMigration(input.guestId));
+          cancelSent = true;
+        }
+        ctx.heartbeat({ status: status.status });
+        await ctx.sleep(SETTLE_POLL_MS);
+      }
+    },
+
+    /** The guest's run state on a host, or null when the host does not know it. */
+    async readGuestState(input: { agentUrl: string; guestId: string }): Promise<GuestRunState | null> {
+      return agentCall(() =>
+        agent(input.agentUrl)
+          .getGuest(input.guestId)
+          .then((g) => g.status)
+          .catch((err: unknown) => {
+            if (err instanceof AgentCallError && err.status === 404) return null;
+            throw err;
+          }),
+      );
+    },
+
+    /** Destroys the destination's copy only while it is in the state the caller saw (the agent checks). */
+    async destroyDestinationGuest(input: {
+      agentUrl: string;
+      guestId: string;
+      migrationId: string;
+      expectState?: GuestRunState;
+    }): Promise<void> {
+      await agentCall(() =>
+        agent(input.agentUrl)
+          .cleanup(input.guestId, {
+            migrationId: input.migrationId,
+            role: 'destination',
+            ...(input.expectState ? { expectState: input.expectState } : {}),
+          })
+          .catch((err: unknown) => {
+            if (err instanceof AgentCallError && err.status === 404) return { cleaned: false };
+            throw err;
+          }),
+      );
+    },
+
+    /** A kept destination (keep_dest_guest_on_failed) must not run beside the source: it is paused. */
+    async pauseGuestOn(input: { agentUrl: string; guestId: string }): Promise<void> {
+      await agentCall(() => agent(input.agentUrl).pauseGuest(input.guestId));
+    },
+
+    /**
+     * Resumes the source. Naming the migration and the status seen lets the agent refuse a source whose
+     * migration completed behind our back, or that went through post-copy (its memory is stale for good).
+     */
+    async resumeSourceGuest(input: {
+      agentUrl: string;
+      guestId: string;
+      migrationId: string;
+      expectMigrationStatus: MigrationStatusName;
+    }): Promise<void> {
+      await agentCall(() =>
+        agent(input.agentUrl).resumeGuest(input.guestId, {
+          migrationId: input.migrationId,
+          expectMigrationStatus: input.expectMigrationStatus,
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,101 @@
+import type { GuestRunState, MigrationStatus, MigrationStatusName } from './agent-contract.ts';
+
+/**
+ * What a failed or cancelled live migration does next, decided on the agents' real state (never on a
+ * progress sample that may be seconds old). The invariant behind every rule: the guest executes on at
+ * most one host, and the only valid copy of it is never destroyed.
+ */
+export type CopyRecovery =
+  /** QEMU completed the copy before the cancel landed: the destination holds the guest; go on to verify it. */
+  | { kind: 'roll-forward'; reason: string }
+  /** Post-copy began: the guest's memory is split between the hosts; the copy must finish on the destination. */
+  | { kind: 'finish-post-copy'; reason: string }
+  /** The source still holds the only valid copy: destroy the destination, resume the source. */
+  | { kind: 'roll-back'; reason: string };
+
+/** Statuses after which the source's QEMU will not change on its own (cancel has taken effect or come too late). */
+const settledStatuses: ReadonlySet<MigrationStatusName> = new Set([
+  'none',
+  'completed',
+  'failed',
+  'cancelled',
+  'postcopy-active',
+]);
+
+/** Whether a cancel has landed for good: waiting longer would not change which copy is the valid one. */
+export function isSourceSettled(status: Pick<MigrationStatus, 'status'>): boolean {
+  return settledStatuses.has(status.status);
+}
+
+/**
+ * After a failure or a cancel during the copy, once the source's migration is settled: which copy is valid.
+ * `migrationId` guards against reading another migration's status (a record of an older one).
+ */
+export function recoveryAfterCopy(
+  migrationId: string,
+  source: Pick<MigrationStatus, 'status' | 'migrationId' | 'postCopyStarted'>,
+): CopyRecovery {
+  const ours = source.migrationId === migrationId;
+  if (ours && (source.postCopyStarted === true || source.status === 'postcopy-active')) {
+    return {
+      kind: 'finish-post-copy',
+      reason: `post-copy began (source reports ${source.status}): the source's memory is stale, the copy must finish on the destination`,
+    };
+  }
+  if (ours && source.status === 'completed') {
+    return {
+      kind: 'roll-forward',
+      reason: 'QEMU completed the copy before the cancel landed: the destination holds the guest',
+    };
+  }
+  return {
+    kind: 'roll-back',
+    reason: ours
+      ? `source reports the migration ${source.status}: it still holds the only valid copy`
+      : `source reports no migration ${migrationId} (it knows ${source.migrationId ?? 'none'}): it still holds the guest`,
+  };
+}
+
+/** What to do when the destination's guest showed no sign of life after the switch-over. */
+export type DeadDestinationPlan =
+  /** Post-copy ran: the source's memory is stale and must never run; the destination is the only copy. */
+  | { kind: 'keep-destination'; reason: string }
+  /** Pre-copy completed: stop the destination first (destroy it, or pause it when kept), then resume the source. */
+  | { kind: 'back-to-source'; destination: 'destroy' | 'pause'; reason: string };
+
+export function planForDeadDestination(input: {
+  postCopyStarted: boolean;
+  keepDestGuestOnFailed: boolean;
+}): DeadDestinationPlan {
+  if (input.postCopyStarted) {
+    return {
+      kind: 'keep-destination',
+      reason:
+        'post-copy ran, so the source holds stale memory and must never run again: the guest stays on the destination',
+    };
+  }
+  return {
+    kind: 'back-to-source',
+    destination: input.keepDestGuestOnFailed ? 'pause' : 'destroy',
+    reason: input.keepDestGuestOnFailed
+      ? 'pre-copy completed: the destination is paused and kept for debugging, then the source resumes'
+      : 'pre-copy completed: the destination is destroyed, then the source resumes',
+  };
+}
+
+/** How a rollback treats the destination guest it finds; never a guest that may be the only running copy. */
+export type DestinationCleanup = 'nothing' | 'destroy' | 'pause' | 'leave-incoming';
+
+/**
+ * Rollback of a migration whose source still holds the valid copy. A destination that is `running` while the
+ * source says the copy did not complete cannot have the guest's state: it is destroyed all the same, naming
+ * the state seen so the agent refuses if it changed meanwhile.
+ */
+export function destinationCleanup(
+  destination: GuestRunState | null,
+  keepDestGuestOnFailed: boolean,
+): DestinationCleanup {
+  if (destination === null) return 'nothing';
+  if (!keepDestGuestOnFailed) return 'destroy';
+  return destination === 'running' ? 'pause' : 'leave-incoming';
+}

@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest';
+import { guestRunStates, migrationStatuses } from '../../domain/agent-contract.ts';
+import {
+  destinationCleanup,
+  isSourceSettled,
+  planForDeadDestination,
+  recoveryAfterCopy,
+} from '../../domain/migration-recovery.ts';
+import {
+  DEFAULT_TIMINGS,
+  monitorAgentTimeoutMs,
+  slotLeaseHeartbeatTimeoutMs,
+} from '../../domain/live-migration.ts';
+import { migrationStatus } from './status-fixture.ts';
+
+describe('isSourceSettled: a cancel has landed for good once QEMU stops changing on its own', () => {
+  it.each([
+    ['none', true],
+    ['setup', false],
+    ['active', false],
+    ['postcopy-active', true],
+    ['completed', true],
+    ['failed', true],
+    ['cancelling', false],
+    ['cancelled', true],
+  ] as const)('%s -> %s', (status, settled) => {
+    expect(isSourceSettled({ status })).toBe(settled);
+  });
+
+  it('covers every status QEMU reports', () => {
+    expect(migrationStatuses.length).toBe(8);
+  });
+});
+
+describe('recoveryAfterCopy: the source says which copy is valid', () => {
+  it('rolls forward when QEMU completed the copy before the cancel landed', () => {
+    const r = recoveryAfterCopy('m1', migrationStatus({ status: 'completed' }));
+    expect(r.kind).toBe('roll-forward');
+  });
+
+  it('finishes post-copy when it began, even if QEMU now reports it failed or cancelled', () => {
+    expect(recoveryAfterCopy('m1', migrationStatus({ status: 'postcopy-active' })).kind).toBe(
+      'finish-post-copy',
+    );
+    for (const status of ['completed', 'failed', 'cancelled'] as const) {
+      expect(recoveryAfterCopy('m1', migrationStatus({ status, postCopyStarted: true })).kind).toBe(
+        'finish-post-copy',
+      );
+    }
+  });
+
+  it.each(['none', 'failed', 'cancelled'] as const)('rolls back when the source reports %s', (status) => {
+    expect(recoveryAfterCopy('m1', migrationStatus({ status })).kind).toBe('roll-back');
+  });
+
+  it("rolls back when the source knows another migration: a stale record is not this migration's completion", () => {
+    const r = recoveryAfterCopy('m2', migrationStatus({ migrationId: 'm1', status: 'completed' }));
+    expect(r.kind).toBe('roll-back');
+    expect(r.reason).toContain('m2');
+  });
+});
+
+describe('planForDeadDestination: a destination without a heartbeat after the switch-over', () => {
+  it('never goes back to a source whose memory went stale under post-copy', () => {
+    for (const keep of [true, false]) {
+      expect(planForDeadDestination({ postCopyStarted: true, keepDestGuestOnFailed: keep }).kind).toBe(
+        'keep-destination',
+      );
+    }
+  });
+
+  it('stops the destination (destroyed, or paused when kept) before the pre-copy source resumes', () => {
+    expect(planForDeadDestination({ postCopyStarted: false, keepDestGuestOnFailed: false })).toMatchObject({
+      kind: 'back-to-source',
+      destination: 'destroy',
+    });
+    expect(planForDeadDestination({ postCopyStarted: false, keepDestGuestOnFailed: true })).toMatchObject({
+      kind: 'back-to-source',
+      destination: 'pause',
+    });
+  });
+});
+
+describe('destinationCleanup: what a rollback does with the destination it finds', () => {
+  it('has nothing to do when the destination never knew the guest', () => {
+    expect(destinationCleanup(null, false)).toBe('nothing');
+    expect(destinationCleanup(null, true)).toBe('nothing');
+  });
+
+  it.each(guestRunStates)('destroys a %s destination unless asked to keep it', (state) => {
+    expect(destinationCleanup(state, false)).toBe('destroy');
+  });
+
+  it('keeps a destination paused, never running beside the source, when asked to keep it', () => {
+    expect(destinationCleanup('running', true)).toBe('pause');
+    for (const state of guestRunStates.filter((s) => s !== 'running')) {
+      expect(destinationCleanup(state, true)).toBe('leave-incoming');
+    }
+  });
+});
+
+describe("monitorAgentTimeoutMs: one slow poll never outlives the monitor's heartbeat timeout", () => {
+  it.each([1_000, 5_000, 10_000, 60_000])('heartbeat timeout %i ms', (heartbeat) => {
+    expect(monitorAgentTimeoutMs(heartbeat)).toBeLessThan(heartbeat / 2);
+  });
+});
+
+describe('slotLeaseHeartbeatTimeoutMs: the lease keeper, heartbeating once a renewal, is not timed out between two', () => {
+  it.each([
+    [5_000, 10_000],
+    [10_000, 10_000],
+    [30_000, 1_000],
+  ])('heartbeat %i ms, renew every %i ms', (heartbeat, renew) => {
+    const timeout = slotLeaseHeartbeatTimeoutMs({
+      ...DEFAULT_TIMINGS,
+      activityHeartbeatTimeoutMs: heartbeat,
+      slotRenewIntervalMs: renew,
+    });
+    expect(timeout).toBeGreaterThanOrEqual(2 * renew);
+    expect(timeout).toBeGreaterThanOrEqual(heartbeat);
+  });
+});

@@ -1,0 +1,48 @@
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { slotLeaseHeartbeatTimeoutMs, type LiveMigrationTimings } from '../domain/live-migration.ts';
+
+/**
+ * How the live migration calls its activities. Before the switch-over a step that keeps failing fails the
+ * migration, which then rolls back; `durable` steps (the switch-over onwards, and every compensation) retry
+ * until they succeed, since giving up there would strand a guest that runs on one host while the records
+ * name another. Retries inside one activity add nothing to the workflow's history.
+ */
+export const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 10 },
+});
+
+export const agentCalls = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
+  // A cancelled prepare runs to its end before the rollback looks: else it could start an incoming QEMU
+  // after the rollback destroyed the destination.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+export const durable = proxyActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+});
+
+export function monitorFor(timings: LiveMigrationTimings) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: timings.activityHeartbeatTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 20 },
+  });
+}
+
+/** The slot's lease is kept by one heartbeating activity for as long as the migration holds the slot. */
+export function keepSlotLeaseFor(timings: LiveMigrationTimings) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '7 days',
+    heartbeatTimeout: slotLeaseHeartbeatTimeoutMs(timings),
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+    // The release waits for the keeper to stop, so no renewal can follow it.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  });
+}
