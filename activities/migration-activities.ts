@@ -115,9 +115,15 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       return monitorMigration(deps, input);
     },
 
+    /** A source that no longer knows the guest (already cleaned, or its host lost it) has nothing left to clean. */
     async cleanupSource(input: { agentUrl: string; guestId: string; migrationId: string }) {
       await agentCall(() =>
-        agent(input.agentUrl).cleanup(input.guestId, { migrationId: input.migrationId, role: 'source' }),
+        agent(input.agentUrl)
+          .cleanup(input.guestId, { migrationId: input.migrationId, role: 'source' })
+          .catch((err: unknown) => {
+            if (err instanceof AgentCallError && err.status === 404) return { cleaned: false };
+            throw err;
+          }),
       );
     },
 
@@ -187,7 +193,14 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       let lastCounter: number | null = null;
       let status = 'unknown';
       while (Date.now() < deadline) {
-        const state = await agentCall(() => client.getGuest(input.guestId));
+        const state = await agentCall(() =>
+          client.getGuest(input.guestId).catch((err: unknown) => {
+            // A destination that no longer knows the guest (its host was lost) is as dead as a silent one.
+            if (err instanceof AgentCallError && err.status === 404) return null;
+            throw err;
+          }),
+        );
+        if (state === null) return { alive: false, firstCounter, lastCounter, status: 'unknown here' };
         status = state.status;
         const counter = state.heartbeat?.counter ?? null;
         if (counter !== null) {

@@ -99,3 +99,19 @@ export function destinationCleanup(
   if (!keepDestGuestOnFailed) return 'destroy';
   return destination === 'running' ? 'pause' : 'leave-incoming';
 }
+
+/** Where a guest is found running when a step after the switch-over failed in a way retrying cannot fix. */
+export type FoundRunning = 'destination' | 'source' | 'nowhere';
+
+/**
+ * The records follow the guest: the destination when it runs there (it is the newer copy), else the source
+ * when it runs there, else nowhere (the row says so until an operator steps in).
+ */
+export function whereTheGuestRuns(
+  source: GuestRunState | null,
+  destination: GuestRunState | null,
+): FoundRunning {
+  if (destination === 'running') return 'destination';
+  if (source === 'running') return 'source';
+  return 'nowhere';
+}

@@ -21,11 +21,26 @@ export const agentCalls = proxyActivities<Activities>({
   cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
 });
 
+const untilDone = {
+  initialInterval: '1 second',
+  backoffCoefficient: 2,
+  maximumInterval: '30 seconds',
+} as const;
+
+/** Bounded by the agent client's own 30 s timeout: a worker lost mid-call is noticed within 45 s. */
 export const durable = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  startToCloseTimeout: '45 seconds',
+  retry: untilDone,
 });
+
+/** The long durable steps (the alive check, settling the source) heartbeat; a lost worker shows at once. */
+export function watchedFor(timings: LiveMigrationTimings) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: timings.activityHeartbeatTimeoutMs,
+    retry: untilDone,
+  });
+}
 
 export function monitorFor(timings: LiveMigrationTimings) {
   return proxyActivities<Activities>({
@@ -41,8 +56,8 @@ export function keepSlotLeaseFor(timings: LiveMigrationTimings) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '7 days',
     heartbeatTimeout: slotLeaseHeartbeatTimeoutMs(timings),
+    // The release does not wait for the keeper to stop (that takes up to a heartbeat): the slots
+    // workflow ignores a renewal that arrives after the release.
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-    // The release waits for the keeper to stop, so no renewal can follow it.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   });
 }

@@ -17,6 +17,7 @@ import {
   destinationCleanup,
   planForDeadDestination,
   recoveryAfterCopy,
+  whereTheGuestRuns,
   type CopyRecovery,
 } from '../domain/migration-recovery.ts';
 import type { Caller, CheckResult } from '../domain/prechecks.ts';
@@ -30,7 +31,14 @@ import {
   type LiveMigrationView,
   type PrecheckAnswer,
 } from './live-migrate-messages.ts';
-import { agentCalls, durable, keepSlotLeaseFor, monitorFor, quick } from './live-migrate-activities.ts';
+import {
+  agentCalls,
+  durable,
+  keepSlotLeaseFor,
+  monitorFor,
+  quick,
+  watchedFor,
+} from './live-migrate-activities.ts';
 import { releaseSlotSignal, slotGrantedSignal } from './migration-slots-messages.ts';
 import { Saga } from './saga.ts';
 import { DestinationHostKey } from './search-attributes.ts';
@@ -182,7 +190,16 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       final = await CancellationScope.nonCancellable(() => goForward(recovery, reason, cancelled));
       rolledForward = true;
     }
-    return await CancellationScope.nonCancellable(() => finish(final, rolledForward));
+    return await CancellationScope.nonCancellable(async () => {
+      try {
+        return await finish(final, rolledForward);
+      } catch (err) {
+        // Only a refusal retrying cannot fix gets here: the records follow wherever the guest runs.
+        const reason = `after the switch-over: ${failureReason(err)}`;
+        await followTheGuest(reason);
+        throw ApplicationFailure.nonRetryable(reason, 'SwitchOverFailed');
+      }
+    });
   } finally {
     await saga.compensate();
   }
@@ -338,7 +355,11 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   /** Which copy is valid, from QEMU itself: the cancel may have landed after the copy completed. */
   async function recover(reason: string): Promise<CopyRecovery & { status: MigrationStatus | null }> {
     if (!copyStarted) return { kind: 'roll-back', reason: 'the copy never started', status: null };
-    const status = await durable.settleSourceMigration({ agentUrl: source.agentUrl, guestId, migrationId });
+    const status = await watchedFor(timings).settleSourceMigration({
+      agentUrl: source.agentUrl,
+      guestId,
+      migrationId,
+    });
     const recovery = recoveryAfterCopy(migrationId, status);
     await event('recovery', `${reason}: ${recovery.reason}`, {
       decision: recovery.kind,
@@ -388,7 +409,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       await event('resumed', `guest resumed on ${destination.name} after the paused final copy`);
     }
     await enterPhase('verifying');
-    const alive = await durable.verifyGuestAlive({
+    const alive = await watchedFor(timings).verifyGuestAlive({
       agentUrl: destination.agentUrl,
       guestId,
       timeoutMs: timings.aliveCheckTimeoutMs,
@@ -533,6 +554,33 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         'warning',
       );
     }
+  }
+
+  /** A step past the switch-over was refused: record the guest where it really runs, and end the migration. */
+  async function followTheGuest(reason: string) {
+    view.error = reason;
+    saga.forget('clean the destination');
+    const [onSource, onDestination] = [
+      await durable.readGuestState({ agentUrl: source.agentUrl, guestId }),
+      await durable.readGuestState({ agentUrl: destination.agentUrl, guestId }),
+    ];
+    const found = whereTheGuestRuns(onSource, onDestination);
+    if (found === 'destination') {
+      await durable.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+      saga.forget('release reservation');
+      saga.forget('mark guest running');
+    } else if (found === 'nowhere') {
+      saga.forget('mark guest running');
+      await durable.markGuestError({ guestId, error: reason });
+    }
+    const leftovers = await saga.compensate();
+    await event(
+      'switch_over_failed',
+      `${reason}; the guest runs ${found === 'nowhere' ? 'nowhere' : `on ${found === 'source' ? source.name : destination.name}`}`,
+      { found, source: onSource, destination: onDestination, leftovers },
+      'error',
+    );
+    await enterPhase('failed', { error: reason });
   }
 
   /** Post-copy failed: neither host holds a whole guest. Nothing may run it; an operator must step in. */

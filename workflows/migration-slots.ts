@@ -48,7 +48,6 @@ export interface MigrationSlotsState {
   reinstated?: ReinstatedHolder[];
 }
 
-
 /**
  * The per-cluster semaphore of live migrations: at most perCluster running, outboundPerNode per source and
  * inboundPerNode per destination; the rest wait in a fair queue and start in order as slots free. A holder

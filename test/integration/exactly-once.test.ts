@@ -197,6 +197,35 @@ describe('a guest runs exactly once whatever fails', () => {
     await expectRunsOnlyOn('late-prepare', vm.id, 'src');
   });
 
+  it('cancels the QMP migration before it writes anything to PostgreSQL on a rollback', async () => {
+    const sourceAtRollingBack: string[] = [];
+    await withActivities((activities) => ({
+      ...activities,
+      async setMigrationPhase(input) {
+        if (input.phase === 'rolling-back') {
+          const guestId = (await migrationOf(stack, input.migrationId)) as unknown as {
+            guest: { id: string };
+          };
+          sourceAtRollingBack.push(await sourceMigrationStatus(guestId.guest.id));
+        }
+        return activities.setMigrationPhase(input);
+      },
+    }));
+    const vm = await createRunningServer(stack, { name: 'db-first', host: 'src', memoryMb: 8192 });
+    const started = await liveMigrate(stack, 'db-first', { prefer_host: 'dst', max_bandwidth_mb: 50 });
+    const id = started.body.migrationId;
+    await waitFor(
+      'bytes moving',
+      async () => ((await migrationOf(stack, id)).progress?.transferredBytes ?? 0) > 0,
+    );
+    await stack.api('POST', `/v1/migrations/${id}/cancel`);
+    const done = await waitForPhase(stack, id, ['completed', 'failed', 'cancelled']);
+    expect(done.phase).toBe('cancelled');
+    // A database that fails this write can no longer keep QEMU copying: the cancel has landed already.
+    expect(sourceAtRollingBack[0]).toBe('cancelled');
+    await expectRunsOnlyOn('db-first', vm.id, 'src');
+  });
+
   it('does not grow its history while the copy runs (progress travels outside it)', async () => {
     const vm = await createRunningServer(stack, { name: 'long-copy', host: 'src', memoryMb: 4096 });
     const started = await liveMigrate(stack, 'long-copy', { prefer_host: 'dst', max_bandwidth_mb: 100 });

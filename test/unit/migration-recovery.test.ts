@@ -5,6 +5,7 @@ import {
   isSourceSettled,
   planForDeadDestination,
   recoveryAfterCopy,
+  whereTheGuestRuns,
 } from '../../domain/migration-recovery.ts';
 import {
   DEFAULT_TIMINGS,
@@ -118,5 +119,24 @@ describe('slotLeaseHeartbeatTimeoutMs: the lease keeper, heartbeating once a ren
     });
     expect(timeout).toBeGreaterThanOrEqual(2 * renew);
     expect(timeout).toBeGreaterThanOrEqual(heartbeat);
+  });
+});
+
+describe('whereTheGuestRuns: the records follow the guest after a failed step past the switch-over', () => {
+  it('names the destination whenever the guest runs there', () => {
+    for (const source of [...guestRunStates, null])
+      expect(whereTheGuestRuns(source, 'running')).toBe('destination');
+  });
+
+  it('names the source when only it runs the guest', () => {
+    for (const destination of [...guestRunStates.filter((s) => s !== 'running'), null]) {
+      expect(whereTheGuestRuns('running', destination)).toBe('source');
+    }
+  });
+
+  it('names nowhere when neither host runs it', () => {
+    expect(whereTheGuestRuns('paused', 'paused')).toBe('nowhere');
+    expect(whereTheGuestRuns(null, null)).toBe('nowhere');
+    expect(whereTheGuestRuns('crashed', 'incoming')).toBe('nowhere');
   });
 });
