@@ -24,6 +24,7 @@ export default defineConfig({
             'test/agent/**/*.test.ts',
             'test/e2e/**/*.test.ts',
             'test/infra/**/*.test.ts',
+            'test/chaos/**/*.test.ts',
           ],
           // Real Temporal, PostgreSQL, etcd and InfluxDB, started once for the whole run.
           globalSetup: ['test/global-setup.ts'],
