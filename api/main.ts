@@ -4,15 +4,17 @@ import { HostLiveness } from '../activities/host-liveness.ts';
 import { connectDb } from '../db/client.ts';
 import { DEFAULTS, etcdSettings, intSetting, requiredSetting, temporalSettings } from '../domain/config.ts';
 import { createApp } from './app.ts';
+import { startPendingReaper } from './pending-reaper.ts';
 
 const env = process.env;
 const temporalConf = temporalSettings(env);
 const db = connectDb(requiredSetting(env, 'DATABASE_URL'));
 const connection = await Connection.connect({ address: temporalConf.address });
 const liveness = new HostLiveness(etcdSettings(env));
+const temporal = new Client({ connection, namespace: temporalConf.namespace });
 const app = createApp({
   db: db.db,
-  temporal: new Client({ connection, namespace: temporalConf.namespace }),
+  temporal,
   taskQueue: temporalConf.taskQueue,
   liveness,
   agentToken: requiredSetting(env, 'AGENT_TOKEN'),
@@ -25,7 +27,11 @@ const server = serve({ fetch: app.fetch, hostname, port }, () =>
   console.log(`API listening on http://${hostname}:${port}`),
 );
 
+// A request cut off between recording a migration and starting its workflow leaves a `pending` row.
+const stopReaper = startPendingReaper(db.db, temporal);
+
 async function shutdown() {
+  stopReaper();
   server.close();
   liveness.close();
   await connection.close();

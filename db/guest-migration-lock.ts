@@ -22,6 +22,9 @@ export async function withGuestMigrationLock<T>(
   // One order for everyone, so two requests over overlapping guests cannot deadlock.
   const ids = [...new Set(typeof guestIds === 'string' ? [guestIds] : guestIds)].sort();
   const client = await poolOf(db).connect();
+  // A checked-out client whose server goes away emits 'error'; unheard, that would crash the process.
+  const onError = (err: Error) => console.warn(`guest migration lock connection: ${err.message}`);
+  client.on('error', onError);
   let unlocked = false;
   try {
     for (const id of ids) {
@@ -40,6 +43,7 @@ export async function withGuestMigrationLock<T>(
       unlocked = true;
     }
   } finally {
+    client.off('error', onError);
     // A connection that may still hold a lock is closed rather than handed to someone else.
     client.release(!unlocked);
   }
