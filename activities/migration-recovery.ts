@@ -20,6 +20,41 @@ const SETTLE_POLL_MS = 200;
 export function recoveryActivities(deps: { agentToken: string }) {
   const agent = (url: string, timeoutMs?: number) => new AgentClient(url, deps.agentToken, timeoutMs);
 
+  /** Cancels the source's migration if it still runs and waits until QEMU settles. */
+  const settle = async (input: { agentUrl: string; guestId: string; migrationId: string }) => {
+    const ctx = Context.current();
+    const client = agent(input.agentUrl, 10_000);
+    let cancelSent = false;
+    for (;;) {
+      const status = await agentCall(() =>
+        client.migrationStatus(input.guestId).catch((err: unknown) => {
+          if (err instanceof AgentCallError && err.status === 404) return null;
+          throw err;
+        }),
+      );
+      if (status === null) return noMigrationStatus();
+      if (status.migrationId !== input.migrationId || isSourceSettled(status)) return status;
+      if (!cancelSent && status.status !== 'cancelling') {
+        // The answer is a sample like any other: the loop reads QEMU again rather than trusting it.
+        await agentCall(() => client.cancelMigration(input.guestId));
+        cancelSent = true;
+      }
+      ctx.heartbeat({ status: status.status });
+      await ctx.sleep(SETTLE_POLL_MS);
+    }
+  };
+
+  const guestState = (agentUrl: string, guestId: string): Promise<GuestRunState | null> =>
+    agentCall(() =>
+      agent(agentUrl)
+        .getGuest(guestId)
+        .then((g) => g.status)
+        .catch((err: unknown) => {
+          if (err instanceof AgentCallError && err.status === 404) return null;
+          throw err;
+        }),
+    );
+
   return {
     /**
      * Cancels the source's migration if it still runs and waits until QEMU settles: cancelled, failed,
@@ -29,40 +64,21 @@ export function recoveryActivities(deps: { agentToken: string }) {
       agentUrl: string;
       guestId: string;
       migrationId: string;
-    }): Promise<MigrationStatus> {
-      const ctx = Context.current();
-      const client = agent(input.agentUrl, 10_000);
-      let cancelSent = false;
-      for (;;) {
-        const status = await agentCall(() =>
-          client.migrationStatus(input.guestId).catch((err: unknown) => {
-            if (err instanceof AgentCallError && err.status === 404) return null;
-            throw err;
-          }),
-        );
-        if (status === null) return noMigrationStatus();
-        if (status.migrationId !== input.migrationId || isSourceSettled(status)) return status;
-        if (!cancelSent && status.status !== 'cancelling') {
-          // The answer is a sample like any other: the loop reads QEMU again rather than trusting it.
-          await agentCall(() => client.cancelMigration(input.guestId));
-          cancelSent = true;
-        }
-        ctx.heartbeat({ status: status.status });
-        await ctx.sleep(SETTLE_POLL_MS);
-      }
+      destinationAgentUrl?: string;
+    }): Promise<MigrationStatus & { destinationState?: GuestRunState | null }> {
+      const status = await settle(input);
+      if (!input.destinationAgentUrl) return status;
+      // Read after the source settled: a destination that runs the guest by now has the whole of it. An
+      // unreachable destination leaves the source's word alone (a rollback never destroys a running copy).
+      const destinationState = await guestState(input.destinationAgentUrl, input.guestId).catch(
+        () => undefined,
+      );
+      return destinationState === undefined ? status : { ...status, destinationState };
     },
 
     /** The guest's run state on a host, or null when the host does not know it. */
     async readGuestState(input: { agentUrl: string; guestId: string }): Promise<GuestRunState | null> {
-      return agentCall(() =>
-        agent(input.agentUrl)
-          .getGuest(input.guestId)
-          .then((g) => g.status)
-          .catch((err: unknown) => {
-            if (err instanceof AgentCallError && err.status === 404) return null;
-            throw err;
-          }),
-      );
+      return guestState(input.agentUrl, input.guestId);
     },
 
     /** Destroys the destination's copy only while it is in the state the caller saw (the agent checks). */

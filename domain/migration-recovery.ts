@@ -34,8 +34,17 @@ export function isSourceSettled(status: Pick<MigrationStatus, 'status'>): boolea
 export function recoveryAfterCopy(
   migrationId: string,
   source: Pick<MigrationStatus, 'status' | 'migrationId' | 'postCopyStarted'>,
+  destination: GuestRunState | null = null,
 ): CopyRecovery {
   const ours = source.migrationId === migrationId;
+  // An incoming QEMU runs (or holds the guest paused) only once it received the whole state: whatever the
+  // source says (it may have lost the guest with its host), the destination holds the valid copy.
+  if (destination === 'running' || destination === 'paused') {
+    return {
+      kind: 'roll-forward',
+      reason: `the destination ${destination === 'running' ? 'runs' : 'holds'} the guest: the copy completed`,
+    };
+  }
   if (ours && (source.postCopyStarted === true || source.status === 'postcopy-active')) {
     return {
       kind: 'finish-post-copy',
@@ -84,20 +93,20 @@ export function planForDeadDestination(input: {
 }
 
 /** How a rollback treats the destination guest it finds; never a guest that may be the only running copy. */
-export type DestinationCleanup = 'nothing' | 'destroy' | 'pause' | 'leave-incoming';
+export type DestinationCleanup = 'nothing' | 'destroy' | 'pause' | 'leave-incoming' | 'leave-running';
 
 /**
- * Rollback of a migration whose source still holds the valid copy. A destination that is `running` while the
- * source says the copy did not complete cannot have the guest's state: it is destroyed all the same, naming
- * the state seen so the agent refuses if it changed meanwhile.
+ * Rollback of a migration whose source still holds the valid copy. A destination that runs or holds the guest
+ * paused received the whole state: it is never destroyed by a rollback (the records are set right by whoever
+ * finds it; `leave-running` says so).
  */
 export function destinationCleanup(
   destination: GuestRunState | null,
   keepDestGuestOnFailed: boolean,
 ): DestinationCleanup {
   if (destination === null) return 'nothing';
-  if (!keepDestGuestOnFailed) return 'destroy';
-  return destination === 'running' ? 'pause' : 'leave-incoming';
+  if (destination === 'running' || destination === 'paused') return 'leave-running';
+  return keepDestGuestOnFailed ? 'leave-incoming' : 'destroy';
 }
 
 /** Where a guest is found running when a step after the switch-over failed in a way retrying cannot fix. */

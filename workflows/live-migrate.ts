@@ -359,8 +359,9 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       agentUrl: source.agentUrl,
       guestId,
       migrationId,
+      destinationAgentUrl: destination.agentUrl,
     });
-    const recovery = recoveryAfterCopy(migrationId, status);
+    const recovery = recoveryAfterCopy(migrationId, status, status.destinationState ?? null);
     await event('recovery', `${reason}: ${recovery.reason}`, {
       decision: recovery.kind,
       source: { ...status },
@@ -532,21 +533,26 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     await enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
   }
 
-  /** The destination as a rollback finds it: destroyed, or paused and kept for debugging. */
+  /** The destination as a rollback finds it: destroyed, or kept for debugging; never a running copy. */
   async function cleanDestination() {
     const state = await durable.readGuestState({ agentUrl: destination.agentUrl, guestId });
     const action = destinationCleanup(state, options.keepDestGuestOnFailed);
-    if (action === 'destroy' && state !== null) {
+    if (action === 'leave-running') {
+      await event(
+        'dest_guest_running',
+        `destination ${destination.name} runs the guest (${state}): a rollback never destroys a running copy`,
+        {},
+        'error',
+      );
+    } else if (action === 'destroy' && state !== null) {
       await durable.destroyDestinationGuest({
         agentUrl: destination.agentUrl,
         guestId,
         migrationId,
         expectState: state,
       });
-    } else if (action === 'pause') {
-      await durable.pauseGuestOn({ agentUrl: destination.agentUrl, guestId });
     }
-    if (action === 'pause' || action === 'leave-incoming') {
+    if (action === 'leave-incoming') {
       await event(
         'dest_guest_kept',
         `destination guest kept on ${destination.name} for debugging`,

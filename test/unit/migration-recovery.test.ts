@@ -54,6 +54,29 @@ describe('recoveryAfterCopy: the source says which copy is valid', () => {
     expect(recoveryAfterCopy('m1', migrationStatus({ status })).kind).toBe('roll-back');
   });
 
+  it.each(['running', 'paused'] as const)(
+    'rolls forward when the destination is %s, even if the source lost the guest with its host',
+    (destination) => {
+      const lost = recoveryAfterCopy(
+        'm1',
+        migrationStatus({ migrationId: null, status: 'none' }),
+        destination,
+      );
+      expect(lost.kind).toBe('roll-forward');
+      expect(recoveryAfterCopy('m1', migrationStatus({ status: 'cancelled' }), destination).kind).toBe(
+        'roll-forward',
+      );
+    },
+  );
+
+  it.each(['incoming', 'crashed', null] as const)(
+    'leaves the decision to the source when the destination is %s',
+    (d) => {
+      expect(recoveryAfterCopy('m1', migrationStatus({ status: 'cancelled' }), d).kind).toBe('roll-back');
+      expect(recoveryAfterCopy('m1', migrationStatus({ status: 'completed' }), d).kind).toBe('roll-forward');
+    },
+  );
+
   it("rolls back when the source knows another migration: a stale record is not this migration's completion", () => {
     const r = recoveryAfterCopy('m2', migrationStatus({ migrationId: 'm1', status: 'completed' }));
     expect(r.kind).toBe('roll-back');
@@ -88,15 +111,24 @@ describe('destinationCleanup: what a rollback does with the destination it finds
     expect(destinationCleanup(null, true)).toBe('nothing');
   });
 
-  it.each(guestRunStates)('destroys a %s destination unless asked to keep it', (state) => {
-    expect(destinationCleanup(state, false)).toBe('destroy');
-  });
-
-  it('keeps a destination paused, never running beside the source, when asked to keep it', () => {
-    expect(destinationCleanup('running', true)).toBe('pause');
-    for (const state of guestRunStates.filter((s) => s !== 'running')) {
+  it.each(['defined', 'stopped', 'incoming', 'crashed'] as const)(
+    'destroys a %s destination unless asked to keep it',
+    (state) => {
+      expect(destinationCleanup(state, false)).toBe('destroy');
       expect(destinationCleanup(state, true)).toBe('leave-incoming');
-    }
+    },
+  );
+
+  it.each(['running', 'paused'] as const)(
+    'never destroys a %s destination: it holds the whole guest',
+    (state) => {
+      expect(destinationCleanup(state, false)).toBe('leave-running');
+      expect(destinationCleanup(state, true)).toBe('leave-running');
+    },
+  );
+
+  it('covers every run state', () => {
+    expect(guestRunStates).toHaveLength(6);
   });
 });
 
