@@ -12,3 +12,14 @@ export async function agentCall<T>(fn: () => Promise<T>): Promise<T> {
     throw err;
   }
 }
+
+/**
+ * For `.catch`: an agent that does not know the guest (404) answers `fallback`, as when the guest was
+ * already cleaned up or its host lost it; any other error goes on.
+ */
+export function whenUnknownHere<T>(fallback: T) {
+  return (err: unknown): T => {
+    if (err instanceof AgentCallError && err.status === 404) return fallback;
+    throw err;
+  };
+}

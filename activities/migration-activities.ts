@@ -2,12 +2,8 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/client.ts';
 import { recordEvent, setGuestStatus } from '../db/inventory.ts';
-import {
-  commitGuestMove,
-  releaseReservation,
-  setMigrationPhase,
-  type MigrationPhase,
-} from '../db/migration-store.ts';
+import { commitGuestMove, releaseReservation, setMigrationPhase } from '../db/migration-store.ts';
+import type { MigrationPhase } from '../domain/migration-phases.ts';
 import type {
   GuestSpec,
   MigrationStatus,
@@ -23,7 +19,7 @@ import {
   type MigrationNetworkChoice,
   type NetworkEndpoint,
 } from '../domain/migration-network.ts';
-import { agentCall } from './agent-errors.ts';
+import { agentCall, whenUnknownHere } from './agent-errors.ts';
 import { monitorMigration, type MonitorInput, type MonitorResult } from './monitor-migration.ts';
 
 export interface MigrationActivityDeps {
@@ -120,10 +116,7 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       await agentCall(() =>
         agent(input.agentUrl)
           .cleanup(input.guestId, { migrationId: input.migrationId, role: 'source' })
-          .catch((err: unknown) => {
-            if (err instanceof AgentCallError && err.status === 404) return { cleaned: false };
-            throw err;
-          }),
+          .catch(whenUnknownHere({ cleaned: false })),
       );
     },
 
@@ -193,13 +186,8 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       let lastCounter: number | null = null;
       let status = 'unknown';
       while (Date.now() < deadline) {
-        const state = await agentCall(() =>
-          client.getGuest(input.guestId).catch((err: unknown) => {
-            // A destination that no longer knows the guest (its host was lost) is as dead as a silent one.
-            if (err instanceof AgentCallError && err.status === 404) return null;
-            throw err;
-          }),
-        );
+        // A destination that no longer knows the guest (its host was lost) is as dead as a silent one.
+        const state = await agentCall(() => client.getGuest(input.guestId).catch(whenUnknownHere(null)));
         if (state === null) return { alive: false, firstCounter, lastCounter, status: 'unknown here' };
         status = state.status;
         const counter = state.heartbeat?.counter ?? null;

@@ -6,8 +6,8 @@ import {
   type MigrationStatusName,
 } from '../domain/agent-contract.ts';
 import { isSourceSettled } from '../domain/migration-recovery.ts';
-import { AgentCallError, AgentClient } from './agent-client.ts';
-import { agentCall } from './agent-errors.ts';
+import { AgentClient } from './agent-client.ts';
+import { agentCall, whenUnknownHere } from './agent-errors.ts';
 
 /** Between two reads of a source whose cancel has not landed yet. */
 const SETTLE_POLL_MS = 200;
@@ -27,10 +27,7 @@ export function recoveryActivities(deps: { agentToken: string }) {
     let cancelSent = false;
     for (;;) {
       const status = await agentCall(() =>
-        client.migrationStatus(input.guestId).catch((err: unknown) => {
-          if (err instanceof AgentCallError && err.status === 404) return null;
-          throw err;
-        }),
+        client.migrationStatus(input.guestId).catch(whenUnknownHere(null)),
       );
       if (status === null) return noMigrationStatus();
       if (status.migrationId !== input.migrationId || isSourceSettled(status)) return status;
@@ -49,10 +46,7 @@ export function recoveryActivities(deps: { agentToken: string }) {
       agent(agentUrl)
         .getGuest(guestId)
         .then((g) => g.status)
-        .catch((err: unknown) => {
-          if (err instanceof AgentCallError && err.status === 404) return null;
-          throw err;
-        }),
+        .catch(whenUnknownHere(null)),
     );
 
   return {
@@ -95,10 +89,7 @@ export function recoveryActivities(deps: { agentToken: string }) {
             role: 'destination',
             ...(input.expectState ? { expectState: input.expectState } : {}),
           })
-          .catch((err: unknown) => {
-            if (err instanceof AgentCallError && err.status === 404) return { cleaned: false };
-            throw err;
-          }),
+          .catch(whenUnknownHere({ cleaned: false })),
       );
     },
 

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { listGuests, listHosts } from '../db/inventory.ts';
-import { activeMigrationOfGuest, deleteMigration, insertActiveMigration } from '../db/migration-store.ts';
+import { deleteMigration } from '../db/migration-store.ts';
 import type { Guest } from '../db/schema.ts';
 import { AFFINITY_LABEL_PREFIX, affinityGroupOf, affinityLabels } from '../domain/affinity.ts';
 import type { LiveMigrateOptions, LiveMigrationTimings } from '../domain/live-migration.ts';
@@ -11,7 +11,7 @@ import type { ApiDeps } from './deps.ts';
 import { alreadyRunning } from './already-running.ts';
 import { ApiError } from './errors.ts';
 import { underGuestMigrationLock } from './guest-migration-lock.ts';
-import { reapIfNeverStarted } from './unstarted-migrations.ts';
+import { recordPendingMigration } from './pending-migration.ts';
 import { awaitNoRunningWorkflow } from './workflow-runs.ts';
 
 /** with_same_labels: one parent workflow moves the guest and every guest carrying its affinity labels. */
@@ -35,37 +35,28 @@ export async function startLiveMigrationGroup(
   const groupId = randomUUID();
   const group = [guest, ...affinityGroupOf(guest, allGuests)];
   return underGuestMigrationLock(db, group, async (locked) => {
-    for (const g of group) {
-      const active = await activeMigrationOfGuest(locked, g.id);
-      if (active && !(await reapIfNeverStarted(temporal, locked, active)))
-        throw alreadyRunning(g.name, active.id);
-      // The last migration of the guest may have ended a moment before its run closed: its children would clash.
-      if (!(await awaitNoRunningWorkflow(temporal, liveMigrationWorkflowId(g.id)))) {
-        throw alreadyRunning(g.name, undefined);
-      }
-    }
     const members: GroupMember[] = [];
     try {
       for (const g of group) {
         const trigger = g.id === guest.id ? 'manual' : 'affinity';
-        const row = await insertActiveMigration(locked, {
+        const row = await recordPendingMigration(locked, temporal, g, {
           kind: 'live',
-          guestId: g.id,
           sourceHostId: g.hostId,
           trigger,
-          phase: 'pending',
           options: { ...options, withSameLabels: true },
           workflowId: liveMigrationWorkflowId(g.id),
           groupId,
         });
-        if (row === 'guest-busy')
-          throw alreadyRunning(g.name, (await activeMigrationOfGuest(locked, g.id))?.id);
         members.push({
           input: { migrationId: row.id, guestId: g.id, options, caller: { role: 'admin' }, timings },
           guestName: g.name,
           sourceHost: hostName.get(g.hostId) ?? g.hostId,
           trigger,
         });
+        // The guest's last migration may have ended a moment before its run closed: its child would clash.
+        if (!(await awaitNoRunningWorkflow(temporal, liveMigrationWorkflowId(g.id)))) {
+          throw alreadyRunning(g.name, undefined);
+        }
       }
     } catch (err) {
       // Nothing has run yet: the rows go, so nothing is left half-requested.

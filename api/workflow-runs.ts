@@ -19,7 +19,7 @@ export async function workflowIsRunning(temporal: Client, workflowId: string): P
 
 /**
  * How long a start waits for the previous run under the same workflow id to close. A migration's record reaches
- * its final phase a moment before its run closes (the run releases its slot last), so a request arriving in
+ * its final phase a moment before its run closes (the phase write is its last activity), so a request arriving in
  * between would otherwise be refused although the guest has no active migration.
  */
 export const PREVIOUS_RUN_CLOSE_WAIT_MS = 5_000;

@@ -12,9 +12,6 @@ import {
   type Migration,
 } from './schema.ts';
 
-export type { MigrationPhase };
-export const terminalPhases: readonly MigrationPhase[] = terminalMigrationPhases;
-
 export type NewMigration = typeof migrations.$inferInsert;
 
 export async function insertMigration(db: Db, row: NewMigration): Promise<Migration> {
@@ -72,7 +69,7 @@ export async function activeMigrationOfGuest(db: Db, guestId: string): Promise<M
   const [row] = await db
     .select()
     .from(migrations)
-    .where(and(eq(migrations.guestId, guestId), notInArray(migrations.phase, [...terminalPhases])))
+    .where(and(eq(migrations.guestId, guestId), notInArray(migrations.phase, [...terminalMigrationPhases])))
     .orderBy(desc(migrations.requestedAt))
     .limit(1);
   return row;
@@ -94,7 +91,7 @@ export function listMigrations(db: Db, filter: MigrationFilter = {}) {
       ? or(eq(migrations.sourceHostId, filter.hostId), eq(migrations.destinationHostId, filter.hostId))
       : undefined,
     filter.status === 'running'
-      ? notInArray(migrations.phase, [...terminalPhases])
+      ? notInArray(migrations.phase, [...terminalMigrationPhases])
       : filter.status !== undefined
         ? eq(migrations.phase, filter.status)
         : undefined,
@@ -133,7 +130,7 @@ export async function setMigrationPhase(
         ) end`,
       finishedAt: isTerminalPhase(phase) ? sql`now()` : undefined,
     })
-    .where(and(eq(migrations.id, id), notInArray(migrations.phase, [...terminalPhases])));
+    .where(and(eq(migrations.id, id), notInArray(migrations.phase, [...terminalMigrationPhases])));
 }
 
 export async function saveProgress(db: Db, id: string, progress: Record<string, unknown>): Promise<void> {

@@ -16,8 +16,6 @@ import type { ClusterMigrationConfig } from '../domain/migration-config.ts';
 import type { MigrationPolicy } from '../domain/migration-policy.ts';
 import { migrationPhases, terminalMigrationPhases } from '../domain/migration-phases.ts';
 
-export { migrationPhases };
-
 export const clusters = pgTable('clusters', {
   id: uuid('id').primaryKey().defaultRandom(),
   name: text('name').notNull().unique(),

@@ -46,11 +46,6 @@ export function monitorAgentTimeoutMs(heartbeatTimeoutMs: number): number {
   return Math.max(250, Math.floor(heartbeatTimeoutMs / 3));
 }
 
-/** The slot lease keeper heartbeats once per renewal: its heartbeat timeout must outlast two rounds. */
-export function slotLeaseHeartbeatTimeoutMs(timings: LiveMigrationTimings): number {
-  return Math.max(timings.activityHeartbeatTimeoutMs, timings.slotRenewIntervalMs * 2);
-}
-
 export const bandwidthBytesPerSecond = (maxBandwidthMb: number | null) =>
   maxBandwidthMb === null ? 0 : maxBandwidthMb * 1024 * 1024;
 

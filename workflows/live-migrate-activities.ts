@@ -1,6 +1,6 @@
 import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import { slotLeaseHeartbeatTimeoutMs, type LiveMigrationTimings } from '../domain/live-migration.ts';
+import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 
 /**
  * How the live migration calls its activities. Before the switch-over a step that keeps failing fails the
@@ -51,11 +51,14 @@ export function monitorFor(timings: LiveMigrationTimings) {
   });
 }
 
-/** The slot's lease is kept by one heartbeating activity for as long as the migration holds the slot. */
+/**
+ * The slot's lease is kept by one heartbeating activity for as long as the migration holds the slot (it
+ * heartbeats at a third of this timeout, whatever its renewal interval).
+ */
 export function keepSlotLeaseFor(timings: LiveMigrationTimings) {
   return proxyActivities<Activities>({
     startToCloseTimeout: '7 days',
-    heartbeatTimeout: slotLeaseHeartbeatTimeoutMs(timings),
+    heartbeatTimeout: timings.activityHeartbeatTimeoutMs,
     // The release does not wait for the keeper to stop (that takes up to a heartbeat): the slots
     // workflow ignores a renewal that arrives after the release.
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },

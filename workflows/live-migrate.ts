@@ -383,7 +383,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       status = await monitorFor(timings).monitorMigration({ ...monitorInput, convergence: undefined });
       if (status.status !== 'completed') {
         const lost = `post-copy migration ${status.status}${status.errorDesc ? `: ${status.errorDesc}` : ''} after ${reason}`;
-        await guestLost(lost);
+        // Neither host holds a whole guest, unless the destination got it all after all: the records say which.
+        await followTheGuest(lost);
         throw ApplicationFailure.nonRetryable(lost, 'PostCopyFailed');
       }
     }
@@ -562,7 +563,10 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     }
   }
 
-  /** A step past the switch-over was refused: record the guest where it really runs, and end the migration. */
+  /**
+   * A step past the switch-over was refused, or post-copy failed: record the guest where it really runs (nowhere:
+   * the guest row says `error` and both copies are left for an operator), and end the migration.
+   */
   async function followTheGuest(reason: string) {
     view.error = reason;
     saga.forget('clean the destination');
@@ -586,22 +590,6 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       { found, source: onSource, destination: onDestination, leftovers },
       'error',
     );
-    await enterPhase('failed', { error: reason });
-  }
-
-  /** Post-copy failed: neither host holds a whole guest. Nothing may run it; an operator must step in. */
-  async function guestLost(reason: string) {
-    view.error = reason;
-    saga.forget('clean the destination');
-    saga.forget('mark guest running');
-    await durable.markGuestError({ guestId, error: reason });
-    await event(
-      'guest_lost',
-      `${reason}: neither copy may run; both are left paused for recovery`,
-      {},
-      'error',
-    );
-    await saga.compensate();
     await enterPhase('failed', { error: reason });
   }
 }

@@ -6,12 +6,7 @@ import {
   WorkflowIdReusePolicy,
 } from '@temporalio/client';
 import { findGuest, findHost } from '../../db/inventory.ts';
-import {
-  activeMigrationOfGuest,
-  deleteMigration,
-  findMigration,
-  insertActiveMigration,
-} from '../../db/migration-store.ts';
+import { deleteMigration, findMigration } from '../../db/migration-store.ts';
 import { DEFAULT_TIMINGS, type LiveMigrateOptions } from '../../domain/live-migration.ts';
 import { liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
 import type { LiveMigrateInput, liveMigrate } from '../../workflows/live-migrate.ts';
@@ -28,7 +23,7 @@ import { alreadyRunning } from '../already-running.ts';
 import { underGuestMigrationLock } from '../guest-migration-lock.ts';
 import { startLiveMigrationGroup } from '../live-migrate-group.ts';
 import { liveMigrateSchema } from '../schemas.ts';
-import { reapIfNeverStarted } from '../unstarted-migrations.ts';
+import { recordPendingMigration } from '../pending-migration.ts';
 import { startOnceThePreviousRunCloses } from '../workflow-runs.ts';
 
 export function liveMigrateRoutes(deps: ApiDeps) {
@@ -64,22 +59,13 @@ export function liveMigrateRoutes(deps: ApiDeps) {
     // Under the guest's lock: a request that recorded its migration and is starting the run right now is
     // never mistaken for one that stopped in between.
     const { migration, handle } = await underGuestMigrationLock(db, [guest], async (locked) => {
-      const active = await activeMigrationOfGuest(locked, guest.id);
-      if (active && !(await reapIfNeverStarted(temporal, locked, active))) {
-        throw alreadyRunning(guest.name, active.id);
-      }
-      const row = await insertActiveMigration(locked, {
+      const row = await recordPendingMigration(locked, temporal, guest, {
         kind: 'live',
-        guestId: guest.id,
         sourceHostId: guest.hostId,
         trigger: 'manual',
-        phase: 'pending',
         options: { ...options },
         workflowId,
       });
-      if (row === 'guest-busy') {
-        throw alreadyRunning(guest.name, (await activeMigrationOfGuest(locked, guest.id))?.id);
-      }
       const input: LiveMigrateInput = {
         migrationId: row.id,
         guestId: guest.id,
