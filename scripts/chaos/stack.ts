@@ -238,12 +238,15 @@ export class ChaosStack {
       graceMs: 10_000,
     });
     this.worker = child;
-    void child.exited.then((exit) => {
-      if (this.stopping || this.worker !== child) return;
-      this.crashes.push({ at: Date.now(), what: 'worker', how: exit.signal ?? `exit code ${exit.code}` });
-      this.retired.push(child);
-      this.startWorker();
-    });
+    this.restartWhenItDies(
+      child,
+      'worker',
+      () => this.worker === child,
+      () => {
+        this.retired.push(child);
+        this.startWorker();
+      },
+    );
   }
 
   /** SIGKILL of the worker process (its Temporal activities time out and are retried elsewhere). */
@@ -264,12 +267,15 @@ export class ChaosStack {
       graceMs: 10_000,
     });
     this.api = child;
-    void child.exited.then((exit) => {
-      if (this.stopping || this.api !== child) return;
-      this.crashes.push({ at: Date.now(), what: 'api', how: exit.signal ?? `exit code ${exit.code}` });
-      this.retired.push(child);
-      this.startApi().catch(() => undefined);
-    });
+    this.restartWhenItDies(
+      child,
+      'api',
+      () => this.api === child,
+      () => {
+        this.retired.push(child);
+        this.startApi().catch(() => undefined);
+      },
+    );
     await waitUntil(async () => (await httpStatus(`${this.apiUrl}/healthz`)) === 200, {
       what: `the API to answer GET /healthz on ${this.apiUrl}`,
       timeoutMs: 120_000,
@@ -317,14 +323,25 @@ export class ChaosStack {
     handle.generations.push(child);
     handle.stopped = false;
     handle.expectExit = false;
+    this.restartWhenItDies(
+      child,
+      `agent ${handle.name}`,
+      () => !handle.expectExit && handle.process === child,
+      () => this.spawnAgent(handle),
+    );
+  }
+
+  /** The supervisor (as systemd would): a process that exits unasked is recorded as a crash and restarted. */
+  private restartWhenItDies(
+    child: ManagedProcess,
+    what: string,
+    unasked: () => boolean,
+    restart: () => void,
+  ): void {
     void child.exited.then((exit) => {
-      if (this.stopping || handle.expectExit || handle.process !== child) return;
-      this.crashes.push({
-        at: Date.now(),
-        what: `agent ${handle.name}`,
-        how: exit.signal ?? `exit code ${exit.code}`,
-      });
-      this.spawnAgent(handle);
+      if (this.stopping || !unasked()) return;
+      this.crashes.push({ at: Date.now(), what, how: exit.signal ?? `exit code ${exit.code}` });
+      restart();
     });
   }
 
