@@ -13,6 +13,8 @@ export interface Command {
   usage: string;
   summary: string;
   options: OptionSpec;
+  /** Runs without a server: no API address or token is looked up. */
+  offline?: boolean;
   run(args: ParsedArgs, conn: ApiConnection): Promise<void>;
 }
 

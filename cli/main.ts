@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ApiRequestError } from './api-client.ts';
+import { alertPlan } from './commands/alert-plan.ts';
 import { UsageError, type Command } from './command.ts';
 import { hostList, hostShow } from './commands/hosts.ts';
 import { migrationCancel, migrationList, migrationShow, serverLiveMigrate } from './commands/migrations.ts';
@@ -34,6 +35,7 @@ const commands: Command[] = [
   migrationPolicyShow,
   migrationPolicyDelete,
   serverMigrationPolicy,
+  alertPlan,
 ];
 
 function help(): string {
@@ -65,7 +67,7 @@ async function main(argv: string[]): Promise<number> {
   }
   try {
     const parsed = parseArgs({ args: rest, options: command.options, allowPositionals: true, strict: true });
-    await command.run(parsed, resolveConnection(process.env));
+    await command.run(parsed, command.offline ? { baseUrl: '', token: '' } : resolveConnection(process.env));
     return 0;
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
