@@ -1,10 +1,12 @@
+import { alertActivities, type AlertActivityDeps } from './alert-activities.ts';
 import { decisionActivities } from './migration-decisions.ts';
 import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
 import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
 import { recoveryActivities } from './migration-recovery.ts';
+import { migrationLockActivities, type MigrationLockDeps } from './migration-lock-activities.ts';
 import { slotActivities } from './slot-activities.ts';
 
-export type ActivityDeps = GuestActivityDeps & MigrationActivityDeps;
+export type ActivityDeps = GuestActivityDeps & MigrationActivityDeps & AlertActivityDeps & MigrationLockDeps;
 
 export function createActivities(deps: ActivityDeps) {
   return {
@@ -13,6 +15,8 @@ export function createActivities(deps: ActivityDeps) {
     ...decisionActivities(deps),
     ...recoveryActivities(deps),
     ...slotActivities(deps),
+    ...migrationLockActivities(deps),
+    ...alertActivities(deps),
   };
 }
 

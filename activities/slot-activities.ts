@@ -1,7 +1,8 @@
-import { CancelledFailure, Context, log } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type { migrationSlots } from '../workflows/migration-slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
+import { renewUntilCancelled } from './lease-keeper.ts';
 import {
   acquireSlotUpdate,
   leaveSlotQueueUpdate,
@@ -101,53 +102,36 @@ export function slotActivities(deps: { temporal?: Client }) {
         ...(input.sourceHostId !== undefined ? { sourceHostId: input.sourceHostId } : {}),
         ...(input.destinationHostId !== undefined ? { destinationHostId: input.destinationHostId } : {}),
       };
-      // Heartbeats come more often than renewals when the heartbeat timeout asks for it: a missed heartbeat
-      // fails the attempt, and the workflow's cancel only reaches us through a heartbeat.
-      const tickMs = Math.max(
-        50,
-        Math.min(
-          input.renewIntervalMs,
-          ctx.info.heartbeatTimeoutMs ? ctx.info.heartbeatTimeoutMs / 3 : Infinity,
-        ),
-      );
-      let renewedAt = -Infinity;
-      try {
-        for (;;) {
-          if (Date.now() - renewedAt >= input.renewIntervalMs) {
-            renewedAt = Date.now();
-            try {
-              // Signal-with-start: should the slots workflow have been reset, a fresh one learns of this holder.
-              await temporal.workflow.signalWithStart<typeof migrationSlots, [RenewSlotInput]>(
-                'migrationSlots',
-                {
-                  workflowId: input.slotsWorkflowId,
-                  taskQueue: ctx.info.taskQueue,
-                  args: [],
-                  signal: renewSlotSignal,
-                  signalArgs: [renewal],
-                },
-              );
-              progress.renewals += 1;
-              progress.lastRenewedAt = new Date().toISOString();
-              progress.lastError = null;
-            } catch (err) {
-              progress.failedRenewals += 1;
-              progress.lastError = err instanceof Error ? err.message : String(err);
-              log.warn('slot lease renewal failed; retrying next round', {
-                migrationId: input.migrationId,
-                error: progress.lastError,
-              });
-            }
+      await renewUntilCancelled({
+        renewIntervalMs: input.renewIntervalMs,
+        details: () => progress,
+        async renew() {
+          try {
+            // Signal-with-start: should the slots workflow have been reset, a fresh one learns of this holder.
+            await temporal.workflow.signalWithStart<typeof migrationSlots, [RenewSlotInput]>(
+              'migrationSlots',
+              {
+                workflowId: input.slotsWorkflowId,
+                taskQueue: ctx.info.taskQueue,
+                args: [],
+                signal: renewSlotSignal,
+                signalArgs: [renewal],
+              },
+            );
+            progress.renewals += 1;
+            progress.lastRenewedAt = new Date().toISOString();
+            progress.lastError = null;
+          } catch (err) {
+            // A failed renewal is retried next round rather than failing the activity.
+            progress.failedRenewals += 1;
+            progress.lastError = err instanceof Error ? err.message : String(err);
+            log.warn('slot lease renewal failed; retrying next round', {
+              migrationId: input.migrationId,
+              error: progress.lastError,
+            });
           }
-          ctx.heartbeat(progress);
-          await ctx.sleep(tickMs);
-        }
-      } catch (err) {
-        // Only the workflow's cancel ends the lease keeping cleanly; a timeout, a worker shutdown or a pause
-        // rethrow, so the attempt fails and a retry goes on renewing.
-        if (err instanceof CancelledFailure && ctx.cancellationDetails?.cancelRequested) return;
-        throw err;
-      }
+        },
+      });
     },
   };
 }

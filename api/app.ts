@@ -5,6 +5,7 @@ import type { ApiDeps } from './deps.ts';
 import { ApiError, handleError } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { liveMigrateRoutes } from './routes/live-migrate.ts';
+import { migrationAlertEventRoutes, migrationAlertRoutes } from './routes/migration-alerts.ts';
 import { migrationRoutes } from './routes/migrations.ts';
 import {
   migrationConfigRoutes,
@@ -37,5 +38,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/migrations', migrationRoutes(deps));
   app.route('/v1/migration-config', migrationConfigRoutes(deps));
   app.route('/v1/migration-policies', migrationPolicyRoutes(deps));
+  app.route('/v1/migration-alerts', migrationAlertRoutes(deps));
+  app.route('/v1/migration-alert-events', migrationAlertEventRoutes(deps));
   return app;
 }

@@ -1,5 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/client.ts';
+import type { AlertMetricsReader } from '../activities/alert-metrics.ts';
+import type { AlertCycleTimings } from '../domain/alert-cycle.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 
 export interface ApiDeps {
@@ -11,4 +13,8 @@ export interface ApiDeps {
   apiToken: string;
   /** Defaults to DEFAULT_TIMINGS; tests pass small ones. */
   liveMigrationTimings?: LiveMigrationTimings;
+  /** What a rule's schedule gives its cycles; absent: the cycle's defaults. Tests pass small ones. */
+  alertCycleTimings?: AlertCycleTimings;
+  /** Reads InfluxDB for `POST /v1/migration-alerts/:id/plan`. */
+  metrics?: AlertMetricsReader;
 }

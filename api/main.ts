@@ -1,8 +1,18 @@
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
+import { alertMetricsReader } from '../activities/alert-metrics.ts';
 import { HostLiveness } from '../activities/host-liveness.ts';
+import { listMigrationAlerts } from '../db/alert-store.ts';
 import { connectDb } from '../db/client.ts';
-import { DEFAULTS, etcdSettings, intSetting, requiredSetting, temporalSettings } from '../domain/config.ts';
+import {
+  DEFAULTS,
+  etcdSettings,
+  influxSettings,
+  intSetting,
+  requiredSetting,
+  temporalSettings,
+} from '../domain/config.ts';
+import { reconcileAlertSchedules } from './alert-schedules.ts';
 import { createApp } from './app.ts';
 import { startPendingReaper } from './pending-reaper.ts';
 
@@ -19,7 +29,18 @@ const app = createApp({
   liveness,
   agentToken: requiredSetting(env, 'AGENT_TOKEN'),
   apiToken: requiredSetting(env, 'API_TOKEN'),
+  metrics: alertMetricsReader(influxSettings(env)),
 });
+
+// Rules and their schedules are repaired before the API answers: a rule without its schedule gets one, a
+// rule's schedule without its rule goes.
+const repair = await reconcileAlertSchedules(
+  { temporal, taskQueue: temporalConf.taskQueue },
+  await listMigrationAlerts(db.db),
+);
+for (const [what, names] of Object.entries(repair)) {
+  if (names.length > 0) console.log(`migration-alert schedules ${what}: ${names.join(', ')}`);
+}
 
 const hostname = env.API_HOST ?? DEFAULTS.apiHost;
 const port = intSetting(env, 'API_PORT', DEFAULTS.apiPort, 1);

@@ -1,6 +1,15 @@
 import { parseArgs } from 'node:util';
 import { ApiRequestError } from './api-client.ts';
 import { alertPlan } from './commands/alert-plan.ts';
+import {
+  alertCreate,
+  alertDelete,
+  alertEvents,
+  alertList,
+  alertPlanNow,
+  alertShow,
+  alertUpdate,
+} from './commands/migration-alerts.ts';
 import { UsageError, type Command } from './command.ts';
 import { hostList, hostShow } from './commands/hosts.ts';
 import { migrationCancel, migrationList, migrationShow, serverLiveMigrate } from './commands/migrations.ts';
@@ -35,6 +44,13 @@ const commands: Command[] = [
   migrationPolicyShow,
   migrationPolicyDelete,
   serverMigrationPolicy,
+  alertCreate,
+  alertList,
+  alertShow,
+  alertUpdate,
+  alertDelete,
+  alertEvents,
+  alertPlanNow,
   alertPlan,
 ];
 

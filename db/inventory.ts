@@ -102,8 +102,13 @@ export interface NewEvent {
   level?: 'info' | 'warning' | 'error';
   message: string;
   data?: Record<string, unknown>;
+  /** A writer that may retry gives each event a key: the same key is recorded once. */
+  dedupeKey?: string;
 }
 
 export async function recordEvent(db: Db, event: NewEvent): Promise<void> {
-  await db.insert(events).values({ ...event, data: event.data ?? {} });
+  await db
+    .insert(events)
+    .values({ ...event, data: event.data ?? {} })
+    .onConflictDoNothing({ target: events.dedupeKey });
 }

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import {
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -12,6 +13,7 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { DiskSpec, NetworkSpec } from '../domain/agent-contract.ts';
+import { alertMetrics } from '../domain/alert-rule.ts';
 import type { ClusterMigrationConfig } from '../domain/migration-config.ts';
 import type { MigrationPolicy } from '../domain/migration-policy.ts';
 import { migrationPhases, terminalMigrationPhases } from '../domain/migration-phases.ts';
@@ -180,9 +182,35 @@ export const events = pgTable(
       .$type<Record<string, unknown>>()
       .notNull()
       .default(sql`'{}'::jsonb`),
+    /** Set by writers that may retry (an activity): the same key records the event once. */
+    dedupeKey: text('dedupe_key'),
   },
-  (t) => [index('events_subject_idx').on(t.subjectKind, t.subjectId, t.at)],
+  (t) => [
+    index('events_subject_idx').on(t.subjectKind, t.subjectId, t.at),
+    uniqueIndex('events_dedupe_key_unique').on(t.dedupeKey),
+  ],
 );
+
+/** A migration-alert rule (Cloudpods' migrationalert); its Temporal Schedule is named after it. */
+export const migrationAlerts = pgTable('migration_alerts', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  metric: text('metric', { enum: alertMetrics }).notNull(),
+  /** Percent for cpu.usage_active, bytes for mem.available. */
+  threshold: doublePrecision('threshold').notNull(),
+  periodS: integer('period_s').notNull(),
+  sourceHostIds: jsonb('source_host_ids').$type<string[]>().notNull().default([]),
+  targetHostIds: jsonb('target_host_ids').$type<string[]>().notNull().default([]),
+  sourceGuestIds: jsonb('source_guest_ids').$type<string[]>().notNull().default([]),
+  /** Null: the planner's defaults (DEFAULT_ALERT_MARGIN, DEFAULT_COOLDOWN_PERIODS periods). */
+  margin: doublePrecision('margin'),
+  cooldownS: integer('cooldown_s'),
+  enabled: boolean('enabled').notNull().default(true),
+  /** Watched hosts that had no data at the last cycle: the no-data event is recorded once, on the change. */
+  hostsWithoutData: jsonb('hosts_without_data').$type<string[]>().notNull().default([]),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+});
 
 /** The cluster's migration config as last PUT, every field present (a field left out took its default then). */
 export const migrationConfigs = pgTable('migration_configs', {
@@ -205,3 +233,4 @@ export type Guest = typeof guests.$inferSelect;
 export type Migration = typeof migrations.$inferSelect;
 export type Event = typeof events.$inferSelect;
 export type Reservation = typeof reservations.$inferSelect;
+export type MigrationAlert = typeof migrationAlerts.$inferSelect;

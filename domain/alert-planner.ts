@@ -36,6 +36,14 @@ export interface PlannerHost {
   memoryBytes: number;
   /** The rule's metric over the last period (percent for cpu, bytes for memory); null when there is no data. */
   current: number | null;
+  /** False for a host that takes no new guests (disabled, offline, in maintenance); default true. */
+  acceptsGuests?: boolean;
+  /**
+   * A migration to or from it is running or ended within the last period, so its mean does not show it yet:
+   * it neither fires nor receives this cycle (else one overload would move a guest every cycle until the
+   * mean caught up).
+   */
+  settling?: boolean;
 }
 
 export interface PlannerGuest {
@@ -95,6 +103,8 @@ export interface AlertPlan {
   alerted: AlertedHost[];
   /** Watched hosts with no value: they cannot fire. */
   noData: string[];
+  /** Watched hosts past the threshold that were left alone because they are settling. */
+  settling: string[];
 }
 
 /** How many failing targets a reason list names before it counts the rest. */
@@ -149,8 +159,10 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
   const watched = input.hosts.filter((h) => !sourceHosts || sourceHosts.has(h.id));
   const noData = watched.filter((h) => h.current === null).map((h) => h.id);
   const excess = (h: PlannerHost) => (isCpu ? h.current! - line : line - h.current!);
-  const alertedHosts = watched
-    .filter((h) => h.current !== null && fires(rule.metric, h.current, rule.threshold))
+  const firing = watched.filter((h) => h.current !== null && fires(rule.metric, h.current, rule.threshold));
+  const settling = firing.filter((h) => h.settling).map((h) => h.id);
+  const alertedHosts = firing
+    .filter((h) => !h.settling)
     .sort((a, b) => excess(b) - excess(a) || a.id.localeCompare(b.id));
   /** Hosts guests leave in this plan: none of them receives one, or the plan could swap guests around. */
   const sources = new Set<string>();
@@ -158,7 +170,7 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
   // Least loaded first, so the reasons name the closest candidates and ties break the same way every run. A
   // host past the threshold stays a candidate, as in Cloudpods: its own value refuses it, with the reason.
   const targets: Target[] = input.hosts
-    .filter((h) => h.current !== null && (!targetHosts || targetHosts.has(h.id)))
+    .filter((h) => h.current !== null && h.acceptsGuests !== false && (!targetHosts || targetHosts.has(h.id)))
     .map((h) => {
       const guests = guestsByHost.get(h.id) ?? [];
       return {
@@ -185,6 +197,10 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
     };
     for (const t of targets) {
       if (t.host.id === source.id) continue;
+      if (t.host.settling) {
+        refuse(`host:${t.host.name}: a migration to or from it is recent, its metrics do not show it yet`);
+        continue;
+      }
       if (sources.has(t.host.id)) {
         refuse(`host:${t.host.name}: guests leave it in this plan`);
         continue;
@@ -294,5 +310,5 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
 
   const hostAfter: Record<string, number> = {};
   for (const [id, value] of load) hostAfter[id] = value;
-  return { moves, unplaced, hostAfter, alerted, noData };
+  return { moves, unplaced, hostAfter, alerted, noData, settling };
 }

@@ -28,6 +28,8 @@ export const alertSnapshotSchema = z.object({
       cpus: z.number().int().positive(),
       memory_bytes: z.number().nonnegative(),
       current: z.number().nullable(),
+      accepts_guests: z.boolean().optional(),
+      settling: z.boolean().optional(),
     }),
   ),
   guests: z.array(
@@ -87,6 +89,8 @@ export function parseAlertSnapshot(document: unknown): SnapshotParse {
         cpus: h.cpus,
         memoryBytes: h.memory_bytes,
         current: h.current,
+        ...(h.accepts_guests !== undefined ? { acceptsGuests: h.accepts_guests } : {}),
+        ...(h.settling !== undefined ? { settling: h.settling } : {}),
       })),
       guests: guests.map((g) => ({
         id: g.id,

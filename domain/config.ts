@@ -83,14 +83,39 @@ export function hostHealthPrefix(prefix: string): string {
   return `/${prefix}/host/health/`;
 }
 
+export const influxApis = ['influxql', 'flux'] as const;
+export type InfluxApi = (typeof influxApis)[number];
+
 export interface InfluxSettings {
   url: string;
   database: string;
+  /** How alert rules read metrics: InfluxQL on /query (1.x) or Flux on /api/v2/query (1.8+, 2.x). */
+  api: InfluxApi;
+  /** Flux: API token (2.x), or `user:password` for the 1.8 compatibility API; '' for none. */
+  token: string;
+  /** Flux: organisation ('' for 1.8, which ignores it). */
+  org: string;
+  /** Flux: bucket, by default the database's default retention policy as 1.8 names it. */
+  bucket: string;
+  /** InfluxQL: basic-auth credentials, when the server has auth enabled. */
+  username?: string;
+  password?: string;
 }
 
 export function influxSettings(env: Env): InfluxSettings {
+  const database = env.INFLUX_DB ?? DEFAULTS.influxDatabase;
+  const api = env.INFLUX_API === undefined || env.INFLUX_API === '' ? 'influxql' : env.INFLUX_API;
+  if (!(influxApis as readonly string[]).includes(api)) {
+    throw new Error(`INFLUX_API must be one of ${influxApis.join(', ')}, got '${api}'`);
+  }
   return {
     url: env.INFLUX_URL ?? 'http://127.0.0.1:8086',
-    database: env.INFLUX_DB ?? DEFAULTS.influxDatabase,
+    database,
+    api: api as InfluxApi,
+    token: env.INFLUX_TOKEN ?? '',
+    org: env.INFLUX_ORG ?? '',
+    bucket: env.INFLUX_BUCKET || `${database}/autogen`,
+    ...(env.INFLUX_USERNAME ? { username: env.INFLUX_USERNAME } : {}),
+    ...(env.INFLUX_PASSWORD ? { password: env.INFLUX_PASSWORD } : {}),
   };
 }

@@ -15,6 +15,17 @@ export interface LiveMigrateOptions {
   keepDestGuestOnFailed: boolean;
 }
 
+/** A migration nobody tuned: the scheduler's choice of host, every check, no cap beyond the policy's. */
+export const DEFAULT_LIVE_MIGRATE_OPTIONS: LiveMigrateOptions = {
+  preferHost: null,
+  skipCpuCheck: false,
+  skipKernelCheck: false,
+  enableTls: false,
+  quicklyFinish: false,
+  maxBandwidthMb: null,
+  keepDestGuestOnFailed: false,
+};
+
 /** Every timer of a live migration, as an input so tests can run them small. */
 export interface LiveMigrationTimings {
   pollIntervalMs: number;

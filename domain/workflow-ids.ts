@@ -9,3 +9,13 @@ export const migrationSlotsWorkflowId = (clusterId: string) => `migration-slots-
 
 /** A with_same_labels request: one parent run over the children's liveMigrate runs. */
 export const liveMigrationGroupWorkflowId = (groupId: string) => `live-migrate-group-${groupId}`;
+
+/** The singleton that lets one alert-triggered batch migrate at a time (F23). */
+export const MIGRATION_LOCK_WORKFLOW_ID = 'migration-lock';
+
+/** A rule's Temporal Schedule, named after the rule so the UI lists it by name. */
+export const alertScheduleId = (ruleName: string) => `migration-alert-${ruleName}`;
+export const ALERT_SCHEDULE_PREFIX = 'migration-alert-';
+
+/** The workflow id a rule's schedule gives each cycle (Temporal appends the scheduled time). */
+export const alertCycleWorkflowId = (ruleName: string) => `alert-cycle-${ruleName}`;

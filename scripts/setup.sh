@@ -15,6 +15,8 @@ source "$REPO_ROOT/scripts/lib/debian-packages.sh"
 source "$REPO_ROOT/scripts/lib/npm-deps.sh"
 # shellcheck source=lib/temporal-cli.sh
 source "$REPO_ROOT/scripts/lib/temporal-cli.sh"
+# shellcheck source=lib/influxd-flux.sh
+source "$REPO_ROOT/scripts/lib/influxd-flux.sh"
 # shellcheck source=lib/qemu-tls.sh
 source "$REPO_ROOT/scripts/lib/qemu-tls.sh"
 
@@ -37,6 +39,7 @@ mkdir -p "$VMMIG_CACHE"
 ensure_debian_packages
 ensure_npm_deps
 ensure_temporal_cli
+ensure_influxd_flux
 ensure_guest_image
 ensure_qemu_tls_certs
 say "done"

@@ -1,9 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { alertMetricsReader } from '../activities/alert-metrics.ts';
 import { HostLiveness } from '../activities/host-liveness.ts';
 import { createActivities } from '../activities/index.ts';
 import { connectDb } from '../db/client.ts';
-import { etcdSettings, requiredSetting, temporalSettings } from '../domain/config.ts';
+import { etcdSettings, influxSettings, requiredSetting, temporalSettings } from '../domain/config.ts';
 import { createWorker } from './worker.ts';
 
 const temporal = temporalSettings(process.env);
@@ -21,6 +22,7 @@ const worker = await createWorker({
     agentToken: requiredSetting(process.env, 'AGENT_TOKEN'),
     liveness,
     temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
+    metrics: alertMetricsReader(influxSettings(process.env)),
   }),
   db: db.db,
 });

@@ -1,4 +1,6 @@
+export { alertCycle } from './alert-cycle.ts';
 export { createGuest } from './create-guest.ts';
 export { liveMigrate } from './live-migrate.ts';
 export { liveMigrateGroup } from './live-migrate-group.ts';
 export { migrationSlots } from './migration-slots.ts';
+export { migrationLock } from './migration-lock.ts';

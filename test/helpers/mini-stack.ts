@@ -7,12 +7,14 @@ import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { inject } from 'vitest';
+import { influxqlReader } from '../../activities/alert-metrics.ts';
 import { HostLiveness } from '../../activities/host-liveness.ts';
 import { createActivities, type Activities } from '../../activities/index.ts';
 import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
 import type { AgentOptions } from '../../agent/settings.ts';
 import type { SimHostProfile } from '../../agent/drivers/sim.ts';
 import { createApp } from '../../api/app.ts';
+import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
 import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
 import { createWorker } from '../../workers/worker.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
@@ -61,6 +63,8 @@ export interface MiniStack {
   agentToken: string;
   temporal: Client;
   taskQueue: string;
+  /** This stack's `migration-lock` singleton. */
+  lockWorkflowId: string;
   etcdPrefix: string;
   agents: Map<string, RunningAgent>;
   agentLogs: Map<string, string[]>;
@@ -81,6 +85,9 @@ export interface MiniStackOptions {
   timings?: LiveMigrationTimings;
   /** false: the test starts its own worker(s). */
   worker?: boolean;
+  /** Agents write their usage to this InfluxDB database (the test setup's server), and alert cycles read it. */
+  metrics?: { database: string; intervalSeconds: number };
+  alertCycleTimings?: AlertCycleTimings;
 }
 
 export async function startMiniStack(options: MiniStackOptions): Promise<MiniStack> {
@@ -93,9 +100,15 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
   const apiToken = randomUUID();
   const agentToken = randomUUID();
   const taskQueue = `test-${randomUUID()}`;
+  // The lock is a singleton per namespace; every stack shares the test server's, so each gets its own.
+  const lockWorkflowId = `migration-lock-${taskQueue}`;
   const connection = await Connection.connect({ address });
   const temporal = new Client({ connection, namespace });
   const liveness = new HostLiveness({ endpoints: etcdEndpoints, prefix: etcdPrefix });
+  const influxUrl = inject('influxUrl');
+  const metrics = options.metrics
+    ? influxqlReader({ url: influxUrl, database: options.metrics.database })
+    : undefined;
 
   const app = createApp({
     db: db.db,
@@ -105,6 +118,8 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     agentToken,
     apiToken,
     liveMigrationTimings: options.timings ?? TEST_TIMINGS,
+    ...(metrics ? { metrics } : {}),
+    ...(options.alertCycleTimings ? { alertCycleTimings: options.alertCycleTimings } : {}),
   });
   const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
   await new Promise<void>((resolve) => server.once('listening', resolve));
@@ -113,7 +128,14 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
   let worker: { worker: Worker; running: Promise<void>; connection: NativeConnection } | undefined;
   const startWorker = async (wrap?: (activities: Activities) => Activities) => {
     const nativeConnection = await NativeConnection.connect({ address });
-    const activities = createActivities({ db: db.db, agentToken, liveness, temporal });
+    const activities = createActivities({
+      db: db.db,
+      agentToken,
+      liveness,
+      temporal,
+      migrationLockWorkflowId: lockWorkflowId,
+      ...(metrics ? { metrics } : {}),
+    });
     const w = await createWorker({
       connection: nativeConnection,
       namespace,
@@ -154,7 +176,13 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       memoryMb: plan.memoryMb,
       liveness:
         plan.liveness === false ? null : { endpoints: etcdEndpoints, prefix: etcdPrefix, ttlSeconds: 5 },
-      metrics: null,
+      metrics: options.metrics
+        ? {
+            url: influxUrl,
+            database: options.metrics.database,
+            intervalSeconds: options.metrics.intervalSeconds,
+          }
+        : null,
       registration: { apiUrl, apiToken },
       log: (line) => logs.push(line),
       stopGraceMs: 3_000,
@@ -192,6 +220,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     agentToken,
     temporal,
     taskQueue,
+    lockWorkflowId,
     etcdPrefix,
     agents,
     agentLogs,

@@ -357,3 +357,33 @@ describe('planAlertMoves: memory rules', () => {
     expect(result.unplaced[0]!.reasons[0]).toContain('- margin(1073741824.000000)');
   });
 });
+
+describe('planAlertMoves: hosts that take no new guests', () => {
+  it('never targets a host that accepts no guests, though it still fires', () => {
+    const result = plan(
+      cpuRule(),
+      [host('a', 80), host('closed', 0, { acceptsGuests: false }), host('open', 30)],
+      [guest('g', 'a', 100, { vcpus: 10 }), guest('h', 'closed', 100)],
+    );
+    expect(result.moves.map((m) => m.to)).toEqual(['open']);
+    const closedFires = plan(
+      cpuRule(),
+      [host('closed', 80, { acceptsGuests: false }), host('b', 0)],
+      [guest('g', 'closed', 100, { vcpus: 10 })],
+    );
+    expect(closedFires.moves.map((m) => m.to)).toEqual(['b']);
+  });
+});
+
+describe('planAlertMoves: hosts whose metrics lag a recent migration', () => {
+  it('neither fires nor receives while settling, and says so', () => {
+    const result = plan(
+      cpuRule(),
+      [host('a', 90, { settling: true }), host('b', 80), host('c', 0, { settling: true }), host('d', 10)],
+      [guest('ga', 'a', 100, { vcpus: 12 }), guest('gb', 'b', 100, { vcpus: 12 })],
+    );
+    expect(result.settling).toEqual(['a']);
+    expect(result.alerted.map((h) => h.host)).toEqual(['b']);
+    expect(result.moves).toEqual([expect.objectContaining({ guest: 'gb', to: 'd' })]);
+  });
+});

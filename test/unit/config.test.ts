@@ -54,3 +54,46 @@ describe('config', () => {
     expect(influxSettings({}).database).toBe('telegraf');
   });
 });
+
+describe('influx settings for alert-rule reads', () => {
+  it('defaults to InfluxQL on the telegraf database, with Flux settings derived from it', () => {
+    expect(influxSettings({})).toEqual({
+      url: 'http://127.0.0.1:8086',
+      database: 'telegraf',
+      api: 'influxql',
+      token: '',
+      org: '',
+      bucket: 'telegraf/autogen',
+    });
+    expect(influxSettings({ INFLUX_DB: 'metrics', INFLUX_API: '' }).bucket).toBe('metrics/autogen');
+  });
+
+  it('reads the Flux and credential settings', () => {
+    expect(
+      influxSettings({
+        INFLUX_URL: 'http://influx:8086',
+        INFLUX_API: 'flux',
+        INFLUX_TOKEN: 'user:secret',
+        INFLUX_ORG: 'ops',
+        INFLUX_BUCKET: 'telegraf/two_weeks',
+        INFLUX_USERNAME: 'reader',
+        INFLUX_PASSWORD: 'pw',
+      }),
+    ).toEqual({
+      url: 'http://influx:8086',
+      database: 'telegraf',
+      api: 'flux',
+      token: 'user:secret',
+      org: 'ops',
+      bucket: 'telegraf/two_weeks',
+      username: 'reader',
+      password: 'pw',
+    });
+  });
+
+  it('names INFLUX_API and the allowed values when it is wrong', () => {
+    expect(() => influxSettings({ INFLUX_API: 'sql' })).toThrow(
+      "INFLUX_API must be one of influxql, flux, got 'sql'",
+    );
+  });
+});

@@ -2,17 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_MIGRATION_CONFIG } from '../../domain/migration-config.ts';
 import { planLiveMigration } from '../../domain/migration-plan.ts';
 import { migrationPolicySchema, resolveSettings } from '../../domain/migration-policy.ts';
-import type { LiveMigrateOptions } from '../../domain/live-migration.ts';
+import { DEFAULT_LIVE_MIGRATE_OPTIONS, type LiveMigrateOptions } from '../../domain/live-migration.ts';
 
-const options: LiveMigrateOptions = {
-  preferHost: null,
-  skipCpuCheck: false,
-  skipKernelCheck: false,
-  enableTls: false,
-  quicklyFinish: false,
-  maxBandwidthMb: null,
-  keepDestGuestOnFailed: false,
-};
+const options: LiveMigrateOptions = DEFAULT_LIVE_MIGRATE_OPTIONS;
 const guest = {
   memoryMb: 1024,
   disks: [{ id: 'd', sizeMb: 2048, storage: 'local' as const, cache: 'none' as const }],

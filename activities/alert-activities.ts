@@ -1,0 +1,94 @@
+import type { Client } from '@temporalio/client';
+import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
+import type { Db } from '../db/client.ts';
+import { withGuestMigrationLock } from '../db/guest-migration-lock.ts';
+import { recordEvent, type NewEvent } from '../db/inventory.ts';
+import { activeMigrationOfGuest } from '../db/migration-store.ts';
+import { planAlertMoves } from '../domain/alert-planner.ts';
+import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { alertCycleEvents, type AlertCyclePlan, type AlertMove } from '../domain/alert-events.ts';
+import { recordPendingMigration } from '../api/pending-migration.ts';
+import type { AlertMetricsReader } from './alert-metrics.ts';
+import { loadAlertSnapshot } from './alert-snapshot.ts';
+
+export interface AlertActivityDeps {
+  db: Db;
+  liveness: { onlineHostIds(): Promise<Set<string>> };
+  temporal?: Client;
+  metrics?: AlertMetricsReader;
+}
+
+export type AlertEvent = Omit<NewEvent, 'subjectKind' | 'subjectId'>;
+
+/** The I/O of an alert cycle: read the world, record what the cycle decided, record each guest's migration. */
+export function alertActivities(deps: AlertActivityDeps) {
+  return {
+    /**
+     * Reads the rule, the inventory and the metrics, plans (domain/alert-planner.ts), and records what the plan
+     * says that needs no lock: hosts whose data went missing or came back, and guests no target can take. Null
+     * when the rule is gone. Events carry keys made from the cycle's key, so a retry records nothing twice.
+     */
+    async planAlertCycle(input: { ruleId: string; cycleKey: string }): Promise<AlertCyclePlan | null> {
+      if (!deps.metrics) throw new Error('planAlertCycle needs an InfluxDB metrics reader');
+      const rule = await findMigrationAlert(deps.db, input.ruleId);
+      if (!rule) return null;
+      const snapshot = await loadAlertSnapshot(
+        { db: deps.db, metrics: deps.metrics, liveness: deps.liveness },
+        rule,
+        new Date(),
+      );
+      const plan = planAlertMoves(snapshot.input);
+      const { cyclePlan, events, hostsWithoutData } = alertCycleEvents({
+        rule,
+        plan,
+        hosts: snapshot.hosts,
+        guests: snapshot.guests,
+        cycleKey: input.cycleKey,
+      });
+      for (const event of events)
+        await recordEvent(deps.db, { subjectKind: 'rule', subjectId: rule.id, ...event });
+      await updateMigrationAlert(deps.db, rule.id, { hostsWithoutData });
+      return cyclePlan;
+    },
+
+    async recordAlertEvent(input: { ruleId: string; event: AlertEvent }): Promise<void> {
+      await recordEvent(deps.db, { subjectKind: 'rule', subjectId: input.ruleId, ...input.event });
+    },
+
+    /**
+     * Records the move's migration as pending (trigger `alert`), under the guest's migration lock. A retry finds
+     * the row it made before. A guest that started migrating since the plan is refused, with the reason.
+     */
+    async recordAlertMigration(input: {
+      ruleId: string;
+      cycleKey: string;
+      move: AlertMove;
+    }): Promise<{ migrationId: string } | { refused: string }> {
+      if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
+      const temporal = deps.temporal;
+      const { move } = input;
+      return withGuestMigrationLock(deps.db, move.guestId, async (locked) => {
+        const active = await activeMigrationOfGuest(locked, move.guestId);
+        if (active && active.options.alertCycle === input.cycleKey) return { migrationId: active.id };
+        try {
+          const row = await recordPendingMigration(
+            locked,
+            temporal,
+            { id: move.guestId, name: move.guestName },
+            {
+              kind: 'live',
+              sourceHostId: move.fromHostId,
+              trigger: 'alert',
+              options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
+              workflowId: liveMigrationWorkflowId(move.guestId),
+            },
+          );
+          return { migrationId: row.id };
+        } catch (err) {
+          if ((err as { status?: number }).status === 409) return { refused: (err as Error).message };
+          throw err;
+        }
+      });
+    },
+  };
+}

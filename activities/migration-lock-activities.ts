@@ -1,0 +1,94 @@
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import {
+  WithStartWorkflowOperation,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
+import type { LockRequest, TryAcquireAnswer } from '../domain/migration-lock.ts';
+import { renewUntilCancelled } from './lease-keeper.ts';
+import { MIGRATION_LOCK_WORKFLOW_ID } from '../domain/workflow-ids.ts';
+import type { migrationLock } from '../workflows/migration-lock.ts';
+import {
+  releaseLockUpdate,
+  renewLockUpdate,
+  tryAcquireLockUpdate,
+} from '../workflows/migration-lock-messages.ts';
+
+export interface KeepLockLeaseInput {
+  owner: string;
+  leaseMs: number;
+  renewIntervalMs: number;
+}
+
+export interface MigrationLockDeps {
+  temporal?: Client;
+  /** Default `migration-lock`; tests sharing one Temporal namespace give each stack its own. */
+  migrationLockWorkflowId?: string;
+}
+
+/** Workflows cannot send updates: the alert cycle takes, keeps and frees the `migration-lock` through these. */
+export function migrationLockActivities(deps: MigrationLockDeps) {
+  const lockId = deps.migrationLockWorkflowId ?? MIGRATION_LOCK_WORKFLOW_ID;
+  const client = (what: string) => {
+    if (!deps.temporal) throw new Error(`${what} needs a Temporal client`);
+    return deps.temporal;
+  };
+  const lock = (what: string) => client(what).workflow.getHandle(lockId);
+
+  return {
+    /** Update-with-start: the singleton comes into being with the first request. */
+    async tryAcquireMigrationLock(request: LockRequest): Promise<TryAcquireAnswer> {
+      return client('tryAcquireMigrationLock').workflow.executeUpdateWithStart(tryAcquireLockUpdate, {
+        args: [request],
+        startWorkflowOperation: new WithStartWorkflowOperation<typeof migrationLock>('migrationLock', {
+          workflowId: lockId,
+          taskQueue: Context.current().info.taskQueue,
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+          args: [],
+        }),
+      });
+    },
+
+    /** Frees the lock if the owner still holds it; a lock that is gone or held by another frees nothing. */
+    async releaseMigrationLock(input: { owner: string }): Promise<{ released: boolean }> {
+      try {
+        return await lock('releaseMigrationLock').executeUpdate(releaseLockUpdate, { args: [input] });
+      } catch (err) {
+        if (err instanceof WorkflowNotFoundError) return { released: false };
+        throw err;
+      }
+    },
+
+    /**
+     * Renews the lease every renewIntervalMs and heartbeats in between, until the workflow cancels it (then it
+     * returns). When a renewal answers that the lock is no longer held (the lease ran out while this worker was
+     * away and another batch took it), it fails for good with MigrationLockLost: the batch must stop starting
+     * migrations. A renewal that cannot reach Temporal is retried next round.
+     */
+    async keepMigrationLockLease(input: KeepLockLeaseInput): Promise<void> {
+      const handle = lock('keepMigrationLockLease');
+      await renewUntilCancelled({
+        renewIntervalMs: input.renewIntervalMs,
+        async renew() {
+          const held = await handle
+            .executeUpdate(renewLockUpdate, { args: [{ owner: input.owner, leaseMs: input.leaseMs }] })
+            .then(
+              (answer) => answer.held,
+              (err: unknown) => {
+                if (err instanceof WorkflowNotFoundError) return false;
+                log.warn('migration lock renewal failed; retrying next round', { error: String(err) });
+                return 'unknown' as const;
+              },
+            );
+          if (held === false) {
+            throw ApplicationFailure.nonRetryable(
+              `the migration lock is no longer held by ${input.owner}: its lease ran out`,
+              'MigrationLockLost',
+            );
+          }
+        },
+      });
+    },
+  };
+}

@@ -1,0 +1,227 @@
+import { Hono } from 'hono';
+import { loadAlertSnapshot } from '../../activities/alert-snapshot.ts';
+import {
+  allMigrationAlertEvents,
+  deleteMigrationAlert,
+  findMigrationAlert,
+  insertMigrationAlert,
+  listMigrationAlerts,
+  migrationAlertEvents,
+  updateMigrationAlert,
+  type MigrationAlertPatch,
+} from '../../db/alert-store.ts';
+import type { Db } from '../../db/client.ts';
+import { findGuest, findHost, listGuests, listHosts, recordEvent } from '../../db/inventory.ts';
+import type { MigrationAlert } from '../../db/schema.ts';
+import { planAlertMoves } from '../../domain/alert-planner.ts';
+import {
+  AlertRuleError,
+  alertRuleSettings,
+  createAlertRuleSchema,
+  updateAlertRuleSchema,
+} from '../../domain/alert-rule-request.ts';
+import { alertPlanDocument } from '../../domain/alert-snapshot.ts';
+import { deleteAlertSchedule, syncAlertSchedule, type AlertScheduleHome } from '../alert-schedules.ts';
+import { alertEventView, alertRuleView } from '../alert-rule-views.ts';
+import type { ApiDeps } from '../deps.ts';
+import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+
+/** Host or guest names or ids to ids; an unknown one is a 400 naming it and the field. */
+async function resolveIds(
+  db: Db,
+  field: 'source_hosts' | 'target_hosts' | 'source_guests',
+  values: string[],
+): Promise<string[]> {
+  const ids: string[] = [];
+  for (const value of values) {
+    const found = field === 'source_guests' ? await findGuest(db, value) : await findHost(db, value);
+    if (!found) {
+      const kind = field === 'source_guests' ? 'server' : 'host';
+      throw new ApiError(400, 'invalid_request', `${field}: no ${kind} with id or name '${value}'`, field);
+    }
+    if (!ids.includes(found.id)) ids.push(found.id);
+  }
+  return ids;
+}
+
+function settingsOr400<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof AlertRuleError) throw new ApiError(400, 'invalid_request', err.message, err.field);
+    throw err;
+  }
+}
+
+const scheduleUnavailable = (err: unknown) =>
+  new ApiError(
+    503,
+    'unavailable',
+    `could not update the rule's Temporal Schedule: ${(err as Error).message}`,
+  );
+
+/** /v1/migration-alerts: Cloudpods' migration-alert rules, each owning a Temporal Schedule. */
+export function migrationAlertRoutes(deps: ApiDeps) {
+  const { db } = deps;
+  const home: AlertScheduleHome = {
+    temporal: deps.temporal,
+    taskQueue: deps.taskQueue,
+    ...(deps.alertCycleTimings ? { cycleTimings: deps.alertCycleTimings } : {}),
+  };
+  const view = async (rule: MigrationAlert) => {
+    const [hosts, guests] = await Promise.all([listHosts(db), listGuests(db)]);
+    return alertRuleView(rule, new Map(hosts.map((h) => [h.id, h])), new Map(guests.map((g) => [g.id, g])));
+  };
+  const ruleOr404 = async (idOrName: string) => {
+    const rule = await findMigrationAlert(db, idOrName);
+    if (!rule) throw notFound('migration alert', idOrName);
+    return rule;
+  };
+
+  return new Hono()
+    .get('/', async (c) => {
+      const [rules, hosts, guests] = await Promise.all([
+        listMigrationAlerts(db),
+        listHosts(db),
+        listGuests(db),
+      ]);
+      const hostMap = new Map(hosts.map((h) => [h.id, h]));
+      const guestMap = new Map(guests.map((g) => [g.id, g]));
+      return c.json({ alerts: rules.map((r) => alertRuleView(r, hostMap, guestMap)) });
+    })
+    .post('/', async (c) => {
+      const body = parseOr400(createAlertRuleSchema, await jsonBody(c));
+      const settings = settingsOr400(() => alertRuleSettings(body));
+      const row = {
+        name: body.name,
+        ...settings,
+        sourceHostIds: await resolveIds(db, 'source_hosts', body.source_hosts ?? []),
+        targetHostIds: await resolveIds(db, 'target_hosts', body.target_hosts ?? []),
+        sourceGuestIds: await resolveIds(db, 'source_guests', body.source_guests ?? []),
+      };
+      const created = await insertMigrationAlert(db, row);
+      if (created === 'exists') {
+        throw new ApiError(409, 'conflict', `a migration alert named '${body.name}' already exists`, 'name');
+      }
+      try {
+        await syncAlertSchedule(home, created);
+      } catch (err) {
+        // No rule without its schedule: the rule goes again.
+        await deleteMigrationAlert(db, created.id);
+        throw scheduleUnavailable(err);
+      }
+      await recordEvent(db, {
+        subjectKind: 'rule',
+        subjectId: created.id,
+        type: 'create',
+        message: JSON.stringify({ id: created.id, name: created.name, res_name: 'migrationalert' }),
+        data: { id: created.id, name: created.name, res_name: 'migrationalert' },
+      });
+      return c.json(await view(created), 201);
+    })
+    .get('/:id', async (c) => c.json(await view(await ruleOr404(c.req.param('id')))))
+    .patch('/:id', async (c) => {
+      const rule = await ruleOr404(c.req.param('id'));
+      const body = parseOr400(updateAlertRuleSchema, await jsonBody(c));
+      const settings = settingsOr400(() => alertRuleSettings(body, rule));
+      const patch: MigrationAlertPatch = { ...settings };
+      if (body.source_hosts) patch.sourceHostIds = await resolveIds(db, 'source_hosts', body.source_hosts);
+      if (body.target_hosts) patch.targetHostIds = await resolveIds(db, 'target_hosts', body.target_hosts);
+      if (body.source_guests)
+        patch.sourceGuestIds = await resolveIds(db, 'source_guests', body.source_guests);
+      const updated = await updateMigrationAlert(db, rule.id, patch);
+      if (!updated) throw notFound('migration alert', c.req.param('id'));
+      try {
+        await syncAlertSchedule(home, updated);
+      } catch (err) {
+        // The rule stays as its schedule still runs it.
+        const { id: _id, name: _name, createdAt: _created, ...previous } = rule;
+        await updateMigrationAlert(db, rule.id, previous);
+        throw scheduleUnavailable(err);
+      }
+      await recordEvent(db, {
+        subjectKind: 'rule',
+        subjectId: rule.id,
+        type: 'update',
+        message: JSON.stringify(body),
+        data: body,
+      });
+      return c.json(await view(updated));
+    })
+    .delete('/:id', async (c) => {
+      const rule = await ruleOr404(c.req.param('id'));
+      try {
+        await deleteAlertSchedule(home, rule.name);
+      } catch (err) {
+        throw scheduleUnavailable(err);
+      }
+      await deleteMigrationAlert(db, rule.id);
+      await recordEvent(db, {
+        subjectKind: 'rule',
+        subjectId: rule.id,
+        type: 'delete',
+        message: JSON.stringify({ id: rule.id, name: rule.name, res_name: 'migrationalert' }),
+      });
+      return c.json({ deleted: rule.name });
+    })
+    .get('/:id/events', async (c) => {
+      const rule = await ruleOr404(c.req.param('id'));
+      const events = await migrationAlertEvents(db, rule.id, limitOf(c.req.query('limit')));
+      return c.json({ events: events.map((e) => alertEventView(e, rule.name)) });
+    })
+    .post('/:id/plan', async (c) => {
+      const rule = await ruleOr404(c.req.param('id'));
+      if (!deps.metrics) throw new ApiError(503, 'unavailable', 'no InfluxDB metrics reader is configured');
+      const snapshot = await loadAlertSnapshot(
+        { db, metrics: deps.metrics, liveness: deps.liveness },
+        rule,
+        new Date(),
+      );
+      const plan = planAlertMoves(snapshot.input);
+      const hostName = (id: string) => snapshot.hosts.get(id)?.name ?? id;
+      const guestName = (id: string) => snapshot.guests.get(id)?.name ?? id;
+      return c.json({
+        rule: rule.name,
+        now: snapshot.input.now,
+        ...alertPlanDocument(plan),
+        alerted: plan.alerted.map((a) => ({ ...a, hostName: hostName(a.host) })),
+        noData: plan.noData.map((id) => ({ id, name: hostName(id) })),
+        settling: plan.settling.map((id) => ({ id, name: hostName(id) })),
+        names: {
+          hosts: Object.fromEntries([...snapshot.hosts.values()].map((h) => [h.id, h.name])),
+          guests: Object.fromEntries(plan.moves.map((m) => [m.guest, guestName(m.guest)])),
+        },
+      });
+    });
+}
+
+/** GET /v1/migration-alert-events[?rule=ID|NAME]: every rule's events, newest first. */
+export function migrationAlertEventRoutes({ db }: ApiDeps) {
+  return new Hono().get('/', async (c) => {
+    const ruleRef = c.req.query('rule');
+    const limit = limitOf(c.req.query('limit'));
+    if (ruleRef) {
+      const rule = await findMigrationAlert(db, ruleRef);
+      if (!rule) throw notFound('migration alert', ruleRef);
+      const events = await migrationAlertEvents(db, rule.id, limit);
+      return c.json({ events: events.map((e) => alertEventView(e, rule.name)) });
+    }
+    const [events, rules] = await Promise.all([allMigrationAlertEvents(db, limit), listMigrationAlerts(db)]);
+    const names = new Map(rules.map((r) => [r.id, r.name]));
+    return c.json({ events: events.map((e) => alertEventView(e, names.get(e.subjectId) ?? null)) });
+  });
+}
+
+function limitOf(raw: string | undefined): number {
+  if (raw === undefined) return 200;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1 || value > 10_000) {
+    throw new ApiError(
+      400,
+      'invalid_request',
+      `limit: expected an integer from 1 to 10000, got '${raw}'`,
+      'limit',
+    );
+  }
+  return value;
+}

@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { alertCycleEvents, migratingEvent, skippedEvent } from '../../domain/alert-events.ts';
+import { planAlertMoves } from '../../domain/alert-planner.ts';
+import { parseAlertSnapshot, alertPlanDocument } from '../../domain/alert-snapshot.ts';
+
+const rule = {
+  id: 'r1',
+  name: 'test-cpu',
+  metric: 'cpu.usage_active' as const,
+  threshold: 60,
+  periodS: 120,
+  hostsWithoutData: ['dark-before'],
+};
+
+describe("alert cycle events in the seed's formats", () => {
+  const plan = planAlertMoves({
+    now: '2026-12-01T00:00:00Z',
+    rule: { metric: 'cpu.usage_active', threshold: 60, periodS: 120, margin: 0 },
+    hosts: [
+      { id: 'h66', name: 'test-66-onecloud02', cpus: 40, memoryBytes: 2 ** 40, current: 70 },
+      { id: 'h69', name: 'test-69-onecloud01', cpus: 40, memoryBytes: 2 ** 40, current: 55.313408 },
+      { id: 'dark', name: 'dark', cpus: 40, memoryBytes: 2 ** 40, current: null },
+    ],
+    guests: [
+      {
+        id: 'g1',
+        name: 'cpu-test-vm',
+        hostId: 'h66',
+        vcpus: 24,
+        memoryMb: 1024,
+        usage: 99.46995,
+        history: [],
+        lastMigratedAt: null,
+      },
+    ],
+  });
+  const hosts = new Map([
+    ['h66', { id: 'h66', name: 'test-66-onecloud02' }],
+    ['h69', { id: 'h69', name: 'test-69-onecloud01' }],
+    ['dark', { id: 'dark', name: 'dark' }],
+    ['dark-before', { id: 'dark-before', name: 'dark-before' }],
+  ]);
+  const guests = new Map([
+    ['g1', { id: 'g1', name: 'cpu-test-vm', hostId: 'h66', vcpus: 24, memoryMb: 1024 }],
+  ]);
+  const { events, hostsWithoutData, cyclePlan } = alertCycleEvents({
+    rule,
+    plan,
+    hosts,
+    guests,
+    cycleKey: 'c1',
+  });
+
+  it('records find_result_fail as Cloudpods does, and no-data once per change', () => {
+    expect(cyclePlan.moves).toEqual([]);
+    expect(events.map((e) => e.type)).toEqual(['no_data', 'data_back', 'find_result_fail']);
+    expect(events[2]!.message).toBe(
+      'find result to migrate: not found target for guest cpu-test-vm: [host:test-69-onecloud01:current(55.313408) + guest:cpu-test-vm:score(59.681970) >= threshold(60.000000)]',
+    );
+    expect(hostsWithoutData).toEqual(['dark']);
+    expect(new Set(events.map((e) => e.dedupeKey)).size).toBe(events.length);
+    const again = alertCycleEvents({
+      rule: { ...rule, hostsWithoutData },
+      plan,
+      hosts,
+      guests,
+      cycleKey: 'c2',
+    });
+    expect(again.events.map((e) => e.type)).toEqual(['find_result_fail']);
+  });
+
+  it("writes the migrating note with the seed's keys", () => {
+    const event = migratingEvent(
+      {
+        guestId: 'a3107d1f',
+        guestName: 'aisenzhe',
+        fromHostId: '733b10fa',
+        fromHostName: 'a15',
+        toHostId: '6fc10297',
+        toHostName: 'test-66-onecloud02',
+        vcpus: 8,
+        memoryMb: 8192,
+        score: 10.769393333333335,
+        targetScore: 10.769393333333335,
+        targetCurrent: 22.65071999099409,
+      },
+      'm1',
+      'c1',
+    );
+    expect(JSON.parse(event.message)).toEqual({
+      guest: {
+        host: 'a15',
+        host_id: '733b10fa',
+        id: 'a3107d1f',
+        name: 'aisenzhe',
+        score: 10.769393333333335,
+        vcpu_count: 8,
+        vmem_size: 8192,
+      },
+      target_host: { id: '6fc10297', name: 'test-66-onecloud02', score: 22.65071999099409 },
+    });
+    expect(skippedEvent('rule other (alert-cycle-other-1)', 'c1', 2).message).toContain('rule other');
+  });
+});
+
+describe('snapshot documents', () => {
+  it('round-trips a snapshot into a plan document with ids', () => {
+    const parsed = parseAlertSnapshot({
+      now: '2026-12-01T00:00:00Z',
+      rule: { metric: 'cpu.usage_active', threshold: 60, period_s: 120 },
+      hosts: [
+        { id: 'h1', name: 'host-1', cpus: 40, memory_bytes: 2 ** 38, current: 70 },
+        { id: 'h2', name: 'host-2', cpus: 40, memory_bytes: 2 ** 38, current: 20 },
+      ],
+      guests: [
+        {
+          id: 'g1',
+          name: 'vm1',
+          host_id: 'h1',
+          vcpus: 8,
+          memory_mb: 8192,
+          usage: 90,
+          history: [88, 91],
+          last_migrated_at: null,
+        },
+      ],
+    });
+    expect(parsed.ok).toBe(true);
+    if (!parsed.ok) return;
+    expect(alertPlanDocument(planAlertMoves(parsed.input))).toEqual({
+      moves: [{ guest: 'g1', from: 'h1', to: 'h2', score: 18 }],
+      unplaced: [],
+      host_after: { h1: 52, h2: 38 },
+    });
+  });
+
+  it('names every problem by its path', () => {
+    const parsed = parseAlertSnapshot({
+      now: 'yesterday',
+      rule: { metric: 'disk', threshold: 1, period_s: 60 },
+      hosts: [{ id: 'h1', name: 'h', cpus: 0, memory_bytes: 1, current: null }],
+      guests: [],
+    });
+    expect(parsed.ok).toBe(false);
+    if (parsed.ok) return;
+    expect(parsed.errors.map((e) => e.split(':')[0])).toEqual(['now', 'rule.metric', 'hosts[0].cpus']);
+    const orphan = parseAlertSnapshot({
+      now: '2026-12-01T00:00:00Z',
+      rule: { metric: 'mem.available', threshold: 1, period_s: 60 },
+      hosts: [],
+      guests: [{ id: 'g', name: 'g', host_id: 'nowhere', vcpus: 1, memory_mb: 1, usage: null }],
+    });
+    expect(orphan).toEqual({ ok: false, errors: ["guests[0].host_id: no host has id 'nowhere'"] });
+  });
+});

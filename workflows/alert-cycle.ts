@@ -1,0 +1,166 @@
+import {
+  CancellationScope,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  proxyActivities,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import {
+  DEFAULT_ALERT_CYCLE_TIMINGS,
+  type AlertCycleInput,
+  type AlertCycleMoveOutcome,
+  type AlertCycleOutcome,
+  type AlertCycleTimings,
+} from '../domain/alert-cycle.ts';
+import {
+  migratingEvent,
+  migrationOutcomeEvent,
+  skippedEvent,
+  type AlertCyclePlan,
+  type AlertMove,
+} from '../domain/alert-events.ts';
+import { DEFAULT_LIVE_MIGRATE_OPTIONS } from '../domain/live-migration.ts';
+import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { failureReason } from './failure-reason.ts';
+import { liveMigrate } from './live-migrate.ts';
+import { GuestIdKey, MigrationKindKey, MigrationTriggerKey, SourceHostKey } from './search-attributes.ts';
+
+const quick = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
+});
+
+/** The lock must be released whatever happens; the lock's own lease is the last resort. */
+const untilDone = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 20 },
+});
+
+function leaseKeeper(timings: AlertCycleTimings) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: Math.max(10_000, timings.lockRenewIntervalMs * 3),
+    retry: {
+      initialInterval: '1 second',
+      maximumInterval: '10 seconds',
+      nonRetryableErrorTypes: ['MigrationLockLost'],
+    },
+  });
+}
+
+/**
+ * One evaluation of a migration-alert rule, started by the rule's Temporal Schedule: plan from the metrics
+ * (domain/alert-planner.ts), take the `migration-lock` without waiting (skip the cycle if another rule's batch
+ * holds it), run the moves as child live migrations under the cluster's limits, record each, release the lock.
+ */
+export async function alertCycle(input: AlertCycleInput): Promise<AlertCycleOutcome> {
+  const timings = input.timings ?? DEFAULT_ALERT_CYCLE_TIMINGS;
+  const { workflowId, runId } = workflowInfo();
+  const cycleKey = `${workflowId}/${runId}`;
+  const plan = await quick.planAlertCycle({ ruleId: input.ruleId, cycleKey });
+  if (!plan) return { outcome: 'rule-gone' };
+  if (plan.moves.length === 0) return { outcome: 'nothing-to-move' };
+
+  const owner = cycleKey;
+  const lock = await quick.tryAcquireMigrationLock({
+    owner,
+    description: `rule ${plan.ruleName} (${workflowId})`,
+    leaseMs: timings.lockLeaseMs,
+  });
+  if (!lock.granted) {
+    const event = skippedEvent(lock.holder.description, cycleKey, plan.moves.length);
+    await quick.recordAlertEvent({ ruleId: plan.ruleId, event });
+    return { outcome: 'skipped', holder: lock.holder.description };
+  }
+
+  let lockLost = false;
+  const keeper = new CancellationScope();
+  const keeping = keeper
+    .run(() =>
+      leaseKeeper(timings).keepMigrationLockLease({
+        owner,
+        leaseMs: timings.lockLeaseMs,
+        renewIntervalMs: timings.lockRenewIntervalMs,
+      }),
+    )
+    .catch((err: unknown) => {
+      if (!isCancellation(err)) lockLost = true;
+    });
+  try {
+    const moves = await Promise.all(
+      plan.moves.map((move) => runMove(plan, move, timings, cycleKey, () => lockLost)),
+    );
+    return { outcome: 'migrated', moves, lockLost };
+  } finally {
+    keeper.cancel();
+    await CancellationScope.nonCancellable(async () => {
+      await keeping;
+      await untilDone.releaseMigrationLock({ owner });
+    });
+  }
+}
+
+async function runMove(
+  plan: AlertCyclePlan,
+  move: AlertMove,
+  timings: AlertCycleTimings,
+  cycleKey: string,
+  lockLost: () => boolean,
+): Promise<AlertCycleMoveOutcome> {
+  const base = { guest: move.guestId, from: move.fromHostId, to: move.toHostId };
+  const record = (event: Parameters<Activities['recordAlertEvent']>[0]['event']) =>
+    quick.recordAlertEvent({ ruleId: plan.ruleId, event });
+  if (lockLost()) {
+    const error = 'the migration lock was lost before this move started';
+    await record(
+      migrationOutcomeEvent(move, { migrationId: null, ok: false, error, destination: null }, cycleKey),
+    );
+    return { ...base, migrationId: null, outcome: 'refused', error };
+  }
+  const recorded = await quick.recordAlertMigration({ ruleId: plan.ruleId, cycleKey, move });
+  if ('refused' in recorded) {
+    const error = recorded.refused;
+    await record(
+      migrationOutcomeEvent(move, { migrationId: null, ok: false, error, destination: null }, cycleKey),
+    );
+    return { ...base, migrationId: null, outcome: 'refused', error };
+  }
+  const { migrationId } = recorded;
+  await record(migratingEvent(move, migrationId, cycleKey));
+  try {
+    await executeChild(liveMigrate, {
+      workflowId: liveMigrationWorkflowId(move.guestId),
+      args: [
+        {
+          migrationId,
+          guestId: move.guestId,
+          options: { ...DEFAULT_LIVE_MIGRATE_OPTIONS, preferHost: move.toHostId },
+          caller: { role: 'admin' },
+          timings: timings.migration,
+        },
+      ],
+      // A started migration must reach a terminal phase by itself whatever happens to the cycle.
+      parentClosePolicy: ParentClosePolicy.ABANDON,
+      typedSearchAttributes: [
+        { key: GuestIdKey, value: move.guestId },
+        { key: SourceHostKey, value: move.fromHostName },
+        { key: MigrationKindKey, value: 'live' },
+        { key: MigrationTriggerKey, value: 'alert' },
+      ],
+    });
+    await record(
+      migrationOutcomeEvent(move, { migrationId, ok: true, error: null, destination: null }, cycleKey),
+    );
+    return { ...base, migrationId, outcome: 'completed', error: null };
+  } catch (err) {
+    const error = failureReason(err);
+    if (/already (started|running)/i.test(error)) {
+      // The child never ran, so nobody else will close its row.
+      await quick.setMigrationPhase({ migrationId, phase: 'failed', error });
+    }
+    await record(migrationOutcomeEvent(move, { migrationId, ok: false, error, destination: null }, cycleKey));
+    return { ...base, migrationId, outcome: 'failed', error };
+  }
+}
