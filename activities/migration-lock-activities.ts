@@ -15,6 +15,8 @@ import {
   tryAcquireLockUpdate,
 } from '../workflows/migration-lock-messages.ts';
 
+class LockReleased extends Error {}
+
 export interface KeepLockLeaseInput {
   owner: string;
   leaseMs: number;
@@ -68,27 +70,30 @@ export function migrationLockActivities(deps: MigrationLockDeps) {
      */
     async keepMigrationLockLease(input: KeepLockLeaseInput): Promise<void> {
       const handle = lock('keepMigrationLockLease');
-      await renewUntilCancelled({
-        renewIntervalMs: input.renewIntervalMs,
-        async renew() {
-          const held = await handle
-            .executeUpdate(renewLockUpdate, { args: [{ owner: input.owner, leaseMs: input.leaseMs }] })
-            .then(
-              (answer) => answer.held,
-              (err: unknown) => {
-                if (err instanceof WorkflowNotFoundError) return false;
+      try {
+        await renewUntilCancelled({
+          renewIntervalMs: input.renewIntervalMs,
+          async renew() {
+            const answer = await handle
+              .executeUpdate(renewLockUpdate, { args: [{ owner: input.owner, leaseMs: input.leaseMs }] })
+              .catch((err: unknown) => {
+                if (err instanceof WorkflowNotFoundError) return { held: false as const, released: false };
                 log.warn('migration lock renewal failed; retrying next round', { error: String(err) });
-                return 'unknown' as const;
-              },
-            );
-          if (held === false) {
-            throw ApplicationFailure.nonRetryable(
-              `the migration lock is no longer held by ${input.owner}: its lease ran out`,
-              'MigrationLockLost',
-            );
-          }
-        },
-      });
+                return null;
+              });
+            // The batch released the lock while this renewal was on its way: nothing is lost, the keeping ends.
+            if (answer && !answer.held && answer.released) throw new LockReleased();
+            if (answer && !answer.held) {
+              throw ApplicationFailure.nonRetryable(
+                `the migration lock is no longer held by ${input.owner}: its lease ran out`,
+                'MigrationLockLost',
+              );
+            }
+          },
+        });
+      } catch (err) {
+        if (!(err instanceof LockReleased)) throw err;
+      }
     },
   };
 }

@@ -17,7 +17,15 @@ export interface LockState {
   holder: LockHolder | null;
   /** Grants so far, over continue-as-new too. */
   grants: number;
+  /**
+   * Owners that released the lock, most recent last (bounded): a renewal that crossed the release tells its
+   * keeper to stop quietly rather than that the lock was lost. Absent in state from older runs.
+   */
+  released?: string[];
 }
+
+/** How many releases the lock remembers. */
+export const RELEASES_REMEMBERED = 20;
 
 export interface LockRequest {
   owner: string;
@@ -27,7 +35,7 @@ export interface LockRequest {
 
 export type TryAcquireAnswer = { granted: true; expiresAt: number } | { granted: false; holder: LockHolder };
 
-export const emptyLock = (): LockState => ({ holder: null, grants: 0 });
+export const emptyLock = (): LockState => ({ holder: null, grants: 0, released: [] });
 
 /** A holder past its lease holds nothing. */
 export function liveHolder(state: LockState, now: number): LockHolder | null {
@@ -50,24 +58,35 @@ export function tryAcquire(
     expiresAt,
   };
   return {
-    state: { holder: next, grants: holder ? state.grants : state.grants + 1 },
+    state: { ...state, holder: next, grants: holder ? state.grants : state.grants + 1 },
     answer: { granted: true, expiresAt },
   };
 }
 
-/** Extends the lease of the live holder; anyone else learns it does not hold the lock (any more). */
+export type RenewAnswer = { held: true } | { held: false; released: boolean };
+
+/**
+ * Extends the lease of the live holder; anyone else learns it does not hold the lock (any more), and whether
+ * that is because it released it itself.
+ */
 export function renew(
   state: LockState,
   request: { owner: string; leaseMs: number },
   now: number,
-): { state: LockState; held: boolean } {
+): { state: LockState; answer: RenewAnswer } {
   const holder = liveHolder(state, now);
-  if (!holder || holder.owner !== request.owner) return { state, held: false };
-  return { state: { ...state, holder: { ...holder, expiresAt: now + request.leaseMs } }, held: true };
+  if (!holder || holder.owner !== request.owner) {
+    return { state, answer: { held: false, released: (state.released ?? []).includes(request.owner) } };
+  }
+  return {
+    state: { ...state, holder: { ...holder, expiresAt: now + request.leaseMs } },
+    answer: { held: true },
+  };
 }
 
 /** Frees the lock if the caller holds it (a release by a former holder frees nothing). */
 export function release(state: LockState, owner: string): { state: LockState; released: boolean } {
   if (state.holder?.owner !== owner) return { state, released: false };
-  return { state: { ...state, holder: null }, released: true };
+  const released = [...(state.released ?? []), owner].slice(-RELEASES_REMEMBERED);
+  return { state: { ...state, holder: null, released }, released: true };
 }

@@ -44,7 +44,7 @@ export async function migrationLock(initial: LockState = emptyLock()): Promise<v
     handled += 1;
     const result = renew(state, request, now());
     state = result.state;
-    return { held: result.held };
+    return result.answer;
   });
   setHandler(releaseLockUpdate, ({ owner }) => {
     handled += 1;

@@ -42,11 +42,28 @@ describe('migration lock rules', () => {
   it('renews only the live holder; a holder whose lease ran out learns it lost the lock', () => {
     const held = tryAcquire(emptyLock(), a, 100).state;
     const renewed = renew(held, { owner: 'cycle-a', leaseMs: 1000 }, 900);
-    expect(renewed.held).toBe(true);
+    expect(renewed.answer).toEqual({ held: true });
     expect(renewed.state.holder?.expiresAt).toBe(1900);
-    expect(renew(held, { owner: 'cycle-b', leaseMs: 1000 }, 900).held).toBe(false);
-    expect(renew(held, { owner: 'cycle-a', leaseMs: 1000 }, 1100).held).toBe(false);
-    expect(renew(emptyLock(), { owner: 'cycle-a', leaseMs: 1000 }, 0).held).toBe(false);
+    const lost = { held: false, released: false };
+    expect(renew(held, { owner: 'cycle-b', leaseMs: 1000 }, 900).answer).toEqual(lost);
+    expect(renew(held, { owner: 'cycle-a', leaseMs: 1000 }, 1100).answer).toEqual(lost);
+    expect(renew(emptyLock(), { owner: 'cycle-a', leaseMs: 1000 }, 0).answer).toEqual(lost);
+  });
+
+  it('tells a renewal that crossed its own release that the holder released it', () => {
+    const freed = release(tryAcquire(emptyLock(), a, 100).state, 'cycle-a').state;
+    expect(renew(freed, { owner: 'cycle-a', leaseMs: 1000 }, 200).answer).toEqual({
+      held: false,
+      released: true,
+    });
+    let state = freed;
+    for (let i = 0; i < 25; i += 1)
+      state = release(tryAcquire(state, { ...b, owner: `o${i}` }, 300 + i).state, `o${i}`).state;
+    expect(state.released).toHaveLength(20);
+    expect(renew(state, { owner: 'cycle-a', leaseMs: 1000 }, 400).answer).toEqual({
+      held: false,
+      released: false,
+    });
   });
 
   it('releases only for its holder', () => {
