@@ -1,8 +1,8 @@
 import type { Db } from '../db/client.ts';
-import { guestsMigrating, hostsInRecentMigrations, lastAlertMoves } from '../db/alert-store.ts';
+import { alertMoveHistory, guestsMigrating, hostsInRecentMigrations } from '../db/alert-store.ts';
 import { listGuests, listHosts } from '../db/inventory.ts';
 import type { Guest, Host, MigrationAlert } from '../db/schema.ts';
-import type { AlertPlanInput } from '../domain/alert-planner.ts';
+import { RETURN_BLOCK_S, type AlertPlanInput } from '../domain/alert-planner.ts';
 import type { AlertMetricsReader } from './alert-metrics.ts';
 
 /** Period means of a guest's usage the planner weighs for steadiness. */
@@ -53,9 +53,10 @@ export async function loadAlertSnapshot(
           now,
         )
       : Promise.resolve(new Map<string, { usage: number | null; history: number[] }>()),
-    lastAlertMoves(
+    alertMoveHistory(
       deps.db,
       running.map((g) => g.id),
+      new Date(now.getTime() - RETURN_BLOCK_S * 1000),
     ),
   ]);
   const input: AlertPlanInput = {
@@ -87,7 +88,11 @@ export async function loadAlertSnapshot(
       memoryMb: g.memoryMb,
       usage: usage.get(g.id)?.usage ?? null,
       history: usage.get(g.id)?.history ?? [],
-      lastMigratedAt: lastMoves.get(g.id)?.toISOString() ?? null,
+      lastMigratedAt: lastMoves.get(g.id)?.lastAt.toISOString() ?? null,
+      leftHosts: (lastMoves.get(g.id)?.left ?? []).map((left) => ({
+        host: left.host,
+        at: left.at.toISOString(),
+      })),
       migrating: migrating.has(g.id),
     })),
   };

@@ -1,6 +1,8 @@
 import { installSignalHandlers, runCleanups, wasInterrupted } from './lib/lifecycle.ts';
+import * as alertPlanner from './alert-planner/index.ts';
 import * as convergence from './convergence/index.ts';
 import * as liveMigrate from './live-migrate/index.ts';
+import * as replay from './replay/index.ts';
 
 /**
  * Benchmarks print figures and ratios; they are not tests. Exit code 0 when every benchmark ran (a
@@ -16,7 +18,7 @@ interface Benchmark {
   run(args: string[]): Promise<void>;
 }
 
-const benchmarks: Benchmark[] = [liveMigrate, convergence];
+const benchmarks: Benchmark[] = [liveMigrate, convergence, alertPlanner, replay];
 
 function help(): string {
   return [

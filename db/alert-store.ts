@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, max, notInArray, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, notInArray, or } from 'drizzle-orm';
 import { terminalMigrationPhases } from '../domain/migration-phases.ts';
 import type { Db } from './client.ts';
 import { isUuid } from './inventory.ts';
@@ -71,18 +71,42 @@ export function allMigrationAlertEvents(db: Db, limit = 200) {
     .limit(limit);
 }
 
-/**
- * When each guest was last moved by a rule: the request time of its latest alert-triggered migration,
- * whatever its outcome, so that a guest that fails to move is not retried every cycle either.
- */
-export async function lastAlertMoves(db: Db, guestIds: string[]): Promise<Map<string, Date>> {
+export interface AlertMoveHistory {
+  /** Request time of its latest alert-triggered migration, whatever the outcome (a guest that fails to move
+   * is not retried every cycle either). */
+  lastAt: Date;
+  /** Hosts those migrations took it from since `since`, with when. */
+  left: { host: string; at: Date }[];
+}
+
+/** Each guest's alert-triggered migrations: the latest, and the hosts it left since `since`. */
+export async function alertMoveHistory(
+  db: Db,
+  guestIds: string[],
+  since: Date,
+): Promise<Map<string, AlertMoveHistory>> {
   if (guestIds.length === 0) return new Map();
-  const rows = await db
-    .select({ guestId: migrations.guestId, at: max(migrations.requestedAt) })
+  const latest = await db
+    .selectDistinctOn([migrations.guestId], { guestId: migrations.guestId, at: migrations.requestedAt })
     .from(migrations)
     .where(and(eq(migrations.trigger, 'alert'), inArray(migrations.guestId, guestIds)))
-    .groupBy(migrations.guestId);
-  return new Map(rows.filter((r) => r.at !== null).map((r) => [r.guestId, r.at!]));
+    .orderBy(migrations.guestId, desc(migrations.requestedAt));
+  const recent = await db
+    .select({ guestId: migrations.guestId, at: migrations.requestedAt, host: migrations.sourceHostId })
+    .from(migrations)
+    .where(
+      and(
+        eq(migrations.trigger, 'alert'),
+        eq(migrations.phase, 'completed'),
+        gt(migrations.requestedAt, since),
+        inArray(migrations.guestId, guestIds),
+      ),
+    );
+  const history = new Map(
+    latest.map((r) => [r.guestId, { lastAt: r.at, left: [] as { host: string; at: Date }[] }]),
+  );
+  for (const r of recent) history.get(r.guestId)?.left.push({ host: r.host, at: r.at });
+  return history;
 }
 
 /** Guests with a migration that has not ended. */

@@ -110,13 +110,10 @@ export function alertCycleEvents(input: {
   }
   for (const alerted of plan.alerted) {
     if (alerted.relieved || unplacedOn.has(alerted.host)) continue;
-    const moving = plan.moves.some((m) => m.from === alerted.host);
     events.push({
       type: 'find_result_fail',
       level: 'warning',
-      message: moving
-        ? `find result to migrate: host ${hostName(alerted.host)} stays past the threshold after every move that fits (${alerted.after.toFixed(6)})`
-        : `find result to migrate: no guest on host ${hostName(alerted.host)} can move (${rule.metric} ${alerted.value.toFixed(6)}, threshold ${rule.threshold.toFixed(6)})`,
+      message: `find result to migrate: no guest on host ${hostName(alerted.host)} can move (${rule.metric} ${alerted.value.toFixed(6)}, threshold ${rule.threshold.toFixed(6)})`,
       data: {
         host: { id: alerted.host, name: hostName(alerted.host) },
         value: alerted.value,

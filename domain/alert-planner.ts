@@ -21,6 +21,8 @@ export interface PlannerRule {
   margin?: number;
   /** A guest moved by any rule within this many seconds stays (default DEFAULT_COOLDOWN_PERIODS periods). */
   cooldownS?: number;
+  /** A guest does not go back to the host it left within this many seconds (default RETURN_BLOCK_S). */
+  returnBlockS?: number;
   /** Host ids watched; empty or absent: every host. */
   sourceHosts?: string[];
   /** Host ids that may receive guests; empty or absent: every host. */
@@ -58,6 +60,8 @@ export interface PlannerGuest {
   history: number[];
   /** ISO time of its last move by any rule, or null. */
   lastMigratedAt: string | null;
+  /** Hosts rules took it off, with when (ISO), within the return block at least. */
+  leftHosts?: { host: string; at: string }[];
   /** A migration of it is in flight. */
   migrating?: boolean;
 }
@@ -110,14 +114,30 @@ export interface AlertPlan {
 /** How many failing targets a reason list names before it counts the rest. */
 export const MAX_REASONS_PER_GUEST = 20;
 
+/**
+ * Once a fitting target is found, this many more are looked at for a better one, then the best of them wins:
+ * targets come least loaded first, so the winner is among the least loaded, and a 10,000-host fleet is not
+ * scanned in full for every guest.
+ */
+export const TARGETS_AFTER_FIRST_FIT = 64;
+
+/** A guest never returns within an hour to a host a rule took it off: that would be a ping-pong. */
+export const RETURN_BLOCK_S = 3600;
+
 const MIB = 1024 * 1024;
 
 const fixed = (n: number) => n.toFixed(6);
 
-function stdev(values: number[]): number {
-  if (values.length < 2) return 0;
-  const mean = values.reduce((a, b) => a + b, 0) / values.length;
-  return Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / values.length);
+/** Standard deviation of the values and, when given, one more. */
+function stdev(values: number[], extra: number | null): number {
+  const n = values.length + (extra === null ? 0 : 1);
+  if (n < 2) return 0;
+  let sum = extra ?? 0;
+  for (const v of values) sum += v;
+  const mean = sum / n;
+  let squares = extra === null ? 0 : (extra - mean) ** 2;
+  for (const v of values) squares += (v - mean) ** 2;
+  return Math.sqrt(squares / n);
 }
 
 interface Target {
@@ -126,6 +146,8 @@ interface Target {
   memoryUsed: number;
   /** Sum of its guests' cpu swings (stdev, in its percent): a steady target is preferred. */
   swing: number;
+  /** What no planned move can bring its rank under: load and swing only grow as guests are planned onto it. */
+  floor: number;
 }
 
 export function planAlertMoves(input: AlertPlanInput): AlertPlan {
@@ -150,11 +172,24 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
   /** cpu: the guest's share of a host's cpus; memory: its bytes. */
   const scoreOn = (g: PlannerGuest, h: PlannerHost) =>
     isCpu ? ((g.usage ?? 0) * g.vcpus) / h.cpus : g.memoryMb * MIB;
-  const swingOn = (g: PlannerGuest, h: PlannerHost) =>
-    isCpu ? (stdev(g.usage === null ? g.history : [...g.history, g.usage]) * g.vcpus) / h.cpus : 0;
+  const spread = new Map<string, number>();
+  const stdevOf = (g: PlannerGuest) => {
+    let value = spread.get(g.id);
+    if (value === undefined) {
+      value = stdev(g.history, g.usage);
+      spread.set(g.id, value);
+    }
+    return value;
+  };
+  const swingOn = (g: PlannerGuest, h: PlannerHost) => (isCpu ? (stdevOf(g) * g.vcpus) / h.cpus : 0);
+  const returnBlockMs = Math.max(rule.returnBlockS ?? RETURN_BLOCK_S, cooldownMs / 1000) * 1000;
+  /** When the guest left the host within the return block, or undefined. */
+  const leftRecently = (g: PlannerGuest, hostId: string) =>
+    g.leftHosts?.find((left) => left.host === hostId && now - Date.parse(left.at) <= returnBlockMs)?.at;
 
   const load = new Map<string, number>();
   for (const h of input.hosts) if (h.current !== null) load.set(h.id, h.current);
+  const hostName = new Map(input.hosts.map((h) => [h.id, h.name]));
 
   const watched = input.hosts.filter((h) => !sourceHosts || sourceHosts.has(h.id));
   const noData = watched.filter((h) => h.current === null).map((h) => h.id);
@@ -163,11 +198,13 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
   const settling = firing.filter((h) => h.settling).map((h) => h.id);
   const alertedHosts = firing
     .filter((h) => !h.settling)
-    .sort((a, b) => excess(b) - excess(a) || a.id.localeCompare(b.id));
+    .sort((a, b) => excess(a) - excess(b) || a.id.localeCompare(b.id));
   /** Hosts guests leave in this plan: none of them receives one, or the plan could swap guests around. */
   const sources = new Set<string>();
+  const movedGuests = new Set<string>();
 
-  // Least loaded first, so the reasons name the closest candidates and ties break the same way every run. A
+  // Least loaded (and steadiest) first, so the reasons name the closest candidates, the scan can stop early,
+  // and ties break the same way every run. A
   // host past the threshold stays a candidate, as in Cloudpods: its own value refuses it, with the reason.
   const targets: Target[] = input.hosts
     .filter((h) => h.current !== null && h.acceptsGuests !== false && (!targetHosts || targetHosts.has(h.id)))
@@ -180,50 +217,68 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
         swing: guests.reduce((sum, g) => sum + swingOn(g, h), 0),
       };
     })
-    .sort((a, b) => (isCpu ? a.load - b.load : b.load - a.load) || a.host.id.localeCompare(b.host.id));
+    .map((t) => ({ ...t, floor: isCpu ? t.load + t.swing : -t.load }))
+    .sort((a, b) => a.floor - b.floor || a.host.id.localeCompare(b.host.id));
 
   const moves: PlannedMove[] = [];
   const unplaced: UnplacedGuest[] = [];
   const alerted: AlertedHost[] = [];
 
-  /** The best target for the guest, or why each candidate is refused. */
+  /**
+   * The best target for the guest, or why each candidate is refused. Targets come least loaded first and only
+   * fill up as moves are planned, so once a target's own value cannot beat the best found, none after it can:
+   * the scan stops there. Reasons are written out only when kept, and only a scan that found nothing keeps them.
+   */
   const findTarget = (g: PlannerGuest, source: PlannerHost): { target: Target } | { reasons: string[] } => {
     let best: { target: Target; rank: number } | null = null;
     const reasons: string[] = [];
     let unnamed = 0;
-    const refuse = (reason: string) => {
-      if (reasons.length < MAX_REASONS_PER_GUEST) reasons.push(reason);
+    const refuse = (reason: () => string) => {
+      if (best) return;
+      if (reasons.length < MAX_REASONS_PER_GUEST) reasons.push(reason());
       else unnamed += 1;
     };
+    const guestBytes = g.memoryMb * MIB;
+    let afterFit = 0;
     for (const t of targets) {
+      if (
+        best &&
+        (afterFit++ >= TARGETS_AFTER_FIRST_FIT || (isCpu ? t.floor : guestBytes + t.floor) >= best.rank)
+      ) {
+        break;
+      }
       if (t.host.id === source.id) continue;
+      const name = t.host.name;
       if (t.host.settling) {
-        refuse(`host:${t.host.name}: a migration to or from it is recent, its metrics do not show it yet`);
+        refuse(() => `host:${name}: a migration to or from it is recent, its metrics do not show it yet`);
         continue;
       }
       if (sources.has(t.host.id)) {
-        refuse(`host:${t.host.name}: guests leave it in this plan`);
+        refuse(() => `host:${name}: guests leave it in this plan`);
         continue;
       }
-      const score = scoreOn(g, t.host);
-      const guestBytes = g.memoryMb * MIB;
-      const name = t.host.name;
+      const leftAt = leftRecently(g, t.host.id);
+      if (leftAt !== undefined) {
+        refuse(() => `host:${name}: guest:${g.name} left it at ${leftAt}, within ${returnBlockMs / 1000}s`);
+        continue;
+      }
       if (t.memoryUsed + guestBytes > t.host.memoryBytes) {
         refuse(
-          `host:${name}:memory_used(${t.memoryUsed}) + guest:${g.name}:memory(${guestBytes}) > memory(${t.host.memoryBytes})`,
+          () =>
+            `host:${name}:memory_used(${t.memoryUsed}) + guest:${g.name}:memory(${guestBytes}) > memory(${t.host.memoryBytes})`,
         );
         continue;
       }
+      const score = scoreOn(g, t.host);
       const after = isCpu ? t.load + score : t.load - score;
-      const sign = isCpu ? '+' : '-';
-      const cmp = isCpu ? '>=' : '<=';
-      const head = `host:${name}:current(${fixed(t.load)}) ${sign} guest:${g.name}:score(${fixed(score)}) ${cmp} threshold(${fixed(rule.threshold)})`;
+      const head = () =>
+        `host:${name}:current(${fixed(t.load)}) ${isCpu ? '+' : '-'} guest:${g.name}:score(${fixed(score)}) ${isCpu ? '>=' : '<='} threshold(${fixed(rule.threshold)})`;
       if (isCpu ? after >= rule.threshold : after <= rule.threshold) {
         refuse(head);
         continue;
       }
       if (isCpu ? after >= line : after <= line) {
-        refuse(`${head} - margin(${fixed(Math.abs(rule.threshold - line))})`);
+        refuse(() => `${head()} - margin(${fixed(Math.abs(rule.threshold - line))})`);
         continue;
       }
       const rank = isCpu ? after + t.swing : -after;
@@ -235,8 +290,13 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
     return { reasons };
   };
 
-  const place = (g: PlannerGuest, source: PlannerHost, target: Target) => {
+  /** Plans the move and returns how to take it back. */
+  const place = (g: PlannerGuest, source: PlannerHost, target: Target): (() => void) => {
+    const before = { load: target.load, memoryUsed: target.memoryUsed, swing: target.swing };
+    const sourceBefore = load.get(source.id)!;
+    const wasSource = sources.has(source.id);
     sources.add(source.id);
+    movedGuests.add(g.id);
     const score = scoreOn(g, source);
     const targetScore = scoreOn(g, target.host);
     moves.push({
@@ -252,6 +312,27 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
     target.memoryUsed += g.memoryMb * MIB;
     target.swing += swingOn(g, target.host);
     load.set(target.host.id, target.load);
+    return () => {
+      Object.assign(target, before);
+      load.set(target.host.id, before.load);
+      load.set(source.id, sourceBefore);
+      if (!wasSource) sources.delete(source.id);
+      movedGuests.delete(g.id);
+      moves.splice(
+        moves.findIndex((m) => m.guest === g.id),
+        1,
+      );
+    };
+  };
+
+  /** May the plan move this guest at all (besides where to)? Null if so, else why not. */
+  const whyStays = (g: PlannerGuest): string | null => {
+    if (g.migrating) return 'already migrating';
+    if (g.lastMigratedAt !== null && now - Date.parse(g.lastMigratedAt) < cooldownMs) {
+      return `moved at ${g.lastMigratedAt}, within the cool-down of ${cooldownMs / 1000}s`;
+    }
+    if (isCpu && g.usage === null) return 'no cpu usage data';
+    return null;
   };
 
   for (const source of alertedHosts) {
@@ -261,13 +342,8 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
     const excluded: UnplacedGuest[] = [];
     for (const g of guestsByHost.get(source.id) ?? []) {
       if (sourceGuests && !sourceGuests.has(g.id)) continue;
-      if (g.migrating) excluded.push({ guest: g.id, reasons: ['already migrating'] });
-      else if (g.lastMigratedAt !== null && now - Date.parse(g.lastMigratedAt) < cooldownMs) {
-        excluded.push({
-          guest: g.id,
-          reasons: [`moved at ${g.lastMigratedAt}, within the cool-down of ${cooldownMs / 1000}s`],
-        });
-      } else if (isCpu && g.usage === null) excluded.push({ guest: g.id, reasons: ['no cpu usage data'] });
+      const why = whyStays(g);
+      if (why !== null) excluded.push({ guest: g.id, reasons: [why] });
       else candidates.push(g);
     }
     // Steady load first: a guest whose usage swings relieves the host less reliably than its mean says.
@@ -275,11 +351,13 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
     candidates.sort((a, b) => reliable(b) - reliable(a) || a.id.localeCompare(b.id));
 
     const failed = new Map<string, string[]>();
+    const firstMove = moves.length;
+    const undo: (() => void)[] = [];
     const tryPlace = (g: PlannerGuest): boolean => {
       if (failed.has(g.id)) return false;
       const found = findTarget(g, source);
       if ('target' in found) {
-        place(g, source, found.target);
+        undo.push(place(g, source, found.target));
         return true;
       }
       failed.set(g.id, found.reasons);
@@ -301,7 +379,19 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
         if (tryPlace(g)) relieved += scoreOn(g, source);
       }
     }
-    const after = load.get(source.id)!;
+    let after = load.get(source.id)!;
+    if (fires(rule.metric, after, rule.threshold) && undo.length > 0) {
+      // Moves that leave the host past the threshold change nothing a rule is for: they only churn. None go.
+      const futile = moves.slice(firstMove);
+      for (const back of undo.reverse()) back();
+      after = load.get(source.id)!;
+      for (const m of futile) {
+        const target = hostName.get(m.to) ?? m.to;
+        failed.set(m.guest, [
+          `would go to host:${target}, but host:${source.name} stays past the threshold with every move that fits: none is made`,
+        ]);
+      }
+    }
     const isRelieved = isCpu ? after < line : after > line;
     for (const [guest, reasons] of failed) unplaced.push({ guest, reasons });
     if (!isRelieved) unplaced.push(...excluded);

@@ -14,7 +14,7 @@ export const DEFAULT_ALERT_PERIOD_S = 300;
 /** A guest moved by any rule is not moved again for this many periods. */
 export const DEFAULT_COOLDOWN_PERIODS = 3;
 /** The planner aims this fraction of the threshold inside the safe side, so a host does not re-fire at once. */
-export const DEFAULT_ALERT_MARGIN = 0.05;
+export const DEFAULT_ALERT_MARGIN = 0.02;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 

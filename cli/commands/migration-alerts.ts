@@ -65,7 +65,7 @@ function ruleBody(args: ParsedArgs): Record<string, unknown> {
   if (margin !== undefined) {
     const value = Number(margin);
     if (!Number.isFinite(value))
-      throw new UsageError(`--margin expects a fraction such as 0.05, got '${margin}'`);
+      throw new UsageError(`--margin expects a fraction such as 0.02, got '${margin}'`);
     body.margin = value;
   }
   const cooldown = stringOption(args, 'cooldown');
@@ -80,7 +80,7 @@ const path = (rule: string) => `/v1/migration-alerts/${encodeURIComponent(rule)}
 export const alertCreate: Command = {
   name: 'monitor-migrationalert-create',
   usage:
-    'monitor-migrationalert-create [--period 5m] [--source-host H]... [--target-host H]... [--source-guest G]... [--margin 0.05] [--cooldown 15m] [--disabled] NAME cpu.usage_active.gt|mem.available.lt THRESHOLD',
+    'monitor-migrationalert-create [--period 5m] [--source-host H]... [--target-host H]... [--source-guest G]... [--margin 0.02] [--cooldown 15m] [--disabled] NAME cpu.usage_active.gt|mem.available.lt THRESHOLD',
   summary:
     'Create a migration-alert rule, e.g. test-cpu cpu.usage_active.gt 60 or test-mem mem.available.lt 2GiB',
   options: { ...ruleOptions, disabled: { type: 'boolean' } },

@@ -170,6 +170,26 @@ describe('planAlertMoves: cpu rules', () => {
   it('adds up the moves already planned onto a target', () => {
     const result = plan(
       cpuRule(),
+      [host('a', 80), host('d', 79), host('b', 30)],
+      [guest('g1', 'a', 100, { vcpus: 8 }), guest('g2', 'd', 100, { vcpus: 8 })],
+    );
+    // Each scores 20. The host nearest the threshold goes first (the easiest to relieve): b takes d's (50);
+    // a's would make it 70.
+    expect(result.moves.map((m) => [m.guest, m.to])).toEqual([['g2', 'b']]);
+    expect(result.unplaced).toEqual([
+      {
+        guest: 'g1',
+        reasons: [
+          'host:b:current(50.000000) + guest:g1:score(20.000000) >= threshold(60.000000)',
+          'host:d: guests leave it in this plan',
+        ],
+      },
+    ]);
+  });
+
+  it('moves nothing off a host that every move that fits would leave past the threshold', () => {
+    const result = plan(
+      cpuRule(),
       [host('a', 95), host('b', 30)],
       [
         guest('g1', 'a', 100, { vcpus: 8 }),
@@ -177,12 +197,44 @@ describe('planAlertMoves: cpu rules', () => {
         guest('g3', 'a', 100, { vcpus: 8 }),
       ],
     );
-    // Each scores 20 on a and on b: b takes one (50), a second would make it 70.
-    expect(result.moves.map((m) => m.guest)).toEqual(['g1']);
-    expect(result.unplaced.map((u) => u.guest)).toEqual(['g2', 'g3']);
-    expect(result.unplaced[0]!.reasons).toEqual([
-      'host:b:current(50.000000) + guest:g2:score(20.000000) >= threshold(60.000000)',
+    // b could take one guest (a: 75, still past 60): that would churn without ending the alert.
+    expect(result.moves).toEqual([]);
+    expect(result.hostAfter).toEqual({ a: 95, b: 30 });
+    expect(result.alerted).toEqual([{ host: 'a', value: 95, after: 95, relieved: false }]);
+    expect(result.unplaced.find((u) => u.guest === 'g1')?.reasons).toEqual([
+      'would go to host:b, but host:a stays past the threshold with every move that fits: none is made',
     ]);
+  });
+
+  it('never sends a guest back within the hour to the host a rule took it off', () => {
+    const moved = {
+      lastMigratedAt: '2026-11-30T23:40:00Z',
+      leftHosts: [
+        { host: 'b', at: '2026-11-30T23:10:00Z' },
+        { host: 'd', at: '2026-11-30T22:50:00Z' },
+      ],
+    };
+    const result = plan(
+      cpuRule({ cooldownS: 0 }),
+      [host('a', 80), host('b', 0), host('c', 30), host('d', 10)],
+      [guest('g', 'a', 100, { vcpus: 10, ...moved })],
+    );
+    // d was left 70 minutes ago: free again, and less loaded than c.
+    expect(result.moves.map((m) => m.to)).toEqual(['d']);
+    const nowhere = plan(
+      cpuRule({ cooldownS: 0 }),
+      [host('a', 80), host('b', 0)],
+      [guest('g', 'a', 100, { vcpus: 10, ...moved })],
+    );
+    expect(nowhere.unplaced[0]!.reasons).toEqual([
+      'host:b: guest:g left it at 2026-11-30T23:10:00Z, within 3600s',
+    ]);
+    const later = plan(
+      cpuRule({ cooldownS: 0, returnBlockS: 1800 }),
+      [host('a', 80), host('b', 0)],
+      [guest('g', 'a', 100, { vcpus: 10, ...moved })],
+    );
+    expect(later.moves.map((m) => m.to)).toEqual(['b']);
   });
 
   it("obeys the rule's source hosts, target hosts and source guests", () => {
@@ -205,17 +257,16 @@ describe('planAlertMoves: cpu rules', () => {
   });
 
   it('skips guests in their cool-down and guests already migrating, and names them when the host stays alerted', () => {
-    const result = plan(
-      cpuRule({ periodS: 300 }),
-      [host('a', 80), host('b', 0)],
-      [
-        guest('recent', 'a', 100, { vcpus: 12, lastMigratedAt: '2026-11-30T23:50:00Z' }), // 10 min < 15 min
-        guest('busy', 'a', 100, { vcpus: 12, migrating: true }),
-        guest('old', 'a', 100, { vcpus: 2, lastMigratedAt: '2026-11-30T23:40:00Z' }), // 20 min: free to go
-      ],
-    );
-    expect(result.moves.map((m) => m.guest)).toEqual(['old']);
-    expect(result.unplaced).toEqual([
+    const recent = guest('recent', 'a', 100, { vcpus: 12, lastMigratedAt: '2026-11-30T23:50:00Z' }); // 10 min < 15 min
+    const busy = guest('busy', 'a', 100, { vcpus: 12, migrating: true });
+    const old = guest('old', 'a', 100, { vcpus: 10, lastMigratedAt: '2026-11-30T23:40:00Z' }); // 20 min: free to go
+    const hosts = [host('a', 80), host('b', 0)];
+    const relieved = plan(cpuRule({ periodS: 300 }), hosts, [recent, busy, old]);
+    expect(relieved.moves.map((m) => m.guest)).toEqual(['old']);
+    expect(relieved.unplaced).toEqual([]);
+    const stuck = plan(cpuRule({ periodS: 300 }), hosts, [recent, busy]);
+    expect(stuck.moves).toEqual([]);
+    expect(stuck.unplaced).toEqual([
       { guest: 'recent', reasons: ['moved at 2026-11-30T23:50:00Z, within the cool-down of 900s'] },
       { guest: 'busy', reasons: ['already migrating'] },
     ]);
