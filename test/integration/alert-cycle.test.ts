@@ -56,17 +56,21 @@ describe('alert cycles on real InfluxDB and Temporal with sim hosts', () => {
   const trigger = (rule: string) => stack.temporal.schedule.getHandle(alertScheduleId(rule)).trigger();
   const createRule = (body: Record<string, unknown>) => stack.api('POST', '/v1/migration-alerts', body);
 
-  /** RECORD_HISTORIES=1: keep a closed cycle of the rule (or the lock's run) for the replay test. */
+  /** RECORD_HISTORIES=1: keep the longest closed cycle of the rule (or the lock's run) for the replay test. */
   async function recordHistory(workflowIdPrefix: string, file: string) {
     if (!process.env.RECORD_HISTORIES) return;
+    let longest: { events?: unknown[] | null } | null = null;
     for await (const run of stack.temporal.workflow.list({ query: `TaskQueue = '${stack.taskQueue}'` })) {
       if (!run.workflowId.startsWith(workflowIdPrefix)) continue;
       if (run.type === 'alertCycle' && run.status.name !== 'COMPLETED') continue;
       const history = await stack.temporal.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-      await writeFile(path.join('test', 'histories', file), historyToJSON(history));
-      return;
+      if (!longest || (history.events?.length ?? 0) > (longest.events?.length ?? 0)) longest = history;
     }
-    throw new Error(`no run of ${workflowIdPrefix} to record`);
+    if (!longest) throw new Error(`no run of ${workflowIdPrefix} to record`);
+    await writeFile(
+      path.join('test', 'histories', file),
+      historyToJSON(longest as Parameters<typeof historyToJSON>[0]),
+    );
   }
 
   /** Two guests of 4 vCPUs at 100 % make an 8-core host 100 % busy; one of them is 50 points on any 8-core host. */
