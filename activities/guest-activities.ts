@@ -42,6 +42,10 @@ export function guestActivities({ db, agentToken }: GuestActivityDeps) {
       await agentCall(() => agent(p.agentUrl).defineGuest(p.spec));
     },
 
+    async stopGuestOnHost(p: GuestPlacement): Promise<void> {
+      await agentCall(() => agent(p.agentUrl).stopGuest(p.guestId));
+    },
+
     async startGuestOnHost(p: GuestPlacement): Promise<void> {
       await agentCall(() => agent(p.agentUrl).startGuest(p.guestId));
     },

@@ -12,6 +12,7 @@ import {
   migrationPolicyRoutes,
   serverMigrationPolicyRoutes,
 } from './routes/migration-settings.ts';
+import { serverPowerRoutes } from './routes/server-power.ts';
 import { serverRoutes } from './routes/servers.ts';
 
 export function createApp(deps: ApiDeps) {
@@ -34,6 +35,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
   app.route('/v1/servers', liveMigrateRoutes(deps));
+  app.route('/v1/servers', serverPowerRoutes(deps));
   app.route('/v1/servers', serverMigrationPolicyRoutes(deps));
   app.route('/v1/migrations', migrationRoutes(deps));
   app.route('/v1/migration-config', migrationConfigRoutes(deps));

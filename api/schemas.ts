@@ -1,3 +1,4 @@
+import { guestStatuses } from '../domain/guest-status.ts';
 import { z } from 'zod';
 import { diskSpecSchema, networkSpecSchema } from '../domain/agent-contract.ts';
 
@@ -43,7 +44,7 @@ export type CreateServerRequest = z.infer<typeof createServerSchema>;
 
 export const serverListQuerySchema = z.object({
   host: z.string().min(1).optional(),
-  status: z.enum(['creating', 'running', 'stopped', 'migrating', 'ready', 'error', 'deleting']).optional(),
+  status: z.enum(guestStatuses).optional(),
 });
 
 /** The body of POST /v1/servers/:id/live-migrate: climc's server-live-migrate flags, snake_case. */

@@ -13,7 +13,7 @@ import {
 import { UsageError, type Command } from './command.ts';
 import { hostList, hostShow } from './commands/hosts.ts';
 import { migrationCancel, migrationList, migrationShow, serverLiveMigrate } from './commands/migrations.ts';
-import { serverCreate, serverList, serverShow } from './commands/servers.ts';
+import { serverCreate, serverList, serverShow, serverStart, serverStop } from './commands/servers.ts';
 import {
   migrationConfigSet,
   migrationConfigShow,
@@ -32,6 +32,8 @@ const commands: Command[] = [
   serverList,
   serverShow,
   serverCreate,
+  serverStop,
+  serverStart,
   serverLiveMigrate,
   migrationList,
   migrationShow,

@@ -14,6 +14,7 @@ import {
 } from 'drizzle-orm/pg-core';
 import type { DiskSpec, NetworkSpec } from '../domain/agent-contract.ts';
 import { alertMetrics } from '../domain/alert-rule.ts';
+import { guestStatuses } from '../domain/guest-status.ts';
 import type { ClusterMigrationConfig } from '../domain/migration-config.ts';
 import type { MigrationPolicy } from '../domain/migration-policy.ts';
 import { migrationPhases, terminalMigrationPhases } from '../domain/migration-phases.ts';
@@ -59,15 +60,7 @@ export const hosts = pgTable(
   (t) => [uniqueIndex('hosts_name_unique').on(t.name)],
 );
 
-export const guestStatuses = [
-  'creating',
-  'running',
-  'stopped',
-  'migrating',
-  'ready',
-  'error',
-  'deleting',
-] as const;
+export { guestStatuses } from '../domain/guest-status.ts';
 
 export const guests = pgTable(
   'guests',

@@ -19,3 +19,6 @@ export const ALERT_SCHEDULE_PREFIX = 'migration-alert-';
 
 /** The workflow id a rule's schedule gives each cycle (Temporal appends the scheduled time). */
 export const alertCycleWorkflowId = (ruleName: string) => `alert-cycle-${ruleName}`;
+
+/** One stop or start of a guest at a time. */
+export const guestPowerWorkflowId = (guestId: string) => `guest-power-${guestId}`;

@@ -1,5 +1,13 @@
 import { apiRequest } from '../api-client.ts';
-import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.ts';
+import {
+  intOption,
+  onePositional,
+  stringOption,
+  UsageError,
+  type Command,
+  type ParsedArgs,
+} from '../command.ts';
+import type { ApiConnection } from '../connection.ts';
 import { table } from '../table.ts';
 
 interface ServerView {
@@ -99,4 +107,34 @@ export const serverCreate: Command = {
     );
     console.log(`server ${res.server.name} (${res.server.id}) is being created; workflow ${res.workflowId}`);
   },
+};
+
+async function power(action: 'stop' | 'start', args: ParsedArgs, conn: ApiConnection) {
+  const name = onePositional(args, 'SERVER');
+  const answer = await apiRequest<{ workflowId: string | null; already: boolean }>(
+    conn,
+    'POST',
+    `/v1/servers/${encodeURIComponent(name)}/${action}`,
+  );
+  console.log(
+    answer.already
+      ? `server ${name} is already ${action === 'stop' ? 'stopped' : 'running'}`
+      : `${action === 'stop' ? 'stopping' : 'starting'} server ${name} (workflow ${answer.workflowId}); server-show tells when it is ${action === 'stop' ? 'ready' : 'running'}`,
+  );
+}
+
+export const serverStop: Command = {
+  name: 'server-stop',
+  usage: 'server-stop SERVER',
+  summary: 'Stop a server (its status becomes ready, as in Cloudpods)',
+  options: {},
+  run: (args, conn) => power('stop', args, conn),
+};
+
+export const serverStart: Command = {
+  name: 'server-start',
+  usage: 'server-start SERVER',
+  summary: 'Start a stopped server',
+  options: {},
+  run: (args, conn) => power('start', args, conn),
 };
