@@ -1,0 +1,135 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
+import type { LockHolder } from '../../domain/migration-lock.ts';
+import { alertScheduleId, MIGRATION_LOCK_WORKFLOW_ID } from '../../domain/workflow-ids.ts';
+import { lockHolderQuery } from '../../workflows/migration-lock-messages.ts';
+import { startMiniStack, TEST_TIMINGS, type MiniStack } from '../helpers/mini-stack.ts';
+import { createRunningServer } from '../helpers/migrations.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+const TIMINGS: AlertCycleTimings = {
+  lockLeaseMs: 10_000,
+  lockRenewIntervalMs: 1_000,
+  migration: TEST_TIMINGS,
+};
+const database = `alerts_kill_${randomBytes(4).toString('hex')}`;
+
+/** The real worker entry point in its own process (the default `migration-lock`), so it can die by SIGKILL. */
+function startWorkerProcess(stack: MiniStack): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
+    env: {
+      ...process.env,
+      DATABASE_URL: stack.db.url,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+      TEMPORAL_TASK_QUEUE: stack.taskQueue,
+      ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
+      ETCD_PREFIX: stack.etcdPrefix,
+      AGENT_TOKEN: stack.agentToken,
+      INFLUX_URL: inject('influxUrl'),
+      INFLUX_DB: database,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  return waitFor('the worker process to poll', async () => {
+    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
+    return output.includes('worker polling') ? child : null;
+  });
+}
+
+interface AlertEvent {
+  action: string;
+  notes: string;
+}
+
+describe('a worker SIGKILLed in the middle of an alert batch', () => {
+  let stack: MiniStack;
+  const workers: ChildProcess[] = [];
+
+  const events = async (rule: string) =>
+    (await stack.api<{ events: AlertEvent[] }>('GET', `/v1/migration-alerts/${rule}/events`)).body.events;
+  const waitForEvent = (rule: string, action: string) =>
+    waitFor(`${rule}: ${action}`, async () => (await events(rule)).find((e) => e.action === action) ?? null, {
+      timeoutMs: 90_000,
+    });
+  const lockHolder = () =>
+    stack.temporal.workflow
+      .getHandle(MIGRATION_LOCK_WORKFLOW_ID)
+      .query(lockHolderQuery) as Promise<LockHolder | null>;
+
+  /** Two 4-vCPU guests at 100 % on an 8-core host; a rule past 60 on it, paused (the test triggers it). */
+  async function busyHostWithRule(host: string, target: string) {
+    for (const suffix of ['a', 'b']) {
+      await createRunningServer(stack, {
+        name: `${host}-${suffix}`,
+        host,
+        vcpus: 4,
+        memoryMb: 512,
+        dirtyRateMibs: 98,
+      });
+    }
+    const rule = `${host}-cpu`;
+    const created = await stack.api('POST', '/v1/migration-alerts', {
+      name: rule,
+      metric: 'cpu.usage_active.gt',
+      threshold: 60,
+      period: '10s',
+      source_hosts: [host],
+      target_hosts: [target],
+      enabled: false,
+    });
+    expect(created.status).toBe(201);
+    await waitFor(
+      `${host} past 60 % over a whole period`,
+      async () => {
+        const plan = await stack.api<{ moves: unknown[] }>('POST', `/v1/migration-alerts/${rule}/plan`);
+        return plan.body.moves.length > 0 ? true : null;
+      },
+      { timeoutMs: 60_000 },
+    );
+    return rule;
+  }
+
+  beforeAll(async () => {
+    stack = await startMiniStack({
+      hosts: ['hot1', 'cool1', 'hot2', 'cool2'].map((name) => ({ name, cpus: 8, memoryMb: 16_384 })),
+      worker: false,
+      metrics: { database, intervalSeconds: 1 },
+      alertCycleTimings: TIMINGS,
+    });
+    workers.push(await startWorkerProcess(stack));
+  }, 240_000);
+  afterAll(async () => {
+    for (const w of workers) w.kill('SIGKILL');
+    await stack?.stop();
+  });
+
+  it('frees the migration lock by its lease, and the next batch takes it', async () => {
+    const first = await busyHostWithRule('hot1', 'cool1');
+    const next = await busyHostWithRule('hot2', 'cool2');
+    // A slow copy keeps the first batch in the middle of its migration when the worker dies.
+    await stack.api('PUT', '/v1/migration-config', { bandwidthPerMigration: '16Mi' });
+    await stack.temporal.schedule.getHandle(alertScheduleId(first)).trigger();
+    await waitForEvent(first, 'migrating');
+    expect((await lockHolder())?.description).toContain(`rule ${first}`);
+
+    workers[0]!.kill('SIGKILL');
+    const killedAt = Date.now();
+    await stack.api('PUT', '/v1/migration-config', {});
+    await new Promise((resolve) => setTimeout(resolve, TIMINGS.lockLeaseMs + 2_000));
+    workers.push(await startWorkerProcess(stack));
+
+    await stack.temporal.schedule.getHandle(alertScheduleId(next)).trigger();
+    await waitForEvent(next, 'migrating');
+    expect((await events(next)).some((e) => e.action === 'skipped')).toBe(false);
+    const holder = await lockHolder();
+    // The new batch holds it (or has finished with it); the dead one never again.
+    expect(holder === null || holder.description.includes(`rule ${next}`)).toBe(true);
+    expect(Date.now() - killedAt).toBeGreaterThan(TIMINGS.lockLeaseMs);
+  });
+});
