@@ -11,6 +11,7 @@ import type {
   StartMigrationRequest,
 } from '../domain/agent-contract.ts';
 import type { CheckResult } from '../domain/prechecks.ts';
+import { heartbeatWhile } from './heartbeat-while.ts';
 import { AgentCallError, AgentClient } from './agent-client.ts';
 import { forceCompleteAction } from '../domain/convergence/engine.ts';
 import {
@@ -96,7 +97,9 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       postCopy: boolean;
     }): Promise<PrepareIncomingResult> {
       const { agentUrl, spec, ...request } = input;
-      return agentCall(() => agent(agentUrl).prepareIncoming(spec.id, { ...request, spec }));
+      return heartbeatWhile(() =>
+        agentCall(() => agent(agentUrl).prepareIncoming(spec.id, { ...request, spec })),
+      );
     },
 
     async startSourceMigration(input: {
@@ -104,7 +107,9 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       guestId: string;
       request: StartMigrationRequest;
     }): Promise<MigrationStatus> {
-      return agentCall(() => agent(input.agentUrl).startMigration(input.guestId, input.request));
+      return heartbeatWhile(() =>
+        agentCall(() => agent(input.agentUrl).startMigration(input.guestId, input.request)),
+      );
     },
 
     async monitorMigration(input: MonitorInput): Promise<MonitorResult> {
@@ -150,15 +155,17 @@ export function migrationActivities(deps: MigrationActivityDeps) {
         );
         return result.reachable;
       };
-      const migration =
-        hasMigrationNetwork(input.source, input.destination) && input.destination.migrationAddress !== null
-          ? await reaches(input.destination.migrationAddress)
-          : null;
-      const management = await reaches(input.destination.address);
-      return {
-        choice: chooseMigrationNetwork(input.source, input.destination, { migration, management }),
-        details,
-      };
+      return heartbeatWhile(async () => {
+        const migration =
+          hasMigrationNetwork(input.source, input.destination) && input.destination.migrationAddress !== null
+            ? await reaches(input.destination.migrationAddress)
+            : null;
+        const management = await reaches(input.destination.address);
+        return {
+          choice: chooseMigrationNetwork(input.source, input.destination, { migration, management }),
+          details,
+        };
+      });
     },
 
     /**

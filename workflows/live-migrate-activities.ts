@@ -15,6 +15,9 @@ export const quick = proxyActivities<Activities>({
 
 export const agentCalls = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
+  // The calls heartbeat while the agent works (activities/heartbeat-while.ts): a worker lost mid-call is
+  // noticed within this, not after the 2 minutes, and the idempotent call is retried on another worker.
+  heartbeatTimeout: '10 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
   // A cancelled prepare runs to its end before the rollback looks: else it could start an incoming QEMU
   // after the rollback destroyed the destination.
