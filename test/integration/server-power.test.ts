@@ -1,4 +1,8 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { guestPowerWorkflowId } from '../../domain/workflow-ids.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { agentGuest, createRunningServer, liveMigrate, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -31,6 +35,10 @@ describe('server-stop and server-start through the API, on sim hosts', () => {
     expect((await stack.api('POST', '/v1/servers/pw/start')).status).toBe(202);
     await waitFor('pw running', async () => ((await status('pw')) === 'running' ? true : null));
     expect((await agentGuest(stack, 'p1', vm.id)).body.status).toBe('running');
+    if (process.env.RECORD_HISTORIES) {
+      const history = await stack.temporal.workflow.getHandle(guestPowerWorkflowId(vm.id)).fetchHistory();
+      await writeFile(path.join('test', 'histories', 'guest-power-start.json'), historyToJSON(history));
+    }
   });
 
   it('refuses a stop while the server migrates, naming the migration', async () => {
