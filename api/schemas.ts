@@ -65,6 +65,11 @@ export const liveMigrateSchema = z.strictObject({
   with_same_labels: z.boolean().default(false),
 });
 
+export const alertEventsQuerySchema = z.object({
+  rule: z.string().min(1).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(200),
+});
+
 export const migrationListQuerySchema = z.object({
   guest: z.string().min(1).optional(),
   host: z.string().min(1).optional(),

@@ -7,20 +7,17 @@ import { events, migrationAlerts, migrations, type MigrationAlert } from './sche
 export type NewMigrationAlert = typeof migrationAlerts.$inferInsert;
 export type MigrationAlertPatch = Partial<Omit<NewMigrationAlert, 'id' | 'name' | 'createdAt'>>;
 
-const UNIQUE_VIOLATION = '23505';
-
+/** The new rule, or 'exists' (nothing written) when its name is taken. */
 export async function insertMigrationAlert(
   db: Db,
   row: NewMigrationAlert,
 ): Promise<MigrationAlert | 'exists'> {
-  try {
-    const [created] = await db.insert(migrationAlerts).values(row).returning();
-    return created!;
-  } catch (err) {
-    if ((err as { cause?: { code?: string }; code?: string }).code === UNIQUE_VIOLATION) return 'exists';
-    if ((err as { cause?: { code?: string } }).cause?.code === UNIQUE_VIOLATION) return 'exists';
-    throw err;
-  }
+  const [created] = await db
+    .insert(migrationAlerts)
+    .values(row)
+    .onConflictDoNothing({ target: migrationAlerts.name })
+    .returning();
+  return created ?? 'exists';
 }
 
 export const listMigrationAlerts = (db: Db) =>
@@ -52,21 +49,12 @@ export async function deleteMigrationAlert(db: Db, id: string): Promise<void> {
   await db.delete(migrationAlerts).where(eq(migrationAlerts.id, id));
 }
 
-export function migrationAlertEvents(db: Db, ruleId: string, limit = 200) {
+/** Events of one rule, or of every rule, newest first. */
+export function migrationAlertEvents(db: Db, ruleId: string | null, limit: number) {
   return db
     .select()
     .from(events)
-    .where(and(eq(events.subjectKind, 'rule'), eq(events.subjectId, ruleId)))
-    .orderBy(desc(events.at), desc(events.id))
-    .limit(limit);
-}
-
-/** Events of every rule, newest first. */
-export function allMigrationAlertEvents(db: Db, limit = 200) {
-  return db
-    .select()
-    .from(events)
-    .where(eq(events.subjectKind, 'rule'))
+    .where(and(eq(events.subjectKind, 'rule'), ruleId === null ? undefined : eq(events.subjectId, ruleId)))
     .orderBy(desc(events.at), desc(events.id))
     .limit(limit);
 }

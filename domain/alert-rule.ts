@@ -1,3 +1,5 @@
+import { parseQuantity } from './migration-config.ts';
+
 /**
  * A migration-alert rule as Cloudpods writes it (`cpu.usage_active.gt 60`, `mem.available.lt 2GiB`): the
  * metric, its comparator and threshold, parsed and checked in one place for the API, the CLI and the planner.
@@ -18,31 +20,16 @@ export const DEFAULT_ALERT_MARGIN = 0.02;
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; error: string };
 
-const UNIT_BYTES: Record<string, number> = {
-  '': 1,
-  b: 1,
-  k: 1000,
-  kb: 1000,
-  m: 1000 ** 2,
-  mb: 1000 ** 2,
-  g: 1000 ** 3,
-  gb: 1000 ** 3,
-  t: 1000 ** 4,
-  tb: 1000 ** 4,
-  kib: 1024,
-  mib: 1024 ** 2,
-  gib: 1024 ** 3,
-  tib: 1024 ** 4,
-};
-
-/** `2GiB`, `512MiB`, `1.5G`, `2147483648`: a byte count. */
+/**
+ * `2GiB`, `512MiB`, `1.5G`, `2147483648`: a byte count. The Kubernetes quantities the migration config takes
+ * (`parseQuantity`), with the `B` people write after them.
+ */
 export function parseBytes(text: string): Parsed<number> {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  const factor = match ? UNIT_BYTES[match[2]!.toLowerCase()] : undefined;
-  if (!match || factor === undefined) {
+  const bytes = parseQuantity(text.trim().replace(/(?<=[\dkKMGTPEi])[bB]$/, ''));
+  if (bytes === null) {
     return { ok: false, error: `expected a byte size such as 2147483648, 2GiB or 512MiB, got '${text}'` };
   }
-  return { ok: true, value: Math.round(Number(match[1]) * factor) };
+  return { ok: true, value: bytes };
 }
 
 /** `2m`, `5m`, `30s`, `1h`, or a number of seconds: the rule's period in seconds (at least 10 s). */

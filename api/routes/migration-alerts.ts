@@ -1,7 +1,6 @@
 import { Hono } from 'hono';
 import { loadAlertSnapshot } from '../../activities/alert-snapshot.ts';
 import {
-  allMigrationAlertEvents,
   deleteMigrationAlert,
   findMigrationAlert,
   insertMigrationAlert,
@@ -25,6 +24,7 @@ import { deleteAlertSchedule, syncAlertSchedule, type AlertScheduleHome } from '
 import { alertEventView, alertRuleView } from '../alert-rule-views.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { alertEventsQuerySchema } from '../schemas.ts';
 
 /** Host or guest names or ids to ids; an unknown one is a 400 naming it and the field. */
 async function resolveIds(
@@ -165,9 +165,8 @@ export function migrationAlertRoutes(deps: ApiDeps) {
       return c.json({ deleted: rule.name });
     })
     .get('/:id/events', async (c) => {
-      const rule = await ruleOr404(c.req.param('id'));
-      const events = await migrationAlertEvents(db, rule.id, limitOf(c.req.query('limit')));
-      return c.json({ events: events.map((e) => alertEventView(e, rule.name)) });
+      const { limit } = parseOr400(alertEventsQuerySchema, c.req.query());
+      return c.json(await alertEvents(db, await ruleOr404(c.req.param('id')), limit));
     })
     .post('/:id/plan', async (c) => {
       const rule = await ruleOr404(c.req.param('id'));
@@ -195,33 +194,22 @@ export function migrationAlertRoutes(deps: ApiDeps) {
     });
 }
 
-/** GET /v1/migration-alert-events[?rule=ID|NAME]: every rule's events, newest first. */
-export function migrationAlertEventRoutes({ db }: ApiDeps) {
-  return new Hono().get('/', async (c) => {
-    const ruleRef = c.req.query('rule');
-    const limit = limitOf(c.req.query('limit'));
-    if (ruleRef) {
-      const rule = await findMigrationAlert(db, ruleRef);
-      if (!rule) throw notFound('migration alert', ruleRef);
-      const events = await migrationAlertEvents(db, rule.id, limit);
-      return c.json({ events: events.map((e) => alertEventView(e, rule.name)) });
-    }
-    const [events, rules] = await Promise.all([allMigrationAlertEvents(db, limit), listMigrationAlerts(db)]);
-    const names = new Map(rules.map((r) => [r.id, r.name]));
-    return c.json({ events: events.map((e) => alertEventView(e, names.get(e.subjectId) ?? null)) });
-  });
+/** One rule's events, or every rule's (`rule` null), newest first, each with its rule's name. */
+async function alertEvents(db: Db, rule: MigrationAlert | null, limit: number) {
+  const [events, rules] = await Promise.all([
+    migrationAlertEvents(db, rule?.id ?? null, limit),
+    rule ? [rule] : listMigrationAlerts(db),
+  ]);
+  const names = new Map(rules.map((r) => [r.id, r.name]));
+  return { events: events.map((e) => alertEventView(e, names.get(e.subjectId) ?? null)) };
 }
 
-function limitOf(raw: string | undefined): number {
-  if (raw === undefined) return 200;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1 || value > 10_000) {
-    throw new ApiError(
-      400,
-      'invalid_request',
-      `limit: expected an integer from 1 to 10000, got '${raw}'`,
-      'limit',
-    );
-  }
-  return value;
+/** GET /v1/migration-alert-events[?rule=ID|NAME]: every rule's events, or one rule's, newest first. */
+export function migrationAlertEventRoutes({ db }: ApiDeps) {
+  return new Hono().get('/', async (c) => {
+    const { rule: ruleRef, limit } = parseOr400(alertEventsQuerySchema, c.req.query());
+    const rule = ruleRef === undefined ? null : await findMigrationAlert(db, ruleRef);
+    if (rule === undefined) throw notFound('migration alert', ruleRef!);
+    return c.json(await alertEvents(db, rule, limit));
+  });
 }
