@@ -13,6 +13,10 @@ export interface InfluxOptions {
   logFile: string;
   startTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Another influxd binary than Debian's on PATH (the 1.8 the Flux tests build). */
+  command?: string;
+  /** Serve the 2.x query API (/api/v2/query, Flux): InfluxDB 1.8 and later. */
+  flux?: boolean;
 }
 
 export interface InfluxServer {
@@ -30,10 +34,10 @@ export async function startInflux(options: InfluxOptions): Promise<InfluxServer>
   const port = options.port ?? (spare.find((p) => p !== options.rpcPort) as number);
   const rpcPort = options.rpcPort ?? (spare.find((p) => p !== port) as number);
   const configFile = path.join(options.dir, 'influxdb.conf');
-  fs.writeFileSync(configFile, influxConfig(options.dir, port, rpcPort));
+  fs.writeFileSync(configFile, influxConfig(options.dir, port, rpcPort, options.flux ?? false));
   const child = startProcess({
     name: 'influxd',
-    command: 'influxd',
+    command: options.command ?? 'influxd',
     args: ['-config', configFile],
     logFile: options.logFile,
     env: withoutInfluxVariables(),
@@ -53,7 +57,7 @@ export async function startInflux(options: InfluxOptions): Promise<InfluxServer>
   return { url, port, rpcPort, process: child, stop: () => child.stop() };
 }
 
-function influxConfig(dir: string, port: number, rpcPort: number): string {
+function influxConfig(dir: string, port: number, rpcPort: number, flux: boolean): string {
   const quoted = (value: string): string => JSON.stringify(value);
   return `# Written by scripts/services/influx.ts at every start: edits are lost.
 reporting-disabled = true
@@ -72,7 +76,7 @@ bind-address = ${quoted(`${LOOPBACK}:${rpcPort}`)}
 
 [http]
   enabled = true
-  bind-address = ${quoted(`${LOOPBACK}:${port}`)}
+  bind-address = ${quoted(`${LOOPBACK}:${port}`)}${flux ? '\n  flux-enabled = true' : ''}
   log-enabled = false
   pprof-enabled = false
 

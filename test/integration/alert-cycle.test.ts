@@ -15,7 +15,8 @@ import type { LockHolder } from '../../domain/migration-lock.ts';
 import { alertScheduleId } from '../../domain/workflow-ids.ts';
 import { lockHolderQuery } from '../../workflows/migration-lock-messages.ts';
 import { startMiniStack, TEST_TIMINGS, type MiniStack } from '../helpers/mini-stack.ts';
-import { createRunningServer, type ServerBody } from '../helpers/migrations.ts';
+import type { ServerBody } from '../helpers/migrations.ts';
+import { alertEvents, busyHost as busyHostOf, waitForAlertEvent } from '../helpers/alerts.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const run = promisify(execFile);
@@ -28,25 +29,11 @@ const TIMINGS: AlertCycleTimings = {
 /** The shortest period a rule takes; its means then cover the last ten one-second samples. */
 const PERIOD = '10s';
 
-interface AlertEvent {
-  id: number;
-  at: string;
-  action: string;
-  notes: string;
-  data: Record<string, unknown>;
-}
-
 describe('alert cycles on real InfluxDB and Temporal with sim hosts', () => {
   let stack: MiniStack;
 
-  const events = async (rule: string) =>
-    (await stack.api<{ events: AlertEvent[] }>('GET', `/v1/migration-alerts/${rule}/events`)).body.events;
-  const waitForEvent = (rule: string, action: string, timeoutMs = 90_000) =>
-    waitFor(
-      `${rule}: a ${action} event`,
-      async () => (await events(rule)).find((e) => e.action === action) ?? null,
-      { timeoutMs },
-    );
+  const events = (rule: string) => alertEvents(stack, rule);
+  const waitForEvent = (rule: string, action: string) => waitForAlertEvent(stack, rule, action);
   const serverHost = async (name: string) =>
     (await stack.api<ServerBody>('GET', `/v1/servers/${name}`)).body.host.name;
   const lockHolder = () =>
@@ -73,18 +60,7 @@ describe('alert cycles on real InfluxDB and Temporal with sim hosts', () => {
     );
   }
 
-  /** Two guests of 4 vCPUs at 100 % make an 8-core host 100 % busy; one of them is 50 points on any 8-core host. */
-  async function busyHost(host: string) {
-    for (const suffix of ['a', 'b']) {
-      await createRunningServer(stack, {
-        name: `${host}-${suffix}`,
-        host,
-        vcpus: 4,
-        memoryMb: 512,
-        dirtyRateMibs: 98,
-      });
-    }
-  }
+  const busyHost = (host: string) => busyHostOf(stack, host);
 
   /** The host's cpu mean over a period reads past 60 once its guests ran for a period. */
   async function waitUntilHot(host: string) {

@@ -6,9 +6,7 @@ import { Point } from '@influxdata/influxdb-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fluxReader, influxqlReader, type AlertMetricsReader } from '../../activities/alert-metrics.ts';
 import { usageLines } from '../../agent/metrics.ts';
-import { freePorts, LOOPBACK } from '../../scripts/services/ports.ts';
-import { startProcess, type ManagedProcess } from '../../scripts/services/process.ts';
-import { httpStatus, waitUntil } from '../../scripts/services/wait.ts';
+import { startInflux, type InfluxServer } from '../../scripts/services/influx.ts';
 
 /**
  * The Flux path against a real InfluxDB 1.8 (the first 1.x serving /api/v2/query, with
@@ -35,50 +33,19 @@ const HOSTILE = `a"b\\c'd/e|f.*(g) h,i=j\\/é`;
 
 let url = '';
 let dir = '';
-let influxd: ManagedProcess | undefined;
+let influxd: InfluxServer | undefined;
 
 beforeAll(async () => {
   if (!present) return;
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'influxd18-'));
-  const [port, rpcPort] = (await freePorts(2)) as [number, number];
-  const quoted = (value: string) => JSON.stringify(value);
-  const config = path.join(dir, 'influxdb.conf');
-  fs.writeFileSync(
-    config,
-    `reporting-disabled = true
-bind-address = ${quoted(`${LOOPBACK}:${rpcPort}`)}
-[meta]
-  dir = ${quoted(path.join(dir, 'meta'))}
-[data]
-  dir = ${quoted(path.join(dir, 'data'))}
-  wal-dir = ${quoted(path.join(dir, 'wal'))}
-  query-log-enabled = false
-[monitor]
-  store-enabled = false
-[http]
-  bind-address = ${quoted(`${LOOPBACK}:${port}`)}
-  flux-enabled = true
-  log-enabled = false
-[logging]
-  level = "warn"
-`,
-  );
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !name.startsWith('INFLUXDB_')),
-  );
-  influxd = startProcess({
-    name: 'influxd-1.8',
-    command: 'nice',
-    args: ['-n', '10', binary, '-config', config],
+  influxd = await startInflux({
+    dir,
     logFile: path.join(dir, 'influxd.log'),
-    env,
+    command: binary,
+    flux: true,
+    startTimeoutMs: 90_000,
   });
-  url = `http://${LOOPBACK}:${port}`;
-  await waitUntil(async () => (await httpStatus(`${url}/ping`)) === 204, {
-    what: `influxd 1.8 to answer /ping on ${url}`,
-    timeoutMs: 90_000,
-    process: influxd,
-  });
+  url = influxd.url;
 });
 
 afterAll(async () => {

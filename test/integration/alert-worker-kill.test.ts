@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
@@ -6,8 +6,9 @@ import type { LockHolder } from '../../domain/migration-lock.ts';
 import { alertScheduleId, MIGRATION_LOCK_WORKFLOW_ID } from '../../domain/workflow-ids.ts';
 import { lockHolderQuery } from '../../workflows/migration-lock-messages.ts';
 import { startMiniStack, TEST_TIMINGS, type MiniStack } from '../helpers/mini-stack.ts';
-import { createRunningServer } from '../helpers/migrations.ts';
+import { alertEvents, busyHost, waitForAlertEvent } from '../helpers/alerts.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { startWorkerProcess } from '../helpers/worker-process.ts';
 
 const TIMINGS: AlertCycleTimings = {
   lockLeaseMs: 10_000,
@@ -16,47 +17,12 @@ const TIMINGS: AlertCycleTimings = {
 };
 const database = `alerts_kill_${randomBytes(4).toString('hex')}`;
 
-/** The real worker entry point in its own process (the default `migration-lock`), so it can die by SIGKILL. */
-function startWorkerProcess(stack: MiniStack): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.db.url,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
-      ETCD_PREFIX: stack.etcdPrefix,
-      AGENT_TOKEN: stack.agentToken,
-      INFLUX_URL: inject('influxUrl'),
-      INFLUX_DB: database,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return waitFor('the worker process to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    return output.includes('worker polling') ? child : null;
-  });
-}
-
-interface AlertEvent {
-  action: string;
-  notes: string;
-}
-
 describe('a worker SIGKILLed in the middle of an alert batch', () => {
   let stack: MiniStack;
   const workers: ChildProcess[] = [];
 
-  const events = async (rule: string) =>
-    (await stack.api<{ events: AlertEvent[] }>('GET', `/v1/migration-alerts/${rule}/events`)).body.events;
-  const waitForEvent = (rule: string, action: string) =>
-    waitFor(`${rule}: ${action}`, async () => (await events(rule)).find((e) => e.action === action) ?? null, {
-      timeoutMs: 90_000,
-    });
+  const events = (rule: string) => alertEvents(stack, rule);
+  const waitForEvent = (rule: string, action: string) => waitForAlertEvent(stack, rule, action);
   const lockHolder = () =>
     stack.temporal.workflow
       .getHandle(MIGRATION_LOCK_WORKFLOW_ID)
@@ -64,15 +30,7 @@ describe('a worker SIGKILLed in the middle of an alert batch', () => {
 
   /** Two 4-vCPU guests at 100 % on an 8-core host; a rule past 60 on it, paused (the test triggers it). */
   async function busyHostWithRule(host: string, target: string) {
-    for (const suffix of ['a', 'b']) {
-      await createRunningServer(stack, {
-        name: `${host}-${suffix}`,
-        host,
-        vcpus: 4,
-        memoryMb: 512,
-        dirtyRateMibs: 98,
-      });
-    }
+    await busyHost(stack, host);
     const rule = `${host}-cpu`;
     const created = await stack.api('POST', '/v1/migration-alerts', {
       name: rule,
@@ -102,7 +60,7 @@ describe('a worker SIGKILLed in the middle of an alert batch', () => {
       metrics: { database, intervalSeconds: 1 },
       alertCycleTimings: TIMINGS,
     });
-    workers.push(await startWorkerProcess(stack));
+    workers.push(await startWorkerProcess(stack, { INFLUX_URL: inject('influxUrl'), INFLUX_DB: database }));
   }, 240_000);
   afterAll(async () => {
     for (const w of workers) w.kill('SIGKILL');
@@ -122,7 +80,7 @@ describe('a worker SIGKILLed in the middle of an alert batch', () => {
     const killedAt = Date.now();
     await stack.api('PUT', '/v1/migration-config', {});
     await new Promise((resolve) => setTimeout(resolve, TIMINGS.lockLeaseMs + 2_000));
-    workers.push(await startWorkerProcess(stack));
+    workers.push(await startWorkerProcess(stack, { INFLUX_URL: inject('influxUrl'), INFLUX_DB: database }));
 
     await stack.temporal.schedule.getHandle(alertScheduleId(next)).trigger();
     await waitForEvent(next, 'migrating');

@@ -1,33 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inject } from 'vitest';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { createRunningServer, liveMigrate, migrationOf, waitForPhase } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
-
-/** The real worker entry point in its own process, so it can die the way a host does: SIGKILL. */
-function startWorkerProcess(stack: MiniStack): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.db.url,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
-      ETCD_PREFIX: stack.etcdPrefix,
-      AGENT_TOKEN: stack.agentToken,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return waitFor('the worker process to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    return output.includes('worker polling') ? child : null;
-  });
-}
+import { startWorkerProcess } from '../helpers/worker-process.ts';
 
 describe('a worker killed mid-migration', () => {
   let stack: MiniStack;
