@@ -81,8 +81,12 @@ describe('an alert rule moves a real QEMU guest off a busy host', () => {
       },
       { timeoutMs: 180_000 },
     ).catch(async (err: unknown) => {
-      console.log(JSON.stringify((await stack.api('GET', '/v1/migration-alerts/qemu-cpu/events')).body, null, 1));
-      console.log(JSON.stringify((await stack.api('POST', '/v1/migration-alerts/qemu-cpu/plan')).body, null, 1));
+      console.log(
+        JSON.stringify((await stack.api('GET', '/v1/migration-alerts/qemu-cpu/events')).body, null, 1),
+      );
+      console.log(
+        JSON.stringify((await stack.api('POST', '/v1/migration-alerts/qemu-cpu/plan')).body, null, 1),
+      );
       throw err;
     });
     expect(outcome.action, outcome.notes).toBe('migrate_success');
