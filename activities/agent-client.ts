@@ -72,6 +72,7 @@ export class AgentClient {
     return parsed as T;
   }
 
+  health = () => this.call<{ ok: boolean; ready: boolean }>('GET', '/healthz');
   facts = () => this.call<HostFacts>('GET', '/v1/facts');
   listGuests = () => this.call<{ guests: GuestState[] }>('GET', '/v1/guests');
   getGuest = (id: string) => this.call<GuestState>('GET', `/v1/guests/${encodeURIComponent(id)}`);

@@ -1,5 +1,7 @@
 import { alertActivities, type AlertActivityDeps } from './alert-activities.ts';
+import { coldMigrationActivities } from './cold-migration-activities.ts';
 import { decisionActivities } from './migration-decisions.ts';
+import { hostDownActivities } from './host-down-activities.ts';
 import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
 import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
 import { recoveryActivities } from './migration-recovery.ts';
@@ -13,6 +15,8 @@ export function createActivities(deps: ActivityDeps) {
     ...guestActivities(deps),
     ...migrationActivities(deps),
     ...decisionActivities(deps),
+    ...coldMigrationActivities(deps),
+    ...hostDownActivities(deps),
     ...recoveryActivities(deps),
     ...slotActivities(deps),
     ...migrationLockActivities(deps),

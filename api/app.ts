@@ -1,3 +1,4 @@
+import { coldMigrateRoutes } from './routes/cold-migrate.ts';
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { bearerAuth } from './auth.ts';
@@ -35,6 +36,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
   app.route('/v1/servers', liveMigrateRoutes(deps));
+  app.route('/v1/servers', coldMigrateRoutes(deps));
   app.route('/v1/servers', serverPowerRoutes(deps));
   app.route('/v1/servers', serverMigrationPolicyRoutes(deps));
   app.route('/v1/migrations', migrationRoutes(deps));

@@ -76,3 +76,11 @@ export const migrationListQuerySchema = z.object({
   status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
+
+export const coldMigrateSchema = z.strictObject({
+  prefer_host: z.string().min(1, 'a host id or name').optional(),
+  /** Start the guest on its new host (else it arrives stopped, `ready`). */
+  auto_start: z.boolean().default(false),
+  /** The source host is down: every disk must be on shared storage. */
+  rescue_mode: z.boolean().default(false),
+});

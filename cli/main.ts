@@ -11,8 +11,14 @@ import {
   alertUpdate,
 } from './commands/migration-alerts.ts';
 import { UsageError, type Command } from './command.ts';
-import { hostList, hostShow } from './commands/hosts.ts';
-import { migrationCancel, migrationList, migrationShow, serverLiveMigrate } from './commands/migrations.ts';
+import { hostAutoMigrateOnHostDown, hostEvents, hostList, hostShow } from './commands/hosts.ts';
+import {
+  migrationCancel,
+  migrationList,
+  migrationShow,
+  serverLiveMigrate,
+  serverMigrate,
+} from './commands/migrations.ts';
 import { serverCreate, serverList, serverShow, serverStart, serverStop } from './commands/servers.ts';
 import {
   migrationConfigSet,
@@ -29,12 +35,15 @@ import { resolveConnection } from './connection.ts';
 const commands: Command[] = [
   hostList,
   hostShow,
+  hostAutoMigrateOnHostDown,
+  hostEvents,
   serverList,
   serverShow,
   serverCreate,
   serverStop,
   serverStart,
   serverLiveMigrate,
+  serverMigrate,
   migrationList,
   migrationShow,
   migrationCancel,

@@ -226,12 +226,17 @@ export async function releaseReservation(db: Db, migrationId: string): Promise<v
 /** The switch-over is final: the guest now lives on the destination and its reservation becomes its placement. */
 export async function commitGuestMove(
   db: Db,
-  input: { migrationId: string; guestId: string; destinationHostId: string },
+  input: { migrationId: string; guestId: string; destinationHostId: string; status?: 'running' | 'ready' },
 ): Promise<void> {
   await db.transaction(async (tx) => {
     await tx
       .update(guests)
-      .set({ hostId: input.destinationHostId, status: 'running', lastError: null, updatedAt: new Date() })
+      .set({
+        hostId: input.destinationHostId,
+        status: input.status ?? 'running',
+        lastError: null,
+        updatedAt: new Date(),
+      })
       .where(eq(guests.id, input.guestId));
     await tx.delete(reservations).where(eq(reservations.migrationId, input.migrationId));
   });

@@ -1,4 +1,9 @@
 import path from 'node:path';
+import {
+  DEFAULT_HOST_DOWN_TIMINGS,
+  MIN_FENCING_MARGIN_MS,
+  type HostDownTimings,
+} from './host-down-timing.ts';
 
 /**
  * Every setting the processes read, resolved from an environment in one place so that the dev
@@ -117,5 +122,17 @@ export function influxSettings(env: Env): InfluxSettings {
     bucket: env.INFLUX_BUCKET || `${database}/autogen`,
     ...(env.INFLUX_USERNAME ? { username: env.INFLUX_USERNAME } : {}),
     ...(env.INFLUX_PASSWORD ? { password: env.INFLUX_PASSWORD } : {}),
+  };
+}
+
+/** The host-down run's wait after a host's key went, before its guests start elsewhere. */
+export function hostDownTimings(env: Env): HostDownTimings {
+  return {
+    fencingMarginMs: intSetting(
+      env,
+      'HOST_DOWN_FENCING_MARGIN_MS',
+      DEFAULT_HOST_DOWN_TIMINGS.fencingMarginMs,
+      MIN_FENCING_MARGIN_MS,
+    ),
   };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resiliencePolicies, type ResiliencePolicy } from './host-down.ts';
 
 /**
  * The cluster-wide live-migration config (F11), KubeVirt's `liveMigrationConfig` fields with KubeVirt's
@@ -29,6 +30,12 @@ export interface ClusterMigrationConfig {
    * stood. There is no "wait forever"; the most is 30 days.
    */
   queueTimeout: number;
+  /**
+   * oVirt's cluster Resilience Policy: which guests of a lost host are restarted elsewhere. `all` (oVirt's
+   * default), `ha-only` (highly available guests only) or `none`; the host's own flags decide too
+   * (domain/host-down.ts).
+   */
+  resiliencePolicy: ResiliencePolicy;
 }
 
 export const DEFAULT_MIGRATION_CONFIG: Readonly<ClusterMigrationConfig> = Object.freeze({
@@ -43,6 +50,7 @@ export const DEFAULT_MIGRATION_CONFIG: Readonly<ClusterMigrationConfig> = Object
   allowWorkloadDisruption: false,
   maxDowntimeMs: 300,
   queueTimeout: 3600,
+  resiliencePolicy: 'all',
 });
 
 export const migrationConfigFields = Object.keys(
@@ -130,6 +138,7 @@ export const migrationConfigFieldSchemas = {
     1,
     MAX_QUEUE_TIMEOUT_SECONDS,
   ),
+  resiliencePolicy: z.enum(resiliencePolicies, { error: `one of ${resiliencePolicies.join(', ')}` }),
 } satisfies Record<keyof ClusterMigrationConfig, z.ZodType>;
 
 function unknownFieldsError(allowed: readonly string[]) {
@@ -167,9 +176,13 @@ export const migrationConfigRequestSchema = z.strictObject(
     allowWorkloadDisruption: withDefault('allowWorkloadDisruption'),
     maxDowntimeMs: withDefault('maxDowntimeMs'),
     queueTimeout: withDefault('queueTimeout'),
+    resiliencePolicy: withDefault('resiliencePolicy'),
   },
   { error: unknownFieldsError(migrationConfigFields) },
 );
+
+/** What a policy may override: every field but the resilience policy, which is the cluster's alone. */
+export const migrationOverrideFields = migrationConfigFields.filter((f) => f !== 'resiliencePolicy');
 
 /** Partial config as a policy's overrides: same validators, no defaults, unknown fields rejected. */
 export const migrationConfigOverridesSchema = z.strictObject(
@@ -187,7 +200,7 @@ export const migrationConfigOverridesSchema = z.strictObject(
     maxDowntimeMs: migrationConfigFieldSchemas.maxDowntimeMs.optional(),
     queueTimeout: migrationConfigFieldSchemas.queueTimeout.optional(),
   },
-  { error: unknownFieldsError(migrationConfigFields) },
+  { error: unknownFieldsError(migrationOverrideFields) },
 );
 
 /** A request that failed validation; `field` is the dotted path of the first offending field ('(body)' for the whole). */

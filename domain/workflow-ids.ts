@@ -22,3 +22,12 @@ export const alertCycleWorkflowId = (ruleName: string) => `alert-cycle-${ruleNam
 
 /** One stop or start of a guest at a time. */
 export const guestPowerWorkflowId = (guestId: string) => `guest-power-${guestId}`;
+
+/** One cold or rescue migration per guest at a time. */
+export const coldMigrationWorkflowId = (guestId: string) => `cold-migrate-${guestId}`;
+
+/** One host-down run per host and lost lease: every worker's watcher may start it, only one runs. */
+export const hostDownWorkflowId = (hostId: string, leaseHex: string) => `host-down-${hostId}-${leaseHex}`;
+
+/** One reconciliation per host and lease it came back with. */
+export const hostReturnWorkflowId = (hostId: string, leaseHex: string) => `host-return-${hostId}-${leaseHex}`;

@@ -4,7 +4,14 @@ import { alertMetricsReader } from '../activities/alert-metrics.ts';
 import { HostLiveness } from '../activities/host-liveness.ts';
 import { createActivities } from '../activities/index.ts';
 import { connectDb } from '../db/client.ts';
-import { etcdSettings, influxSettings, requiredSetting, temporalSettings } from '../domain/config.ts';
+import {
+  etcdSettings,
+  hostDownTimings,
+  influxSettings,
+  requiredSetting,
+  temporalSettings,
+} from '../domain/config.ts';
+import { HostWatch } from './host-watch.ts';
 import { createWorker } from './worker.ts';
 
 const temporal = temporalSettings(process.env);
@@ -27,11 +34,22 @@ const worker = await createWorker({
   db: db.db,
 });
 
+// Every worker process watches the hosts' leases; the runs' ids keep two watchers from acting twice.
+const hostWatch = new HostWatch({
+  etcd: etcdSettings(process.env),
+  temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
+  taskQueue: temporal.taskQueue,
+  log: (line) => console.log(line),
+  timings: hostDownTimings(process.env),
+});
+await hostWatch.start();
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
 console.log(
   `worker polling task queue '${temporal.taskQueue}' on ${temporal.address} (${temporal.namespace})`,
 );
 await worker.run();
+await hostWatch.stop();
 await Promise.all([connection.close(), clientConnection.close(), db.close()]);
 liveness.close();
 console.log('worker stopped');

@@ -1,6 +1,9 @@
 export { alertCycle } from './alert-cycle.ts';
 export { createGuest } from './create-guest.ts';
 export { guestPower } from './guest-power.ts';
+export { hostDown } from './host-down.ts';
+export { hostReturn } from './host-return.ts';
+export { coldMigrate } from './cold-migrate.ts';
 export { liveMigrate } from './live-migrate.ts';
 export { liveMigrateGroup } from './live-migrate-group.ts';
 export { migrationSlots } from './migration-slots.ts';

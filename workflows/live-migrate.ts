@@ -2,11 +2,9 @@ import {
   ApplicationFailure,
   CancellationScope,
   condition,
-  getExternalWorkflowHandle,
   isCancellation,
   setHandler,
   upsertSearchAttributes,
-  workflowInfo,
 } from '@temporalio/workflow';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
 import type { MonitorInput, MonitorResult } from '../activities/monitor-migration.ts';
@@ -21,7 +19,6 @@ import {
   type CopyRecovery,
 } from '../domain/migration-recovery.ts';
 import type { Caller, CheckResult } from '../domain/prechecks.ts';
-import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import { failureReason } from './failure-reason.ts';
 import {
   forceCompleteSignal,
@@ -31,15 +28,9 @@ import {
   type LiveMigrationView,
   type PrecheckAnswer,
 } from './live-migrate-messages.ts';
-import {
-  agentCalls,
-  durable,
-  keepSlotLeaseFor,
-  monitorFor,
-  quick,
-  watchedFor,
-} from './live-migrate-activities.ts';
-import { releaseSlotSignal, slotGrantedSignal } from './migration-slots-messages.ts';
+import { agentCalls, durable, monitorFor, quick, watchedFor } from './live-migrate-activities.ts';
+import { slotGrantedSignal } from './migration-slots-messages.ts';
+import { endAtPrechecks, PrecheckError, takeMigrationSlot } from './migration-steps.ts';
 import { Saga } from './saga.ts';
 import { DestinationHostKey } from './search-attributes.ts';
 
@@ -61,16 +52,6 @@ export interface LiveMigrateResult {
 }
 
 class MigrationFailed extends Error {}
-
-class PrecheckError extends Error {
-  constructor(
-    message: string,
-    readonly failures: CheckResult[],
-    readonly checks: CheckResult[],
-  ) {
-    super(message);
-  }
-}
 
 /**
  * A live migration as a saga: pre-checks, reserve, slot, prepare destination, copy, switch over, verify,
@@ -135,21 +116,12 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     destination = reserved.host;
     checks = [...planned.checks, ...reserved.checks];
   } catch (err) {
-    const reason = err instanceof PrecheckError ? err.message : failureReason(err);
-    const failures = err instanceof PrecheckError ? err.failures : [];
-    view.error = reason;
-    // Recorded before the API hears the verdict, so whoever reads the row next sees it failed.
-    await saga.compensate();
-    await CancellationScope.nonCancellable(async () => {
-      await event('precheck_failed', reason, failures.length > 0 ? { failures } : undefined, 'error');
-      await enterPhase(isCancellation(err) ? 'cancelled' : 'failed', {
-        error: reason,
-        ...(err instanceof PrecheckError ? { checks: err.checks } : {}),
-      });
-    });
-    precheck = { ok: false, reason, failures };
-    if (isCancellation(err)) throw err;
-    throw ApplicationFailure.nonRetryable(reason, 'PrecheckFailed');
+    return await endAtPrechecks(
+      { saga, migrationId, timings, enterPhase, event },
+      err,
+      (answer) => (precheck = answer),
+      view,
+    );
   }
   precheck = { ok: true, destination: { id: destination.id, name: destination.name } };
   view.destination = precheck.destination;
@@ -208,60 +180,18 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
 
   /** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
   async function takeSlot() {
-    const slotsWorkflowId = migrationSlotsWorkflowId(source.clusterId);
-    // Registered first: releasing a slot never granted is harmless, holding one never released is not.
-    // Shielded from the workflow's cancellation: a rollback still holds the slot until it has released it.
-    const leaseScope = new CancellationScope({
-      cancellable: true,
-      parent: new CancellationScope({ cancellable: false }),
-    });
-    let lease: Promise<void> | null = null;
-    saga.add('release slot', async () => {
-      leaseScope.cancel();
-      await lease;
-      await getExternalWorkflowHandle(slotsWorkflowId)
-        .signal(releaseSlotSignal, { migrationId })
-        .catch(() => undefined);
-    });
-    const answer = await quick.acquireMigrationSlot({
-      clusterId: source.clusterId,
-      migrationId,
-      workflowId: workflowInfo().workflowId,
-      sourceHostId: source.id,
-      destinationHostId: destination.id,
-      limits: plan.limits,
-      leaseMs: timings.slotLeaseMs,
-    });
-    if (!answer.granted) {
-      await enterPhase('queued', { destinationHostId: destination.id, checks });
-      await event('queued', `waiting for a migration slot, position ${answer.position}`, {
-        position: answer.position,
+    await takeMigrationSlot(
+      { saga, migrationId, timings, enterPhase, event },
+      {
+        clusterId: source.clusterId,
+        sourceHostId: source.id,
+        destinationHostId: destination.id,
         limits: plan.limits,
-      });
-      if (!(await condition(() => slotGranted, plan.queueTimeoutMs))) {
-        // The grant may have crossed our timeout: then the slot is ours and the migration goes on.
-        const left = await quick.leaveMigrationSlotQueue({ slotsWorkflowId, migrationId });
-        if (left.left || !left.holding) {
-          throw new MigrationFailed(
-            `waited ${Math.round(plan.queueTimeoutMs / 1000)} s for a migration slot (queue position ${left.left ? left.position : answer.position})`,
-          );
-        }
-      }
-      await event('slot_granted', 'migration slot granted');
-    }
-    lease = leaseScope
-      .run(() =>
-        keepSlotLeaseFor(timings).keepSlotLease({
-          slotsWorkflowId,
-          migrationId,
-          leaseMs: timings.slotLeaseMs,
-          renewIntervalMs: timings.slotRenewIntervalMs,
-          sourceHostId: source.id,
-          destinationHostId: destination.id,
-        }),
-      )
-      // A keeper that stops for any reason must not keep the release below from being sent.
-      .catch(() => undefined);
+        queueTimeoutMs: plan.queueTimeoutMs,
+        checks,
+        granted: () => slotGranted,
+      },
+    );
   }
 
   async function prepareDestination() {

@@ -1,22 +1,42 @@
 import { Hono } from 'hono';
+import { hostEvents, updateHostAutoMigrateFlags } from '../../db/host-store.ts';
 import { findHost, listHosts, recordEvent, upsertHostFromFacts } from '../../db/inventory.ts';
 import type { HostFacts } from '../../domain/agent-contract.ts';
 import type { ApiDeps } from '../deps.ts';
-import { jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { hostEventView } from '../host-event-views.ts';
+import { hostAutoMigrateSchema, hostEventsQuerySchema } from '../host-schemas.ts';
 import { hostFactsSchema } from '../schemas.ts';
 import { hostView } from '../views.ts';
 
+/** Hosts by id or name; auto-migrate-on-host-down is Cloudpods' PerformAutoMigrateOnHostDown. */
 export function hostRoutes({ db, liveness }: ApiDeps) {
+  const hostOr404 = async (id: string) => {
+    const host = await findHost(db, id);
+    if (!host) throw notFound('host', id);
+    return host;
+  };
   return new Hono()
     .get('/', async (c) => {
       const [rows, online] = await Promise.all([listHosts(db), liveness.onlineHostIds()]);
       return c.json({ hosts: rows.map((h) => hostView(h, online)) });
     })
     .get('/:id', async (c) => {
-      const id = c.req.param('id');
-      const host = await findHost(db, id);
-      if (!host) throw notFound('host', id);
+      const host = await hostOr404(c.req.param('id'));
       return c.json(hostView(host, await liveness.onlineHostIds()));
+    })
+    .get('/:id/events', async (c) => {
+      const { limit } = parseOr400(hostEventsQuerySchema, c.req.query());
+      const host = await hostOr404(c.req.param('id'));
+      return c.json({ events: (await hostEvents(db, host.id, limit)).map((e) => hostEventView(e, host)) });
+    })
+    .post('/:id/auto-migrate-on-host-down', async (c) => {
+      const patch = parseOr400(hostAutoMigrateSchema, await jsonBody(c));
+      const host = await hostOr404(c.req.param('id'));
+      const outcome = await updateHostAutoMigrateFlags(db, host.id, patch);
+      if (!outcome) throw notFound('host', c.req.param('id'));
+      if (!outcome.ok) throw new ApiError(400, 'invalid_request', outcome.message, outcome.field);
+      return c.json(hostView(outcome.host, await liveness.onlineHostIds()));
     })
     .post('/register', async (c) => {
       const facts: HostFacts = parseOr400(hostFactsSchema, await jsonBody(c));

@@ -1,5 +1,5 @@
 import { apiRequest } from '../api-client.ts';
-import { onePositional, type Command } from '../command.ts';
+import { onePositional, stringOption, type Command } from '../command.ts';
 import { table } from '../table.ts';
 
 interface HostView {
@@ -52,5 +52,78 @@ export const hostShow: Command = {
     const id = onePositional(args, 'ID');
     const host = await apiRequest<HostView>(conn, 'GET', `/v1/hosts/${encodeURIComponent(id)}`);
     console.log(JSON.stringify(host, null, 2));
+  },
+};
+
+interface HostFlagsView {
+  name: string;
+  autoMigrateOnHostDown: boolean;
+  autoMigrateOnHostShutdown: boolean;
+}
+
+const flagWord = (on: boolean) => (on ? 'enable' : 'disable');
+
+export const hostAutoMigrateOnHostDown: Command = {
+  name: 'host-auto-migrate-on-host-down',
+  usage:
+    'host-auto-migrate-on-host-down HOST [--auto-migrate-on-host-down enable|disable] [--auto-migrate-on-host-shutdown enable|disable]',
+  summary:
+    "Whether a lost host's guests are rescued elsewhere (shutdown needs down too); a flag left out keeps its value",
+  options: {
+    'auto-migrate-on-host-down': { type: 'string' },
+    'auto-migrate-on-host-shutdown': { type: 'string' },
+  },
+  async run(args, conn) {
+    const id = onePositional(args, 'HOST');
+    const down = stringOption(args, 'auto-migrate-on-host-down');
+    const shutdown = stringOption(args, 'auto-migrate-on-host-shutdown');
+    const host = await apiRequest<HostFlagsView>(
+      conn,
+      'POST',
+      `/v1/hosts/${encodeURIComponent(id)}/auto-migrate-on-host-down`,
+      {
+        ...(down !== undefined ? { auto_migrate_on_host_down: down } : {}),
+        ...(shutdown !== undefined ? { auto_migrate_on_host_shutdown: shutdown } : {}),
+      },
+    );
+    console.log(
+      table(
+        ['Name', 'auto_migrate_on_host_down', 'auto_migrate_on_host_shutdown'],
+        [[host.name, flagWord(host.autoMigrateOnHostDown), flagWord(host.autoMigrateOnHostShutdown)]],
+      ),
+    );
+  },
+};
+
+interface HostEventView {
+  id: number;
+  at: string;
+  action: string;
+  level: string;
+  notes: string;
+}
+
+export const hostEvents: Command = {
+  name: 'host-events',
+  usage: 'host-events [--limit N] HOST',
+  summary:
+    "A host's events, newest first: flag updates, host_down, host_down_auto_migrate (who moves and why)",
+  options: { limit: { type: 'string' } },
+  async run(args, conn) {
+    const id = onePositional(args, 'HOST');
+    const query = new URLSearchParams();
+    const limit = stringOption(args, 'limit');
+    if (limit !== undefined) query.set('limit', limit);
+    const { events } = await apiRequest<{ events: HostEventView[] }>(
+      conn,
+      'GET',
+      `/v1/hosts/${encodeURIComponent(id)}/events?${query}`,
+    );
+    console.log(
+      table(
+        ['ID', 'Time', 'Action', 'Level', 'Notes'],
+        events.map((e) => [e.id, e.at, e.action, e.level, e.notes]),
+      ),
+    );
   },
 };

@@ -56,7 +56,7 @@ export const migrationConfigSet: Command = {
   name: 'migration-config-set',
   usage: 'migration-config-set [FIELD=VALUE ...]   (fields left out return to their defaults)',
   summary:
-    'Replace the cluster migration config, e.g. parallelMigrationsPerCluster=3 bandwidthPerMigration=64Mi',
+    'Replace the cluster migration config, e.g. parallelMigrationsPerCluster=3 bandwidthPerMigration=64Mi resiliencePolicy=ha-only',
   options: {},
   async run(args, conn) {
     const { config } = await apiRequest<{ config: Record<string, unknown> }>(

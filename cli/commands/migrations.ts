@@ -187,3 +187,35 @@ async function watch(conn: ApiConnection, id: string): Promise<void> {
     await sleep(500);
   }
 }
+
+export const serverMigrate: Command = {
+  name: 'server-migrate',
+  usage: 'server-migrate [--auto-start] [--rescue-mode] [--prefer-host PREFER_HOST] [--watch] <ID>',
+  summary:
+    'Migrate a stopped server (cold), or with --rescue-mode one whose host is down (all disks must reside on shared storage)',
+  options: {
+    'prefer-host': { type: 'string' },
+    'auto-start': { type: 'boolean' },
+    'rescue-mode': { type: 'boolean' },
+    watch: { type: 'boolean' },
+  },
+  async run(args, conn) {
+    const id = onePositional(args, 'ID');
+    const flag = (name: string) => args.values[name] === true;
+    const res = await apiRequest<{
+      migrationId: string;
+      workflowId: string;
+      kind: string;
+      destination: { name: string } | null;
+    }>(conn, 'POST', `/v1/servers/${encodeURIComponent(id)}/migrate`, {
+      prefer_host: stringOption(args, 'prefer-host'),
+      auto_start: flag('auto-start'),
+      rescue_mode: flag('rescue-mode'),
+    });
+    console.log(
+      `${res.kind} migration ${res.migrationId} started${res.destination ? ` to ${res.destination.name}` : ''} (workflow ${res.workflowId})`,
+    );
+    if (flag('watch')) await watch(conn, res.migrationId);
+    else console.log(`follow it with: vmctl migration-show --watch ${res.migrationId}`);
+  },
+};

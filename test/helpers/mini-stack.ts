@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
@@ -16,7 +17,9 @@ import type { SimHostProfile } from '../../agent/drivers/sim.ts';
 import { createApp } from '../../api/app.ts';
 import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
 import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
+import { HostWatch } from '../../workers/host-watch.ts';
 import { createWorker } from '../../workers/worker.ts';
+import type { HostDownTimings } from '../../domain/host-down-timing.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { waitFor } from './wait.ts';
 
@@ -49,6 +52,8 @@ export interface HostPlan {
   liveness?: boolean;
   /** The host's address on a dedicated migration network. */
   migrationAddress?: string;
+  /** The health lease's TTL (default 5 s). */
+  ttlSeconds?: number;
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -76,6 +81,8 @@ export interface MiniStack {
     token?: string,
   ): Promise<ApiResponse<T>>;
   startWorker(wrap?: (activities: Activities) => Activities): Promise<void>;
+  /** Starts a host's agent again on its own dir (so with its host id), after its `stop`. */
+  restartAgent(name: string): Promise<RunningAgent>;
   stopWorker(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -88,7 +95,12 @@ export interface MiniStackOptions {
   /** Agents write their usage to this InfluxDB database (the test setup's server), and alert cycles read it. */
   metrics?: { database: string; intervalSeconds: number };
   alertCycleTimings?: AlertCycleTimings;
+  /** Watch the hosts' health keys as a worker process does, starting hostDown and hostReturn runs. */
+  hostWatch?: HostDownTimings;
 }
+
+/** How long a stack's stop waits for its worker's activities to end. */
+const WORKER_STOP_WAIT_MS = 30_000;
 
 export async function startMiniStack(options: MiniStackOptions): Promise<MiniStack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vmmig-stack-'));
@@ -150,13 +162,30 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     const current = worker;
     worker = undefined;
     current.worker.shutdown();
-    await current.running;
-    await current.connection.close();
+    // A test's teardown must end: an activity that ignores the shutdown is left to the dying process.
+    const stopped = await Promise.race([
+      current.running.then(() => true),
+      sleep(WORKER_STOP_WAIT_MS).then(() => false),
+    ]);
+    if (!stopped) console.warn(`mini-stack: the worker did not stop within ${WORKER_STOP_WAIT_MS} ms`);
+    else await current.connection.close();
   };
   if (options.worker !== false) await startWorker();
+  const hostWatch = options.hostWatch
+    ? new HostWatch({
+        etcd: { endpoints: etcdEndpoints, prefix: etcdPrefix },
+        temporal,
+        taskQueue,
+        log: (line) => (process.env.DEBUG_HOST_WATCH ? console.log(line) : undefined),
+        timings: options.hostWatch,
+        migrationTimings: options.timings ?? TEST_TIMINGS,
+      })
+    : null;
+  await hostWatch?.start();
 
   const agents = new Map<string, RunningAgent>();
   const agentLogs = new Map<string, string[]>();
+  const agentOptionsByName = new Map<string, AgentOptions>();
   for (const plan of options.hosts) {
     const logs: string[] = [];
     agentLogs.set(plan.name, logs);
@@ -175,7 +204,9 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       cpus: plan.cpus,
       memoryMb: plan.memoryMb,
       liveness:
-        plan.liveness === false ? null : { endpoints: etcdEndpoints, prefix: etcdPrefix, ttlSeconds: 5 },
+        plan.liveness === false
+          ? null
+          : { endpoints: etcdEndpoints, prefix: etcdPrefix, ttlSeconds: plan.ttlSeconds ?? 5 },
       metrics: options.metrics
         ? {
             url: influxUrl,
@@ -187,8 +218,16 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       log: (line) => logs.push(line),
       stopGraceMs: 3_000,
     };
+    agentOptionsByName.set(plan.name, agentOptions);
     agents.set(plan.name, await startAgent(agentOptions));
   }
+  const restartAgent = async (name: string) => {
+    const agentOptions = agentOptionsByName.get(name);
+    if (!agentOptions) throw new Error(`no agent ${name}`);
+    const agent = await startAgent(agentOptions);
+    agents.set(name, agent);
+    return agent;
+  };
 
   const api = async <T>(
     method: string,
@@ -228,7 +267,9 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     api,
     startWorker,
     stopWorker,
+    restartAgent,
     async stop() {
+      await hostWatch?.stop();
       await stopWorker();
       await Promise.all([...agents.values()].map((a) => a.stop()));
       server.close();

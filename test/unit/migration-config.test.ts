@@ -37,6 +37,7 @@ describe('cluster migration config defaults', () => {
       allowWorkloadDisruption: false,
       maxDowntimeMs: 300,
       queueTimeout: 3600,
+      resiliencePolicy: 'all',
     });
     expect(Object.isFrozen(DEFAULT_MIGRATION_CONFIG)).toBe(true);
   });
@@ -155,6 +156,9 @@ describe('invalid config values are rejected naming the field', () => {
     [{ queueTimeout: 90.5 }, 'queueTimeout', /whole number of seconds a migration may wait for a slot/],
     [{ queueTimeout: '3600' }, 'queueTimeout', /whole number of seconds/],
     [{ queueTimeout: 30 * 86_400 + 1 }, 'queueTimeout', /at most 2592000/],
+    [{ resiliencePolicy: 'some' }, 'resiliencePolicy', /one of all, ha-only, none/],
+    [{ resiliencePolicy: 'HA_ONLY' }, 'resiliencePolicy', /one of all, ha-only, none/],
+    [{ resiliencePolicy: true }, 'resiliencePolicy', /one of all, ha-only, none/],
   ])('%j', (body, field, message) => {
     const err = rejection(body);
     expect(err.field).toBe(field);
@@ -167,6 +171,14 @@ describe('invalid config values are rejected naming the field', () => {
     expect(configFromRequest({ queueTimeout: 30 * 86_400 }).queueTimeout).toBe(30 * 86_400);
     expect(configFromRequest({ queueTimeout: null }).queueTimeout).toBe(3600);
     expect(configFromRequest({}).queueTimeout).toBe(3600);
+  });
+
+  it("takes oVirt's resilience policies; left out it is all, oVirt's default", () => {
+    for (const policy of ['all', 'ha-only', 'none'] as const) {
+      expect(configFromRequest({ resiliencePolicy: policy }).resiliencePolicy).toBe(policy);
+    }
+    expect(configFromRequest({ resiliencePolicy: null }).resiliencePolicy).toBe('all');
+    expect(configFromRequest({}).resiliencePolicy).toBe('all');
   });
 
   it('names a misspelt field instead of silently ignoring it', () => {
@@ -208,6 +220,13 @@ describe('policy overrides schema', () => {
     expect(migrationConfigOverridesSchema.safeParse({ maxDowntimeMs: -1 }).success).toBe(false);
     expect(migrationConfigOverridesSchema.safeParse({ queueTimeout: 0 }).success).toBe(false);
     expect(migrationConfigOverridesSchema.parse({ queueTimeout: 600 })).toEqual({ queueTimeout: 600 });
+  });
+
+  it("refuses the resilience policy: it is the cluster's, not a policy's", () => {
+    const result = migrationConfigOverridesSchema.safeParse({ resiliencePolicy: 'none' });
+    expect(result.success).toBe(false);
+    expect(result.error?.issues[0]?.message).toMatch(/unknown field\(s\) resiliencePolicy/);
+    expect(result.error?.issues[0]?.message).not.toMatch(/the fields are .*resiliencePolicy/);
   });
 });
 

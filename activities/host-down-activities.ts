@@ -1,0 +1,171 @@
+import type { Client } from '@temporalio/client';
+import { and, eq } from 'drizzle-orm';
+import type { Db } from '../db/client.ts';
+import { withGuestMigrationLock } from '../db/guest-migration-lock.ts';
+import { findHost, recordEvent, type NewEvent } from '../db/inventory.ts';
+import { activeMigrationOfGuest } from '../db/migration-store.ts';
+import { guests } from '../db/schema.ts';
+import { clusterMigrationConfig } from '../db/settings-store.ts';
+import { recordPendingMigration } from '../api/pending-migration.ts';
+import { holdsLiveCopy } from '../domain/cold-migration.ts';
+import {
+  decideHostDownRescues,
+  type HostLossCause,
+  type RescueDecision,
+  type ResiliencePolicy,
+} from '../domain/host-down.ts';
+import { coldMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { AgentClient } from './agent-client.ts';
+import { agentCall } from './agent-errors.ts';
+
+export interface HostDownDeps {
+  db: Db;
+  agentToken: string;
+  liveness: { onlineHostIds(): Promise<Set<string>> };
+  temporal?: Client;
+}
+
+/** An agent silent for this long is taken as unreachable by the host-down confirmation. */
+const AGENT_PROBE_TIMEOUT_MS = 3_000;
+
+export interface LostHostProbe {
+  hostName: string;
+  /** The host holds a lease again: it came back, nothing is to be rescued. */
+  leaseBack: boolean;
+  agentAnswers: boolean;
+  /** Guests of which the answering agent holds a live copy; empty when it does not answer. */
+  liveGuestIds: string[];
+}
+
+export interface ReturnReconciliation {
+  removed: { guestId: string; name: string; wasLive: boolean }[];
+  restarted: { guestId: string; name: string }[];
+  left: { guestId: string; name: string; reason: string }[];
+}
+
+export function hostDownActivities({ db, agentToken, liveness, temporal }: HostDownDeps) {
+  return {
+    /** Is the host really down? Its lease, and its agent if it answers, say. */
+    async probeLostHost(hostId: string): Promise<LostHostProbe> {
+      const host = await findHost(db, hostId);
+      const hostName = host?.name ?? hostId;
+      const leaseBack = (await liveness.onlineHostIds()).has(hostId);
+      if (!host) return { hostName, leaseBack, agentAnswers: false, liveGuestIds: [] };
+      const agent = new AgentClient(host.agentUrl, agentToken, AGENT_PROBE_TIMEOUT_MS);
+      try {
+        const { guests: held } = await agent.listGuests();
+        return {
+          hostName,
+          leaseBack,
+          agentAnswers: true,
+          liveGuestIds: held.filter((g) => holdsLiveCopy(g.status)).map((g) => g.id),
+        };
+      } catch {
+        return { hostName, leaseBack, agentAnswers: false, liveGuestIds: [] };
+      }
+    },
+
+    /**
+     * Who is rescued, by the cluster's resilience policy and the host's flags; a guest the answering agent
+     * still runs is never rescued, whatever they say.
+     */
+    async planHostDownRescues(input: {
+      hostId: string;
+      cause: HostLossCause;
+      liveGuestIds: string[];
+    }): Promise<{ policy: ResiliencePolicy; decisions: RescueDecision[] }> {
+      const host = await findHost(db, input.hostId);
+      if (!host) return { policy: 'none', decisions: [] };
+      const config = await clusterMigrationConfig(db, host.clusterId);
+      const placed = await db.select().from(guests).where(eq(guests.hostId, host.id));
+      const decisions = decideHostDownRescues({
+        policy: config.resiliencePolicy,
+        cause: input.cause,
+        host,
+        guests: placed,
+      });
+      const live = new Set(input.liveGuestIds);
+      return {
+        policy: config.resiliencePolicy,
+        decisions: decisions.map((d) =>
+          d.move && live.has(d.guestId)
+            ? { ...d, move: false, reason: 'its agent answers and still runs it: not lost' }
+            : d,
+        ),
+      };
+    },
+
+    /** The rescue's migration row, once per host-down run (a retry finds its own). */
+    async recordRescueMigration(input: {
+      hostDownKey: string;
+      hostId: string;
+      guestId: string;
+      guestName: string;
+    }): Promise<{ migrationId: string } | { refused: string }> {
+      if (!temporal) throw new Error('recordRescueMigration needs a Temporal client');
+      return withGuestMigrationLock(db, input.guestId, async (locked) => {
+        const active = await activeMigrationOfGuest(locked, input.guestId);
+        if (active && active.options.hostDown === input.hostDownKey) return { migrationId: active.id };
+        const [still] = await locked
+          .select({ id: guests.id })
+          .from(guests)
+          .where(and(eq(guests.id, input.guestId), eq(guests.hostId, input.hostId)));
+        if (!still) return { refused: 'the guest is no longer on the lost host' };
+        try {
+          const row = await recordPendingMigration(
+            locked,
+            temporal,
+            { id: input.guestId, name: input.guestName },
+            {
+              kind: 'rescue',
+              sourceHostId: input.hostId,
+              trigger: 'host-down',
+              options: { rescueMode: true, autoStart: true, hostDown: input.hostDownKey },
+              workflowId: coldMigrationWorkflowId(input.guestId),
+            },
+          );
+          return { migrationId: row.id };
+        } catch (err) {
+          if ((err as { status?: number }).status === 409) return { refused: (err as Error).message };
+          throw err;
+        }
+      });
+    },
+
+    /**
+     * A host that holds a lease again: the guests it still has that the inventory places elsewhere (rescued while
+     * it was gone) are destroyed there, and its own guests that should run but were fenced start again. A guest
+     * with a migration in flight is left to that migration.
+     */
+    async reconcileReturnedHost(hostId: string): Promise<ReturnReconciliation> {
+      const host = await findHost(db, hostId);
+      if (!host) return { removed: [], restarted: [], left: [] };
+      const agent = new AgentClient(host.agentUrl, agentToken);
+      const { guests: held } = await agentCall(() => agent.listGuests());
+      const result: ReturnReconciliation = { removed: [], restarted: [], left: [] };
+      for (const copy of held) {
+        const [row] = await db.select().from(guests).where(eq(guests.id, copy.id));
+        if (row && (await activeMigrationOfGuest(db, copy.id))) {
+          result.left.push({ guestId: copy.id, name: row.name, reason: 'a migration of it is in flight' });
+          continue;
+        }
+        if (!row || row.hostId !== hostId) {
+          await agentCall(() => agent.destroyGuest(copy.id));
+          result.removed.push({
+            guestId: copy.id,
+            name: row?.name ?? copy.name,
+            wasLive: holdsLiveCopy(copy.status),
+          });
+        } else if (row.status === 'running' && !holdsLiveCopy(copy.status)) {
+          await agentCall(() => agent.startGuest(copy.id));
+          result.restarted.push({ guestId: copy.id, name: row.name });
+        }
+      }
+      return result;
+    },
+
+    async recordHostEvent(event: Omit<NewEvent, 'subjectKind'>): Promise<void> {
+      await recordEvent(db, { ...event, subjectKind: 'host' });
+    },
+  };
+}

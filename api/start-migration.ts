@@ -1,0 +1,87 @@
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
+import { deleteMigration } from '../db/migration-store.ts';
+import type { Guest, Migration } from '../db/schema.ts';
+import type { ColdMigrateInput } from '../workflows/cold-migrate.ts';
+import type { LiveMigrateInput } from '../workflows/live-migrate.ts';
+import {
+  GuestIdKey,
+  MigrationKindKey,
+  MigrationTriggerKey,
+  SourceHostKey,
+} from '../workflows/search-attributes.ts';
+import { alreadyRunning } from './already-running.ts';
+import type { ApiDeps } from './deps.ts';
+import { ApiError } from './errors.ts';
+import { underGuestMigrationLock } from './guest-migration-lock.ts';
+import { recordPendingMigration } from './pending-migration.ts';
+import { startOnceThePreviousRunCloses } from './workflow-runs.ts';
+
+type MigrationRun =
+  | { workflowType: 'liveMigrate'; kind: 'live'; input: (migrationId: string) => LiveMigrateInput }
+  | {
+      workflowType: 'coldMigrate';
+      kind: 'cold' | 'rescue';
+      input: (migrationId: string) => ColdMigrateInput;
+    };
+
+/**
+ * Records an operator's migration of a guest (`pending`) and starts its workflow, both under the guest's
+ * migration lock: a request that recorded its migration and is starting the run right now is never mistaken
+ * for one that stopped in between.
+ */
+export async function startGuestMigration(
+  deps: ApiDeps,
+  guest: Pick<Guest, 'id' | 'name' | 'hostId'>,
+  sourceName: string,
+  run: MigrationRun & { workflowId: string; options: Record<string, unknown> },
+): Promise<{ migration: Migration; handle: WorkflowHandleWithFirstExecutionRunId }> {
+  const { db, temporal, taskQueue } = deps;
+  const { workflowId } = run;
+  return underGuestMigrationLock(db, [guest], async (locked) => {
+    const row = await recordPendingMigration(locked, temporal, guest, {
+      kind: run.kind,
+      sourceHostId: guest.hostId,
+      trigger: 'manual',
+      options: run.options,
+      workflowId,
+    });
+    try {
+      const started = await startOnceThePreviousRunCloses(() =>
+        temporal.workflow.start(run.workflowType, {
+          taskQueue,
+          workflowId,
+          args: [run.input(row.id)],
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+          typedSearchAttributes: [
+            { key: GuestIdKey, value: guest.id },
+            { key: SourceHostKey, value: sourceName },
+            { key: MigrationKindKey, value: run.kind },
+            { key: MigrationTriggerKey, value: 'manual' },
+          ],
+        }),
+      );
+      return { migration: row, handle: started };
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        // Temporal refused the run, so nothing will ever act on the row: it goes.
+        await deleteMigration(locked, row.id);
+        throw alreadyRunning(guest.name, undefined);
+      }
+      // The run may or may not have started: the row stays pending, and the next request for the guest
+      // fails it if its workflow is not running.
+      throw new ApiError(
+        503,
+        'unavailable',
+        `could not start the migration workflow: ${(err as Error).message}`,
+        undefined,
+        { migrationId: row.id },
+      );
+    }
+  });
+}

@@ -1,0 +1,203 @@
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { ColdMigrationStart } from '../activities/cold-migration-activities.ts';
+import type { MigrationHost } from '../activities/host-snapshots.ts';
+import {
+  coldPlacementOptions,
+  statusAfterColdMigration,
+  type ColdMigrateOptions,
+} from '../domain/cold-migration.ts';
+import type { LiveMigrationTimings } from '../domain/live-migration.ts';
+import type { GuestStatus } from '../domain/guest-status.ts';
+import type { Caller, CheckResult } from '../domain/prechecks.ts';
+import { failureReason } from './failure-reason.ts';
+import {
+  precheckUpdate,
+  progressQuery,
+  type LiveMigrationPhase,
+  type LiveMigrationView,
+  type PrecheckAnswer,
+} from './live-migrate-messages.ts';
+import { agentCalls, durable, quick } from './live-migrate-activities.ts';
+import { slotGrantedSignal } from './migration-slots-messages.ts';
+import { endAtPrechecks, PrecheckError, takeMigrationSlot } from './migration-steps.ts';
+import { Saga } from './saga.ts';
+import { DestinationHostKey } from './search-attributes.ts';
+
+export interface ColdMigrateInput {
+  migrationId: string;
+  guestId: string;
+  options: ColdMigrateOptions;
+  caller: Caller;
+  timings: LiveMigrationTimings;
+}
+
+export interface ColdMigrateResult {
+  migrationId: string;
+  destination: string;
+  started: boolean;
+}
+
+/**
+ * A cold (stopped guest) or rescue (source host down) migration as a saga on the same steps as a live one:
+ * pre-checks, reserve, slot, then define the guest on the destination (its shared disks are the same files),
+ * commit, remove it from the source, and start it when asked. Before the commit every step undoes itself; from
+ * the commit on the destination owns the guest and every step retries until done.
+ */
+export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateResult> {
+  const { migrationId, guestId, options, timings } = input;
+  const saga = new Saga();
+  const view: LiveMigrationView = { migrationId, phase: 'prechecks', destination: null, error: null };
+  let precheck: PrecheckAnswer | null = null;
+  let slotGranted = false;
+  setHandler(slotGrantedSignal, () => {
+    slotGranted = true;
+  });
+  setHandler(progressQuery, () => view);
+  setHandler(precheckUpdate, async () => {
+    await condition(() => precheck !== null);
+    return precheck as PrecheckAnswer;
+  });
+  const enterPhase = async (
+    phase: LiveMigrationPhase,
+    extra: { destinationHostId?: string; error?: string; checks?: CheckResult[] } = {},
+  ) => {
+    await durable.setMigrationPhase({ migrationId, phase, ...extra });
+    view.phase = phase;
+  };
+  const event = (
+    type: string,
+    message: string,
+    data?: Record<string, unknown>,
+    level?: 'info' | 'warning' | 'error',
+  ) => durable.recordMigrationEvent({ migrationId, type, message, data, level });
+  const kind = options.rescueMode ? 'rescue' : 'cold migration';
+
+  let start: ColdMigrationStart;
+  let destination: MigrationHost;
+  let checks: CheckResult[];
+  try {
+    await enterPhase('prechecks');
+    const planned = await quick.planColdMigration({ migrationId, guestId, options, caller: input.caller });
+    if (!planned.ok) throw new PrecheckError(planned.reason, planned.failures, planned.checks);
+    start = planned;
+    saga.add('release reservation', () => durable.releaseDestination(migrationId));
+    const reserved = await quick.reserveDestination({
+      migrationId,
+      guestId,
+      sourceHostId: start.source.id,
+      options: coldPlacementOptions(options),
+    });
+    if (!reserved.ok) throw new PrecheckError(reserved.reason, reserved.failures, reserved.checks);
+    destination = reserved.host;
+    checks = [...planned.checks, ...reserved.checks];
+  } catch (err) {
+    return await endAtPrechecks(
+      { saga, migrationId, timings, enterPhase, event },
+      err,
+      (answer) => (precheck = answer),
+      view,
+    );
+  }
+  precheck = { ok: true, destination: { id: destination.id, name: destination.name } };
+  view.destination = precheck.destination;
+  upsertSearchAttributes([{ key: DestinationHostKey, value: destination.name }]);
+  await event('destination_chosen', `destination ${destination.name}`, { destination: destination.name });
+
+  try {
+    try {
+      await takeMigrationSlot(
+        { saga, migrationId, timings, enterPhase, event },
+        {
+          clusterId: start.source.clusterId,
+          sourceHostId: start.source.id,
+          destinationHostId: destination.id,
+          limits: start.limits,
+          queueTimeoutMs: start.queueTimeoutMs,
+          checks,
+          granted: () => slotGranted,
+        },
+      );
+      await enterPhase('preparing', { destinationHostId: destination.id, checks });
+      saga.add('restore guest status', () =>
+        quick.setGuestStatus({ guestId, status: start.statusBefore as GuestStatus, error: null }),
+      );
+      await quick.setGuestStatus({ guestId, status: 'migrating', error: null });
+      // Registered before the call: a define that fails half-way still leaves a guest on the destination.
+      saga.add('clean the destination', () =>
+        durable.removeGuestFrom({ agentUrl: destination.agentUrl, guestId }),
+      );
+      await agentCalls.defineGuestOn({ agentUrl: destination.agentUrl, spec: start.spec });
+    } catch (err) {
+      const cancelled = isCancellation(err);
+      const reason = cancelled ? 'cancelled by operator' : failureReason(err);
+      view.error = reason;
+      await CancellationScope.nonCancellable(async () => {
+        await enterPhase('rolling-back', { error: reason });
+        const leftovers = await saga.compensate();
+        if (leftovers.length > 0) {
+          await event('rollback_incomplete', `rollback left work undone: ${leftovers.join('; ')}`, {
+            leftovers,
+          });
+        }
+        await event(cancelled ? 'cancelled' : 'failed', `${reason}; guest stays on ${start.source.name}`);
+        await enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
+      });
+      if (cancelled) throw err;
+      throw ApplicationFailure.nonRetryable(reason, 'ColdMigrationFailed');
+    }
+    return await CancellationScope.nonCancellable(finish);
+  } finally {
+    await saga.compensate();
+  }
+
+  /** Past the commit the destination owns the guest: every step retries until it is done. */
+  async function finish(): Promise<ColdMigrateResult> {
+    await enterPhase('committing');
+    await durable.commitColdMigration({
+      migrationId,
+      guestId,
+      destinationHostId: destination.id,
+      status: 'ready',
+    });
+    saga.forget('clean the destination');
+    saga.forget('release reservation');
+    saga.forget('restore guest status');
+    await enterPhase('cleaning');
+    if (options.rescueMode) {
+      // The source is down and fenced: its stale copy is removed when it comes back, before it is ready.
+      await event(
+        'source_cleanup_deferred',
+        `source ${start.source.name} is down: its copy is removed when it returns`,
+      );
+    } else {
+      await durable.removeGuestFrom({ agentUrl: start.source.agentUrl, guestId });
+    }
+    await saga.compensate();
+    let started = false;
+    if (options.autoStart) {
+      try {
+        await agentCalls.startGuestOn({ agentUrl: destination.agentUrl, guestId });
+        await durable.setGuestStatus({ guestId, status: statusAfterColdMigration(true), error: null });
+        started = true;
+      } catch (err) {
+        const reason = `start on ${destination.name} failed: ${failureReason(err)}`;
+        await durable.setGuestStatus({ guestId, status: 'ready', error: reason });
+        await event('start_failed', reason, {}, 'error');
+      }
+    }
+    await event(
+      'completed',
+      `${kind}: guest is on ${destination.name}${started ? ' and running' : ', stopped'}`,
+      { started, rescue: options.rescueMode },
+    );
+    await enterPhase('completed');
+    return { migrationId, destination: destination.name, started };
+  }
+}

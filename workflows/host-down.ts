@@ -1,0 +1,158 @@
+import { ParentClosePolicy, executeChild, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import type { HostLossCause, RescueDecision } from '../domain/host-down.ts';
+import { hostDownAutoMigrateEvent, hostDownEvent, type HostEventRecord } from '../domain/host-events.ts';
+import { fencingWaitMs, type HostDownTimings } from '../domain/host-down-timing.ts';
+import type { LiveMigrationTimings } from '../domain/live-migration.ts';
+import { coldMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { coldMigrate } from './cold-migrate.ts';
+import { failureReason } from './failure-reason.ts';
+import { GuestIdKey, MigrationKindKey, MigrationTriggerKey, SourceHostKey } from './search-attributes.ts';
+
+const { probeLostHost, planHostDownRescues, recordRescueMigration, recordHostEvent, setMigrationPhase } =
+  proxyActivities<Activities>({
+    startToCloseTimeout: '30 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+  });
+
+export interface HostDownInput {
+  hostId: string;
+  /** The lease that expired (hex), so each loss of the host is its own run. */
+  leaseId: string;
+  cause: HostLossCause;
+  timings: HostDownTimings;
+  migrationTimings: LiveMigrationTimings;
+}
+
+export interface RescueOutcome {
+  guestId: string;
+  name: string;
+  migrationId: string | null;
+  outcome: 'completed' | 'failed' | 'refused';
+  error: string | null;
+}
+
+export interface HostDownResult {
+  confirmed: boolean;
+  decisions: RescueDecision[];
+  rescues: RescueOutcome[];
+}
+
+/**
+ * A host's lease expired (or its agent stopped): confirm it is down, wait until it must have fenced its guests,
+ * then restart the shared-storage guests the resilience policy and the host's flags allow elsewhere, each as a
+ * rescue migration. Every decision is an event on the host.
+ */
+export async function hostDown(input: HostDownInput): Promise<HostDownResult> {
+  const { hostId, cause } = input;
+  const key = workflowInfo().workflowId;
+  let n = 0;
+  const event = (type: string, message: string, data: Record<string, unknown> = {}, level?: 'warning') =>
+    recordHostEvent({ subjectId: hostId, type, message, data, level, dedupeKey: `${key}:${n++}` });
+  const record = ({ subjectKind: _kind, ...e }: HostEventRecord) =>
+    recordHostEvent({ ...e, dedupeKey: `${key}:${n++}` });
+
+  const first = await probeLostHost(hostId);
+  const host = { id: hostId, name: first.hostName };
+  const lost = cause === 'shutdown' ? 'agent stopped gracefully' : 'etcd lease expired';
+  await event(
+    'host_lease_lost',
+    `host ${first.hostName}: ${lost} (lease ${input.leaseId}); confirming`,
+    { cause, leaseId: input.leaseId, agentAnswers: first.agentAnswers, liveGuests: first.liveGuestIds },
+    'warning',
+  );
+  if (first.leaseBack) return notDown([lost, 'holds a lease again']);
+  // The host fenced its guests before its lease expired; the margin covers slow clocks and a fence in progress.
+  await sleep(fencingWaitMs(input.timings));
+  const probe = await probeLostHost(hostId);
+  if (probe.leaseBack) return notDown([lost, 'holds a lease again']);
+  const evidence = [
+    lost,
+    probe.agentAnswers
+      ? `agent answers; live guests: ${probe.liveGuestIds.length === 0 ? 'none (fenced)' : probe.liveGuestIds.length}`
+      : 'agent does not answer',
+  ];
+  await record(hostDownEvent(host, { confirmed: true, cause, evidence }));
+
+  const { policy, decisions } = await planHostDownRescues({
+    hostId,
+    cause,
+    liveGuestIds: probe.liveGuestIds,
+  });
+  await record(hostDownAutoMigrateEvent(host, { policy, cause, decisions }));
+  const rescues = await Promise.all(decisions.filter((d) => d.move).map((d) => rescue(d, probe.hostName)));
+  return { confirmed: true, decisions, rescues };
+
+  async function notDown(evidence: string[]): Promise<HostDownResult> {
+    await record(hostDownEvent(host, { confirmed: false, cause, evidence }));
+    return { confirmed: false, decisions: [], rescues: [] };
+  }
+
+  async function rescue(decision: RescueDecision, hostName: string): Promise<RescueOutcome> {
+    const base = { guestId: decision.guestId, name: decision.name };
+    const recorded = await recordRescueMigration({
+      hostDownKey: key,
+      hostId,
+      guestId: decision.guestId,
+      guestName: decision.name,
+    });
+    if ('refused' in recorded) {
+      await event('host_down_auto_migrate_fail', `guest ${decision.name} not rescued: ${recorded.refused}`, {
+        ...base,
+        refused: recorded.refused,
+      });
+      return { ...base, migrationId: null, outcome: 'refused', error: recorded.refused };
+    }
+    const { migrationId } = recorded;
+    await event(
+      'host_down_auto_migrate_start',
+      `guest ${decision.name}: rescue migration ${migrationId} started`,
+      {
+        ...base,
+        migrationId,
+        reason: decision.reason,
+      },
+    );
+    try {
+      const result = await executeChild(coldMigrate, {
+        workflowId: coldMigrationWorkflowId(decision.guestId),
+        args: [
+          {
+            migrationId,
+            guestId: decision.guestId,
+            options: { preferHost: null, autoStart: true, rescueMode: true },
+            caller: { role: 'admin' },
+            timings: input.migrationTimings,
+          },
+        ],
+        // A started rescue must reach a terminal phase by itself whatever happens to this run.
+        parentClosePolicy: ParentClosePolicy.ABANDON,
+        typedSearchAttributes: [
+          { key: GuestIdKey, value: decision.guestId },
+          { key: SourceHostKey, value: hostName },
+          { key: MigrationKindKey, value: 'rescue' },
+          { key: MigrationTriggerKey, value: 'host-down' },
+        ],
+      });
+      await event(
+        'host_down_auto_migrate_success',
+        `guest ${decision.name} restarted on ${result.destination}`,
+        { ...base, migrationId, destination: result.destination, started: result.started },
+      );
+      return { ...base, migrationId, outcome: 'completed', error: null };
+    } catch (err) {
+      const error = failureReason(err);
+      if (/already (started|running)/i.test(error)) {
+        // The child never ran, so nobody else will close its row.
+        await setMigrationPhase({ migrationId, phase: 'failed', error });
+      }
+      await event(
+        'host_down_auto_migrate_fail',
+        `guest ${decision.name} not rescued: ${error}`,
+        { ...base, migrationId, error },
+        'warning',
+      );
+      return { ...base, migrationId, outcome: 'failed', error };
+    }
+  }
+}
