@@ -74,6 +74,8 @@ export class AgentClient {
 
   health = () => this.call<{ ok: boolean; ready: boolean }>('GET', '/healthz');
   facts = () => this.call<HostFacts>('GET', '/v1/facts');
+  setFencing = (armed: boolean) =>
+    this.call<{ armed: boolean; enabled: boolean }>('PUT', '/v1/fencing', { armed });
   listGuests = () => this.call<{ guests: GuestState[] }>('GET', '/v1/guests');
   getGuest = (id: string) => this.call<GuestState>('GET', `/v1/guests/${encodeURIComponent(id)}`);
   defineGuest = (spec: GuestSpec) =>

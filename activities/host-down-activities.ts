@@ -4,7 +4,7 @@ import type { Db } from '../db/client.ts';
 import { withGuestMigrationLock } from '../db/guest-migration-lock.ts';
 import { findHost, recordEvent, type NewEvent } from '../db/inventory.ts';
 import { activeMigrationOfGuest } from '../db/migration-store.ts';
-import { guests } from '../db/schema.ts';
+import { guests, hosts } from '../db/schema.ts';
 import { clusterMigrationConfig } from '../db/settings-store.ts';
 import { recordPendingMigration } from '../api/pending-migration.ts';
 import { holdsLiveCopy } from '../domain/cold-migration.ts';
@@ -14,7 +14,8 @@ import {
   type RescueDecision,
   type ResiliencePolicy,
 } from '../domain/host-down.ts';
-import { coldMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { planEvacuation, type EvacuationStep } from '../domain/evacuation.ts';
+import { coldMigrationWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { AgentClient } from './agent-client.ts';
 import { agentCall } from './agent-errors.ts';
 
@@ -95,33 +96,42 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
       };
     },
 
-    /** The rescue's migration row, once per host-down run (a retry finds its own). */
-    async recordRescueMigration(input: {
-      hostDownKey: string;
+    /**
+     * The row of a migration a host-level run starts (a rescue, an evacuation's move), once per run: a retry finds
+     * its own. Refused when the guest left the host meanwhile or another migration of it is active.
+     */
+    async recordHostMigration(input: {
+      runKey: string;
       hostId: string;
       guestId: string;
       guestName: string;
+      kind: 'live' | 'cold' | 'rescue';
+      trigger: 'host-down' | 'maintenance';
+      options: Record<string, unknown>;
     }): Promise<{ migrationId: string } | { refused: string }> {
-      if (!temporal) throw new Error('recordRescueMigration needs a Temporal client');
+      if (!temporal) throw new Error('recordHostMigration needs a Temporal client');
       return withGuestMigrationLock(db, input.guestId, async (locked) => {
         const active = await activeMigrationOfGuest(locked, input.guestId);
-        if (active && active.options.hostDown === input.hostDownKey) return { migrationId: active.id };
+        if (active && active.options.triggerRun === input.runKey) return { migrationId: active.id };
         const [still] = await locked
           .select({ id: guests.id })
           .from(guests)
           .where(and(eq(guests.id, input.guestId), eq(guests.hostId, input.hostId)));
-        if (!still) return { refused: 'the guest is no longer on the lost host' };
+        if (!still) return { refused: 'the guest is no longer on the host' };
         try {
           const row = await recordPendingMigration(
             locked,
             temporal,
             { id: input.guestId, name: input.guestName },
             {
-              kind: 'rescue',
+              kind: input.kind,
               sourceHostId: input.hostId,
-              trigger: 'host-down',
-              options: { rescueMode: true, autoStart: true, hostDown: input.hostDownKey },
-              workflowId: coldMigrationWorkflowId(input.guestId),
+              trigger: input.trigger,
+              options: { ...input.options, triggerRun: input.runKey },
+              workflowId:
+                input.kind === 'live'
+                  ? liveMigrationWorkflowId(input.guestId)
+                  : coldMigrationWorkflowId(input.guestId),
             },
           );
           return { migrationId: row.id };
@@ -130,6 +140,21 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
           throw err;
         }
       });
+    },
+
+    /** How each guest of a host entering maintenance leaves it, in the order the moves start. */
+    async planHostEvacuation(hostId: string): Promise<{ hostName: string; steps: EvacuationStep[] }> {
+      const host = await findHost(db, hostId);
+      if (!host) return { hostName: hostId, steps: [] };
+      const placed = await db.select().from(guests).where(eq(guests.hostId, host.id));
+      return { hostName: host.name, steps: planEvacuation(placed) };
+    },
+
+    async setHostStatus(input: { hostId: string; status: 'online' | 'maintenance' }): Promise<void> {
+      await db
+        .update(hosts)
+        .set({ status: input.status, updatedAt: new Date() })
+        .where(eq(hosts.id, input.hostId));
     },
 
     /**

@@ -87,8 +87,8 @@ export interface HypervisorDriver {
    */
   detach(): Promise<void>;
   /**
-   * Self-fencing hook for a lost liveness lease: stop every guest before another host may restart
-   * them. Not wired to policy yet (a later issue decides when to call it).
+   * Self-fencing for a lost liveness lease: stop every guest at once before another host may restart
+   * them (agent/start-agent.ts calls it when armed; domain/fencing.ts says when).
    */
   fence(reason: string): Promise<void>;
 }

@@ -19,6 +19,9 @@ export type { AgentOptions } from './settings.ts';
  *   GUEST_IMAGE_DIR            default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/guest-image
  *   AGENT_TLS_DIR              TLS migration certificates, default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls
  *   ETCD_ENDPOINTS, ETCD_PREFIX, HEALTH_TTL_S=10      liveness lease
+ *   FENCE_ON_LEASE_LOSS=true                           SIGKILL the guests when the lease is not renewed within
+ *                                                      60 % of the TTL (only while the API armed it: host flag
+ *                                                      auto_migrate_on_host_down on)
  *   INFLUX_URL, INFLUX_DB=telegraf, METRICS_INTERVAL_S=10   metrics
  *   API_URL, API_TOKEN         register with the API when API_URL is set
  *   MIGRATION_ADDRESS          address on the migration network, if any

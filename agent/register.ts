@@ -8,6 +8,8 @@ export interface RegistrationOptions {
   log: Logger;
   retryMs?: number;
   refreshMs?: number;
+  /** Hears the API's answer (the host as the inventory has it) after each registration. */
+  onRegistered?: (hostView: unknown) => Promise<void>;
 }
 
 /**
@@ -43,6 +45,7 @@ export class Registration {
       });
       ok = response.ok;
       if (!ok) this.noteFailure(`API answered ${response.status}`);
+      else await this.options.onRegistered?.(await response.json().catch(() => null));
     } catch (error) {
       this.noteFailure(errorMessage(error));
     }

@@ -1,4 +1,5 @@
 import { Hono } from 'hono';
+import { z } from 'zod';
 import {
   cleanupRequestSchema,
   guestSpecSchema,
@@ -15,6 +16,8 @@ import { NetworkProbes, networkProbeRoutes } from './network-probe.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { QmpClosedError, QmpError, QmpTimeoutError } from './qmp.ts';
 
+const fencingRequestSchema = z.strictObject({ armed: z.boolean() });
+
 export interface AgentAppDeps {
   driver: HypervisorDriver;
   /** Callers must send `Authorization: Bearer <token>`. */
@@ -26,6 +29,8 @@ export interface AgentAppDeps {
   isReady?: () => boolean;
   /** Migration-network reachability probes; their listeners close on their own. */
   probes?: NetworkProbes;
+  /** Whether the host fences its guests on lease loss (agent/fencing-arm.ts). */
+  fencing?: { isArmed(): boolean; set(armed: boolean): Promise<void>; enabled: boolean };
 }
 
 /** The host-agent HTTP API of domain/agent-contract.ts. */
@@ -72,6 +77,15 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   });
 
   app.get('/v1/facts', async (c) => c.json(await driver.facts()));
+  app.get('/v1/fencing', (c) =>
+    c.json({ armed: deps.fencing?.isArmed() ?? false, enabled: deps.fencing?.enabled ?? false }),
+  );
+  app.put('/v1/fencing', async (c) => {
+    const body = await readBody(c, fencingRequestSchema);
+    if (!deps.fencing) throw new AgentFailure(501, 'not_supported', 'this agent holds no lease to fence on');
+    await deps.fencing.set(body.armed);
+    return c.json({ armed: deps.fencing.isArmed(), enabled: deps.fencing.enabled });
+  });
   app.get('/v1/guests', async (c) => c.json({ guests: await driver.listGuests() }));
 
   app.get('/v1/guests/:id', async (c) => {

@@ -52,6 +52,12 @@ export interface AgentOptions {
   sim?: Partial<SimHostProfile>;
   /** null: no etcd lease (unit tests, benchmarks without etcd). */
   liveness: LivenessOptions | null;
+  /**
+   * Stop (fence) the guests when the lease cannot be renewed within the fencing deadline, and do not
+   * restart them when the previous agent's last renewal is older than that (domain/fencing.ts).
+   * Default true; false only logs, for hosts whose guests are never restarted elsewhere.
+   */
+  fenceOnLeaseLoss?: boolean;
   /** null: no InfluxDB writes. */
   metrics: MetricsOptions | null;
   /** null: no registration with the API. */
@@ -84,6 +90,14 @@ export function defaultTlsDir(env: Env): string {
 
 function optionalInt(env: Env, name: string, min: number): number | undefined {
   return env[name] === undefined || env[name] === '' ? undefined : intSetting(env, name, 0, min);
+}
+
+function booleanSetting(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new Error(`${name} must be true or false, got '${raw}'`);
 }
 
 function simProfileFromEnv(env: Env): Partial<SimHostProfile> {
@@ -127,6 +141,7 @@ export function agentOptionsFromEnv(env: Env): AgentOptions {
       prefix: etcd.prefix,
       ttlSeconds: intSetting(env, 'HEALTH_TTL_S', DEFAULTS.healthTtlSeconds, 1),
     },
+    fenceOnLeaseLoss: booleanSetting(env, 'FENCE_ON_LEASE_LOSS', true),
     metrics: {
       url: influx.url,
       database: influx.database,

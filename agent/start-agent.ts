@@ -1,15 +1,18 @@
 import { serve } from '@hono/node-server';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import type { Hono } from 'hono';
+import { fenceAtStartup, fencingDeadlineMs, type StartupFencing } from '../domain/fencing.ts';
 import type { AgentIdentity, HypervisorDriver } from './driver.ts';
 import { QemuDriver } from './drivers/qemu.ts';
 import { defaultSimProfile, SimDriver } from './drivers/sim.ts';
 import { simInternalRoutes } from './drivers/sim-routes.ts';
 import { readPlatformFacts } from './facts.ts';
 import { loadOrCreateHostId } from './host-id.ts';
-import { Liveness } from './liveness.ts';
-import { consoleLogger, errorMessage } from './log.ts';
+import { FencingArm } from './fencing-arm.ts';
+import { Liveness, readLastRenewal } from './liveness.ts';
+import { consoleLogger, errorMessage, type Logger } from './log.ts';
 import { MetricsReporter } from './metrics.ts';
 import { Registration } from './register.ts';
 import { createAgentApp } from './server.ts';
@@ -26,6 +29,47 @@ export interface RunningAgent {
   stop(options?: { leaveGuests?: boolean }): Promise<void>;
 }
 
+/** In the agent dir: the send time of the last lease renewal etcd acknowledged (see fenceAtStartup). */
+export const LIVENESS_STATE_FILE = 'liveness.json';
+/** In the agent dir: whether the host fences its guests on lease loss (agent/fencing-arm.ts). */
+export const FENCING_ARM_FILE = 'fencing.json';
+
+interface StartupFencingPlan {
+  /** Why the qemu driver must stop the guests the previous agent left, or null to start as before. */
+  fenceReason: string | null;
+  /** The previous agent's renewal whose deadline still runs, for the new lease to take over in time. */
+  previousRenewal: { sentAtMs: number; deadlineMs: number } | undefined;
+}
+
+/** Reads what the previous agent on this dir recorded and decides whether its guests may run again. */
+async function planStartupFencing(
+  options: AgentOptions,
+  fenceOnLeaseLoss: boolean,
+  log: Logger,
+): Promise<StartupFencingPlan> {
+  if (options.liveness === null) return { fenceReason: null, previousRenewal: undefined };
+  const previous = await readLastRenewal(path.join(options.dir, LIVENESS_STATE_FILE));
+  const ownDeadlineMs = fencingDeadlineMs(options.liveness.ttlSeconds);
+  // The previous lease ran on the previous agent's TTL.
+  const deadlineMs = Math.min(ownDeadlineMs, previous?.deadlineMs ?? ownDeadlineMs);
+  const decision: StartupFencing = fenceAtStartup({
+    lastRenewalSentAtMs: previous?.sentAtMs ?? null,
+    nowMs: Date.now(),
+    deadlineMs,
+  });
+  if (!decision.fence) {
+    if (previous === null) return { fenceReason: null, previousRenewal: undefined };
+    log(`self-fencing at startup not needed: ${decision.reason}`);
+    return { fenceReason: null, previousRenewal: { sentAtMs: previous.sentAtMs, deadlineMs } };
+  }
+  if (!fenceOnLeaseLoss) {
+    log(`self-fencing at startup skipped (FENCE_ON_LEASE_LOSS is off): ${decision.reason}`);
+    return { fenceReason: null, previousRenewal: undefined };
+  }
+  log(`self-fencing at startup: ${decision.reason}; the guests left here stay stopped`);
+  return { fenceReason: decision.reason, previousRenewal: undefined };
+}
+
 function advertisedUrl(options: AgentOptions, port: number): string {
   if (options.publicUrl) return options.publicUrl.replace(/\/$/, '');
   const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
@@ -38,6 +82,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   await mkdir(options.dir, { recursive: true });
   await mkdir(options.sharedStorageDir, { recursive: true });
   const hostId = options.hostId ?? (await loadOrCreateHostId(options.dir));
+  const fenceOnLeaseLoss = options.fenceOnLeaseLoss ?? true;
+  const arm = new FencingArm(path.join(options.dir, FENCING_ARM_FILE), log);
+  const startupFencing = await planStartupFencing(options, fenceOnLeaseLoss && (await arm.load()), log);
   const identity: AgentIdentity = {
     hostId,
     name: options.name,
@@ -75,11 +122,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       qemuBinary: options.qemuBinary,
       stopGraceMs: options.stopGraceMs,
       tlsDir: options.tlsDir ?? defaultTlsDir(process.env),
+      fenceAtStartup: startupFencing.fenceReason,
     });
   }
 
   let ready = false;
-  const app = createAgentApp({ driver, token: options.token, log, internal, isReady: () => ready });
+  const app = createAgentApp({
+    driver,
+    token: options.token,
+    log,
+    internal,
+    isReady: () => ready,
+    fencing:
+      options.liveness === null
+        ? undefined
+        : { isArmed: () => arm.isArmed(), set: (armed) => arm.set(armed), enabled: fenceOnLeaseLoss },
+  });
   const server = serve({ fetch: app.fetch, hostname: options.host, port: options.port });
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -97,6 +155,19 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   ready = true;
   log(`listening on ${identity.agentUrl} (driver ${driver.kind}, host id ${hostId}, dir ${options.dir})`);
 
+  const fence = (reason: string): void => {
+    if (!fenceOnLeaseLoss) {
+      log(`self-fencing skipped (FENCE_ON_LEASE_LOSS is off): the guests keep running (${reason})`);
+      return;
+    }
+    if (!arm.isArmed()) {
+      log(
+        `self-fencing skipped (host flag auto_migrate_on_host_down is off: nobody restarts them elsewhere): the guests keep running (${reason})`,
+      );
+      return;
+    }
+    driver.fence(reason).catch((error) => log(`self-fencing failed: ${errorMessage(error)}`));
+  };
   const liveness =
     options.liveness === null
       ? null
@@ -106,9 +177,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           name: options.name,
           agentUrl: () => identity.agentUrl,
           log,
-          onLeaseLost: (reason) =>
-            log(`liveness: self-fencing hook called (${reason}); guest fencing is not enabled yet`),
+          onFence: fence,
+          stateFile: path.join(options.dir, LIVENESS_STATE_FILE),
+          previousRenewal: startupFencing.previousRenewal,
         });
+  if (liveness !== null) {
+    log(
+      fenceOnLeaseLoss
+        ? `self-fencing on: the guests stop when no lease renewal is acknowledged for ${liveness.fencingDeadlineMs} ms`
+        : 'self-fencing off (FENCE_ON_LEASE_LOSS=false): a lost lease is only logged',
+    );
+  }
   liveness?.start();
 
   const metrics =
@@ -126,7 +205,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const registration =
     options.registration === null
       ? null
-      : new Registration({ ...options.registration, facts: () => driver.facts(), log });
+      : new Registration({
+          ...options.registration,
+          facts: () => driver.facts(),
+          log,
+          onRegistered: (hostView) => arm.follow(hostView),
+        });
   registration?.start();
 
   let stopping: Promise<void> | null = null;

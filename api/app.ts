@@ -1,3 +1,4 @@
+import { hostMaintenanceRoutes } from './routes/host-maintenance.ts';
 import { coldMigrateRoutes } from './routes/cold-migrate.ts';
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
@@ -34,6 +35,7 @@ export function createApp(deps: ApiDeps) {
 
   app.use('/v1/*', bearerAuth(deps.apiToken));
   app.route('/v1/hosts', hostRoutes(deps));
+  app.route('/v1/hosts', hostMaintenanceRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
   app.route('/v1/servers', liveMigrateRoutes(deps));
   app.route('/v1/servers', coldMigrateRoutes(deps));

@@ -11,7 +11,14 @@ import {
   alertUpdate,
 } from './commands/migration-alerts.ts';
 import { UsageError, type Command } from './command.ts';
-import { hostAutoMigrateOnHostDown, hostEvents, hostList, hostShow } from './commands/hosts.ts';
+import {
+  hostAutoMigrateOnHostDown,
+  hostEvents,
+  hostList,
+  hostMaintenanceEnter,
+  hostMaintenanceExit,
+  hostShow,
+} from './commands/hosts.ts';
 import {
   migrationCancel,
   migrationList,
@@ -37,6 +44,8 @@ const commands: Command[] = [
   hostShow,
   hostAutoMigrateOnHostDown,
   hostEvents,
+  hostMaintenanceEnter,
+  hostMaintenanceExit,
   serverList,
   serverShow,
   serverCreate,

@@ -22,6 +22,8 @@ export function updateHostAutoMigrateFlags(
   db: Db,
   hostId: string,
   patch: Partial<HostAutoMigrateFlags>,
+  /** Called under the lock before auto_migrate_on_host_down turns on; throwing leaves the flags as they were. */
+  beforeEnablingDown?: (host: Host) => Promise<void>,
 ): Promise<HostFlagsOutcome | undefined> {
   return db.transaction(async (tx) => {
     const [host] = await tx.select().from(hosts).where(eq(hosts.id, hostId)).for('update');
@@ -30,6 +32,7 @@ export function updateHostAutoMigrateFlags(
     if (!result.ok) return result;
     const changes = hostFlagChanges(host, result.flags);
     if (changes.length === 0) return { ok: true, host, changes };
+    if (result.flags.autoMigrateOnHostDown && !host.autoMigrateOnHostDown) await beforeEnablingDown?.(host);
     const [updated] = await tx
       .update(hosts)
       .set({ ...result.flags, updatedAt: new Date() })

@@ -31,3 +31,6 @@ export const hostDownWorkflowId = (hostId: string, leaseHex: string) => `host-do
 
 /** One reconciliation per host and lease it came back with. */
 export const hostReturnWorkflowId = (hostId: string, leaseHex: string) => `host-return-${hostId}-${leaseHex}`;
+
+/** One evacuation of a host at a time: entering maintenance twice joins the running one. */
+export const evacuateHostWorkflowId = (hostId: string) => `evacuate-host-${hostId}`;

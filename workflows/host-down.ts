@@ -1,19 +1,15 @@
-import { ParentClosePolicy, executeChild, proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { HostLossCause, RescueDecision } from '../domain/host-down.ts';
 import { hostDownAutoMigrateEvent, hostDownEvent, type HostEventRecord } from '../domain/host-events.ts';
 import { fencingWaitMs, type HostDownTimings } from '../domain/host-down-timing.ts';
+import { startHostMigration } from './host-migration-child.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
-import { coldMigrationWorkflowId } from '../domain/workflow-ids.ts';
-import { coldMigrate } from './cold-migrate.ts';
-import { failureReason } from './failure-reason.ts';
-import { GuestIdKey, MigrationKindKey, MigrationTriggerKey, SourceHostKey } from './search-attributes.ts';
 
-const { probeLostHost, planHostDownRescues, recordRescueMigration, recordHostEvent, setMigrationPhase } =
-  proxyActivities<Activities>({
-    startToCloseTimeout: '30 seconds',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-  });
+const { probeLostHost, planHostDownRescues, recordHostEvent } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
+});
 
 export interface HostDownInput {
   hostId: string;
@@ -90,69 +86,35 @@ export async function hostDown(input: HostDownInput): Promise<HostDownResult> {
 
   async function rescue(decision: RescueDecision, hostName: string): Promise<RescueOutcome> {
     const base = { guestId: decision.guestId, name: decision.name };
-    const recorded = await recordRescueMigration({
-      hostDownKey: key,
+    await event('host_down_auto_migrate_start', `guest ${decision.name}: rescue starting`, {
+      ...base,
+      reason: decision.reason,
+    });
+    const started = await startHostMigration({
+      runKey: key,
       hostId,
+      hostName,
       guestId: decision.guestId,
       guestName: decision.name,
+      trigger: 'host-down',
+      move: { kind: 'rescue', options: { preferHost: null, autoStart: true, rescueMode: true } },
+      timings: input.migrationTimings,
     });
-    if ('refused' in recorded) {
-      await event('host_down_auto_migrate_fail', `guest ${decision.name} not rescued: ${recorded.refused}`, {
-        ...base,
-        refused: recorded.refused,
-      });
-      return { ...base, migrationId: null, outcome: 'refused', error: recorded.refused };
-    }
-    const { migrationId } = recorded;
-    await event(
-      'host_down_auto_migrate_start',
-      `guest ${decision.name}: rescue migration ${migrationId} started`,
-      {
-        ...base,
-        migrationId,
-        reason: decision.reason,
-      },
-    );
-    try {
-      const result = await executeChild(coldMigrate, {
-        workflowId: coldMigrationWorkflowId(decision.guestId),
-        args: [
-          {
-            migrationId,
-            guestId: decision.guestId,
-            options: { preferHost: null, autoStart: true, rescueMode: true },
-            caller: { role: 'admin' },
-            timings: input.migrationTimings,
-          },
-        ],
-        // A started rescue must reach a terminal phase by itself whatever happens to this run.
-        parentClosePolicy: ParentClosePolicy.ABANDON,
-        typedSearchAttributes: [
-          { key: GuestIdKey, value: decision.guestId },
-          { key: SourceHostKey, value: hostName },
-          { key: MigrationKindKey, value: 'rescue' },
-          { key: MigrationTriggerKey, value: 'host-down' },
-        ],
-      });
+    const result = await started.result;
+    if (result.outcome === 'completed') {
       await event(
         'host_down_auto_migrate_success',
-        `guest ${decision.name} restarted on ${result.destination}`,
-        { ...base, migrationId, destination: result.destination, started: result.started },
+        `guest ${decision.name} restarted on ${result.destination} (migration ${result.migrationId})`,
+        { ...base, migrationId: result.migrationId, destination: result.destination },
       );
-      return { ...base, migrationId, outcome: 'completed', error: null };
-    } catch (err) {
-      const error = failureReason(err);
-      if (/already (started|running)/i.test(error)) {
-        // The child never ran, so nobody else will close its row.
-        await setMigrationPhase({ migrationId, phase: 'failed', error });
-      }
-      await event(
-        'host_down_auto_migrate_fail',
-        `guest ${decision.name} not rescued: ${error}`,
-        { ...base, migrationId, error },
-        'warning',
-      );
-      return { ...base, migrationId, outcome: 'failed', error };
+      return { ...base, migrationId: result.migrationId, outcome: 'completed', error: null };
     }
+    await event(
+      'host_down_auto_migrate_fail',
+      `guest ${decision.name} not rescued: ${result.error}`,
+      { ...base, migrationId: result.migrationId, error: result.error },
+      'warning',
+    );
+    return { ...base, migrationId: result.migrationId, outcome: result.outcome, error: result.error };
   }
 }

@@ -1,5 +1,6 @@
 export { alertCycle } from './alert-cycle.ts';
 export { createGuest } from './create-guest.ts';
+export { evacuateHost } from './evacuate-host.ts';
 export { guestPower } from './guest-power.ts';
 export { hostDown } from './host-down.ts';
 export { hostReturn } from './host-return.ts';

@@ -83,6 +83,11 @@ export interface QemuDriverOptions {
   tlsDir: string;
   /** How long the mirrors may take to catch up at switch-over, the guest paused (default 60 s). */
   mirrorCompleteTimeoutMs?: number;
+  /**
+   * Set when the previous agent's lease may have expired (domain/fencing.ts fenceAtStartup): init
+   * stops the guests it left instead of reattaching to or restarting them. The reason is logged.
+   */
+  fenceAtStartup?: string | null;
 }
 
 /** QEMU's own defaults, restored on every start so that one migration's settings do not leak into the next. */
@@ -115,6 +120,7 @@ export class QemuDriver implements HypervisorDriver {
   private readonly queuedBlockSteps = new Set<string>();
   /** Guests whose block migration is being failed (RAM copy cancelled, mirrors stopped) right now. */
   private readonly failingBlock = new Set<string>();
+  private fencing: Promise<void> | null = null;
 
   constructor(private readonly options: QemuDriverOptions) {
     this.store = new GuestStore(options.agentDir);
@@ -122,6 +128,8 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   async init(): Promise<void> {
+    const fenceReason = this.options.fenceAtStartup ?? null;
+    if (fenceReason !== null) return this.initFenced(fenceReason);
     for (const id of await this.store.ids()) {
       const guest = await this.store.load(id);
       if (guest === null) continue;
@@ -663,13 +671,66 @@ export class QemuDriver implements HypervisorDriver {
     this.running.clear();
   }
 
+  /**
+   * SIGKILL at once, no `quit` and no grace: the lease may expire a few seconds from now, and then the
+   * guests may be started elsewhere. The desired state becomes `stopped`, so no restart brings them back.
+   */
   async fence(reason: string): Promise<void> {
-    this.options.log(`fencing: stopping every guest (${reason})`);
-    for (const guest of this.guests.values()) {
+    this.fencing ??= this.killEveryGuest(reason).finally(() => (this.fencing = null));
+    return this.fencing;
+  }
+
+  private async killEveryGuest(reason: string): Promise<void> {
+    const started = Date.now();
+    for (const guest of this.guests.values()) guest.desired = 'stopped';
+    const ids = [...this.running.keys()];
+    const killed = await Promise.all(
+      ids.map(async (id) => {
+        const run = this.running.get(id);
+        if (run === undefined || !(await this.alive(id))) return null;
+        signal(run.pid, 'SIGKILL');
+        return run.pid;
+      }),
+    );
+    const pids = killed.filter((pid) => pid !== null);
+    this.options.log(
+      `fencing: SIGKILL sent to ${pids.length} QEMU process(es) [${pids.join(', ')}] (${reason})`,
+    );
+    await Promise.all([...this.guests.values()].map((guest) => this.store.save(guest)));
+    await Promise.all(ids.map((id) => this.reap(id)));
+    this.options.log(`fencing: every guest stopped in ${Date.now() - started} ms; desired state stopped`);
+  }
+
+  /** Startup after a possible lease expiry: the guests the previous agent left are killed, not run. */
+  private async initFenced(reason: string): Promise<void> {
+    const guests: StoredGuest[] = [];
+    for (const id of await this.store.ids()) {
+      const guest = await this.store.load(id);
+      if (guest === null) continue;
+      this.guests.set(id, guest);
+      guests.push(guest);
+    }
+    const leftovers = await Promise.all(
+      guests.map(async (guest) => {
+        const pid = guest.pid;
+        if (pid === null || !(await isGuestQemu(pid, this.store.dir(guest.spec.id)))) return null;
+        signal(pid, 'SIGKILL');
+        return pid;
+      }),
+    );
+    for (const [index, guest] of guests.entries()) {
+      const id = guest.spec.id;
+      const pid = leftovers[index] ?? null;
+      if (pid !== null) this.options.log(`guest ${id}: killed QEMU ${pid} left running (fenced at startup)`);
+      else if (guest.desired === 'running')
+        this.options.log(`guest ${id} should run but stays stopped (fenced at startup)`);
       guest.desired = 'stopped';
       await this.store.save(guest);
+      if (pid !== null && !(await waitForExit(pid, 5000)))
+        this.options.log(`guest ${id}: QEMU ${pid} is still there 5 s after SIGKILL`);
+      await rm(this.qmpSocketPath(id), { force: true });
     }
-    await this.shutdown();
+    if (guests.length > 0) this.options.log(`fenced ${guests.length} guest(s) at startup: ${reason}`);
   }
 
   private guest(id: string): StoredGuest {
@@ -1212,6 +1273,17 @@ export class QemuDriver implements HypervisorDriver {
     } else if (event.event === 'SHUTDOWN' || event.event === 'GUEST_PANICKED') {
       this.options.log(`guest ${id}: ${event.event} ${JSON.stringify(event.data ?? {})}`);
     }
+  }
+
+  /** After a SIGKILL: waits for the process to go and forgets it. */
+  private async reap(id: string): Promise<void> {
+    const run = this.running.get(id);
+    if (run === undefined) return;
+    if (!(await waitForExit(run.pid, 5000)))
+      this.options.log(`guest ${id}: QEMU ${run.pid} is still there 5 s after SIGKILL`);
+    await run.qmp?.close();
+    if (this.running.get(id) === run) this.running.delete(id);
+    await rm(this.qmpSocketPath(id), { force: true });
   }
 
   /** quit over QMP, then SIGTERM, then SIGKILL; the desired state is left as it is. */

@@ -486,11 +486,34 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     await this.shutdown();
   }
 
+  /**
+   * As the qemu driver's SIGKILL of every QEMU: each guest stops where it is and is to stay stopped.
+   * An outgoing migration fails on both ends; an incoming one fails here, so no later event from its
+   * source runs the guest here (the model does not tell that source, unlike a broken QEMU stream).
+   */
   async fence(reason: string): Promise<void> {
     this.options.log(`fencing: stopping every sim guest (${reason})`);
-    for (const guest of this.guests.values()) {
+    for (const [id, guest] of this.guests) {
+      this.progress(id);
+      const migration = guest.migration;
+      if (
+        migration?.role === 'source' &&
+        migration.outcome === null &&
+        migration.state.phase !== 'completed'
+      ) {
+        this.endOutgoing(guest, 'failed', `source host fenced itself: ${reason}`);
+        this.deliver(migration);
+      }
+      if (migration?.role === 'destination' && !isFinished(migration.status.status)) {
+        migration.status = {
+          ...migration.status,
+          status: 'failed',
+          errorDesc: `destination host fenced itself: ${reason}`,
+        };
+      }
       guest.clock = pauseClock(guest.clock, this.now());
       guest.hypervisorStatus = null;
+      guest.desired = 'stopped';
     }
   }
 
@@ -509,11 +532,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       );
     }
     if (!sameSecret(incoming.key, key)) throw new AgentFailure(401, 'unauthorized', 'wrong migration key');
-    const finished =
-      incoming.status.status === 'completed' ||
-      incoming.status.status === 'failed' ||
-      incoming.status.status === 'cancelled';
-    if (finished) return;
+    if (isFinished(incoming.status.status)) return;
     switch (event.event) {
       case 'started':
         incoming.status = { ...incoming.status, status: 'active' };
@@ -772,6 +791,11 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         : null,
     };
   }
+}
+
+/** An incoming migration that ended: later events from its source change nothing (a fenced destination stays stopped). */
+function isFinished(status: MigrationStatus['status']): boolean {
+  return status === 'completed' || status === 'failed' || status === 'cancelled';
 }
 
 /** The port a sim destination's nbdUri names (NBD's well-known port; nothing listens). */

@@ -1,3 +1,4 @@
+import { AgentClient } from '../../activities/agent-client.ts';
 import { Hono } from 'hono';
 import { hostEvents, updateHostAutoMigrateFlags } from '../../db/host-store.ts';
 import { findHost, listHosts, recordEvent, upsertHostFromFacts } from '../../db/inventory.ts';
@@ -10,7 +11,10 @@ import { hostFactsSchema } from '../schemas.ts';
 import { hostView } from '../views.ts';
 
 /** Hosts by id or name; auto-migrate-on-host-down is Cloudpods' PerformAutoMigrateOnHostDown. */
-export function hostRoutes({ db, liveness }: ApiDeps) {
+/** How long the flags endpoint waits for the host's agent to confirm its fencing. */
+const AGENT_ARM_TIMEOUT_MS = 5_000;
+
+export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
   const hostOr404 = async (id: string) => {
     const host = await findHost(db, id);
     if (!host) throw notFound('host', id);
@@ -33,9 +37,28 @@ export function hostRoutes({ db, liveness }: ApiDeps) {
     .post('/:id/auto-migrate-on-host-down', async (c) => {
       const patch = parseOr400(hostAutoMigrateSchema, await jsonBody(c));
       const host = await hostOr404(c.req.param('id'));
-      const outcome = await updateHostAutoMigrateFlags(db, host.id, patch);
+      // A rescue may only start the guests elsewhere once the host fences them when it loses its lease: the
+      // agent is armed first, and the flag stays off if it cannot be.
+      const outcome = await updateHostAutoMigrateFlags(db, host.id, patch, async (locked) => {
+        try {
+          await new AgentClient(locked.agentUrl, agentToken, AGENT_ARM_TIMEOUT_MS).setFencing(true);
+        } catch (err) {
+          throw new ApiError(
+            503,
+            'agent_unreachable',
+            `auto_migrate_on_host_down: the agent of host ${locked.name} did not confirm it will fence its guests (${(err as Error).message}); the flag stays off`,
+            'auto_migrate_on_host_down',
+          );
+        }
+      });
       if (!outcome) throw notFound('host', c.req.param('id'));
       if (!outcome.ok) throw new ApiError(400, 'invalid_request', outcome.message, outcome.field);
+      if (!outcome.host.autoMigrateOnHostDown && host.autoMigrateOnHostDown) {
+        // Best effort: an agent that misses it follows the flag at its next registration.
+        await new AgentClient(host.agentUrl, agentToken, AGENT_ARM_TIMEOUT_MS)
+          .setFencing(false)
+          .catch(() => undefined);
+      }
       return c.json(hostView(outcome.host, await liveness.onlineHostIds()));
     })
     .post('/register', async (c) => {

@@ -127,3 +127,34 @@ export const hostEvents: Command = {
     );
   },
 };
+
+export const hostMaintenanceEnter: Command = {
+  name: 'host-maintenance-enter',
+  usage: 'host-maintenance-enter HOST',
+  summary:
+    'Take a host out of scheduling and evacuate it: running guests live-migrate, stopped ones move cold (host-events shows each)',
+  options: {},
+  async run(args, conn) {
+    const id = onePositional(args, 'HOST');
+    const res = await apiRequest<{ workflowId: string }>(
+      conn,
+      'POST',
+      `/v1/hosts/${encodeURIComponent(id)}/maintenance`,
+    );
+    console.log(
+      `host ${id} is in maintenance; evacuating (workflow ${res.workflowId}); follow it with: vmctl host-events ${id}`,
+    );
+  },
+};
+
+export const hostMaintenanceExit: Command = {
+  name: 'host-maintenance-exit',
+  usage: 'host-maintenance-exit HOST',
+  summary: 'Return a host to scheduling (an evacuation still running is cancelled)',
+  options: {},
+  async run(args, conn) {
+    const id = onePositional(args, 'HOST');
+    await apiRequest(conn, 'DELETE', `/v1/hosts/${encodeURIComponent(id)}/maintenance`);
+    console.log(`host ${id} is back in scheduling`);
+  },
+};

@@ -93,7 +93,7 @@ describe('host down: detection over etcd and rescue by policy and flags', () => 
       const { migrations } = (
         await stack.api<{ migrations: { kind: string; trigger: string; phase: string }[] }>(
           'GET',
-          '/v1/migrations?server=hd-shared',
+          '/v1/migrations?guest=hd-shared',
         )
       ).body;
       return migrations[0]?.phase === 'completed' ? migrations[0] : null;
@@ -139,5 +139,20 @@ describe('host down: detection over etcd and rescue by policy and flags', () => 
     );
     expect((await server('hd-plain')).host.name).toBe('hd3');
     await stack.api('PUT', '/v1/migration-config', {});
+  });
+
+  it('does not take a graceful agent shutdown for a host failure (no rescue without auto_migrate_on_host_shutdown)', async () => {
+    expect((await flags('hd4', { auto_migrate_on_host_down: 'enable' })).status).toBe(200);
+    await createRunningServer(stack, { name: 'hd-graceful', host: 'hd4', memoryMb: 256 });
+    await stack.agents.get('hd4')!.stop();
+    const decisions = await decisionsOf('hd4');
+    expect(decisions.find((d) => d.name === 'hd-graceful')).toMatchObject({
+      move: false,
+      reason:
+        'a graceful agent shutdown is not a host failure: host flag auto_migrate_on_host_shutdown is off',
+    });
+    const down = (await hostEvents('hd4')).find((e) => e.action === 'host_down');
+    expect(down?.data).toMatchObject({ cause: 'shutdown' });
+    expect((await server('hd-graceful')).host.name).toBe('hd4');
   });
 });
