@@ -218,13 +218,13 @@ export class Liveness {
           at: new Date().toISOString(),
           stopping: true,
         };
-        await lease
-          .put(this.key)
-          .value(JSON.stringify(value))
-          .catch((error) => this.options.log(`liveness: marking the stop failed: ${errorMessage(error)}`));
-        await lease
-          .revoke()
-          .catch((error) => this.options.log(`liveness: revoke failed: ${errorMessage(error)}`));
+        // Bounded: with etcd unreachable these hang, and a stopping agent must still stop (the lease then expires).
+        await withinStopTimeout(lease.put(this.key).value(JSON.stringify(value)).exec()).catch((error) =>
+          this.options.log(`liveness: marking the stop failed: ${errorMessage(error)}`),
+        );
+        await withinStopTimeout(lease.revoke()).catch((error) =>
+          this.options.log(`liveness: revoke failed: ${errorMessage(error)}`),
+        );
       } else {
         lease.release();
       }
@@ -425,4 +425,18 @@ export class Liveness {
       fencingDeadlineMs: this.deadlineMs,
     });
   }
+}
+
+/** How long a graceful stop waits for etcd to take its mark and the revoke. */
+const STOP_CALL_TIMEOUT_MS = 2_000;
+
+function withinStopTimeout<T>(call: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no answer from etcd within ${STOP_CALL_TIMEOUT_MS} ms`)),
+      STOP_CALL_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([call, timeout]).finally(() => clearTimeout(timer));
 }

@@ -54,6 +54,8 @@ export interface HostPlan {
   migrationAddress?: string;
   /** The health lease's TTL (default 5 s). */
   ttlSeconds?: number;
+  /** The agent's own etcd endpoints (a test's cuttable proxy), instead of the stack's. */
+  etcdEndpoints?: string[];
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -206,7 +208,11 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       liveness:
         plan.liveness === false
           ? null
-          : { endpoints: etcdEndpoints, prefix: etcdPrefix, ttlSeconds: plan.ttlSeconds ?? 5 },
+          : {
+              endpoints: plan.etcdEndpoints ?? etcdEndpoints,
+              prefix: etcdPrefix,
+              ttlSeconds: plan.ttlSeconds ?? 5,
+            },
       metrics: options.metrics
         ? {
             url: influxUrl,

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordLatestHistory } from '../helpers/histories.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { agentGuest, createRunningServer, waitForPhase, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -39,6 +40,7 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     expect(after).toMatchObject({ status: 'ready', host: { name: 'c2' } });
     expect(['defined', 'stopped']).toContain((await agentGuest(stack, 'c2', vm.id)).body.status);
     expect((await agentGuest(stack, 'c1', vm.id)).status).toBe(404);
+    await recordLatestHistory(stack, 'coldMigrate', 'cold-migrate-completed.json');
   });
 
   it('starts the guest on arrival with auto_start', async () => {

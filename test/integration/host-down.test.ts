@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recordLatestHistory } from '../helpers/histories.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { agentGuest, createRunningServer, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -101,6 +102,7 @@ describe('host down: detection over etcd and rescue by policy and flags', () => 
     expect(rescue).toMatchObject({ kind: 'rescue', trigger: 'host-down' });
     expect((await server('hd-local')).host.name).toBe('hd1');
     expect((await server('hd-stopped')).host.name).toBe('hd1');
+    await recordLatestHistory(stack, 'hostDown', 'host-down-rescued.json');
   });
 
   it('moves nothing when the host flag is off (Cloudpods default), saying so', async () => {

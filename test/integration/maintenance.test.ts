@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVACUATION_PRIORITY_LABEL } from '../../domain/evacuation.ts';
+import { recordLatestHistory } from '../helpers/histories.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { createRunningServer, type MigrationBody, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -107,6 +108,7 @@ describe('host maintenance and evacuation, on sim hosts', () => {
       String(a.requestedAt).localeCompare(String(b.requestedAt)),
     );
     expect(oldestFirst[0]?.guest.name).toBe('mv-vip');
+    await recordLatestHistory(stack, 'evacuateHost', 'evacuate-host.json');
   });
 
   it('never targets a host in maintenance, and exit returns it to scheduling', async () => {
