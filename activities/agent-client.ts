@@ -1,6 +1,10 @@
 import type {
   AgentError,
   CleanupRequest,
+  DiskCopyStatus,
+  DiskExportRequest,
+  DiskExportResult,
+  DiskImportRequest,
   GuestSpec,
   GuestState,
   HostFacts,
@@ -114,4 +118,30 @@ export class AgentClient {
     );
   cleanup = (id: string, req: CleanupRequest) =>
     this.call<{ cleaned: boolean }>('POST', `/v1/guests/${encodeURIComponent(id)}/cleanup`, req);
+  /** Cold migration, source: exports a stopped guest's local disk read-only over NBD (idempotent). */
+  exportDisk = (id: string, diskId: string, req: DiskExportRequest = {}) =>
+    this.call<DiskExportResult>(
+      'POST',
+      `/v1/guests/${encodeURIComponent(id)}/disks/${encodeURIComponent(diskId)}/export`,
+      req,
+    );
+  /** { stopped: false } when nothing was exported (or the guest is gone). */
+  stopDiskExport = (id: string, diskId: string) =>
+    this.call<{ stopped: boolean }>(
+      'DELETE',
+      `/v1/guests/${encodeURIComponent(id)}/disks/${encodeURIComponent(diskId)}/export`,
+    );
+  /** Cold migration, destination: copies the export into the guest's disk; same nbdUri again = its status. */
+  importDisk = (id: string, diskId: string, req: DiskImportRequest) =>
+    this.call<DiskCopyStatus>(
+      'POST',
+      `/v1/guests/${encodeURIComponent(id)}/disks/${encodeURIComponent(diskId)}/import`,
+      req,
+    );
+  /** 404 import_not_found when the agent has none (e.g. after a restart): import again. */
+  diskImportStatus = (id: string, diskId: string) =>
+    this.call<DiskCopyStatus>(
+      'GET',
+      `/v1/guests/${encodeURIComponent(id)}/disks/${encodeURIComponent(diskId)}/import`,
+    );
 }

@@ -1,6 +1,7 @@
 import { alertActivities, type AlertActivityDeps } from './alert-activities.ts';
 import { coldMigrationActivities } from './cold-migration-activities.ts';
 import { decisionActivities } from './migration-decisions.ts';
+import { diskCopyActivities } from './disk-copy-activities.ts';
 import { hostDownActivities } from './host-down-activities.ts';
 import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
 import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
@@ -16,6 +17,7 @@ export function createActivities(deps: ActivityDeps) {
     ...migrationActivities(deps),
     ...decisionActivities(deps),
     ...coldMigrationActivities(deps),
+    ...diskCopyActivities(deps),
     ...hostDownActivities(deps),
     ...recoveryActivities(deps),
     ...slotActivities(deps),

@@ -1,5 +1,9 @@
 import type {
   CleanupRequest,
+  DiskCopyStatus,
+  DiskExportRequest,
+  DiskExportResult,
+  DiskImportRequest,
   GuestSpec,
   GuestState,
   HostFacts,
@@ -74,6 +78,22 @@ export interface HypervisorDriver {
   startPostCopy(id: string): Promise<MigrationStatus>;
   cancelMigration(id: string): Promise<MigrationStatus>;
   cleanup(id: string, request: CleanupRequest): Promise<{ cleaned: boolean }>;
+
+  /**
+   * Cold migration, source: exports a local disk of a guest with no QEMU here read-only (qemu:
+   * qemu-nbd). An export that runs answers with its uri again.
+   */
+  exportDisk(id: string, diskId: string, request: DiskExportRequest): Promise<DiskExportResult>;
+  /** false when the disk was not exported (or the guest is unknown). */
+  stopDiskExport(id: string, diskId: string): Promise<{ stopped: boolean }>;
+  /**
+   * Cold migration, destination: copies an export into the guest's image of the local disk, in the
+   * background (qemu: qemu-img convert into a temporary file, renamed over the image when complete).
+   * The same nbdUri copying or completed answers with its status; a failed one or another uri starts again.
+   */
+  importDisk(id: string, diskId: string, request: DiskImportRequest): Promise<DiskCopyStatus>;
+  /** 404 import_not_found when this agent run has no import of the disk. */
+  diskImportStatus(id: string, diskId: string): Promise<DiskCopyStatus>;
 
   usage(): Promise<HostUsage>;
   /**

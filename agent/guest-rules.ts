@@ -1,5 +1,7 @@
 import type {
   CleanupRequest,
+  DiskCopyStatus,
+  DiskSpec,
   GuestRunState,
   GuestSpec,
   MigrationParameters,
@@ -543,4 +545,137 @@ export function assertSafeSpec(spec: GuestSpec): void {
       );
     seen.add(disk.id);
   });
+}
+
+/**
+ * Disk copy (export on the source, import on the destination): the disk a call names must be one of
+ * the guest's local disks (404 disk_not_found, 409 disk_not_local).
+ */
+export function localDiskOf(spec: GuestSpec, diskId: string): DiskSpec {
+  const disk = spec.disks.find((d) => d.id === diskId);
+  if (disk === undefined) {
+    throw new AgentFailure(
+      404,
+      'disk_not_found',
+      `guest '${spec.id}' has no disk '${diskId}' (it has ${spec.disks.map((d) => `'${d.id}'`).join(', ') || 'none'})`,
+      'diskId',
+    );
+  }
+  if (disk.storage !== 'local') {
+    throw conflict(
+      'disk_not_local',
+      `disk '${diskId}' of guest '${spec.id}' is on ${disk.storage} storage: every host sees it, there is nothing to copy`,
+      'diskId',
+    );
+  }
+  return disk;
+}
+
+/**
+ * A disk is copied only while no QEMU of the guest is there (running, paused, incoming, a migrated
+ * source): an exported image must not change while it is read, an imported one must not be replaced
+ * under a guest. `live` says whether the driver holds a process (or its model) for the guest.
+ */
+export function assertDiskQuiet(
+  id: string,
+  diskId: string,
+  runState: GuestRunState,
+  live: boolean,
+  action: 'export' | 'import',
+): void {
+  if (!live) return;
+  const why =
+    action === 'export'
+      ? 'the image must not change while it is copied'
+      : 'its image cannot be replaced under a QEMU that uses it';
+  throw conflict(
+    'guest_not_stopped',
+    `guest '${id}' is ${runState} here (a QEMU holds disk '${diskId}'): stop it before the ${action}; ${why}`,
+  );
+}
+
+/** What a host is doing with a guest's disks, for the refusals of start, export and import. */
+export interface DiskCopies {
+  /** Disk ids exported here. */
+  exported: readonly string[];
+  /** Disk ids being imported here (status copying). */
+  importing: readonly string[];
+}
+
+/** start: refused while a disk of the guest is exported (it would change under the copy) or being imported. */
+export function assertNoDiskCopy(id: string, copies: DiskCopies): void {
+  if (copies.exported.length > 0) {
+    throw conflict(
+      'disk_exported',
+      `disk(s) ${copies.exported.map((d) => `'${d}'`).join(', ')} of guest '${id}' are exported for a copy; stop the export first`,
+    );
+  }
+  if (copies.importing.length > 0) {
+    throw conflict(
+      'disk_import_in_progress',
+      `disk(s) ${copies.importing.map((d) => `'${d}'`).join(', ')} of guest '${id}' are being copied here; wait for the import or destroy the guest`,
+    );
+  }
+}
+
+/** export: refused while the same disk is being imported here (its image is about to be replaced). */
+export function assertNotImporting(id: string, diskId: string, copies: DiskCopies): void {
+  if (copies.importing.includes(diskId)) {
+    throw conflict(
+      'disk_import_in_progress',
+      `disk '${diskId}' of guest '${id}' is being copied into this host; it cannot be exported before the import ends`,
+      'diskId',
+    );
+  }
+}
+
+/** import: refused while the same disk is exported from here (the copy would replace what is being read). */
+export function assertNotExported(id: string, diskId: string, copies: DiskCopies): void {
+  if (copies.exported.includes(diskId)) {
+    throw conflict(
+      'disk_exported',
+      `disk '${diskId}' of guest '${id}' is exported from this host; stop the export before importing into it`,
+      'diskId',
+    );
+  }
+}
+
+/**
+ * export: an export that runs answers again with its uri ('current'), unless the request names another
+ * listen address (409 export_conflict); none (or a dead one) is started.
+ */
+export function decideExport(
+  running: { listenAddress: string } | null,
+  listenAddress: string,
+): 'current' | 'start' {
+  if (running === null) return 'start';
+  if (running.listenAddress !== listenAddress) {
+    throw conflict(
+      'export_conflict',
+      `the disk is already exported on ${running.listenAddress}; stop that export to export it on ${listenAddress}`,
+      'listenAddress',
+    );
+  }
+  return 'current';
+}
+
+/**
+ * import: the same nbdUri copying or completed answers with its status ('current'); a failed import, or
+ * one from another nbdUri, starts again (the caller stops a copy in progress first).
+ */
+export function decideImport(
+  current: Pick<DiskCopyStatus, 'status' | 'nbdUri'> | null,
+  nbdUri: string,
+): 'current' | 'start' {
+  if (current === null || current.nbdUri !== nbdUri) return 'start';
+  return current.status === 'failed' ? 'start' : 'current';
+}
+
+export function importNotFound(id: string, diskId: string): AgentFailure {
+  return new AgentFailure(
+    404,
+    'import_not_found',
+    `no import of disk '${diskId}' of guest '${id}' on this host (an agent restart forgets them: import again)`,
+    'diskId',
+  );
 }

@@ -2,6 +2,8 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import {
   cleanupRequestSchema,
+  diskExportRequestSchema,
+  diskImportRequestSchema,
   guestSpecSchema,
   migrationParametersSchema,
   prepareIncomingRequestSchema,
@@ -160,6 +162,26 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     const id = c.req.param('id');
     const request = await readBody(c, cleanupRequestSchema);
     return c.json(await serialised(id, () => driver.cleanup(id, request)));
+  });
+
+  // Cold migration of local disks: the source exports, the destination imports (see agent-contract.ts).
+  app.post('/v1/guests/:id/disks/:diskId/export', async (c) => {
+    const { id, diskId } = c.req.param();
+    const request = await readBody(c, diskExportRequestSchema);
+    return c.json(await serialised(id, () => driver.exportDisk(id, diskId, request)));
+  });
+  app.delete('/v1/guests/:id/disks/:diskId/export', async (c) => {
+    const { id, diskId } = c.req.param();
+    return c.json(await serialised(id, () => driver.stopDiskExport(id, diskId)));
+  });
+  app.post('/v1/guests/:id/disks/:diskId/import', async (c) => {
+    const { id, diskId } = c.req.param();
+    const request = await readBody(c, diskImportRequestSchema);
+    return c.json(await serialised(id, () => driver.importDisk(id, diskId, request)));
+  });
+  app.get('/v1/guests/:id/disks/:diskId/import', async (c) => {
+    const { id, diskId } = c.req.param();
+    return c.json(await driver.diskImportStatus(id, diskId));
   });
 
   return app;

@@ -1,36 +1,24 @@
-import { randomUUID } from 'node:crypto';
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
-import { serve } from '@hono/node-server';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
 import { Etcd3 } from 'etcd3';
-import { HostLiveness } from '../activities/host-liveness.ts';
-import { createActivities } from '../activities/index.ts';
-import { processAlive, processCommandLine } from '../agent/proc-stat.ts';
-import type { AgentOptions } from '../agent/settings.ts';
-import { startAgent, type RunningAgent } from '../agent/start-agent.ts';
-import { createApp } from '../api/app.ts';
-import { connectDb } from '../db/client.ts';
+import { processAlive } from '../agent/proc-stat.ts';
 import { DEFAULTS, hostHealthPrefix } from '../domain/config.ts';
 import { DEFAULT_HOST_DOWN_TIMINGS, fencingWaitMs } from '../domain/host-down-timing.ts';
 import { DEFAULT_TIMINGS } from '../domain/live-migration.ts';
 import { coldMigrationWorkflowId, hostDownWorkflowId } from '../domain/workflow-ids.ts';
-import { guestImageDir } from '../scripts/services/cache-dir.ts';
-import { listProcesses, sleep } from '../scripts/services/proc-table.ts';
-import { repoRoot } from '../scripts/services/repo-root.ts';
-import { HostWatch } from '../workers/host-watch.ts';
-import { createWorker } from '../workers/worker.ts';
+import { qemuPidsOf } from '../test/helpers/qemu-pids.ts';
+import { waitFor } from '../test/helpers/wait.ts';
+import type { HostEvent, MigrationRow, ServerView } from './lib/api-views.ts';
+import { parseFlags } from './lib/args.ts';
 import { cpuBetween, cpuSnapshot } from './lib/cpu.ts';
-import { addCleanup, runCleanups } from './lib/lifecycle.ts';
-import { killProcessesUnder, processesUnder, reapProcessesUnder } from './lib/processes.ts';
-import { startBenchServers, type BenchServers } from './lib/servers.ts';
+import { runCleanups } from './lib/lifecycle.ts';
+import { machineLine, revisionLine } from './lib/provenance.ts';
+import type { BenchServers } from './lib/servers.ts';
 import { ms, summarize, table } from './lib/stats.ts';
-import { readRunHistory } from './live-migrate/history.ts';
+import { benchWorkdir } from './lib/workdir.ts';
+import { historyCounts, type HistoryCounts } from './live-migrate/history.ts';
+import { startRunStack, type Orchestrator } from './live-migrate/stack.ts';
 
 export const name = 'host-down';
 
@@ -57,208 +45,39 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const options: Options = { rounds: 3, keep: false };
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = (args[i] as string).split('=', 2) as [string, string | undefined];
-    if (flag === '--rounds') {
-      const raw = inline ?? args[++i];
-      const n = Number(raw);
-      if (raw === undefined || !Number.isInteger(n) || n < 1)
-        throw new Error('--rounds needs a whole number >= 1');
-      options.rounds = n;
-    } else if (flag === '--keep') options.keep = true;
-    else throw new Error(`host-down: unknown argument '${args[i]}'\n\n${usage}`);
-  }
-  return options;
+  return parseFlags({ name, usage }, args, { rounds: 3, keep: false } as Options, {
+    '--rounds': { key: 'rounds', min: 1 },
+    '--keep': { key: 'keep', switch: true },
+  });
 }
 
-interface ApiResult<T> {
-  status: number;
-  body: T;
-}
-
-interface HostEvent {
-  action: string;
-  notes: string;
-  data: Record<string, unknown>;
-  at: string;
-}
-
-interface ServerView {
-  id: string;
-  status: string;
-  lastError: string | null;
-  host: { id: string; name: string | null };
-  live: { status?: string; heartbeat?: { counter: number } | null } | null;
-}
-
-interface MigrationRow {
-  id: string;
-  kind: string;
-  trigger: string;
-  phase: string;
-  error: string | null;
-  workflowId: string | null;
-  destination: { name: string | null } | null;
-  timings: Record<string, { startedAt: number; endedAt?: number }>;
-}
-
-/** The orchestrator in this process, as test/helpers/mini-stack.ts wires it, with the workers' host watch. */
-interface Stack {
-  temporal: Client;
-  agents: Map<string, RunningAgent>;
-  agentDir(host: string): string;
-  api<T>(method: string, urlPath: string, body?: unknown): Promise<ApiResult<T>>;
-  restartAgent(host: string): Promise<void>;
+/** The orchestrator in this process with the workers' host watch, and our own view of the health keys. */
+interface Stack extends Orchestrator {
   /** When the etcd watch last saw each host's health key go (host id -> epoch ms). */
   keyDeletedAt: Map<string, number>;
-  stop(): Promise<void>;
 }
 
-async function startStack(servers: BenchServers, root: string): Promise<Stack> {
-  try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Installed already (another benchmark in this process).
-  }
-  const apiToken = randomUUID();
-  const agentToken = randomUUID();
-  const taskQueue = `bench-${randomUUID()}`;
-  const etcdPrefix = 'vmmig-bench';
-  const etcd = { endpoints: servers.etcd.endpoints, prefix: etcdPrefix };
-  const { namespace, address } = servers.temporal;
-  const logDir = path.join(root, 'logs');
-  mkdirSync(logDir, { recursive: true });
-
-  const stops: { what: string; stop: () => Promise<void> }[] = [];
-  const stopAll = async () => {
-    for (const { what, stop } of stops.reverse()) {
-      await stop().catch((error: unknown) => console.error(`stopping ${what}: ${String(error)}`));
-    }
+/** Our own view of the health keys: when etcd expired each lease, as a watcher learns it. */
+async function watchKeyDeletions(servers: BenchServers, etcdPrefix: string) {
+  const deletedAt = new Map<string, number>();
+  const observer = new Etcd3({ hosts: servers.etcd.endpoints });
+  const prefix = hostHealthPrefix(etcdPrefix);
+  const watcher = await observer
+    .watch()
+    .prefix(prefix)
+    .create()
+    .catch((error: unknown) => {
+      observer.close();
+      throw error;
+    });
+  watcher.on('delete', (kv) => deletedAt.set(kv.key.toString().slice(prefix.length), Date.now()));
+  return {
+    deletedAt,
+    async stop() {
+      await watcher.cancel().catch(() => undefined);
+      observer.close();
+    },
   };
-  const agents = new Map<string, RunningAgent>();
-  try {
-    const db = connectDb(servers.databaseUrl);
-    stops.push({ what: 'database pool', stop: () => db.close() });
-    const connection = await Connection.connect({ address });
-    stops.push({ what: 'Temporal client', stop: () => connection.close() });
-    const temporal = new Client({ connection, namespace });
-    const liveness = new HostLiveness(etcd);
-    stops.push({ what: 'etcd client', stop: async () => liveness.close() });
-
-    const app = createApp({ db: db.db, temporal, taskQueue, liveness, agentToken, apiToken });
-    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
-    await new Promise<void>((resolve) => server.once('listening', resolve));
-    stops.push({
-      what: 'API server',
-      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-    });
-    const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-    const nativeConnection = await NativeConnection.connect({ address });
-    stops.push({ what: 'worker connection', stop: () => nativeConnection.close() });
-    const activities = createActivities({ db: db.db, agentToken, liveness, temporal });
-    const worker: Worker = await createWorker({
-      connection: nativeConnection,
-      namespace,
-      taskQueue,
-      activities,
-      db: db.db,
-    });
-    const running = worker.run();
-    stops.push({
-      what: 'worker',
-      stop: async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running;
-      },
-    });
-
-    // What a worker process runs beside its worker: production timings (fencing margin, migration polls).
-    const hostWatch = new HostWatch({
-      etcd,
-      temporal,
-      taskQueue,
-      log: (line) =>
-        appendFileSync(path.join(logDir, 'host-watch.log'), `${new Date().toISOString()} ${line}\n`),
-      timings: DEFAULT_HOST_DOWN_TIMINGS,
-      migrationTimings: DEFAULT_TIMINGS,
-    });
-    await hostWatch.start();
-    stops.push({ what: 'host watch', stop: () => hostWatch.stop() });
-
-    // Our own view of the health keys: when etcd expired each lease, as a watcher learns it.
-    const keyDeletedAt = new Map<string, number>();
-    const observer = new Etcd3({ hosts: etcd.endpoints });
-    const prefix = hostHealthPrefix(etcdPrefix);
-    const watcher = await observer.watch().prefix(prefix).create();
-    watcher.on('delete', (kv) => keyDeletedAt.set(kv.key.toString().slice(prefix.length), Date.now()));
-    stops.push({
-      what: 'etcd observer',
-      stop: async () => {
-        await watcher.cancel().catch(() => undefined);
-        observer.close();
-      },
-    });
-
-    const optionsOf = (host: string): AgentOptions => ({
-      name: host,
-      host: '127.0.0.1',
-      port: 0,
-      dir: path.join(root, 'agents', host),
-      token: agentToken,
-      driver: 'qemu',
-      sharedStorageDir: path.join(root, 'shared'),
-      guestImageDir: guestImageDir(),
-      migrationAddress: null,
-      networks: [...DEFAULTS.agentNetworks],
-      liveness: { endpoints: etcd.endpoints, prefix: etcdPrefix, ttlSeconds: DEFAULTS.healthTtlSeconds },
-      metrics: null,
-      registration: { apiUrl, apiToken },
-      log: (message) =>
-        appendFileSync(path.join(logDir, `agent-${host}.log`), `${new Date().toISOString()} ${message}\n`),
-    });
-    for (const host of HOSTS) agents.set(host, await startAgent(optionsOf(host)));
-    stops.push({
-      what: 'agents',
-      stop: async () => {
-        await Promise.all([...agents.values()].map((agent) => agent.stop()));
-      },
-    });
-
-    const api = async <T>(method: string, urlPath: string, body?: unknown): Promise<ApiResult<T>> => {
-      const res = await fetch(`${apiUrl}${urlPath}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${apiToken}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-    };
-
-    const stack: Stack = {
-      temporal,
-      agents,
-      agentDir: (host) => path.join(root, 'agents', host),
-      api,
-      async restartAgent(host) {
-        agents.set(host, await startAgent(optionsOf(host)));
-      },
-      keyDeletedAt,
-      stop: stopAll,
-    };
-    await waitUntil('every host online', 60_000, async () => {
-      const online = (await hostsView(stack)).filter((h) => h.status === 'online').length;
-      return online === HOSTS.length ? true : null;
-    });
-    return stack;
-  } catch (error) {
-    await stopAll();
-    throw error;
-  }
 }
 
 async function hostsView(stack: Stack): Promise<{ id: string; name: string; status: string }[]> {
@@ -267,43 +86,8 @@ async function hostsView(stack: Stack): Promise<{ id: string; name: string; stat
 }
 
 /** Polls `probe` every POLL_MS until it returns a value; the error names what was awaited. */
-async function waitUntil<T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== null) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`,
-      );
-    await sleep(POLL_MS);
-  }
-}
-
-/**
- * The QEMU processes of one host: every process whose command line names a path under its agent dir
- * (pid file, QMP socket, serial log), and the live pids its guests' qemu.pid files hold.
- */
-async function qemuPidsOf(agentDir: string): Promise<number[]> {
-  const marker = `${agentDir}${path.sep}`;
-  const pids = new Set(
-    listProcesses()
-      .filter((p) => /qemu/.test(p.cmdline.split(' ')[0] ?? '') && p.cmdline.includes(marker))
-      .map((p) => p.pid),
-  );
-  const guestsDir = path.join(agentDir, 'guests');
-  for (const id of await readdir(guestsDir).catch(() => [] as string[])) {
-    const pid = Number((await readFile(path.join(guestsDir, id, 'qemu.pid'), 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && (await processCommandLine(pid)).some((a) => a.includes(marker)))
-      pids.add(pid);
-  }
-  return [...pids];
-}
+const waitUntil = <T>(what: string, timeoutMs: number, probe: () => Promise<T | null>): Promise<T> =>
+  waitFor(what, probe, { timeoutMs, intervalMs: POLL_MS });
 
 const serialLog = (stack: Stack, host: string, guestId: string) =>
   readFile(path.join(stack.agentDir(host), 'guests', guestId, 'serial.log'), 'latin1').catch(() => '');
@@ -318,32 +102,6 @@ async function eventAfter(stack: Stack, host: string, action: string, since: num
     return (await hostEvents(stack, host, since)).find((e) => e.action === action) ?? null;
   });
   return { event, at: new Date(event.at).getTime() };
-}
-
-interface HistoryCounts {
-  events: number;
-  activities: number;
-  workflowTasks: number;
-  timers: number;
-  children: number;
-  activityNames: string[];
-}
-
-async function historyCounts(temporal: Client, workflowId: string): Promise<HistoryCounts> {
-  const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
-  const events = history.events ?? [];
-  const run = readRunHistory(events);
-  return {
-    events: events.length,
-    activities: events.filter((e) => e.activityTaskScheduledEventAttributes).length,
-    workflowTasks: run.workflowTasks.length,
-    timers: events.filter((e) => e.timerStartedEventAttributes).length,
-    children: events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).length,
-    activityNames: events.flatMap((e) => {
-      const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
-      return name ? [name] : [];
-    }),
-  };
 }
 
 interface Round {
@@ -646,59 +404,17 @@ function report(rounds: Round[], print: (line?: string) => void): void {
   }
 }
 
-function revisionLine(): string {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).stdout ?? '';
-  const head = git('log', '-1', '--format=%h %s').trim().slice(0, 80);
-  const dirty = git('status', '--porcelain', '--untracked-files=no')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => line.slice(3));
-  return `${head || 'unknown'}${dirty.length > 0 ? ` + uncommitted changes in ${dirty.join(', ')}` : ''}`;
-}
-
-function machineLine(): string {
-  const cpus = os.cpus();
-  const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).stdout?.split('\n')[0];
-  return (
-    `${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
-    `Linux ${os.release()}, ${qemu ?? 'QEMU ?'}, Node ${process.version}`
-  );
-}
-
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const print = (line = '') => console.log(line);
-  const root = mkdtempSync(path.join(os.tmpdir(), 'vmmig-bench-hd-'));
-  // mkdtemp makes it 0700; postgres runs as the postgres user and must be able to enter it.
-  chmodSync(root, 0o755);
-  const exitHook = () => void killProcessesUnder(root);
-  process.on('exit', exitHook);
-
-  let servers: BenchServers | undefined;
-  let stack: Stack | undefined;
-  let failed = true;
-  let cleaned = false;
-  const cleanup = async () => {
-    if (cleaned) return;
-    cleaned = true;
-    await stack?.stop();
-    await servers?.stop();
-    const leftovers = await reapProcessesUnder(root);
-    const remaining = processesUnder(root);
-    print(
-      (leftovers.length === 0
-        ? 'stopped everything; no process left behind'
-        : `WARNING: had to kill ${leftovers.length} leftover process(es): ${leftovers.map((p) => `${p.pid} ${p.cmdline.slice(0, 60)}`).join('; ')}`) +
-        (remaining.length > 0 ? `; STILL RUNNING: ${remaining.map((p) => p.pid).join(', ')}` : ''),
-    );
-    if (options.keep || failed) print(`logs and guest consoles kept in ${root}`);
-    else rmSync(root, { recursive: true, force: true });
-    process.off('exit', exitHook);
-  };
-  addCleanup(cleanup);
+  const { root, succeeded, track } = benchWorkdir({
+    prefix: 'vmmig-bench-hd-',
+    keep: options.keep,
+    print,
+  });
 
   print(`host-down: ${summary}`);
-  print(`machine: ${machineLine()}`);
+  print(`machine: ${machineLine('')}`);
   print(`code: ${revisionLine()}`);
   print(
     `settings: lease TTL ${DEFAULTS.healthTtlSeconds} s, fencing margin ${fencingWaitMs(DEFAULT_HOST_DOWN_TIMINGS)} ms, ` +
@@ -708,14 +424,13 @@ export async function run(args: string[]): Promise<void> {
   print();
 
   try {
-    let t = Date.now();
-    servers = await startBenchServers(root);
-    print(`servers: Temporal, PostgreSQL and etcd up in ${ms(Date.now() - t)}`);
-    t = Date.now();
-    stack = await startStack(servers, root);
-    print(
-      `orchestrator: API, worker, host watch, agents ${HOSTS.join(' and ')} (QEMU driver) up in ${ms(Date.now() - t)}`,
-    );
+    // What a worker process runs beside its worker: production timings (fencing margin, migration polls).
+    const { servers, stack: orchestrator } = await startRunStack({ root, track }, print, {
+      hosts: HOSTS,
+      hostWatch: DEFAULT_HOST_DOWN_TIMINGS,
+    });
+    const keys = track(await watchKeyDeletions(servers, orchestrator.etcdPrefix), 'etcd observer');
+    const stack: Stack = { ...orchestrator, keyDeletedAt: keys.deletedAt };
     for (const host of HOSTS) {
       const res = await stack.api('POST', `/v1/hosts/${host}/auto-migrate-on-host-down`, {
         auto_migrate_on_host_down: 'enable',
@@ -740,7 +455,7 @@ export async function run(args: string[]): Promise<void> {
     writeFileSync(path.join(root, 'results.json'), `${JSON.stringify(rounds, null, 2)}\n`);
     report(rounds, print);
     print();
-    failed = false;
+    succeeded();
   } finally {
     await runCleanups();
   }

@@ -23,6 +23,10 @@ import { z } from 'zod';
  *   POST   /v1/network/listen   { address, ttlMs? }  -> { address, port } (409 address_unavailable)
  *   POST   /v1/network/connect  { address, port }    -> { reachable, latencyMs, error }
  *   POST   /v1/guests/:id/cleanup           CleanupRequest         -> { cleaned: boolean }
+ *   POST   /v1/guests/:id/disks/:diskId/export  DiskExportRequest? -> DiskExportResult   (cold migration, source)
+ *   DELETE /v1/guests/:id/disks/:diskId/export                     -> { stopped: boolean }
+ *   POST   /v1/guests/:id/disks/:diskId/import  DiskImportRequest  -> DiskCopyStatus     (cold migration, destination)
+ *   GET    /v1/guests/:id/disks/:diskId/import                     -> DiskCopyStatus     (404 import_not_found)
  * Errors: { error: { code: string, message: string, field?: string } } with a 4xx/5xx status.
  *
  * Admission: define, start and prepare-incoming answer 409 insufficient_memory when the host's
@@ -38,6 +42,25 @@ import { z } from 'zod';
  * 'setup', diskReady false, disk* byte counts) and starts the RAM copy only once every mirror is in
  * step ('active', diskReady true); at switch-over the mirrors are completed before the destination
  * runs. Cancel, failure or rollback leave the source running on its own disks.
+ *
+ * Disk copy (cold migration of a stopped guest's `local` disks): the source exports a disk read-only
+ * over NBD (export -> nbdUri; qemu: qemu-nbd on the host's migration address, else its address), the
+ * destination copies that export into its own image of the disk (import; qemu: qemu-img convert into
+ * a temporary file renamed over the image once complete, so a half copy never looks whole), the caller
+ * polls the import to 'completed', then stops the export. Both ends refuse (409 guest_not_stopped)
+ * while a QEMU of the guest is there (running, paused, incoming, a migrated source): an exported image
+ * must not change, an imported one must not be replaced under a guest. Other refusals: 404
+ * guest_not_found, 404 disk_not_found (no such disk in the spec), 409 disk_not_local (a shared disk:
+ * nothing to copy), 409 disk_exported / disk_import_in_progress (the disk is in the other copy role
+ * here; start is refused the same way while a disk of the guest is exported or being imported), 400
+ * invalid_request (an nbdUri this driver cannot read), 409 disk_image_missing (qemu: no image to
+ * export), 409 export_conflict (a retried export naming another listenAddress), 500 export_failed
+ * (qemu-nbd would not start). Idempotency: an export that runs answers with
+ * its uri; DELETE of no export (or of an unknown guest) is { stopped: false }; an import from the same
+ * nbdUri that is copying or completed answers with its status, a failed one or one from another
+ * nbdUri starts again (a copy in progress is stopped first). Import status lives in the agent's
+ * memory: after an agent restart GET answers 404 and the caller imports again. DELETE of the guest
+ * stops its exports and imports.
  */
 
 export const storageKinds = ['shared', 'local'] as const;
@@ -258,6 +281,49 @@ export const resumeRequestSchema = z
   })
   .default({});
 export type ResumeRequest = z.infer<typeof resumeRequestSchema>;
+
+/** Source side of a disk copy; an empty body is {}. */
+export const diskExportRequestSchema = z
+  .object({
+    /**
+     * Address the export listens on; default: the host's migration address, else its address (as
+     * HostFacts say). A retried export that names another address than the running one is a 409
+     * export_conflict.
+     */
+    listenAddress: z.string().min(1).optional(),
+  })
+  .default({});
+export type DiskExportRequest = z.infer<typeof diskExportRequestSchema>;
+
+export interface DiskExportResult {
+  /** Where the destination reads the disk from: qemu `nbd://<host>:<port>/<diskId>`, sim `sim+nbd://…`. */
+  nbdUri: string;
+}
+
+export const diskImportRequestSchema = z.object({
+  /** The source's DiskExportResult.nbdUri. */
+  nbdUri: z.string().min(1),
+});
+export type DiskImportRequest = z.infer<typeof diskImportRequestSchema>;
+
+export const diskCopyStatuses = ['copying', 'completed', 'failed'] as const;
+export type DiskCopyStatusName = (typeof diskCopyStatuses)[number];
+
+/** The destination's copy of one local disk (import). */
+export interface DiskCopyStatus {
+  status: DiskCopyStatusName;
+  /** Bytes of the disk's virtual size gone through so far (empty clusters count, unsent). */
+  copiedBytes: number;
+  /** The disk's virtual size. */
+  totalBytes: number;
+  /** Why the copy failed; null otherwise. */
+  error: string | null;
+  /** The export this copy reads. */
+  nbdUri?: string;
+  /** Epoch ms at which this copy started, and at which it ended (null while copying). */
+  startedAt?: number;
+  finishedAt?: number | null;
+}
 
 export interface AgentError {
   error: { code: string; message: string; field?: string };

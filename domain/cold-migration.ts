@@ -104,7 +104,7 @@ export function sourceIsDown(
   return check('source_host_down', true, `source host ${source.name} ${how}`, values);
 }
 
-/** Rescue reads nothing from the dead host, so every disk must live on shared storage. */
+/** Rescue reads nothing from the dead host, so every disk must live on shared storage; a cold move copies local ones. */
 export function disksSurviveTheSource(guest: Pick<GuestSnapshot, 'disks'>, rescueMode: boolean): CheckResult {
   const local = guest.disks.filter((d) => d.storage === 'local').map((d) => d.id);
   const values = { localDisks: local, rescueMode };
@@ -117,12 +117,7 @@ export function disksSurviveTheSource(guest: Pick<GuestSnapshot, 'disks'>, rescu
       values,
     );
   }
-  return check(
-    'disks_shared',
-    false,
-    `disk ${local.join(', ')} is on local storage: a cold migration does not copy local disks yet (live-migrate the guest instead)`,
-    values,
-  );
+  return check('disks_shared', true, `local disk ${local.join(', ')} is copied to the destination`, values);
 }
 
 /** The checks that concern the guest and source of a cold or rescue migration, whatever the destination. */

@@ -1,4 +1,3 @@
-import type { DiskSpec } from './agent-contract.ts';
 import type { GuestStatus } from './guest-status.ts';
 
 /** The guest label that orders an evacuation: higher moves first (oVirt moves by priority too). */
@@ -9,7 +8,6 @@ export interface EvacuationGuest {
   name: string;
   status: GuestStatus;
   labels: Record<string, string>;
-  disks: DiskSpec[];
 }
 
 export type EvacuationStep =
@@ -24,8 +22,7 @@ export function evacuationPriority(labels: Record<string, string>): number {
 
 /**
  * How each guest leaves a host entering maintenance: running (or paused) guests live-migrate, stopped ones move
- * cold; a guest another workflow owns, or a stopped one with a local disk (a cold migration does not copy
- * local disks yet), stays and says why. Highest priority first, then by name, so the slots are asked for in
+ * cold (their local disks copied); a guest another workflow owns stays and says why. Highest priority first, then by name, so the slots are asked for in
  * that order and the parallel limits serve the important guests first.
  */
 export function planEvacuation(guests: EvacuationGuest[]): EvacuationStep[] {
@@ -33,17 +30,7 @@ export function planEvacuation(guests: EvacuationGuest[]): EvacuationStep[] {
     .map((g): EvacuationStep => {
       const base = { guestId: g.id, name: g.name, priority: evacuationPriority(g.labels) };
       if (g.status === 'running') return { ...base, kind: 'live' };
-      if (g.status === 'ready' || g.status === 'stopped') {
-        const local = g.disks.filter((d) => d.storage === 'local').map((d) => d.id);
-        if (local.length > 0) {
-          return {
-            ...base,
-            kind: 'stays',
-            reason: `stopped with local disk ${local.join(', ')}: a cold migration does not copy local disks yet`,
-          };
-        }
-        return { ...base, kind: 'cold' };
-      }
+      if (g.status === 'ready' || g.status === 'stopped') return { ...base, kind: 'cold' };
       if (g.status === 'migrating') {
         return { ...base, kind: 'stays', reason: 'migrating already: its migration takes it off the host' };
       }

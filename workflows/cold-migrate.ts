@@ -24,7 +24,7 @@ import {
   type LiveMigrationView,
   type PrecheckAnswer,
 } from './live-migrate-messages.ts';
-import { agentCalls, durable, quick } from './live-migrate-activities.ts';
+import { agentCalls, diskCopyFor, durable, quick } from './live-migrate-activities.ts';
 import { slotGrantedSignal } from './migration-slots-messages.ts';
 import { endAtPrechecks, PrecheckError, takeMigrationSlot } from './migration-steps.ts';
 import { Saga } from './saga.ts';
@@ -134,6 +134,7 @@ export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateR
         durable.removeGuestFrom({ agentUrl: destination.agentUrl, guestId }),
       );
       await agentCalls.defineGuestOn({ agentUrl: destination.agentUrl, spec: start.spec });
+      await copyLocalDisks();
     } catch (err) {
       const cancelled = isCancellation(err);
       const reason = cancelled ? 'cancelled by operator' : failureReason(err);
@@ -155,6 +156,36 @@ export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateR
     return await CancellationScope.nonCancellable(finish);
   } finally {
     await saga.compensate();
+  }
+
+  /**
+   * Each local disk: exported read-only over NBD by the source, copied into the destination's image. The source
+   * stays stopped meanwhile (the guest is `migrating`: the API refuses to start it, the agent to export a live one).
+   */
+  async function copyLocalDisks() {
+    const local = start.spec.disks.filter((d) => d.storage === 'local');
+    if (options.rescueMode || local.length === 0) return;
+    await enterPhase('copying');
+    const copying = diskCopyFor(timings);
+    for (const [index, disk] of local.entries()) {
+      const where = { agentUrl: start.source.agentUrl, guestId, diskId: disk.id };
+      saga.add(`stop export ${disk.id}`, () => durable.stopLocalDiskExport(where));
+      const nbdUri = await agentCalls.exportLocalDisk(where);
+      const copied = await copying.copyLocalDisk({
+        migrationId,
+        guestId,
+        diskId: disk.id,
+        sourceAgentUrl: start.source.agentUrl,
+        destinationAgentUrl: destination.agentUrl,
+        nbdUri,
+        index,
+        count: local.length,
+        pollIntervalMs: timings.pollIntervalMs,
+      });
+      await event('disk_copied', `local disk ${disk.id} copied to ${destination.name}`, { ...copied });
+      await durable.stopLocalDiskExport(where);
+      saga.forget(`stop export ${disk.id}`);
+    }
   }
 
   /** Past the commit the destination owns the guest: every step retries until it is done. */

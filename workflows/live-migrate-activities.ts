@@ -67,3 +67,12 @@ export function keepSlotLeaseFor(timings: LiveMigrationTimings) {
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
   });
 }
+
+/** A cold migration's disk copy: one heartbeating activity per disk, retried a few times (the import restarts). */
+export function diskCopyFor(timings: LiveMigrationTimings) {
+  return proxyActivities<Activities>({
+    startToCloseTimeout: '24 hours',
+    heartbeatTimeout: timings.activityHeartbeatTimeoutMs,
+    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 3 },
+  });
+}

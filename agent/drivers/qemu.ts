@@ -4,6 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type {
   CleanupRequest,
+  DiskCopyStatus,
+  DiskExportRequest,
+  DiskExportResult,
+  DiskImportRequest,
   GuestSpec,
   GuestState,
   HostFacts,
@@ -18,8 +22,12 @@ import type { AgentIdentity, GuestUsage, HostUsage, HypervisorDriver } from '../
 import { AgentFailure, conflict, guestNotFound } from '../errors.ts';
 import type { PlatformFacts } from '../facts.ts';
 import {
+  assertDiskQuiet,
   assertMemoryAvailable,
   assertMigrationParameters,
+  assertNoDiskCopy,
+  assertNotExported,
+  assertNotImporting,
   assertSafeSpec,
   blockTarget,
   decideCancel,
@@ -33,8 +41,10 @@ import {
   decideStartMigration,
   decideStop,
   hostPort,
+  importNotFound,
   isMigrationActive,
   isMigrationFinished,
+  localDiskOf,
   localDisks,
   type MemoryHolder,
   type MigrationRecord,
@@ -58,6 +68,7 @@ import {
   mirrorTargetNode,
   processListeningPorts,
 } from './qemu-block.ts';
+import { parseNbdExportUri, QemuDiskCopies } from './qemu-disk-copy.ts';
 import { assertTlsFiles, TLS_OBJECT_ID, tlsClientObjectArgs, tlsReady } from './qemu-tls.ts';
 import { GuestStore, type StoredGuest } from './guest-store.ts';
 import { type QemuDisk, qemuArguments } from './qemu-command.ts';
@@ -77,6 +88,8 @@ export interface QemuDriverOptions {
   log: Logger;
   qemuBinary?: string;
   qemuImgBinary?: string;
+  /** Serves local disks for a cold migration's copy (default qemu-nbd). */
+  qemuNbdBinary?: string;
   /** How long QEMU may take to exit after `quit` before it is killed. */
   stopGraceMs?: number;
   /** x509 certificates for TLS migration (see qemu-tls.ts). */
@@ -121,10 +134,17 @@ export class QemuDriver implements HypervisorDriver {
   /** Guests whose block migration is being failed (RAM copy cancelled, mirrors stopped) right now. */
   private readonly failingBlock = new Set<string>();
   private fencing: Promise<void> | null = null;
+  /** Cold migration: qemu-nbd exports (source) and qemu-img copies (destination) of local disks. */
+  private readonly diskCopies: QemuDiskCopies;
 
   constructor(private readonly options: QemuDriverOptions) {
     this.store = new GuestStore(options.agentDir);
     this.qemuBinary = options.qemuBinary ?? 'qemu-system-x86_64';
+    this.diskCopies = new QemuDiskCopies({
+      qemuImg: options.qemuImgBinary ?? 'qemu-img',
+      qemuNbd: options.qemuNbdBinary ?? 'qemu-nbd',
+      log: options.log,
+    });
   }
 
   async init(): Promise<void> {
@@ -134,6 +154,11 @@ export class QemuDriver implements HypervisorDriver {
       const guest = await this.store.load(id);
       if (guest === null) continue;
       this.guests.set(id, guest);
+      await this.diskCopies
+        .recover(id, this.diskCopyDir(id), this.localDiskDir(id))
+        .catch((error) =>
+          this.options.log(`guest ${id}: cannot recover its disk copies: ${errorMessage(error)}`),
+        );
       if (guest.pid !== null && (await isGuestQemu(guest.pid, this.store.dir(id)))) {
         this.running.set(id, { pid: guest.pid, qmp: null, connecting: null, exitReason: null });
         try {
@@ -146,6 +171,8 @@ export class QemuDriver implements HypervisorDriver {
             `guest ${id}: QEMU ${guest.pid} is alive but QMP does not answer: ${errorMessage(error)}`,
           );
         }
+      } else if (guest.desired === 'running' && (await this.diskCopies.copiesOf(id)).exported.length > 0) {
+        this.options.log(`guest ${id} should run but a disk of it is exported for a copy: it stays stopped`);
       } else if (guest.desired === 'running') {
         this.options.log(`guest ${id} should run but its QEMU is gone: starting it again`);
         await this.launch(guest, false).catch((error) =>
@@ -200,6 +227,7 @@ export class QemuDriver implements HypervisorDriver {
     const guest = this.guest(id);
     const state = await this.view(id);
     if (decideStart(id, state.status, await this.migrationView(id)) === 'already') return state;
+    assertNoDiskCopy(id, await this.diskCopies.copiesOf(id));
     assertMemoryAvailable(this.options.platform.memoryMb, this.memoryHolders(), guest.spec);
     await this.terminate(id);
     guest.migration = null;
@@ -243,6 +271,7 @@ export class QemuDriver implements HypervisorDriver {
 
   async destroyGuest(id: string): Promise<boolean> {
     if (!this.guests.has(id)) return false;
+    await this.diskCopies.stopGuest(id);
     await this.terminate(id);
     await this.store.remove(id);
     this.guests.delete(id);
@@ -619,6 +648,71 @@ export class QemuDriver implements HypervisorDriver {
     return { cleaned: true };
   }
 
+  async exportDisk(id: string, diskId: string, request: DiskExportRequest): Promise<DiskExportResult> {
+    const guest = this.guest(id);
+    localDiskOf(guest.spec, diskId);
+    assertDiskQuiet(id, diskId, (await this.view(id)).status, await this.alive(id), 'export');
+    assertNotImporting(id, diskId, await this.diskCopies.copiesOf(id));
+    const image = this.localDiskPath(id, diskId);
+    if (!(await fileExists(image))) {
+      throw conflict(
+        'disk_image_missing',
+        `guest '${id}' has no image of disk '${diskId}' at ${image}`,
+        'diskId',
+      );
+    }
+    const { identity } = this.options;
+    const listenAddress = request.listenAddress ?? identity.migrationAddress ?? identity.address;
+    try {
+      return {
+        nbdUri: await this.diskCopies.exportDisk({
+          guestId: id,
+          diskId,
+          image,
+          listenAddress,
+          recordDir: this.diskCopyDir(id),
+        }),
+      };
+    } catch (error) {
+      if (error instanceof AgentFailure) throw error;
+      throw new AgentFailure(500, 'export_failed', `cannot export disk '${diskId}': ${errorMessage(error)}`);
+    }
+  }
+
+  async stopDiskExport(id: string, diskId: string): Promise<{ stopped: boolean }> {
+    return { stopped: await this.diskCopies.stopExport(id, diskId) };
+  }
+
+  async importDisk(id: string, diskId: string, request: DiskImportRequest): Promise<DiskCopyStatus> {
+    const guest = this.guest(id);
+    const disk = localDiskOf(guest.spec, diskId);
+    if (parseNbdExportUri(request.nbdUri) === null) {
+      throw new AgentFailure(
+        400,
+        'invalid_request',
+        `nbdUri: expected nbd://<host>:<port>/<export> as a qemu agent's export returns it, got '${request.nbdUri}'`,
+        'nbdUri',
+      );
+    }
+    assertDiskQuiet(id, diskId, (await this.view(id)).status, await this.alive(id), 'import');
+    assertNotExported(id, diskId, await this.diskCopies.copiesOf(id));
+    return this.diskCopies.importDisk({
+      guestId: id,
+      diskId,
+      nbdUri: request.nbdUri,
+      image: this.localDiskPath(id, diskId),
+      totalBytes: disk.sizeMb * MIB,
+      recordDir: this.diskCopyDir(id),
+    });
+  }
+
+  async diskImportStatus(id: string, diskId: string): Promise<DiskCopyStatus> {
+    this.guest(id);
+    const status = this.diskCopies.importStatus(id, diskId);
+    if (status === null) throw importNotFound(id, diskId);
+    return status;
+  }
+
   /**
    * A monitor (HMP) command for diagnostics and tests, e.g. `qemu-io drive-data "write -P 0xab 0 1M"`
    * to write to a disk as the guest would. Not on the HTTP API.
@@ -663,12 +757,14 @@ export class QemuDriver implements HypervisorDriver {
   async shutdown(): Promise<void> {
     const ids = [...this.running.keys()];
     if (ids.length > 0) this.options.log(`stopping ${ids.length} QEMU guest(s); their desired state is kept`);
-    await Promise.all(ids.map((id) => this.terminate(id)));
+    await Promise.all([...ids.map((id) => this.terminate(id)), this.diskCopies.stopAll('the agent stops')]);
   }
 
   async detach(): Promise<void> {
     for (const run of this.running.values()) await run.qmp?.close();
     this.running.clear();
+    // Exports run on for the next agent to adopt (as QEMUs do); imports end, their status dies here.
+    await this.diskCopies.stopAll('the agent let go of its guests', true);
   }
 
   /**
@@ -699,6 +795,9 @@ export class QemuDriver implements HypervisorDriver {
     await Promise.all([...this.guests.values()].map((guest) => this.store.save(guest)));
     await Promise.all(ids.map((id) => this.reap(id)));
     this.options.log(`fencing: every guest stopped in ${Date.now() - started} ms; desired state stopped`);
+    await this.diskCopies
+      .stopAll(`host fenced: ${reason}`)
+      .catch((error) => this.options.log(`fencing: cannot stop the disk copies: ${errorMessage(error)}`));
   }
 
   /** Startup after a possible lease expiry: the guests the previous agent left are killed, not run. */
@@ -730,6 +829,12 @@ export class QemuDriver implements HypervisorDriver {
         this.options.log(`guest ${id}: QEMU ${pid} is still there 5 s after SIGKILL`);
       await rm(this.qmpSocketPath(id), { force: true });
     }
+    // Disk copies the previous agent left end too: nothing of this host is to be used any more.
+    for (const guest of guests) {
+      const id = guest.spec.id;
+      await this.diskCopies.recover(id, this.diskCopyDir(id), this.localDiskDir(id)).catch(() => undefined);
+    }
+    await this.diskCopies.stopAll(`fenced at startup: ${reason}`).catch(() => undefined);
     if (guests.length > 0) this.options.log(`fenced ${guests.length} guest(s) at startup: ${reason}`);
   }
 
@@ -842,8 +947,17 @@ export class QemuDriver implements HypervisorDriver {
       .map(([id]) => ({ id, memoryMb: this.guests.get(id)?.spec.memoryMb ?? 0 }));
   }
 
+  private localDiskDir(guestId: string): string {
+    return path.join(this.store.dir(guestId), 'disks');
+  }
+
   private localDiskPath(guestId: string, diskId: string): string {
-    return path.join(this.store.dir(guestId), 'disks', `${diskId}.qcow2`);
+    return path.join(this.localDiskDir(guestId), `${diskId}.qcow2`);
+  }
+
+  /** Records of a guest's disk exports and imports (pids, uris, qemu-nbd logs). */
+  private diskCopyDir(guestId: string): string {
+    return path.join(this.store.dir(guestId), 'disk-copy');
   }
 
   /** Starts the NBD server on a free port and returns it (QEMU has no query for it: see qemu-block.ts). */

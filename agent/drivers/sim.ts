@@ -1,6 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import type {
   CleanupRequest,
+  DiskCopyStatus,
+  DiskExportRequest,
+  DiskExportResult,
+  DiskImportRequest,
   GuestRunState,
   GuestSpec,
   GuestState,
@@ -15,8 +19,12 @@ import type {
 import type { AgentIdentity, HostUsage, HypervisorDriver } from '../driver.ts';
 import { AgentFailure, conflict, guestNotFound } from '../errors.ts';
 import {
+  assertDiskQuiet,
   assertMemoryAvailable,
   assertMigrationParameters,
+  assertNoDiskCopy,
+  assertNotExported,
+  assertNotImporting,
   blockTarget,
   decideCancel,
   decideCleanup,
@@ -28,7 +36,12 @@ import {
   decideStart,
   decideStartMigration,
   decideStop,
+  decideExport,
+  decideImport,
   type DesiredState,
+  type DiskCopies,
+  importNotFound,
+  localDiskOf,
   localDisks,
   type MemoryHolder,
   type MigrationRecord,
@@ -121,6 +134,16 @@ interface Incoming {
   status: MigrationStatus;
 }
 
+/** A disk copy into this host, computed from elapsed time at the host's link speed (no timer). */
+interface SimImport {
+  nbdUri: string;
+  startedAtMs: number;
+  totalBytes: number;
+  bytesPerSec: number;
+  /** Set when the copy failed (fenced host). */
+  failure: { error: string; atMs: number } | null;
+}
+
 interface SimGuest {
   spec: GuestSpec;
   desired: DesiredState;
@@ -130,6 +153,10 @@ interface SimGuest {
   hypervisorStatus: string | null;
   clock: SimClock;
   migration: Outgoing | Incoming | null;
+  /** Cold migration, source: exported local disks, by disk id. */
+  diskExports: Map<string, { nbdUri: string; listenAddress: string }>;
+  /** Cold migration, destination: copies into local disks, by disk id. */
+  diskImports: Map<string, SimImport>;
 }
 
 export interface SimDriverOptions {
@@ -206,6 +233,8 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         hypervisorStatus: null,
         clock: newClock,
         migration: null,
+        diskExports: new Map(),
+        diskImports: new Map(),
       });
     }
     return this.view(spec.id);
@@ -214,6 +243,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
   async startGuest(id: string): Promise<GuestState> {
     const guest = this.progress(id);
     if (decideStart(id, this.runState(guest), this.migrationView(guest)) === 'already') return this.view(id);
+    assertNoDiskCopy(id, this.diskCopiesOf(guest));
     assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), guest.spec);
     guest.clock = runClock(newClock, this.now());
     guest.hypervisorStatus = 'running';
@@ -314,6 +344,8 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         key,
         status: { ...noMigrationStatus(request.migrationId), status: 'setup' },
       },
+      diskExports: new Map(),
+      diskImports: new Map(),
     });
     return resultOf(record);
   }
@@ -454,6 +486,63 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     return { cleaned: true };
   }
 
+  async exportDisk(id: string, diskId: string, request: DiskExportRequest): Promise<DiskExportResult> {
+    const guest = this.progress(id);
+    localDiskOf(guest.spec, diskId);
+    assertDiskQuiet(id, diskId, this.runState(guest), guest.hypervisorStatus !== null, 'export');
+    assertNotImporting(id, diskId, this.diskCopiesOf(guest));
+    const { identity } = this.options;
+    const listenAddress = request.listenAddress ?? identity.migrationAddress ?? identity.address;
+    const existing = guest.diskExports.get(diskId) ?? null;
+    if (decideExport(existing, listenAddress) === 'current' && existing !== null) {
+      return { nbdUri: existing.nbdUri };
+    }
+    const nbdUri = simExportUri(identity.agentUrl, id, diskId);
+    guest.diskExports.set(diskId, { nbdUri, listenAddress });
+    this.options.log(`sim guest ${id}: disk ${diskId} exported as ${nbdUri}`);
+    return { nbdUri };
+  }
+
+  async stopDiskExport(id: string, diskId: string): Promise<{ stopped: boolean }> {
+    const guest = this.guests.get(id);
+    return { stopped: guest?.diskExports.delete(diskId) ?? false };
+  }
+
+  async importDisk(id: string, diskId: string, request: DiskImportRequest): Promise<DiskCopyStatus> {
+    const guest = this.progress(id);
+    const disk = localDiskOf(guest.spec, diskId);
+    if (parseSimExportUri(request.nbdUri) === null) {
+      throw new AgentFailure(
+        400,
+        'invalid_request',
+        `nbdUri: expected sim+nbd://<agent>/<guestId>/<diskId> as a sim agent's export returns it, got '${request.nbdUri}'`,
+        'nbdUri',
+      );
+    }
+    assertDiskQuiet(id, diskId, this.runState(guest), guest.hypervisorStatus !== null, 'import');
+    assertNotExported(id, diskId, this.diskCopiesOf(guest));
+    const current = guest.diskImports.get(diskId);
+    if (current !== undefined && decideImport(this.importStatusOf(current), request.nbdUri) === 'current') {
+      return this.importStatusOf(current);
+    }
+    const copy: SimImport = {
+      nbdUri: request.nbdUri,
+      startedAtMs: this.now(),
+      totalBytes: disk.sizeMb * MIB,
+      bytesPerSec: this.options.profile.linkBytesPerSec,
+      failure: null,
+    };
+    guest.diskImports.set(diskId, copy);
+    this.options.log(`sim guest ${id}: importing disk ${diskId} from ${request.nbdUri}`);
+    return this.importStatusOf(copy);
+  }
+
+  async diskImportStatus(id: string, diskId: string): Promise<DiskCopyStatus> {
+    const copy = this.progress(id).diskImports.get(diskId);
+    if (copy === undefined) throw importNotFound(id, diskId);
+    return this.importStatusOf(copy);
+  }
+
   async usage(): Promise<HostUsage> {
     const { profile } = this.options;
     const guests = [...this.guests.keys()].map((id) => {
@@ -514,6 +603,12 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       guest.clock = pauseClock(guest.clock, this.now());
       guest.hypervisorStatus = null;
       guest.desired = 'stopped';
+      guest.diskExports.clear();
+      for (const copy of guest.diskImports.values()) {
+        if (this.importStatusOf(copy).status === 'copying') {
+          copy.failure = { error: `destination host fenced itself: ${reason}`, atMs: this.now() };
+        }
+      }
     }
   }
 
@@ -582,6 +677,43 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     guest.clock = { baseSeconds: heartbeatSeconds, runningSinceMs: runningFromMs, pausedAtMs: null };
     guest.hypervisorStatus = 'running';
     guest.desired = 'running';
+  }
+
+  /** A copy at the link speed: copying until sizeMb × MiB went through, then completed. */
+  private importStatusOf(copy: SimImport): DiskCopyStatus {
+    const base = { nbdUri: copy.nbdUri, startedAt: copy.startedAtMs, totalBytes: copy.totalBytes };
+    const durationMs = (copy.totalBytes / copy.bytesPerSec) * 1000;
+    const copiedBy = (atMs: number) =>
+      Math.min(copy.totalBytes, Math.floor(((atMs - copy.startedAtMs) / 1000) * copy.bytesPerSec));
+    if (copy.failure !== null) {
+      return {
+        ...base,
+        status: 'failed',
+        copiedBytes: copiedBy(copy.failure.atMs),
+        error: copy.failure.error,
+        finishedAt: copy.failure.atMs,
+      };
+    }
+    const now = this.now();
+    if (now - copy.startedAtMs >= durationMs) {
+      return {
+        ...base,
+        status: 'completed',
+        copiedBytes: copy.totalBytes,
+        error: null,
+        finishedAt: Math.round(copy.startedAtMs + durationMs),
+      };
+    }
+    return { ...base, status: 'copying', copiedBytes: copiedBy(now), error: null, finishedAt: null };
+  }
+
+  private diskCopiesOf(guest: SimGuest): DiskCopies {
+    return {
+      exported: [...guest.diskExports.keys()],
+      importing: [...guest.diskImports.entries()]
+        .filter(([, copy]) => this.importStatusOf(copy).status === 'copying')
+        .map(([diskId]) => diskId),
+    };
   }
 
   private memoryHolders(): MemoryHolder[] {
@@ -796,6 +928,27 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
 /** An incoming migration that ended: later events from its source change nothing (a fenced destination stays stopped). */
 function isFinished(status: MigrationStatus['status']): boolean {
   return status === 'completed' || status === 'failed' || status === 'cancelled';
+}
+
+/** A sim export names the source agent, the guest and the disk; nothing listens there. */
+export function simExportUri(agentUrl: string, guestId: string, diskId: string): string {
+  return `sim+nbd://${new URL(agentUrl).host}/${encodeURIComponent(guestId)}/${encodeURIComponent(diskId)}`;
+}
+
+export function parseSimExportUri(
+  uri: string,
+): { agentHost: string; guestId: string; diskId: string } | null {
+  const match = /^sim\+nbd:\/\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(uri);
+  if (match === null) return null;
+  try {
+    return {
+      agentHost: match[1]!,
+      guestId: decodeURIComponent(match[2]!),
+      diskId: decodeURIComponent(match[3]!),
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** The port a sim destination's nbdUri names (NBD's well-known port; nothing listens). */

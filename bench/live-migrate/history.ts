@@ -1,6 +1,7 @@
+import type { Client } from '@temporalio/client';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
 
-type HistoryEvent = NonNullable<History['events']>[number];
+export type HistoryEvent = NonNullable<History['events']>[number];
 type Payload = NonNullable<
   NonNullable<NonNullable<HistoryEvent['activityTaskCompletedEventAttributes']>['result']>['payloads']
 >[number];
@@ -28,12 +29,14 @@ export interface RunHistory {
   workflowTasks: WorkflowTaskSpan[];
 }
 
-function ms(time: HistoryEvent['eventTime']): number {
+/** An event's time, epoch ms. */
+export function eventMs(time: HistoryEvent['eventTime']): number {
   if (!time) return Number.NaN;
   return Number(time.seconds ?? 0) * 1000 + (time.nanos ?? 0) / 1e6;
 }
 
-function json(payload: Payload | undefined): unknown {
+/** A payload's JSON value, or undefined when it is not JSON. */
+export function payloadJson(payload: Payload | undefined): unknown {
   if (!payload?.data) return undefined;
   try {
     return JSON.parse(Buffer.from(payload.data).toString('utf8'));
@@ -50,7 +53,7 @@ export function readRunHistory(events: HistoryEvent[]): RunHistory {
   let closedAt = Number.NaN;
   for (const event of events) {
     const id = String(event.eventId);
-    const at = ms(event.eventTime);
+    const at = eventMs(event.eventTime);
     if (event.workflowExecutionStartedEventAttributes) startedAt = at;
     if (
       event.workflowExecutionCompletedEventAttributes ||
@@ -77,7 +80,7 @@ export function readRunHistory(events: HistoryEvent[]): RunHistory {
       const activity = activities.get(String(completed.scheduledEventId));
       if (activity) {
         activity.completedAt = at;
-        activity.result = json(completed.result?.payloads?.[0]);
+        activity.result = payloadJson(completed.result?.payloads?.[0]);
       }
     }
   }
@@ -175,4 +178,36 @@ export function splitWindow(history: RunHistory, from: number, to: number): Wind
     other: to - from - activityRunning - activityQueued - workflowTask,
     activityCount: history.activities.filter((a) => a.completedAt > from && a.startedAt < to).length,
   };
+}
+
+/** What a run's history holds, by kind: counts that do not depend on the machine. */
+export interface HistoryCounts {
+  events: number;
+  activities: number;
+  workflowTasks: number;
+  timers: number;
+  children: number;
+  signals: number;
+  activityNames: string[];
+}
+
+export function countHistory(events: HistoryEvent[]): HistoryCounts {
+  return {
+    events: events.length,
+    activities: events.filter((e) => e.activityTaskScheduledEventAttributes).length,
+    workflowTasks: readRunHistory(events).workflowTasks.length,
+    timers: events.filter((e) => e.timerStartedEventAttributes).length,
+    children: events.filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes).length,
+    signals: events.filter((e) => e.workflowExecutionSignaledEventAttributes).length,
+    activityNames: events.flatMap((e) => {
+      const name = e.activityTaskScheduledEventAttributes?.activityType?.name;
+      return name ? [name] : [];
+    }),
+  };
+}
+
+/** The counts of a workflow's (latest) run. */
+export async function historyCounts(temporal: Client, workflowId: string): Promise<HistoryCounts> {
+  const history = await temporal.workflow.getHandle(workflowId).fetchHistory();
+  return countHistory(history.events ?? []);
 }

@@ -1,15 +1,13 @@
-import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
 import { sleep } from '../../scripts/services/proc-table.ts';
-import { repoRoot } from '../../scripts/services/repo-root.ts';
 import { cpuBetween, cpuSnapshot } from '../lib/cpu.ts';
-import { addCleanup, runCleanups } from '../lib/lifecycle.ts';
-import { killProcessesUnder, processesUnder, reapProcessesUnder } from '../lib/processes.ts';
-import { startBenchServers, type BenchServers } from '../lib/servers.ts';
+import { runCleanups } from '../lib/lifecycle.ts';
+import { machineLine, revisionLine } from '../lib/provenance.ts';
 import { ms } from '../lib/stats.ts';
+import { benchWorkdir } from '../lib/workdir.ts';
 import { migrateViaApi } from './api-run.ts';
 import { BareGuest, BARE_POLL_MS } from './bare.ts';
 import { planLiveMigration } from '../../domain/migration-plan.ts';
@@ -17,7 +15,7 @@ import { guestMigrationSettings } from '../../activities/migration-settings.ts';
 import type { LiveMigrateOptions } from '../../domain/live-migration.ts';
 import { benchGuestSpec, FALLBACK_START, GUEST, MAX_BANDWIDTH_MB, NETWORK, type QemuStart } from './guest.ts';
 import { printReport, roundLine, TARGET_LATENCY_MS, TARGET_RATIO, type Round } from './report.ts';
-import { startOrchestrator, type Orchestrator } from './stack.ts';
+import { startRunStack, type Orchestrator } from './stack.ts';
 
 export const name = 'live-migrate';
 
@@ -70,65 +68,13 @@ function parseOptions(args: string[]): Options {
   return options;
 }
 
-/** The commit measured, and whether the work tree differed from it (others edit the repo meanwhile). */
-function revisionLine(): string {
-  const git = (...args: string[]) => spawnSync('git', args, { cwd: repoRoot, encoding: 'utf8' }).stdout;
-  const head = git('log', '-1', '--format=%h %s').trim();
-  const dirty = git('status', '--porcelain', '--untracked-files=no')
-    .split('\n')
-    .filter((line) => line.trim() !== '')
-    .map((line) => line.slice(3));
-  return `${head || 'unknown'}${dirty.length > 0 ? ` + uncommitted changes in ${dirty.join(', ')}` : ''}`;
-}
-
-function machineLine(): string {
-  const cpus = os.cpus();
-  const qemu = spawnSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).stdout.split('\n')[0];
-  return (
-    `${cpus.length} x ${cpus[0]?.model ?? 'unknown CPU'}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB RAM, ` +
-    `Linux ${os.release()}, ${qemu} (TCG, no KVM), Node ${process.version}`
-  );
-}
-
 export async function run(args: string[]): Promise<void> {
   const options = parseOptions(args);
   const print = (line = '') => console.log(line);
-  const root = mkdtempSync(path.join(os.tmpdir(), 'vmmig-bench-'));
-  // mkdtemp makes it 0700; postgres runs as the postgres user and must be able to enter it.
-  chmodSync(root, 0o755);
-  // Last resort if the process dies without cleaning up: nothing under root survives us.
-  const exitHook = () => void killProcessesUnder(root);
-  process.on('exit', exitHook);
-
-  let servers: BenchServers | undefined;
-  let stack: Orchestrator | undefined;
-  let bare: BareGuest | undefined;
-  let failed = true;
-  let cleaned = false;
-  const cleanup = async () => {
-    if (cleaned) return;
-    cleaned = true;
-    const started = Date.now();
-    await bare?.stop().catch((e: unknown) => print(`stopping the bare guest: ${String(e)}`));
-    await stack?.stop();
-    await servers?.stop();
-    const leftovers = await reapProcessesUnder(root);
-    const remaining = processesUnder(root);
-    print(
-      `stopped everything in ${ms(Date.now() - started)}; ` +
-        (leftovers.length === 0
-          ? 'no process left behind'
-          : `WARNING: had to kill ${leftovers.length} leftover process(es): ${leftovers.map((p) => `${p.pid} ${p.cmdline.slice(0, 60)}`).join('; ')}`) +
-        (remaining.length > 0 ? `; STILL RUNNING: ${remaining.map((p) => p.pid).join(', ')}` : ''),
-    );
-    if (options.keep || failed) print(`logs and guest consoles kept in ${root}`);
-    else rmSync(root, { recursive: true, force: true });
-    process.off('exit', exitHook);
-  };
-  addCleanup(cleanup);
+  const { root, succeeded, track } = benchWorkdir({ prefix: 'vmmig-bench-', keep: options.keep, print });
 
   print(`live-migrate: ${summary}`);
-  print(`machine: ${machineLine()}`);
+  print(`machine: ${machineLine(' (TCG, no KVM)')}`);
   print(`code: ${revisionLine()}`);
   print(
     `guest: ${GUEST.vcpus} vCPU, ${GUEST.memoryMb} MiB, fillMb ${GUEST.fillMb}, dirtyRateMibs ${GUEST.dirtyRateMibs}, ` +
@@ -157,23 +103,12 @@ export async function run(args: string[]): Promise<void> {
   print();
 
   try {
-    let t = Date.now();
-    servers = await startBenchServers(root);
-    print(
-      `servers: Temporal ${servers.temporal.address}, PostgreSQL :${servers.postgres.port}, etcd ${servers.etcd.endpoints[0]} up in ${ms(Date.now() - t)}`,
-    );
-    t = Date.now();
-    stack = await startOrchestrator({
-      servers,
-      root,
+    const { stack } = await startRunStack({ root, track }, print, {
       hosts: ['host-1', 'host-2'],
       timings: { ...DEFAULT_TIMINGS, pollIntervalMs: options.pollMs },
     });
-    print(
-      `orchestrator: API ${stack.apiUrl}, worker, agents host-1 and host-2 (QEMU driver) up in ${ms(Date.now() - t)}`,
-    );
 
-    t = Date.now();
+    const t = Date.now();
     const created = await stack.api<{ server?: { id: string; name: string } }>('POST', '/v1/servers', {
       name: 'bench-api',
       host: 'host-1',
@@ -192,7 +127,7 @@ export async function run(args: string[]): Promise<void> {
     // Awaited below; if the API guest fails first, its rejection must not go unhandled.
     bareBoot.catch(() => undefined);
     await waitForApiGuest(stack, apiGuest.id);
-    bare = await bareBoot;
+    const bare = track(await bareBoot, 'the bare guest');
     print(`guests: bench-api on host-1 and bench-bare on bare-1 booted and filled in ${ms(Date.now() - t)}`);
     const bareStart = await plannedStart(stack, apiGuest.id, print);
     print();
@@ -208,18 +143,18 @@ export async function run(args: string[]): Promise<void> {
       const doBare = async () => {
         const machine = cpuSnapshot();
         const cpu = process.cpuUsage();
-        const result = await bare!.migrateTo(bareTo, bareStart);
+        const result = await bare.migrateTo(bareTo, bareStart);
         const used = process.cpuUsage(cpu);
         const cores = cpuBetween(machine, cpuSnapshot());
-        await bare!.waitAlive();
-        const corrupt = await bare!.corruptionReports();
+        await bare.waitAlive();
+        const corrupt = await bare.corruptionReports();
         if (corrupt.length > 0) print(`WARNING: bare guest reports lost writes: ${corrupt.join(' | ')}`);
         return { result, cpuMs: (used.user + used.system) / 1000, cores };
       };
       const doApi = async () => {
         const machine = cpuSnapshot();
         const cpu = process.cpuUsage();
-        const result = await migrateViaApi(stack!, root, apiGuest, apiFrom, apiTo);
+        const result = await migrateViaApi(stack, root, apiGuest, apiFrom, apiTo);
         const used = process.cpuUsage(cpu);
         const cores = cpuBetween(machine, cpuSnapshot());
         if (result.corruption.length > 0) {
@@ -264,7 +199,7 @@ export async function run(args: string[]): Promise<void> {
       print(`targets: all met (ratio <= ${TARGET_RATIO}, request->migrate <= ${TARGET_LATENCY_MS} ms)`);
     else print(`targets: MISSED ${missed.join(' and ')} (see above); this is a result, not an error`);
     print();
-    failed = false;
+    succeeded();
   } finally {
     await runCleanups();
   }

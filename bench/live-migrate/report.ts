@@ -3,7 +3,7 @@ import { median, ms, ratio, summarize, table } from '../lib/stats.ts';
 import type { ApiRun } from './api-run.ts';
 import type { BareRun } from './bare.ts';
 import type { QemuStart } from './guest.ts';
-import { splitWindow, type WindowSplit } from './history.ts';
+import { splitWindow, type RunHistory, type WindowSplit } from './history.ts';
 
 export interface Round {
   index: number;
@@ -404,22 +404,8 @@ export function printReport(
   print('  the client, Temporal between events.');
   print();
 
-  const names = [...new Set(api.flatMap((r) => r.history.activities.map((a) => a.name)))];
   print('(b) activities, in order of first use: calls per run and time per call (medians)');
-  print(
-    table(
-      ['activity', 'calls', 'running', 'queued'],
-      names.map((name) => {
-        const calls = api.flatMap((r) => r.history.activities.filter((a) => a.name === name));
-        return [
-          name,
-          String(median(api.map((r) => r.history.activities.filter((a) => a.name === name).length))),
-          ms(median(calls.map((a) => a.completedAt - a.startedAt))),
-          ms(median(calls.map((a) => a.startedAt - a.scheduledAt))),
-        ];
-      }),
-    ),
-  );
+  print(activityTable(api.map((r) => r.history)));
   const taskCounts = api.map((r) => r.history.workflowTasks.length);
   const taskTimes = api.flatMap((r) => r.history.workflowTasks.map((t) => t.completedAt - t.scheduledAt));
   print(
@@ -444,4 +430,21 @@ export function printReport(
   );
   print(`1-minute load average at round start: ${cores((r) => r.load)}`);
   return { missed };
+}
+
+/** Each activity of the runs, in order of first use: calls per run and time per call (medians). */
+export function activityTable(runs: readonly RunHistory[]): string {
+  const names = [...new Set(runs.flatMap((r) => r.activities.map((a) => a.name)))];
+  return table(
+    ['activity', 'calls', 'running', 'queued'],
+    names.map((name) => {
+      const calls = runs.flatMap((r) => r.activities.filter((a) => a.name === name));
+      return [
+        name,
+        String(median(runs.map((r) => r.activities.filter((a) => a.name === name).length))),
+        ms(median(calls.map((a) => a.completedAt - a.startedAt))),
+        ms(median(calls.map((a) => a.startedAt - a.scheduledAt))),
+      ];
+    }),
+  );
 }

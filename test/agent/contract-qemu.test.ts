@@ -8,7 +8,13 @@ import type { AgentError, HostFacts } from '../../domain/agent-contract.ts';
 import type { QemuDriver } from '../../agent/drivers/qemu.ts';
 import { call, eventually, ok } from './agent-client.ts';
 import { agentFactory } from './agents.ts';
-import { type ContractAgent, type DiskHooks, type DiskWrite, driverContract } from './contract.ts';
+import {
+  type ContractAgent,
+  type DiskCopyHooks,
+  type DiskHooks,
+  type DiskWrite,
+  driverContract,
+} from './contract.ts';
 import { testSpec } from './specs.ts';
 
 // Real QEMU (TCG) guests booting the test image; the guest image dir comes from the global setup.
@@ -105,6 +111,48 @@ const diskHooks: DiskHooks = {
   },
 };
 
+const run = promisify(execFile);
+const localImage = (agent: ContractAgent, guestId: string, diskId: string) =>
+  path.join(agent.dir, 'guests', guestId, 'disks', `${diskId}.qcow2`);
+
+const diskCopyHooks: DiskCopyHooks = {
+  // Most of the disk holds data (a copy must move it), patterns differ per region, the tail stays empty.
+  async fill(agent, guestId, diskId) {
+    const writes = [
+      'write -P 0x5a 0 16M',
+      'write -P 0xa5 16M 16M',
+      'write -P 0x3c 32M 8M',
+      'write -P 0xc3 48M 8M',
+      'write -P 0x01 63M 512k',
+    ];
+    await run('qemu-io', [
+      '-f',
+      'qcow2',
+      ...writes.flatMap((w) => ['-c', w]),
+      localImage(agent, guestId, diskId),
+    ]);
+  },
+  async compare(source, destination, guestId, diskId) {
+    // Exit 0: the same guest-visible data (qemu-img compare exits 1 on a difference, 2+ on an error).
+    const { stdout } = await run('qemu-img', [
+      'compare',
+      '-f',
+      'qcow2',
+      '-F',
+      'qcow2',
+      localImage(source, guestId, diskId),
+      localImage(destination, guestId, diskId),
+    ]);
+    expect(stdout).toMatch(/Images are identical/);
+    const { stdout: info } = await run('qemu-img', [
+      'info',
+      '--output=json',
+      localImage(destination, guestId, diskId),
+    ]);
+    expect(JSON.parse(info)).toMatchObject({ format: 'qcow2', 'virtual-size': 64 * 1024 * 1024 });
+  },
+};
+
 driverContract('qemu driver', makeAgent, {
   driver: 'qemu',
   heartbeatTimeoutMs: 30_000,
@@ -112,6 +160,8 @@ driverContract('qemu driver', makeAgent, {
   assertGuestIntact,
   realTls: true,
   disk: diskHooks,
+  diskCopy: diskCopyHooks,
+  diskExportUri: /^nbd:\/\/127\.0\.0\.1:\d+\/data$/,
 });
 
 describe('qemu driver without TLS certificates', () => {

@@ -11,4 +11,5 @@ driverContract('sim driver', makeAgent, {
   migrationTimeoutMs: 30_000,
   pauseWatchMs: 1_500,
   mirrorBandwidthBytes: 16 * 1024 * 1024,
+  diskExportUri: /^sim\+nbd:\/\/127\.0\.0\.1:\d+\/g-[0-9a-f-]+\/data$/,
 });

@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HypervisorDriver } from '../../agent/driver.ts';
 import type {
   AgentError,
+  DiskCopyStatus,
+  DiskExportResult,
   GuestSpec,
   GuestState,
   HostFacts,
@@ -46,6 +48,14 @@ export interface DiskHooks {
   ): Promise<void>;
 }
 
+/** Driver hooks that let the disk-copy test check data (QEMU: the images themselves). */
+export interface DiskCopyHooks {
+  /** Writes known data into the image of a stopped guest's local disk. */
+  fill(agent: ContractAgent, guestId: string, diskId: string): Promise<void>;
+  /** The destination's image of the disk holds the same data as the source's. */
+  compare(source: ContractAgent, destination: ContractAgent, guestId: string, diskId: string): Promise<void>;
+}
+
 export interface ContractTuning {
   driver: 'qemu' | 'sim';
   /** Boot plus two heartbeats. */
@@ -63,6 +73,10 @@ export interface ContractTuning {
    * phase, as fast as that allows (the sim copies the whole disk, QEMU skips its empty clusters).
    */
   mirrorBandwidthBytes?: number;
+  /** Data checks of the cold disk copy (QEMU). */
+  diskCopy?: DiskCopyHooks;
+  /** What a disk export's nbdUri looks like (the test's disk is 'data', the agents listen on 127.0.0.1). */
+  diskExportUri?: RegExp;
 }
 
 /** Both agents of a suite must share one shared-storage dir, as two hosts on one NFS export. */
@@ -809,6 +823,132 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId: backId, role: 'source' }),
       ).toEqual({ cleaned: true });
       expect(await ok(a, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
+    });
+
+    it("copies a stopped guest's local disk to another host (export, import, progress; every call idempotent)", async () => {
+      const spec = testSpec({
+        disks: [
+          { id: 'root', sizeMb: 16, storage: 'shared', cache: 'none' },
+          { id: 'data', sizeMb: 64, storage: 'local', cache: 'none' },
+        ],
+      });
+      const guest = `/v1/guests/${spec.id}`;
+      const exportPath = `${guest}/disks/data/export`;
+      const importPath = `${guest}/disks/data/import`;
+      const refused = async (agent: AgentEndpoint, method: string, path: string, body?: unknown) => {
+        const reply = await call<AgentError>(agent, method, path, body);
+        return { status: reply.status, code: reply.body?.error?.code, message: reply.body?.error?.message };
+      };
+
+      await ok(a, 'PUT', guest, spec);
+      await tuning.diskCopy?.fill(a, spec.id, 'data');
+
+      // Refusals on the source: unknown guest or disk, a shared disk, a guest that runs.
+      expect(await refused(a, 'POST', `/v1/guests/no-such-guest/disks/data/export`, {})).toMatchObject({
+        status: 404,
+        code: 'guest_not_found',
+      });
+      expect(await refused(a, 'POST', `${guest}/disks/nope/export`, {})).toMatchObject({
+        status: 404,
+        code: 'disk_not_found',
+      });
+      expect(await refused(a, 'POST', `${guest}/disks/root/export`, {})).toMatchObject({
+        status: 409,
+        code: 'disk_not_local',
+      });
+      await ok(a, 'POST', `${guest}/start`);
+      const whileRunning = await refused(a, 'POST', exportPath, {});
+      expect(whileRunning).toMatchObject({ status: 409, code: 'guest_not_stopped' });
+      expect(whileRunning.message).toContain('running');
+      await ok(a, 'POST', `${guest}/stop`);
+
+      // The export: once, the same uri on a retry; the guest may not start while it runs.
+      const exported = await ok<DiskExportResult>(a, 'POST', exportPath, {});
+      expect(exported.nbdUri).toMatch(tuning.diskExportUri ?? /^\S+$/);
+      expect(await ok<DiskExportResult>(a, 'POST', exportPath)).toEqual(exported);
+      expect(await refused(a, 'POST', `${guest}/start`)).toMatchObject({
+        status: 409,
+        code: 'disk_exported',
+      });
+      expect(await refused(a, 'POST', exportPath, { listenAddress: '127.0.0.2' })).toMatchObject({
+        status: 409,
+        code: 'export_conflict',
+      });
+
+      // The destination: defined with the same spec; no import while its guest runs there.
+      await ok(b, 'PUT', guest, spec);
+      expect(await refused(b, 'GET', importPath)).toMatchObject({ status: 404, code: 'import_not_found' });
+      expect(await refused(b, 'POST', importPath, { nbdUri: 'file:///etc/passwd' })).toMatchObject({
+        status: 400,
+        code: 'invalid_request',
+      });
+      expect(await refused(b, 'POST', `${guest}/disks/root/import`, exported)).toMatchObject({
+        status: 409,
+        code: 'disk_not_local',
+      });
+      await ok(b, 'POST', `${guest}/start`);
+      expect(await refused(b, 'POST', importPath, exported)).toMatchObject({
+        status: 409,
+        code: 'guest_not_stopped',
+      });
+      await ok(b, 'POST', `${guest}/stop`);
+
+      // The copy: a retry answers with the same copy (same start), which ends completed.
+      const requestedAt = Date.now();
+      const first = await ok<DiskCopyStatus>(b, 'POST', importPath, exported);
+      expect(['copying', 'completed']).toContain(first.status);
+      expect(first.totalBytes).toBe(64 * MIB);
+      expect(first.error).toBeNull();
+      expect(first.startedAt).toBeGreaterThanOrEqual(requestedAt);
+      const again = await ok<DiskCopyStatus>(b, 'POST', importPath, exported);
+      expect(again.startedAt).toBe(first.startedAt);
+      const seen: DiskCopyStatus[] = [];
+      const startsWhileCopying: { status: number; code: string | undefined }[] = [];
+      const done = await eventually(
+        'the import to end',
+        async () => {
+          const status = await ok<DiskCopyStatus>(b, 'GET', importPath);
+          seen.push(status);
+          if (status.status !== 'copying') return status;
+          const start = await refused(b, 'POST', `${guest}/start`);
+          // The copy may have ended in between: then the guest started, which the test undoes.
+          if (start.status === 200) await ok(b, 'POST', `${guest}/stop`);
+          else startsWhileCopying.push({ status: start.status, code: start.code });
+          return undefined;
+        },
+        tuning.migrationTimeoutMs,
+        50,
+      );
+      expect(done.status, done.error ?? '').toBe('completed');
+      expect(done.copiedBytes).toBe(64 * MIB);
+      expect(done.totalBytes).toBe(64 * MIB);
+      expect(done.startedAt).toBe(first.startedAt);
+      expect(done.finishedAt).toBeGreaterThanOrEqual(done.startedAt!);
+      for (const [index, status] of seen.entries()) {
+        expect(status.copiedBytes).toBeLessThanOrEqual(status.totalBytes);
+        if (index > 0) expect(status.copiedBytes).toBeGreaterThanOrEqual(seen[index - 1]!.copiedBytes);
+      }
+      for (const start of startsWhileCopying) {
+        expect(start).toEqual({ status: 409, code: 'disk_import_in_progress' });
+      }
+      console.log(
+        `[${name}] disk copy of 64 MiB: ${done.finishedAt! - done.startedAt!} ms (${seen.length} status polls)`,
+      );
+      expect(await ok<DiskCopyStatus>(b, 'POST', importPath, exported)).toEqual(done);
+
+      // The export ends (once); the copy is the destination's.
+      expect(await ok(a, 'DELETE', exportPath)).toEqual({ stopped: true });
+      expect(await ok(a, 'DELETE', exportPath)).toEqual({ stopped: false });
+      expect(await ok(a, 'DELETE', `/v1/guests/no-such-guest/disks/data/export`)).toEqual({ stopped: false });
+      await tuning.diskCopy?.compare(a, b, spec.id, 'data');
+      await ok(b, 'POST', `${guest}/start`);
+      expect((await ok<GuestState>(b, 'GET', guest)).status).toBe('running');
+      expect(await refused(b, 'POST', importPath, exported)).toMatchObject({
+        status: 409,
+        code: 'guest_not_stopped',
+      });
+      expect(await ok(a, 'DELETE', guest)).toEqual({ destroyed: true });
+      expect(await ok(b, 'DELETE', guest)).toEqual({ destroyed: true });
     });
   });
 }

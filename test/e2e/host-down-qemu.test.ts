@@ -1,53 +1,23 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processAlive, processCommandLine } from '../../agent/proc-stat.ts';
-import { listProcesses } from '../../scripts/services/proc-table.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
-import { agentGuest, createRunningServer, type ServerBody } from '../helpers/migrations.ts';
+import {
+  agentGuest,
+  createRunningServer,
+  type MigrationBody,
+  type ServerBody,
+} from '../helpers/migrations.ts';
+import { qemuPidsOf } from '../helpers/qemu-pids.ts';
 import { waitFor } from '../helpers/wait.ts';
 
-interface HostEvent {
-  action: string;
-  notes: string;
-  data: Record<string, unknown>;
-  at: string;
-}
-
-interface MigrationRow {
-  id: string;
-  kind: string;
-  trigger: string;
-  phase: string;
-  error: string | null;
-  source: { name: string | null };
-  destination: { name: string | null } | null;
-}
+/** What the test reads of GET /v1/hosts/:id/events (newest first). */
+type HostEvent = { action: string; data: Record<string, unknown>; at: string };
 
 const VICTIM = 'qd1';
 const SURVIVOR = 'qd2';
-
-/**
- * The QEMU processes of one host of the stack: every process whose command line names a path under the
- * host's agent dir (pid file, QMP socket, serial log), and the pids its guests' qemu.pid files hold when
- * such a process is alive. Other hosts and other test files' QEMUs never match.
- */
-async function qemuPidsOf(agentDir: string): Promise<number[]> {
-  const marker = `${agentDir}${path.sep}`;
-  const pids = new Set(
-    listProcesses()
-      .filter((p) => /qemu/.test(p.cmdline.split(' ')[0] ?? '') && p.cmdline.includes(marker))
-      .map((p) => p.pid),
-  );
-  const guestsDir = path.join(agentDir, 'guests');
-  for (const id of await readdir(guestsDir).catch(() => [] as string[])) {
-    const pid = Number((await readFile(path.join(guestsDir, id, 'qemu.pid'), 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(pid) && pid > 0 && (await processCommandLine(pid)).some((a) => a.includes(marker)))
-      pids.add(pid);
-  }
-  return [...pids];
-}
 
 async function serialLog(stack: MiniStack, host: string, guestId: string): Promise<string> {
   return readFile(path.join(stack.dir, 'agents', host, 'guests', guestId, 'serial.log'), 'latin1').catch(
@@ -194,27 +164,30 @@ describe('host down on real QEMU: the shared-storage guest runs again elsewhere'
     expect(await survivorLog()).not.toMatch(/DISK (CORRUPT|ERROR)|DIRTIER CORRUPT|Kernel panic/);
     expect(victimLog).not.toMatch(/DISK (CORRUPT|ERROR)|DIRTIER CORRUPT|Kernel panic/);
 
-    // The host's events tell the story; the rescue is a migration row of its own.
+    // The host's events tell the story, in order (the API lists the newest first); the rescue is a migration
+    // row of its own.
     await waitFor('the rescue recorded on the host', async () =>
       (await hostEvents(VICTIM)).some((e) => e.action === 'host_down_auto_migrate_success'),
     );
     const events = await hostEvents(VICTIM);
-    expect(events.map((e) => e.action)).toEqual(
-      expect.arrayContaining([
-        'host_lease_lost',
-        'host_down',
-        'host_down_auto_migrate',
-        'host_down_auto_migrate_start',
-        'host_down_auto_migrate_success',
-      ]),
-    );
+    const story = events
+      .map((e) => e.action)
+      .filter((action) => action === 'host_lease_lost' || action.startsWith('host_down'))
+      .reverse();
+    expect(story).toEqual([
+      'host_lease_lost',
+      'host_down',
+      'host_down_auto_migrate',
+      'host_down_auto_migrate_start',
+      'host_down_auto_migrate_success',
+    ]);
     const decision = events.find((e) => e.action === 'host_down_auto_migrate')!.data as {
       moving: { name: string }[];
     };
     expect(decision.moving.map((m) => m.name)).toEqual(['hdq']);
     const rescue = await waitFor('the rescue migration completed', async () => {
       const { migrations } = (
-        await stack.api<{ migrations: MigrationRow[] }>('GET', '/v1/migrations?guest=hdq')
+        await stack.api<{ migrations: MigrationBody[] }>('GET', '/v1/migrations?guest=hdq')
       ).body;
       return migrations[0]?.phase === 'completed' ? migrations : null;
     });

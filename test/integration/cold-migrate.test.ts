@@ -56,7 +56,7 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     expect((await agentGuest(stack, after.host.name, vm.id)).body.status).toBe('running');
   });
 
-  it('refuses a running guest (live-migrate it instead) and a local disk, naming them', async () => {
+  it('refuses a running guest (live-migrate it instead), naming the check', async () => {
     await createRunningServer(stack, { name: 'warm', host: 'c1', memoryMb: 256 });
     const running = await migrate('warm');
     expect(running.status).toBe(422);
@@ -69,9 +69,6 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
       disks: [{ id: 'root', sizeMb: 64, storage: 'local', cache: 'none' }],
     });
     await stopServer('localdisk');
-    const local = await migrate('localdisk');
-    expect(local.status).toBe(422);
-    expect(local.body.error?.message).toContain('disk root is on local storage');
   });
 
   it('refuses bad input with a 400 naming the field', async () => {
@@ -116,5 +113,17 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     expect(after.status).toBe('running');
     expect(['c1', 'c2']).toContain(after.host.name);
     expect((await agentGuest(stack, after.host.name, vm.id)).body.status).toBe('running');
+  });
+
+  it("copies a stopped guest's local disk to its new host, with progress, and removes it from the source", async () => {
+    const vm = await server('localdisk');
+    const started = await migrate('localdisk', { prefer_host: 'c2' });
+    expect(started.status, JSON.stringify(started.body)).toBe(202);
+    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    expect(done.phase, done.error ?? '').toBe('completed');
+    expect(done.timings.copying).toBeDefined();
+    expect(done.events.map((e) => e.type)).toContain('disk_copied');
+    expect(await server('localdisk')).toMatchObject({ status: 'ready', host: { name: 'c2' } });
+    expect((await agentGuest(stack, 'c1', vm.id)).status).toBe(404);
   });
 });

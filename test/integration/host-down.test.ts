@@ -1,4 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { HostWatch } from '../../workers/host-watch.ts';
 import { recordLatestHistory } from '../helpers/histories.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { agentGuest, createRunningServer, type ServerBody } from '../helpers/migrations.ts';
@@ -17,13 +18,28 @@ interface HostEvent {
 describe('host down: detection over etcd and rescue by policy and flags', () => {
   let stack: MiniStack;
 
+  // A second worker process's watcher: both see every change, Temporal runs each hostDown once.
+  let secondWatch: HostWatch;
+  const secondWatchLog: string[] = [];
+
   beforeAll(async () => {
     stack = await startMiniStack({
       hosts: ['hd1', 'hd2', 'hd3', 'hd4'].map((name) => ({ name, ttlSeconds: 2 })),
       hostWatch: { fencingMarginMs: 1_000 },
     });
+    secondWatch = new HostWatch({
+      etcd: { endpoints: inject('etcdEndpoints'), prefix: stack.etcdPrefix },
+      temporal: stack.temporal,
+      taskQueue: stack.taskQueue,
+      log: (line) => secondWatchLog.push(line),
+      timings: { fencingMarginMs: 1_000 },
+    });
+    await secondWatch.start();
   });
-  afterAll(async () => stack?.stop());
+  afterAll(async () => {
+    await secondWatch?.stop();
+    await stack?.stop();
+  });
 
   const server = async (name: string) => (await stack.api<ServerBody>('GET', `/v1/servers/${name}`)).body;
   const hostEvents = async (host: string) =>
@@ -103,6 +119,13 @@ describe('host down: detection over etcd and rescue by policy and flags', () => 
     expect((await server('hd-local')).host.name).toBe('hd1');
     expect((await server('hd-stopped')).host.name).toBe('hd1');
     await recordLatestHistory(stack, 'hostDown', 'host-down-rescued.json');
+    const runs: string[] = [];
+    for await (const run of stack.temporal.workflow.list({
+      query: `WorkflowType='hostDown' AND TaskQueue='${stack.taskQueue}'`,
+    })) {
+      runs.push(run.workflowId);
+    }
+    expect(runs).toHaveLength(1);
   });
 
   it('moves nothing when the host flag is off (Cloudpods default), saying so', async () => {

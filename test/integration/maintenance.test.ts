@@ -44,7 +44,7 @@ describe('host maintenance and evacuation, on sim hosts', () => {
   const hostStatus = async (host: string) =>
     (await stack.api<{ status: string }>('GET', `/v1/hosts/${host}`)).body.status;
 
-  it('empties a host: live for running guests, cold for stopped ones, queued under the limits, priority first', async () => {
+  it('empties a host: live for running guests, cold for stopped ones (local disks copied), queued under the limits, priority first', async () => {
     for (const name of ['mv-a', 'mv-b', 'mv-c']) {
       await createRunningServer(stack, { name, host: 'm1', memoryMb: 512, dirtyRateMibs: 4 });
     }
@@ -83,17 +83,18 @@ describe('host maintenance and evacuation, on sim hosts', () => {
       expect(by(name)).toMatchObject({ kind: 'live', outcome: 'moved' });
     }
     expect(by('mv-off')).toMatchObject({ kind: 'cold', outcome: 'moved' });
-    expect(by('mv-local')).toMatchObject({ kind: 'stays', outcome: 'stays' });
-    expect(by('mv-local')?.reason).toContain('local disk root');
-    expect(done.notes).toBe('host m1: 5 guest(s) moved, 0 failed, 1 could not move');
+    // A stopped guest's local disk is copied to its new host.
+    expect(by('mv-local')).toMatchObject({ kind: 'cold', outcome: 'moved' });
+    expect(done.notes).toBe('host m1: 6 guest(s) moved, 0 failed, 0 could not move; the host is empty');
 
     for (const name of ['mv-a', 'mv-b', 'mv-c', 'mv-vip']) {
       expect(await server(name)).toMatchObject({ status: 'running' });
       expect((await server(name)).host.name).not.toBe('m1');
     }
-    expect((await server('mv-off')).status).toBe('ready');
-    expect((await server('mv-off')).host.name).not.toBe('m1');
-    expect((await server('mv-local')).host.name).toBe('m1');
+    for (const name of ['mv-off', 'mv-local']) {
+      expect((await server(name)).status).toBe('ready');
+      expect((await server(name)).host.name).not.toBe('m1');
+    }
 
     const { migrations } = (
       await stack.api<{
@@ -101,7 +102,7 @@ describe('host maintenance and evacuation, on sim hosts', () => {
       }>('GET', '/v1/migrations?host=m1')
     ).body;
     expect(migrations.every((m) => m.trigger === 'maintenance' && m.phase === 'completed')).toBe(true);
-    // Five moves through two outbound slots: some waited their turn, none failed for it.
+    // Six moves through two outbound slots: some waited their turn, none failed for it.
     expect(migrations.some((m) => m.timings.queued !== undefined)).toBe(true);
     // The highest priority is recorded, and so asks for its slot, first.
     const oldestFirst = [...migrations].sort((a, b) =>

@@ -86,10 +86,10 @@ describe('disksSurviveTheSource', () => {
     expect(result.message).toContain('disk root');
     expect(result.message).toContain('rescue mode needs every disk on shared storage');
   });
-  it('refuses a cold migration of a local disk (not copied yet), naming it', () => {
+  it('lets a cold migration copy a local disk, saying so', () => {
     const result = disksSurviveTheSource({ disks: [local] }, false);
-    expect(result.ok).toBe(false);
-    expect(result.message).toContain('disk root is on local storage');
+    expect(result.ok).toBe(true);
+    expect(result.message).toBe('local disk root is copied to the destination');
   });
 });
 

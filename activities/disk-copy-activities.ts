@@ -1,0 +1,68 @@
+import { Context } from '@temporalio/activity';
+import type { Db } from '../db/client.ts';
+import { saveProgress } from '../db/migration-store.ts';
+import { AgentClient } from './agent-client.ts';
+import { agentCall } from './agent-errors.ts';
+
+export interface DiskCopyDeps {
+  db: Db;
+  agentToken: string;
+}
+
+export interface DiskCopyInput {
+  migrationId: string;
+  guestId: string;
+  diskId: string;
+  sourceAgentUrl: string;
+  destinationAgentUrl: string;
+  nbdUri: string;
+  /** Where this disk's copy stands among the guest's local disks, for the row's progress. */
+  index: number;
+  count: number;
+  pollIntervalMs: number;
+}
+
+/**
+ * A cold migration's local disks: the source exports each one read-only over NBD, the destination copies it into
+ * its own image. The copy is one heartbeating activity that (re)starts the import, which the agent makes
+ * idempotent, and follows it to the end, saving its progress on the migration row.
+ */
+export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
+  const agent = (url: string) => new AgentClient(url, agentToken);
+  return {
+    async exportLocalDisk(input: { agentUrl: string; guestId: string; diskId: string }): Promise<string> {
+      return (await agentCall(() => agent(input.agentUrl).exportDisk(input.guestId, input.diskId))).nbdUri;
+    },
+
+    async stopLocalDiskExport(input: { agentUrl: string; guestId: string; diskId: string }): Promise<void> {
+      await agentCall(() => agent(input.agentUrl).stopDiskExport(input.guestId, input.diskId));
+    },
+
+    async copyLocalDisk(input: DiskCopyInput): Promise<{ copiedBytes: number; totalBytes: number }> {
+      const ctx = Context.current();
+      const destination = agent(input.destinationAgentUrl);
+      let status = await agentCall(() =>
+        destination.importDisk(input.guestId, input.diskId, { nbdUri: input.nbdUri }),
+      );
+      while (status.status === 'copying') {
+        ctx.heartbeat(status);
+        await saveProgress(db, input.migrationId, {
+          status: 'copying-disks',
+          disk: input.diskId,
+          diskIndex: input.index + 1,
+          diskCount: input.count,
+          transferredBytes: status.copiedBytes,
+          totalBytes: status.totalBytes,
+          percent:
+            status.totalBytes > 0 ? Math.round((status.copiedBytes / status.totalBytes) * 1000) / 10 : 0,
+        });
+        await ctx.sleep(input.pollIntervalMs);
+        status = await agentCall(() => destination.diskImportStatus(input.guestId, input.diskId));
+      }
+      if (status.status === 'failed') {
+        throw new Error(`copy of disk ${input.diskId} failed: ${status.error ?? 'no reason given'}`);
+      }
+      return { copiedBytes: status.copiedBytes, totalBytes: status.totalBytes };
+    },
+  };
+}
