@@ -1,11 +1,4 @@
-import {
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  isCancellation,
-  setHandler,
-  upsertSearchAttributes,
-} from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { ColdMigrationStart } from '../activities/cold-migration-activities.ts';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
 import {
@@ -17,18 +10,15 @@ import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 import type { GuestStatus } from '../domain/guest-status.ts';
 import type { Caller, CheckResult } from '../domain/prechecks.ts';
 import { failureReason } from './failure-reason.ts';
-import {
-  precheckUpdate,
-  progressQuery,
-  type LiveMigrationPhase,
-  type LiveMigrationView,
-  type PrecheckAnswer,
-} from './live-migrate-messages.ts';
 import { agentCalls, diskCopyFor, durable, quick } from './live-migrate-activities.ts';
-import { slotGrantedSignal } from './migration-slots-messages.ts';
-import { endAtPrechecks, PrecheckError, takeMigrationSlot } from './migration-steps.ts';
-import { Saga } from './saga.ts';
-import { DestinationHostKey } from './search-attributes.ts';
+import { openMigrationRun } from './migration-run.ts';
+import {
+  endAtPrechecks,
+  finishRollback,
+  PrecheckError,
+  reserveDestinationStep,
+  takeMigrationSlot,
+} from './migration-steps.ts';
 
 export interface ColdMigrateInput {
   migrationId: string;
@@ -52,31 +42,8 @@ export interface ColdMigrateResult {
  */
 export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateResult> {
   const { migrationId, guestId, options, timings } = input;
-  const saga = new Saga();
-  const view: LiveMigrationView = { migrationId, phase: 'prechecks', destination: null, error: null };
-  let precheck: PrecheckAnswer | null = null;
-  let slotGranted = false;
-  setHandler(slotGrantedSignal, () => {
-    slotGranted = true;
-  });
-  setHandler(progressQuery, () => view);
-  setHandler(precheckUpdate, async () => {
-    await condition(() => precheck !== null);
-    return precheck as PrecheckAnswer;
-  });
-  const enterPhase = async (
-    phase: LiveMigrationPhase,
-    extra: { destinationHostId?: string; error?: string; checks?: CheckResult[] } = {},
-  ) => {
-    await durable.setMigrationPhase({ migrationId, phase, ...extra });
-    view.phase = phase;
-  };
-  const event = (
-    type: string,
-    message: string,
-    data?: Record<string, unknown>,
-    level?: 'info' | 'warning' | 'error',
-  ) => durable.recordMigrationEvent({ migrationId, type, message, data, level });
+  const run = openMigrationRun(migrationId, timings);
+  const { saga, view, enterPhase, event } = run;
   const kind = options.rescueMode ? 'rescue' : 'cold migration';
 
   let start: ColdMigrationStart;
@@ -87,43 +54,28 @@ export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateR
     const planned = await quick.planColdMigration({ migrationId, guestId, options, caller: input.caller });
     if (!planned.ok) throw new PrecheckError(planned.reason, planned.failures, planned.checks);
     start = planned;
-    saga.add('release reservation', () => durable.releaseDestination(migrationId));
-    const reserved = await quick.reserveDestination({
-      migrationId,
+    const reserved = await reserveDestinationStep(run, {
       guestId,
       sourceHostId: start.source.id,
       options: coldPlacementOptions(options),
     });
-    if (!reserved.ok) throw new PrecheckError(reserved.reason, reserved.failures, reserved.checks);
     destination = reserved.host;
     checks = [...planned.checks, ...reserved.checks];
   } catch (err) {
-    return await endAtPrechecks(
-      { saga, migrationId, timings, enterPhase, event },
-      err,
-      (answer) => (precheck = answer),
-      view,
-    );
+    return await endAtPrechecks(run, err);
   }
-  precheck = { ok: true, destination: { id: destination.id, name: destination.name } };
-  view.destination = precheck.destination;
-  upsertSearchAttributes([{ key: DestinationHostKey, value: destination.name }]);
-  await event('destination_chosen', `destination ${destination.name}`, { destination: destination.name });
+  await run.destinationChosen(destination);
 
   try {
     try {
-      await takeMigrationSlot(
-        { saga, migrationId, timings, enterPhase, event },
-        {
-          clusterId: start.source.clusterId,
-          sourceHostId: start.source.id,
-          destinationHostId: destination.id,
-          limits: start.limits,
-          queueTimeoutMs: start.queueTimeoutMs,
-          checks,
-          granted: () => slotGranted,
-        },
-      );
+      await takeMigrationSlot(run, {
+        clusterId: start.source.clusterId,
+        sourceHostId: start.source.id,
+        destinationHostId: destination.id,
+        limits: start.limits,
+        queueTimeoutMs: start.queueTimeoutMs,
+        checks,
+      });
       await enterPhase('preparing', { destinationHostId: destination.id, checks });
       saga.add('restore guest status', () =>
         quick.setGuestStatus({ guestId, status: start.statusBefore as GuestStatus, error: null }),
@@ -141,14 +93,7 @@ export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateR
       view.error = reason;
       await CancellationScope.nonCancellable(async () => {
         await enterPhase('rolling-back', { error: reason });
-        const leftovers = await saga.compensate();
-        if (leftovers.length > 0) {
-          await event('rollback_incomplete', `rollback left work undone: ${leftovers.join('; ')}`, {
-            leftovers,
-          });
-        }
-        await event(cancelled ? 'cancelled' : 'failed', `${reason}; guest stays on ${start.source.name}`);
-        await enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
+        await finishRollback(run, reason, cancelled, `guest stays on ${start.source.name}`);
       });
       if (cancelled) throw err;
       throw ApplicationFailure.nonRetryable(reason, 'ColdMigrationFailed');

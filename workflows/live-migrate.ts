@@ -4,7 +4,6 @@ import {
   condition,
   isCancellation,
   setHandler,
-  upsertSearchAttributes,
 } from '@temporalio/workflow';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
 import type { MonitorInput, MonitorResult } from '../activities/monitor-migration.ts';
@@ -20,19 +19,16 @@ import {
 } from '../domain/migration-recovery.ts';
 import type { Caller, CheckResult } from '../domain/prechecks.ts';
 import { failureReason } from './failure-reason.ts';
-import {
-  forceCompleteSignal,
-  precheckUpdate,
-  progressQuery,
-  type LiveMigrationPhase,
-  type LiveMigrationView,
-  type PrecheckAnswer,
-} from './live-migrate-messages.ts';
+import { forceCompleteSignal } from './live-migrate-messages.ts';
 import { agentCalls, durable, monitorFor, quick, watchedFor } from './live-migrate-activities.ts';
-import { slotGrantedSignal } from './migration-slots-messages.ts';
-import { endAtPrechecks, PrecheckError, takeMigrationSlot } from './migration-steps.ts';
-import { Saga } from './saga.ts';
-import { DestinationHostKey } from './search-attributes.ts';
+import { openMigrationRun } from './migration-run.ts';
+import {
+  endAtPrechecks,
+  finishRollback,
+  PrecheckError,
+  reserveDestinationStep,
+  takeMigrationSlot,
+} from './migration-steps.ts';
 
 export interface LiveMigrateInput {
   migrationId: string;
@@ -62,37 +58,12 @@ class MigrationFailed extends Error {}
  */
 export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateResult> {
   const { migrationId, guestId, options, timings } = input;
-  const saga = new Saga();
-  const view: LiveMigrationView = { migrationId, phase: 'prechecks', destination: null, error: null };
-  let precheck: PrecheckAnswer | null = null;
+  const run = openMigrationRun(migrationId, timings);
+  const { saga, view, enterPhase, event } = run;
   let forceRequested = false;
-  let slotGranted = false;
   setHandler(forceCompleteSignal, () => {
     forceRequested = true;
   });
-  setHandler(slotGrantedSignal, () => {
-    slotGranted = true;
-  });
-  setHandler(progressQuery, () => view);
-  setHandler(precheckUpdate, async () => {
-    await condition(() => precheck !== null);
-    return precheck as PrecheckAnswer;
-  });
-
-  const enterPhase = async (
-    phase: LiveMigrationPhase,
-    extra: { destinationHostId?: string; error?: string; checks?: CheckResult[] } = {},
-  ) => {
-    await durable.setMigrationPhase({ migrationId, phase, ...extra });
-    // The query follows the row rather than leading it, so a reader never sees a phase the record lacks.
-    view.phase = phase;
-  };
-  const event = (
-    type: string,
-    message: string,
-    data?: Record<string, unknown>,
-    level?: 'info' | 'warning' | 'error',
-  ) => durable.recordMigrationEvent({ migrationId, type, message, data, level });
 
   // --- pre-checks and reserve: the decisions are activity results, so replay keeps them ------------------
   let source: MigrationHost;
@@ -105,28 +76,13 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     const planned = await quick.planLiveMigration({ migrationId, guestId, options, caller: input.caller });
     if (!planned.ok) throw new PrecheckError(planned.reason, planned.failures, planned.checks);
     ({ source, spec, plan } = planned);
-    saga.add('release reservation', () => durable.releaseDestination(migrationId));
-    const reserved = await quick.reserveDestination({
-      migrationId,
-      guestId,
-      sourceHostId: source.id,
-      options,
-    });
-    if (!reserved.ok) throw new PrecheckError(reserved.reason, reserved.failures, reserved.checks);
+    const reserved = await reserveDestinationStep(run, { guestId, sourceHostId: source.id, options });
     destination = reserved.host;
     checks = [...planned.checks, ...reserved.checks];
   } catch (err) {
-    return await endAtPrechecks(
-      { saga, migrationId, timings, enterPhase, event },
-      err,
-      (answer) => (precheck = answer),
-      view,
-    );
+    return await endAtPrechecks(run, err);
   }
-  precheck = { ok: true, destination: { id: destination.id, name: destination.name } };
-  view.destination = precheck.destination;
-  upsertSearchAttributes([{ key: DestinationHostKey, value: destination.name }]);
-  await event('destination_chosen', `destination ${destination.name}`, { destination: destination.name });
+  await run.destinationChosen(destination);
 
   const monitorInput: MonitorInput = {
     migrationId,
@@ -180,18 +136,14 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
 
   /** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
   async function takeSlot() {
-    await takeMigrationSlot(
-      { saga, migrationId, timings, enterPhase, event },
-      {
-        clusterId: source.clusterId,
-        sourceHostId: source.id,
-        destinationHostId: destination.id,
-        limits: plan.limits,
-        queueTimeoutMs: plan.queueTimeoutMs,
-        checks,
-        granted: () => slotGranted,
-      },
-    );
+    await takeMigrationSlot(run, {
+      clusterId: source.clusterId,
+      sourceHostId: source.id,
+      destinationHostId: destination.id,
+      limits: plan.limits,
+      queueTimeoutMs: plan.queueTimeoutMs,
+      checks,
+    });
   }
 
   async function prepareDestination() {
@@ -423,7 +375,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       migrationId,
       expectMigrationStatus: 'completed',
     });
-    await finishRollback(reason, false);
+    await finishRollback(run, reason, false, `guest keeps running on ${source.name}`);
   }
 
   async function rollBack(reason: string, cancelled: boolean, recovery: { status: MigrationStatus | null }) {
@@ -442,26 +394,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         });
       }
     }
-    await finishRollback(reason, cancelled);
-  }
-
-  async function finishRollback(reason: string, cancelled: boolean) {
-    const leftovers = await saga.compensate();
-    if (leftovers.length > 0) {
-      await event(
-        'rollback_incomplete',
-        `rollback left work undone: ${leftovers.join('; ')}`,
-        { leftovers },
-        'error',
-      );
-    }
-    await event(
-      cancelled ? 'cancelled' : 'failed',
-      `${reason}; guest keeps running on ${source.name}`,
-      {},
-      'error',
-    );
-    await enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
+    await finishRollback(run, reason, cancelled, `guest keeps running on ${source.name}`);
   }
 
   /** The destination as a rollback finds it: destroyed, or kept for debugging; never a running copy. */

@@ -6,32 +6,17 @@ import {
   isCancellation,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 import type { CheckResult } from '../domain/prechecks.ts';
 import type { SlotLimits } from '../domain/slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import { failureReason } from './failure-reason.ts';
-import { keepSlotLeaseFor, quick } from './live-migrate-activities.ts';
-import type { LiveMigrationPhase, PrecheckAnswer } from './live-migrate-messages.ts';
+import type { MigrationHost } from '../activities/host-snapshots.ts';
+import type { LiveMigrateOptions } from '../domain/live-migration.ts';
+import { durable, keepSlotLeaseFor, quick } from './live-migrate-activities.ts';
+import type { MigrationRun } from './migration-run.ts';
 import { releaseSlotSignal } from './migration-slots-messages.ts';
-import type { Saga } from './saga.ts';
 
 /** The steps every kind of migration (live, cold, rescue) takes the same way, with their compensations. */
-export interface MigrationStepContext {
-  saga: Saga;
-  migrationId: string;
-  timings: LiveMigrationTimings;
-  enterPhase: (
-    phase: LiveMigrationPhase,
-    extra?: { destinationHostId?: string; error?: string; checks?: CheckResult[] },
-  ) => Promise<void>;
-  event: (
-    type: string,
-    message: string,
-    data?: Record<string, unknown>,
-    level?: 'info' | 'warning' | 'error',
-  ) => Promise<unknown>;
-}
 
 /** A pre-check or the reservation refused the migration: the failed checks say why. */
 export class PrecheckError extends Error {
@@ -49,15 +34,10 @@ export class PrecheckError extends Error {
  * hears the verdict, so whoever reads the row next sees it failed), answer the API's precheck update, and fail
  * the run (or rethrow the cancellation).
  */
-export async function endAtPrechecks(
-  ctx: MigrationStepContext,
-  err: unknown,
-  answer: (verdict: PrecheckAnswer) => void,
-  view: { error: string | null },
-): Promise<never> {
+export async function endAtPrechecks(ctx: MigrationRun, err: unknown): Promise<never> {
   const reason = err instanceof PrecheckError ? err.message : failureReason(err);
   const failures = err instanceof PrecheckError ? err.failures : [];
-  view.error = reason;
+  ctx.view.error = reason;
   await ctx.saga.compensate();
   await CancellationScope.nonCancellable(async () => {
     await ctx.event('precheck_failed', reason, failures.length > 0 ? { failures } : undefined, 'error');
@@ -66,19 +46,51 @@ export async function endAtPrechecks(
       ...(err instanceof PrecheckError ? { checks: err.checks } : {}),
     });
   });
-  answer({ ok: false, reason, failures });
+  ctx.answerPrechecks({ ok: false, reason, failures });
   if (isCancellation(err)) throw err;
   throw ApplicationFailure.nonRetryable(reason, 'PrecheckFailed');
 }
 
-export class SlotWaitExpired extends Error {}
+/** The scheduler's choice reserved for this run, its release registered first; refused, a PrecheckError. */
+export async function reserveDestinationStep(
+  ctx: MigrationRun,
+  request: { guestId: string; sourceHostId: string; options: LiveMigrateOptions },
+): Promise<{ host: MigrationHost; checks: CheckResult[] }> {
+  const { saga, migrationId } = ctx;
+  saga.add('release reservation', () => durable.releaseDestination(migrationId));
+  const reserved = await quick.reserveDestination({ migrationId, ...request });
+  if (!reserved.ok) throw new PrecheckError(reserved.reason, reserved.failures, reserved.checks);
+  return reserved;
+}
 
 /**
- * A slot under the parallel limits; beyond them the migration waits its turn, phase queued. `granted` reads
- * the workflow's slotGranted signal flag.
+ * The end of a rollback: run what is left of the saga, say what it could not undo, record the outcome (`where`
+ * says where the guest stays) and enter the final phase.
  */
+export async function finishRollback(
+  ctx: MigrationRun,
+  reason: string,
+  cancelled: boolean,
+  where: string,
+): Promise<void> {
+  const leftovers = await ctx.saga.compensate();
+  if (leftovers.length > 0) {
+    await ctx.event(
+      'rollback_incomplete',
+      `rollback left work undone: ${leftovers.join('; ')}`,
+      { leftovers },
+      'error',
+    );
+  }
+  await ctx.event(cancelled ? 'cancelled' : 'failed', `${reason}; ${where}`, {}, 'error');
+  await ctx.enterPhase(cancelled ? 'cancelled' : 'failed', { error: reason });
+}
+
+export class SlotWaitExpired extends Error {}
+
+/** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
 export async function takeMigrationSlot(
-  ctx: MigrationStepContext,
+  ctx: MigrationRun,
   slot: {
     clusterId: string;
     sourceHostId: string;
@@ -86,7 +98,6 @@ export async function takeMigrationSlot(
     limits: SlotLimits;
     queueTimeoutMs: number;
     checks: CheckResult[];
-    granted: () => boolean;
   },
 ): Promise<void> {
   const { saga, migrationId, timings } = ctx;
@@ -120,7 +131,7 @@ export async function takeMigrationSlot(
       position: answer.position,
       limits: slot.limits,
     });
-    if (!(await condition(slot.granted, slot.queueTimeoutMs))) {
+    if (!(await condition(ctx.slotGranted, slot.queueTimeoutMs))) {
       // The grant may have crossed our timeout: then the slot is ours and the migration goes on.
       const left = await quick.leaveMigrationSlotQueue({ slotsWorkflowId, migrationId });
       if (left.left || !left.holding) {
