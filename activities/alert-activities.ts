@@ -1,13 +1,11 @@
 import type { Client } from '@temporalio/client';
 import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
 import type { Db } from '../db/client.ts';
-import { withGuestMigrationLock } from '../db/guest-migration-lock.ts';
 import { recordEvent, type NewEvent } from '../db/inventory.ts';
-import { activeMigrationOfGuest } from '../db/migration-store.ts';
 import { planAlertMoves } from '../domain/alert-planner.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { alertCycleEvents, type AlertCyclePlan, type AlertMove } from '../domain/alert-events.ts';
-import { recordPendingMigration } from '../api/pending-migration.ts';
+import { recordRunMigration } from '../api/pending-migration.ts';
 import type { AlertMetricsReader } from './alert-metrics.ts';
 import { loadAlertSnapshot } from './alert-snapshot.ts';
 
@@ -65,30 +63,20 @@ export function alertActivities(deps: AlertActivityDeps) {
       move: AlertMove;
     }): Promise<{ migrationId: string } | { refused: string }> {
       if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
-      const temporal = deps.temporal;
       const { move } = input;
-      return withGuestMigrationLock(deps.db, move.guestId, async (locked) => {
-        const active = await activeMigrationOfGuest(locked, move.guestId);
-        if (active && active.options.alertCycle === input.cycleKey) return { migrationId: active.id };
-        try {
-          const row = await recordPendingMigration(
-            locked,
-            temporal,
-            { id: move.guestId, name: move.guestName },
-            {
-              kind: 'live',
-              sourceHostId: move.fromHostId,
-              trigger: 'alert',
-              options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
-              workflowId: liveMigrationWorkflowId(move.guestId),
-            },
-          );
-          return { migrationId: row.id };
-        } catch (err) {
-          if ((err as { status?: number }).status === 409) return { refused: (err as Error).message };
-          throw err;
-        }
-      });
+      return recordRunMigration(
+        deps.db,
+        deps.temporal,
+        { id: move.guestId, name: move.guestName },
+        input.cycleKey,
+        {
+          kind: 'live',
+          sourceHostId: move.fromHostId,
+          trigger: 'alert',
+          options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
+          workflowId: liveMigrationWorkflowId(move.guestId),
+        },
+      );
     },
   };
 }

@@ -1,12 +1,11 @@
 import type { Client } from '@temporalio/client';
-import { and, eq } from 'drizzle-orm';
+import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { withGuestMigrationLock } from '../db/guest-migration-lock.ts';
-import { findHost, recordEvent, type NewEvent } from '../db/inventory.ts';
+import { findHost } from '../db/inventory.ts';
 import { activeMigrationOfGuest } from '../db/migration-store.ts';
-import { guests, hosts } from '../db/schema.ts';
+import { guests } from '../db/schema.ts';
 import { clusterMigrationConfig } from '../db/settings-store.ts';
-import { recordPendingMigration } from '../api/pending-migration.ts';
+import { recordRunMigration } from '../api/pending-migration.ts';
 import { holdsLiveCopy } from '../domain/cold-migration.ts';
 import {
   decideHostDownRescues,
@@ -15,8 +14,10 @@ import {
   type ResiliencePolicy,
 } from '../domain/host-down.ts';
 import { planEvacuation, type EvacuationStep } from '../domain/evacuation.ts';
+import { returnedCopyAction } from '../domain/host-return.ts';
 import { coldMigrationWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { AgentClient } from './agent-client.ts';
+import { AGENT_PROBE_TIMEOUT_MS } from './source-reach.ts';
 import { agentCall } from './agent-errors.ts';
 
 export interface HostDownDeps {
@@ -25,9 +26,6 @@ export interface HostDownDeps {
   liveness: { onlineHostIds(): Promise<Set<string>> };
   temporal?: Client;
 }
-
-/** An agent silent for this long is taken as unreachable by the host-down confirmation. */
-const AGENT_PROBE_TIMEOUT_MS = 3_000;
 
 export interface LostHostProbe {
   hostName: string;
@@ -110,35 +108,15 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
       options: Record<string, unknown>;
     }): Promise<{ migrationId: string } | { refused: string }> {
       if (!temporal) throw new Error('recordHostMigration needs a Temporal client');
-      return withGuestMigrationLock(db, input.guestId, async (locked) => {
-        const active = await activeMigrationOfGuest(locked, input.guestId);
-        if (active && active.options.triggerRun === input.runKey) return { migrationId: active.id };
-        const [still] = await locked
-          .select({ id: guests.id })
-          .from(guests)
-          .where(and(eq(guests.id, input.guestId), eq(guests.hostId, input.hostId)));
-        if (!still) return { refused: 'the guest is no longer on the host' };
-        try {
-          const row = await recordPendingMigration(
-            locked,
-            temporal,
-            { id: input.guestId, name: input.guestName },
-            {
-              kind: input.kind,
-              sourceHostId: input.hostId,
-              trigger: input.trigger,
-              options: { ...input.options, triggerRun: input.runKey },
-              workflowId:
-                input.kind === 'live'
-                  ? liveMigrationWorkflowId(input.guestId)
-                  : coldMigrationWorkflowId(input.guestId),
-            },
-          );
-          return { migrationId: row.id };
-        } catch (err) {
-          if ((err as { status?: number }).status === 409) return { refused: (err as Error).message };
-          throw err;
-        }
+      return recordRunMigration(db, temporal, { id: input.guestId, name: input.guestName }, input.runKey, {
+        kind: input.kind,
+        sourceHostId: input.hostId,
+        trigger: input.trigger,
+        options: input.options,
+        workflowId:
+          input.kind === 'live'
+            ? liveMigrationWorkflowId(input.guestId)
+            : coldMigrationWorkflowId(input.guestId),
       });
     },
 
@@ -148,13 +126,6 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
       if (!host) return { hostName: hostId, steps: [] };
       const placed = await db.select().from(guests).where(eq(guests.hostId, host.id));
       return { hostName: host.name, steps: planEvacuation(placed) };
-    },
-
-    async setHostStatus(input: { hostId: string; status: 'online' | 'maintenance' }): Promise<void> {
-      await db
-        .update(hosts)
-        .set({ status: input.status, updatedAt: new Date() })
-        .where(eq(hosts.id, input.hostId));
     },
 
     /**
@@ -170,27 +141,25 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
       const result: ReturnReconciliation = { removed: [], restarted: [], left: [] };
       for (const copy of held) {
         const [row] = await db.select().from(guests).where(eq(guests.id, copy.id));
-        if (row && (await activeMigrationOfGuest(db, copy.id))) {
-          result.left.push({ guestId: copy.id, name: row.name, reason: 'a migration of it is in flight' });
-          continue;
-        }
-        if (!row || row.hostId !== hostId) {
+        const decision = returnedCopyAction({
+          hostId,
+          copyState: copy.status,
+          placed: row ?? null,
+          migrationInFlight: row !== undefined && (await activeMigrationOfGuest(db, copy.id)) !== undefined,
+        });
+        const name = row?.name ?? copy.name;
+        if (decision.action === 'leave')
+          result.left.push({ guestId: copy.id, name, reason: decision.reason });
+        if (decision.action === 'remove') {
           await agentCall(() => agent.destroyGuest(copy.id));
-          result.removed.push({
-            guestId: copy.id,
-            name: row?.name ?? copy.name,
-            wasLive: holdsLiveCopy(copy.status),
-          });
-        } else if (row.status === 'running' && !holdsLiveCopy(copy.status)) {
+          result.removed.push({ guestId: copy.id, name, wasLive: holdsLiveCopy(copy.status) });
+        }
+        if (decision.action === 'restart') {
           await agentCall(() => agent.startGuest(copy.id));
-          result.restarted.push({ guestId: copy.id, name: row.name });
+          result.restarted.push({ guestId: copy.id, name });
         }
       }
       return result;
-    },
-
-    async recordHostEvent(event: Omit<NewEvent, 'subjectKind'>): Promise<void> {
-      await recordEvent(db, { ...event, subjectKind: 'host' });
     },
   };
 }

@@ -1,8 +1,8 @@
 import { holdsLiveCopy, type SourceReach } from '../domain/cold-migration.ts';
 import { AgentClient } from './agent-client.ts';
 
-/** An agent silent for this long counts as unreachable. */
-const AGENT_PROBE_TIMEOUT_MS = 3_000;
+/** An agent silent for this long counts as unreachable (a rescue's pre-check, a host-down confirmation). */
+export const AGENT_PROBE_TIMEOUT_MS = 3_000;
 
 /** Asks a (possibly dead) source agent whether it answers and still holds a live copy of the guest. */
 export async function probeSourceReach(

@@ -5,7 +5,11 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import { deleteMigration } from '../db/migration-store.ts';
-import type { Guest, Migration } from '../db/schema.ts';
+import type { Db } from '../db/client.ts';
+import { findGuest, findHost } from '../db/inventory.ts';
+import type { Guest, Host, Migration } from '../db/schema.ts';
+import { precheckUpdate } from '../workflows/live-migrate-messages.ts';
+import { precheckVerdict } from './await-prechecks.ts';
 import type { ColdMigrateInput } from '../workflows/cold-migrate.ts';
 import type { LiveMigrateInput } from '../workflows/live-migrate.ts';
 import {
@@ -16,7 +20,7 @@ import {
 } from '../workflows/search-attributes.ts';
 import { alreadyRunning } from './already-running.ts';
 import type { ApiDeps } from './deps.ts';
-import { ApiError } from './errors.ts';
+import { ApiError, notFound } from './errors.ts';
 import { underGuestMigrationLock } from './guest-migration-lock.ts';
 import { recordPendingMigration } from './pending-migration.ts';
 import { startOnceThePreviousRunCloses } from './workflow-runs.ts';
@@ -84,4 +88,39 @@ export async function startGuestMigration(
       );
     }
   });
+}
+
+/**
+ * The target of an operator's migrate request: the guest (404 if unknown), its source host, and `prefer_host`
+ * checked to exist (400 naming the field) before anything is recorded.
+ */
+export async function migrationTarget(db: Db, id: string, preferHost: string | undefined) {
+  const guest = await findGuest(db, id);
+  if (!guest) throw notFound('server', id);
+  if (preferHost !== undefined && !(await findHost(db, preferHost))) {
+    throw new ApiError(
+      400,
+      'invalid_request',
+      `prefer_host: no host with id or name '${preferHost}'`,
+      'prefer_host',
+    );
+  }
+  return { guest, source: await findHost(db, guest.hostId) };
+}
+
+/** Records and starts the migration, then answers as a migrate request does: the run, and the pre-checks' verdict. */
+export async function answerGuestMigration(
+  deps: ApiDeps,
+  target: { guest: Guest; source: Host | undefined },
+  run: MigrationRun & { workflowId: string; options: Record<string, unknown> },
+) {
+  const { guest, source } = target;
+  const { migration, handle } = await startGuestMigration(deps, guest, source?.name ?? guest.hostId, run);
+  const verdict = await precheckVerdict(deps, migration.id, () => handle.executeUpdate(precheckUpdate));
+  return {
+    migrationId: migration.id,
+    workflowId: run.workflowId,
+    runId: handle.firstExecutionRunId,
+    ...verdict,
+  };
 }

@@ -53,3 +53,17 @@ export function hostEvents(db: Db, hostId: string, limit: number) {
     .orderBy(desc(events.at), desc(events.id))
     .limit(limit);
 }
+
+/** Maintenance is the operator's: in it, no placement targets the host; out of it, the lease says online. */
+export async function setHostMaintenance(
+  db: Db,
+  hostId: string,
+  inMaintenance: boolean,
+): Promise<Host | undefined> {
+  const [updated] = await db
+    .update(hosts)
+    .set({ status: inMaintenance ? 'maintenance' : 'online', updatedAt: new Date() })
+    .where(eq(hosts.id, hostId))
+    .returning();
+  return updated;
+}

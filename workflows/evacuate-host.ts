@@ -4,7 +4,7 @@ import { evacuationSummary, type EvacuationOutcome, type EvacuationStep } from '
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 import { startHostMigration, type HostMigrationResult } from './host-migration-child.ts';
 
-const { planHostEvacuation, recordHostEvent } = proxyActivities<Activities>({
+const { planHostEvacuation, recordEvent } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
@@ -24,7 +24,15 @@ export async function evacuateHost(input: EvacuateHostInput): Promise<Evacuation
   const key = workflowInfo().workflowId;
   let n = 0;
   const event = (type: string, message: string, data: Record<string, unknown>, level?: 'warning') =>
-    recordHostEvent({ subjectId: hostId, type, message, data, level, dedupeKey: `${key}:${n++}` });
+    recordEvent({
+      subjectKind: 'host',
+      subjectId: hostId,
+      type,
+      message,
+      data,
+      level,
+      dedupeKey: `${key}:${n++}`,
+    });
 
   const { hostName, steps } = await planHostEvacuation(hostId);
   await event(

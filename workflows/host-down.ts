@@ -6,7 +6,7 @@ import { fencingWaitMs, type HostDownTimings } from '../domain/host-down-timing.
 import { startHostMigration } from './host-migration-child.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 
-const { probeLostHost, planHostDownRescues, recordHostEvent } = proxyActivities<Activities>({
+const { probeLostHost, planHostDownRescues, recordEvent } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
@@ -44,9 +44,16 @@ export async function hostDown(input: HostDownInput): Promise<HostDownResult> {
   const key = workflowInfo().workflowId;
   let n = 0;
   const event = (type: string, message: string, data: Record<string, unknown> = {}, level?: 'warning') =>
-    recordHostEvent({ subjectId: hostId, type, message, data, level, dedupeKey: `${key}:${n++}` });
-  const record = ({ subjectKind: _kind, ...e }: HostEventRecord) =>
-    recordHostEvent({ ...e, dedupeKey: `${key}:${n++}` });
+    recordEvent({
+      subjectKind: 'host',
+      subjectId: hostId,
+      type,
+      message,
+      data,
+      level,
+      dedupeKey: `${key}:${n++}`,
+    });
+  const record = (e: HostEventRecord) => recordEvent({ ...e, dedupeKey: `${key}:${n++}` });
 
   const first = await probeLostHost(hostId);
   const host = { id: hostId, name: first.hostName };

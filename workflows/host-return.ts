@@ -2,7 +2,7 @@ import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { ReturnReconciliation } from '../activities/host-down-activities.ts';
 
-const { reconcileReturnedHost, recordHostEvent } = proxyActivities<Activities>({
+const { reconcileReturnedHost, recordEvent } = proxyActivities<Activities>({
   startToCloseTimeout: '2 minutes',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
@@ -16,7 +16,8 @@ export async function hostReturn(input: { hostId: string; leaseId: string }): Pr
   const { removed, restarted, left } = result;
   if (removed.length + restarted.length + left.length > 0) {
     const doubled = removed.filter((r) => r.wasLive);
-    await recordHostEvent({
+    await recordEvent({
+      subjectKind: 'host',
       subjectId: input.hostId,
       type: 'host_returned',
       level: doubled.length > 0 ? 'error' : 'info',

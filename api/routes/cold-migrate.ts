@@ -1,15 +1,13 @@
 import { Hono } from 'hono';
 import { probeSourceReach } from '../../activities/source-reach.ts';
-import { findGuest, findHost } from '../../db/inventory.ts';
+import type { Guest, Host } from '../../db/schema.ts';
 import { disksSurviveTheSource, sourceIsDown, type ColdMigrateOptions } from '../../domain/cold-migration.ts';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
 import { coldMigrationWorkflowId } from '../../domain/workflow-ids.ts';
-import { precheckUpdate } from '../../workflows/live-migrate-messages.ts';
-import { precheckVerdict } from '../await-prechecks.ts';
 import type { ApiDeps } from '../deps.ts';
-import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { ApiError, jsonBody, parseOr400 } from '../errors.ts';
 import { coldMigrateSchema } from '../schemas.ts';
-import { startGuestMigration } from '../start-migration.ts';
+import { answerGuestMigration, migrationTarget } from '../start-migration.ts';
 
 /**
  * `POST /v1/servers/:id/migrate` (Cloudpods' server-migrate): a stopped guest moves cold, or with rescue_mode
@@ -22,29 +20,19 @@ export function coldMigrateRoutes(deps: ApiDeps) {
   return new Hono().post('/:id/migrate', async (c) => {
     const id = c.req.param('id');
     const body = parseOr400(coldMigrateSchema, await jsonBody(c));
-    const guest = await findGuest(db, id);
-    if (!guest) throw notFound('server', id);
-    if (body.prefer_host !== undefined && !(await findHost(db, body.prefer_host))) {
-      throw new ApiError(
-        400,
-        'invalid_request',
-        `prefer_host: no host with id or name '${body.prefer_host}'`,
-        'prefer_host',
-      );
-    }
+    const target = await migrationTarget(db, id, body.prefer_host);
+    const { guest, source } = target;
     const options: ColdMigrateOptions = {
       preferHost: body.prefer_host ?? null,
       autoStart: body.auto_start,
       rescueMode: body.rescue_mode,
     };
-    const source = await findHost(db, guest.hostId);
     if (options.rescueMode) await refuseImpossibleRescue(deps, guest, source);
     const kind = options.rescueMode ? 'rescue' : 'cold';
-    const workflowId = coldMigrationWorkflowId(guest.id);
-    const { migration, handle } = await startGuestMigration(deps, guest, source?.name ?? guest.hostId, {
+    const answer = await answerGuestMigration(deps, target, {
       workflowType: 'coldMigrate',
       kind,
-      workflowId,
+      workflowId: coldMigrationWorkflowId(guest.id),
       options: { ...options },
       input: (migrationId) => ({
         migrationId,
@@ -54,11 +42,7 @@ export function coldMigrateRoutes(deps: ApiDeps) {
         timings,
       }),
     });
-    const verdict = await precheckVerdict(deps, migration.id, () => handle.executeUpdate(precheckUpdate));
-    return c.json(
-      { migrationId: migration.id, workflowId, runId: handle.firstExecutionRunId, kind, ...verdict },
-      202,
-    );
+    return c.json({ ...answer, kind }, 202);
   });
 }
 
@@ -66,11 +50,7 @@ export function coldMigrateRoutes(deps: ApiDeps) {
  * A rescue that cannot be is a 400 naming the disk or the reason before anything is recorded; the workflow checks
  * again when it runs (the host may come back meanwhile).
  */
-async function refuseImpossibleRescue(
-  deps: ApiDeps,
-  guest: NonNullable<Awaited<ReturnType<typeof findGuest>>>,
-  source: Awaited<ReturnType<typeof findHost>>,
-): Promise<void> {
+async function refuseImpossibleRescue(deps: ApiDeps, guest: Guest, source: Host | undefined): Promise<void> {
   const disks = disksSurviveTheSource(guest, true);
   if (!disks.ok) throw new ApiError(400, 'invalid_request', `rescue_mode: ${disks.message}`, 'rescue_mode');
   const online = source ? (await deps.liveness.onlineHostIds()).has(source.id) : false;

@@ -1,8 +1,7 @@
 import { Hono } from 'hono';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowNotFoundError } from '@temporalio/client';
-import { eq } from 'drizzle-orm';
 import { findHost, recordEvent } from '../../db/inventory.ts';
-import { hosts } from '../../db/schema.ts';
+import { setHostMaintenance } from '../../db/host-store.ts';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
 import { evacuateHostWorkflowId } from '../../domain/workflow-ids.ts';
 import type { EvacuateHostInput } from '../../workflows/evacuate-host.ts';
@@ -24,13 +23,11 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
     if (!host) throw notFound('host', id);
     return host;
   };
-  const setStatus = (hostId: string, status: 'online' | 'maintenance') =>
-    db.update(hosts).set({ status, updatedAt: new Date() }).where(eq(hosts.id, hostId)).returning();
 
   return new Hono()
     .post('/:id/maintenance', async (c) => {
       const host = await hostOr404(c.req.param('id'));
-      const [updated] = await setStatus(host.id, 'maintenance');
+      const updated = await setHostMaintenance(db, host.id, true);
       const workflowId = evacuateHostWorkflowId(host.id);
       const input: EvacuateHostInput = { hostId: host.id, migrationTimings: timings };
       let runId: string;
@@ -71,7 +68,7 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
           throw new ApiError(503, 'unavailable', `could not stop the evacuation: ${(err as Error).message}`);
         }
       }
-      const [updated] = await setStatus(host.id, 'online');
+      const updated = await setHostMaintenance(db, host.id, false);
       if (host.status === 'maintenance') {
         await recordEvent(db, {
           subjectKind: 'host',
