@@ -3,8 +3,9 @@ import type { Activities } from '../activities/index.ts';
 import { evacuationSummary, type EvacuationOutcome, type EvacuationStep } from '../domain/evacuation.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 import { startHostMigration, type HostMigrationResult } from './host-migration-child.ts';
+import { hostEventLog } from './host-event-log.ts';
 
-const { planHostEvacuation, recordEvent } = proxyActivities<Activities>({
+const { planHostEvacuation } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
@@ -22,17 +23,7 @@ export interface EvacuateHostInput {
 export async function evacuateHost(input: EvacuateHostInput): Promise<EvacuationOutcome[]> {
   const { hostId } = input;
   const key = workflowInfo().workflowId;
-  let n = 0;
-  const event = (type: string, message: string, data: Record<string, unknown>, level?: 'warning') =>
-    recordEvent({
-      subjectKind: 'host',
-      subjectId: hostId,
-      type,
-      message,
-      data,
-      level,
-      dedupeKey: `${key}:${n++}`,
-    });
+  const { event } = hostEventLog(hostId);
 
   const { hostName, steps } = await planHostEvacuation(hostId);
   await event(

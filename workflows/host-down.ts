@@ -1,12 +1,13 @@
 import { proxyActivities, sleep, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { HostLossCause, RescueDecision } from '../domain/host-down.ts';
-import { hostDownAutoMigrateEvent, hostDownEvent, type HostEventRecord } from '../domain/host-events.ts';
+import { hostDownAutoMigrateEvent, hostDownEvent } from '../domain/host-events.ts';
 import { fencingWaitMs, type HostDownTimings } from '../domain/host-down-timing.ts';
 import { startHostMigration } from './host-migration-child.ts';
+import { hostEventLog } from './host-event-log.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 
-const { probeLostHost, planHostDownRescues, recordEvent } = proxyActivities<Activities>({
+const { probeLostHost, planHostDownRescues } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
 });
@@ -42,18 +43,7 @@ export interface HostDownResult {
 export async function hostDown(input: HostDownInput): Promise<HostDownResult> {
   const { hostId, cause } = input;
   const key = workflowInfo().workflowId;
-  let n = 0;
-  const event = (type: string, message: string, data: Record<string, unknown> = {}, level?: 'warning') =>
-    recordEvent({
-      subjectKind: 'host',
-      subjectId: hostId,
-      type,
-      message,
-      data,
-      level,
-      dedupeKey: `${key}:${n++}`,
-    });
-  const record = (e: HostEventRecord) => recordEvent({ ...e, dedupeKey: `${key}:${n++}` });
+  const { event, record } = hostEventLog(hostId);
 
   const first = await probeLostHost(hostId);
   const host = { id: hostId, name: first.hostName };
