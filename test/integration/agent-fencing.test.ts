@@ -71,7 +71,12 @@ function collectingLogger(name: string, logs: string[]): (line: string) => void 
   };
 }
 
-async function startSimAgent(name: string, extra: Partial<AgentOptions> = {}): Promise<FencingAgent> {
+/** A sim agent of its own dir, leased on this test's etcd (or, with `leased` false, holding no lease). */
+async function startSim(
+  name: string,
+  leased: boolean,
+  extra: Partial<AgentOptions> = {},
+): Promise<FencingAgent> {
   const dir = path.join(root, name);
   const prefix = `f${randomUUID().slice(0, 8)}`;
   const logs: string[] = [];
@@ -86,42 +91,24 @@ async function startSimAgent(name: string, extra: Partial<AgentOptions> = {}): P
     guestImageDir: path.join(root, 'no-image'),
     migrationAddress: '127.0.0.1',
     networks: ['default'],
-    liveness: { endpoints: etcd.endpoints, prefix, ttlSeconds: TTL_S },
+    liveness: leased ? { endpoints: etcd.endpoints, prefix, ttlSeconds: TTL_S } : null,
     metrics: null,
     registration: null,
     log: collectingLogger(name, logs),
     ...extra,
   });
   agents.push(agent);
+  if (!leased) return { agent, endpoint: { url: agent.url, token: TOKEN }, key: '', dir, logs };
   await armFencing(agent.url);
   const key = hostHealthKey(prefix, agent.hostId);
   await eventually('the health key', async () => ((await leaseOf(key)) ? true : undefined), 10_000);
   return { agent, endpoint: { url: agent.url, token: TOKEN }, key, dir, logs };
 }
 
+const startSimAgent = (name: string, extra: Partial<AgentOptions> = {}) => startSim(name, true, extra);
+
 /** A sim agent with no lease, for fencing it by hand in the middle of a migration. */
-async function startUnleasedSim(name: string): Promise<FencingAgent> {
-  const dir = path.join(root, name);
-  const logs: string[] = [];
-  const agent = await startAgent({
-    name,
-    host: '127.0.0.1',
-    port: 0,
-    dir,
-    token: TOKEN,
-    driver: 'sim',
-    sharedStorageDir: path.join(root, 'shared'),
-    guestImageDir: path.join(root, 'no-image'),
-    migrationAddress: '127.0.0.1',
-    networks: ['default'],
-    liveness: null,
-    metrics: null,
-    registration: null,
-    log: collectingLogger(name, logs),
-  });
-  agents.push(agent);
-  return { agent, endpoint: { url: agent.url, token: TOKEN }, key: '', dir, logs };
-}
+const startUnleasedSim = (name: string) => startSim(name, false);
 
 async function startMigration(
   source: FencingAgent,
