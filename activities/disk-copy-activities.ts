@@ -1,7 +1,7 @@
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
 import type { Db } from '../db/client.ts';
 import { saveProgress } from '../db/migration-store.ts';
-import { AgentClient } from './agent-client.ts';
+import { AgentCallError, AgentClient } from './agent-client.ts';
 import { agentCall } from './agent-errors.ts';
 
 export interface DiskCopyDeps {
@@ -25,7 +25,8 @@ export interface DiskCopyInput {
 /**
  * A cold migration's local disks: the source exports each one read-only over NBD, the destination copies it into
  * its own image. The copy is one heartbeating activity that (re)starts the import, which the agent makes
- * idempotent, and follows it to the end, saving its progress on the migration row.
+ * idempotent, and follows it to the end, saving its progress on the migration row. A destination agent that
+ * restarts mid-copy forgets the import (404 import_not_found): the copy posts it again and follows that.
  */
 export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
   const agent = (url: string) => new AgentClient(url, agentToken);
@@ -41,9 +42,10 @@ export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
     async copyLocalDisk(input: DiskCopyInput): Promise<{ copiedBytes: number; totalBytes: number }> {
       const ctx = Context.current();
       const destination = agent(input.destinationAgentUrl);
-      let status = await agentCall(() =>
-        destination.importDisk(input.guestId, input.diskId, { nbdUri: input.nbdUri }),
-      );
+      const startImport = () => destination.importDisk(input.guestId, input.diskId, { nbdUri: input.nbdUri });
+      let status = await agentCall(startImport);
+      // One re-post per forgotten import: a 404 again before the agent has answered a status fails the copy.
+      let reposted = false;
       while (status.status === 'copying') {
         ctx.heartbeat(status);
         await saveProgress(db, input.migrationId, {
@@ -57,7 +59,20 @@ export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
             status.totalBytes > 0 ? Math.round((status.copiedBytes / status.totalBytes) * 1000) / 10 : 0,
         });
         await ctx.sleep(input.pollIntervalMs);
-        status = await agentCall(() => destination.diskImportStatus(input.guestId, input.diskId));
+        status = await agentCall(async () => {
+          try {
+            const current = await destination.diskImportStatus(input.guestId, input.diskId);
+            reposted = false;
+            return current;
+          } catch (err) {
+            if (reposted || !importForgotten(err)) throw err;
+            reposted = true;
+            log.warn('the destination agent has no import of the disk (restarted?): importing again', {
+              diskId: input.diskId,
+            });
+            return startImport();
+          }
+        });
       }
       if (status.status === 'failed') {
         throw new Error(`copy of disk ${input.diskId} failed: ${status.error ?? 'no reason given'}`);
@@ -65,4 +80,8 @@ export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
       return { copiedBytes: status.copiedBytes, totalBytes: status.totalBytes };
     },
   };
+}
+
+function importForgotten(err: unknown): boolean {
+  return err instanceof AgentCallError && err.status === 404 && err.code === 'import_not_found';
 }

@@ -88,6 +88,11 @@ export function hostHealthPrefix(prefix: string): string {
   return `/${prefix}/host/health/`;
 }
 
+/** The host watch's cluster-wide "processed up to" etcd revision, beside (not under) the health keys. */
+export function hostWatchRevisionKey(prefix: string): string {
+  return `/${prefix}/host/watch-revision`;
+}
+
 export const influxApis = ['influxql', 'flux'] as const;
 export type InfluxApi = (typeof influxApis)[number];
 
