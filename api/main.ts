@@ -14,12 +14,13 @@ import {
 } from '../domain/config.ts';
 import { reconcileAlertSchedules } from './alert-schedules.ts';
 import { createApp } from './app.ts';
+import { temporalConnectionOptions } from '../workers/temporal-connection.ts';
 import { startPendingReaper } from './pending-reaper.ts';
 
 const env = process.env;
 const temporalConf = temporalSettings(env);
 const db = connectDb(requiredSetting(env, 'DATABASE_URL'));
-const connection = await Connection.connect({ address: temporalConf.address });
+const connection = await Connection.connect(await temporalConnectionOptions(temporalConf));
 const liveness = new HostLiveness(etcdSettings(env));
 const temporal = new Client({ connection, namespace: temporalConf.namespace });
 const app = createApp({

@@ -57,14 +57,63 @@ export interface TemporalSettings {
   address: string;
   namespace: string;
   taskQueue: string;
+  /** null: plain gRPC (the dev stack on loopback). */
+  tls: TemporalTlsSettings | null;
+  /** A file holding an API key sent with every call (Temporal Cloud); null: none. */
+  apiKeyFile: string | null;
 }
+
+/** TLS to a production Temporal cluster; the files are PEM. */
+export interface TemporalTlsSettings {
+  /** The CA that signed the server's certificate; null: the system's roots. */
+  caFile: string | null;
+  /** mTLS: this client's certificate and key, both or neither. */
+  clientCertFile: string | null;
+  clientKeyFile: string | null;
+  /** Overrides the name checked in the server's certificate (SNI); null: the address's host. */
+  serverName: string | null;
+}
+
+const TRUE_WORDS = ['1', 'true', 'yes', 'on'];
+const FALSE_WORDS = ['0', 'false', 'no', 'off'];
 
 export function temporalSettings(env: Env): TemporalSettings {
   return {
     address: env.TEMPORAL_ADDRESS ?? DEFAULTS.temporalAddress,
     namespace: env.TEMPORAL_NAMESPACE ?? DEFAULTS.temporalNamespace,
     taskQueue: env.TEMPORAL_TASK_QUEUE ?? DEFAULTS.taskQueue,
+    tls: temporalTlsSettings(env),
+    apiKeyFile: env.TEMPORAL_API_KEY_FILE || null,
   };
+}
+
+/**
+ * TLS is on when TEMPORAL_TLS says so or when any of its files is named (a CA or a client pair means a TLS
+ * server); TEMPORAL_TLS=false with files named is a contradiction and refused.
+ */
+function temporalTlsSettings(env: Env): TemporalTlsSettings | null {
+  const file = (name: string) => env[name] || null;
+  const settings: TemporalTlsSettings = {
+    caFile: file('TEMPORAL_TLS_CA'),
+    clientCertFile: file('TEMPORAL_TLS_CERT'),
+    clientKeyFile: file('TEMPORAL_TLS_KEY'),
+    serverName: file('TEMPORAL_TLS_SERVER_NAME'),
+  };
+  const named = Object.values(settings).some((v) => v !== null);
+  const flag = (env.TEMPORAL_TLS ?? '').trim().toLowerCase();
+  if (flag !== '' && !TRUE_WORDS.includes(flag) && !FALSE_WORDS.includes(flag)) {
+    throw new Error(
+      `TEMPORAL_TLS: expected one of ${[...TRUE_WORDS, ...FALSE_WORDS].join(', ')}, got '${flag}'`,
+    );
+  }
+  if (FALSE_WORDS.includes(flag)) {
+    if (named) throw new Error('TEMPORAL_TLS is off but TEMPORAL_TLS_CA/CERT/KEY/SERVER_NAME are set');
+    return null;
+  }
+  if ((settings.clientCertFile === null) !== (settings.clientKeyFile === null)) {
+    throw new Error('TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together (mTLS): set both or neither');
+  }
+  return TRUE_WORDS.includes(flag) || named ? settings : null;
 }
 
 export interface EtcdSettings {

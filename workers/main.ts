@@ -12,14 +12,16 @@ import {
   temporalSettings,
 } from '../domain/config.ts';
 import { HostWatch } from './host-watch.ts';
+import { temporalConnectionOptions } from './temporal-connection.ts';
 import { createWorker } from './worker.ts';
 
 const temporal = temporalSettings(process.env);
 const db = connectDb(requiredSetting(process.env, 'DATABASE_URL'));
 const liveness = new HostLiveness(etcdSettings(process.env));
-const connection = await NativeConnection.connect({ address: temporal.address });
+const connectionOptions = await temporalConnectionOptions(temporal);
+const connection = await NativeConnection.connect(connectionOptions);
 // Activities talk to the slots workflow through an ordinary client.
-const clientConnection = await Connection.connect({ address: temporal.address });
+const clientConnection = await Connection.connect(connectionOptions);
 const worker = await createWorker({
   connection,
   namespace: temporal.namespace,

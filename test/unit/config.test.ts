@@ -46,6 +46,8 @@ describe('config', () => {
       address: '127.0.0.1:7233',
       namespace: 'default',
       taskQueue: 'vm-migration',
+      tls: null,
+      apiKeyFile: null,
     });
     expect(etcdSettings({ ETCD_ENDPOINTS: 'http://a:1,http://b:2' }).endpoints).toEqual([
       'http://a:1',
