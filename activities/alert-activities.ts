@@ -3,6 +3,7 @@ import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
 import type { Db } from '../db/client.ts';
 import { recordEvent, type NewEvent } from '../db/inventory.ts';
 import { planAlertMoves } from '../domain/alert-planner.ts';
+import { triggerRequester } from '../domain/requester.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { alertCycleEvents, type AlertCyclePlan, type AlertMove } from '../domain/alert-events.ts';
 import { recordRunMigration } from '../api/pending-migration.ts';
@@ -64,6 +65,7 @@ export function alertActivities(deps: AlertActivityDeps) {
     }): Promise<{ migrationId: string } | { refused: string }> {
       if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
       const { move } = input;
+      const rule = await findMigrationAlert(deps.db, input.ruleId);
       return recordRunMigration(
         deps.db,
         deps.temporal,
@@ -75,6 +77,7 @@ export function alertActivities(deps: AlertActivityDeps) {
           trigger: 'alert',
           options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
           workflowId: liveMigrationWorkflowId(move.guestId),
+          requestedBy: triggerRequester('alert', rule?.name ?? input.ruleId),
         },
       );
     },

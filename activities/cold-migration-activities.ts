@@ -27,6 +27,8 @@ export interface ColdMigrationStart {
   checks: CheckResult[];
   /** The guest's inventory status before the migration marked it migrating (a rollback restores it). */
   statusBefore: string;
+  /** Local disks are copied over TLS (the resolved settings' tls). Absent in older histories: plain. */
+  tls?: boolean;
 }
 
 export function coldMigrationActivities({ db, agentToken, liveness }: ColdMigrationDeps) {
@@ -74,6 +76,7 @@ export function coldMigrationActivities({ db, agentToken, liveness }: ColdMigrat
         queueTimeoutMs: settings.queueTimeout * 1000,
         checks,
         statusBefore: context.guest.status,
+        tls: settings.tls,
       };
     },
 

@@ -16,6 +16,9 @@ export interface DiskCopyInput {
   sourceAgentUrl: string;
   destinationAgentUrl: string;
   nbdUri: string;
+  /** Read the export over TLS, checking that the source's certificate names tlsHostname (its host name). */
+  tls?: boolean;
+  tlsHostname?: string;
   /** Where this disk's copy stands among the guest's local disks, for the row's progress. */
   index: number;
   count: number;
@@ -31,8 +34,19 @@ export interface DiskCopyInput {
 export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
   const agent = (url: string) => new AgentClient(url, agentToken);
   return {
-    async exportLocalDisk(input: { agentUrl: string; guestId: string; diskId: string }): Promise<string> {
-      return (await agentCall(() => agent(input.agentUrl).exportDisk(input.guestId, input.diskId))).nbdUri;
+    /** With tls, the export admits only destinationHost's certificate. Both absent in older histories. */
+    async exportLocalDisk(input: {
+      agentUrl: string;
+      guestId: string;
+      diskId: string;
+      tls?: boolean;
+      destinationHost?: string;
+    }): Promise<string> {
+      const request = input.tls
+        ? { tls: true, ...(input.destinationHost ? { destinationHost: input.destinationHost } : {}) }
+        : {};
+      return (await agentCall(() => agent(input.agentUrl).exportDisk(input.guestId, input.diskId, request)))
+        .nbdUri;
     },
 
     async stopLocalDiskExport(input: { agentUrl: string; guestId: string; diskId: string }): Promise<void> {
@@ -42,7 +56,12 @@ export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
     async copyLocalDisk(input: DiskCopyInput): Promise<{ copiedBytes: number; totalBytes: number }> {
       const ctx = Context.current();
       const destination = agent(input.destinationAgentUrl);
-      const startImport = () => destination.importDisk(input.guestId, input.diskId, { nbdUri: input.nbdUri });
+      const startImport = () =>
+        destination.importDisk(input.guestId, input.diskId, {
+          nbdUri: input.nbdUri,
+          ...(input.tls ? { tls: true } : {}),
+          ...(input.tls && input.tlsHostname ? { tlsHostname: input.tlsHostname } : {}),
+        });
       let status = await agentCall(startImport);
       // One re-post per forgotten import: a 404 again before the agent has answered a status fails the copy.
       let reposted = false;

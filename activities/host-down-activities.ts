@@ -15,6 +15,7 @@ import {
 } from '../domain/host-down.ts';
 import { planEvacuation, type EvacuationStep } from '../domain/evacuation.ts';
 import { returnedCopyAction } from '../domain/host-return.ts';
+import type { Requester } from '../domain/requester.ts';
 import { coldMigrationWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { AgentClient } from './agent-client.ts';
 import { AGENT_PROBE_TIMEOUT_MS } from './source-reach.ts';
@@ -106,6 +107,8 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
       kind: 'live' | 'cold' | 'rescue';
       trigger: 'host-down' | 'maintenance';
       options: Record<string, unknown>;
+      /** Who asked, or the trigger (`host-down:<host>`); the workflow always passes it. */
+      requestedBy?: Requester;
     }): Promise<{ migrationId: string } | { refused: string }> {
       if (!temporal) throw new Error('recordHostMigration needs a Temporal client');
       return recordRunMigration(db, temporal, { id: input.guestId, name: input.guestName }, input.runKey, {
@@ -113,6 +116,7 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
         sourceHostId: input.hostId,
         trigger: input.trigger,
         options: input.options,
+        requestedBy: input.requestedBy ?? null,
         workflowId:
           input.kind === 'live'
             ? liveMigrationWorkflowId(input.guestId)

@@ -95,6 +95,8 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       listenAddress: string;
       tls: boolean;
       postCopy: boolean;
+      /** The source host's name: with TLS only its certificate is admitted. Absent in older histories. */
+      sourceHost?: string;
     }): Promise<PrepareIncomingResult> {
       const { agentUrl, spec, ...request } = input;
       return heartbeatWhile(() =>

@@ -72,7 +72,23 @@ export interface HypervisorDriver {
   destroyGuest(id: string): Promise<boolean>;
 
   prepareIncoming(id: string, request: PrepareIncomingRequest): Promise<PrepareIncomingResult>;
-  startMigration(id: string, request: StartMigrationRequest): Promise<MigrationStatus>;
+  /**
+   * What this host prepared for the guest as a destination (its migration record with role
+   * destination), for a source agent to confirm; null when it has none. 404 for an unknown guest.
+   */
+  incomingMigration(
+    id: string,
+  ): Promise<Pick<PrepareIncomingResult, 'migrationId' | 'uri' | 'nbdUri'> | null>;
+  /**
+   * `confirm` is the route's check that the destination prepared this uri (agent/migration-target.ts):
+   * the driver runs it once it decided to start a new migration, before it touches the hypervisor
+   * (a retry of the current migration, or a conflict, never asks), and lets its refusal through.
+   */
+  startMigration(
+    id: string,
+    request: StartMigrationRequest,
+    confirm: () => Promise<void>,
+  ): Promise<MigrationStatus>;
   migrationStatus(id: string): Promise<MigrationStatus>;
   setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus>;
   startPostCopy(id: string): Promise<MigrationStatus>;
@@ -84,14 +100,22 @@ export interface HypervisorDriver {
    * qemu-nbd). An export that runs answers with its uri again.
    */
   exportDisk(id: string, diskId: string, request: DiskExportRequest): Promise<DiskExportResult>;
+  /** The export of the disk that runs here, or null (also for an unknown guest). */
+  diskExport(id: string, diskId: string): Promise<DiskExportResult | null>;
   /** false when the disk was not exported (or the guest is unknown). */
   stopDiskExport(id: string, diskId: string): Promise<{ stopped: boolean }>;
   /**
    * Cold migration, destination: copies an export into the guest's image of the local disk, in the
    * background (qemu: qemu-img convert into a temporary file, renamed over the image when complete).
-   * The same nbdUri copying or completed answers with its status; a failed one or another uri starts again.
+   * The same nbdUri copying or completed answers with its status; a failed one or another uri starts again,
+   * after `confirm` (the route's check that the source exports that disk there, as for startMigration).
    */
-  importDisk(id: string, diskId: string, request: DiskImportRequest): Promise<DiskCopyStatus>;
+  importDisk(
+    id: string,
+    diskId: string,
+    request: DiskImportRequest,
+    confirm: () => Promise<void>,
+  ): Promise<DiskCopyStatus>;
   /** 404 import_not_found when this agent run has no import of the disk. */
   diskImportStatus(id: string, diskId: string): Promise<DiskCopyStatus>;
 

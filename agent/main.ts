@@ -17,7 +17,11 @@ export type { AgentOptions } from './settings.ts';
  *   AGENT_URL                  advertised base URL (default http://AGENT_HOST:port)
  *   SHARED_STORAGE_DIR (req.)  shared disks live in <dir>/<guestId>/
  *   GUEST_IMAGE_DIR            default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/guest-image
- *   AGENT_TLS_DIR              TLS migration certificates, default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls
+ *   AGENT_TLS_DIR              migration TLS: ca-cert.pem and this host's certificates in hosts/<AGENT_NAME>/,
+ *                              default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls
+ *   AGENT_TLS_CA_KEY           CA key to issue this host's certificates with when missing (dev/test); default
+ *                              <tlsDir>/ca-key.pem only when AGENT_TLS_DIR is unset
+ *   AGENT_TLS_DN=CN={host}     subject DN of every host's certificate (a peer is admitted by it)
  *   ETCD_ENDPOINTS, ETCD_PREFIX, HEALTH_TTL_S=10      liveness lease
  *   FENCE_ON_LEASE_LOSS=true                           SIGKILL the guests when the lease is not renewed within
  *                                                      60 % of the TTL (only while the API armed it: host flag

@@ -76,8 +76,14 @@ export class NetworkProbes {
   }
 }
 
-/** POST /v1/network/listen and /v1/network/connect (bearer auth like every /v1 route). */
-export function networkProbeRoutes(probes: NetworkProbes): Hono {
+/**
+ * POST /v1/network/listen and /v1/network/connect (bearer auth like every /v1 route). `admitConnect`
+ * refuses (400 naming `address`) an address that is no registered host's (agent/migration-target.ts).
+ */
+export function networkProbeRoutes(
+  probes: NetworkProbes,
+  admitConnect: (address: string) => Promise<void>,
+): Hono {
   return new Hono()
     .post('/listen', async (c) => {
       const { address, ttlMs } = await readBody(c, listenProbeSchema);
@@ -85,6 +91,7 @@ export function networkProbeRoutes(probes: NetworkProbes): Hono {
     })
     .post('/connect', async (c) => {
       const { address, port, timeoutMs } = await readBody(c, connectProbeSchema);
+      await admitConnect(address);
       return c.json(await probes.connect(address, port, timeoutMs));
     });
 }

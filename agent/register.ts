@@ -8,24 +8,42 @@ export interface RegistrationOptions {
   log: Logger;
   retryMs?: number;
   refreshMs?: number;
-  /** Hears the API's answer (the host as the inventory has it) after each registration. */
+  /**
+   * Hears the API's answer after each registration: the host as the inventory has it, with `peers`,
+   * the cluster's registered hosts (agent/peers.ts).
+   */
   onRegistered?: (hostView: unknown) => Promise<void>;
 }
 
 /**
  * Registers the host with the API: every second until a 2xx (the API may start after the agent),
- * then every minute to refresh the facts.
+ * then every minute to refresh the facts; refreshNow() registers at once (a peer it does not know yet).
  */
 export class Registration {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private registered = false;
   private failing = false;
+  private inFlight: Promise<void> | null = null;
 
   constructor(private readonly options: RegistrationOptions) {}
 
   start(): void {
-    void this.attempt();
+    void this.run();
+  }
+
+  /** Registers now (or joins the registration under way); resolves once its answer was heard. */
+  refreshNow(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.inFlight === null && this.timer !== null) clearTimeout(this.timer);
+    return this.run();
+  }
+
+  private run(): Promise<void> {
+    this.inFlight ??= this.attempt().finally(() => {
+      this.inFlight = null;
+    });
+    return this.inFlight;
   }
 
   stop(): void {
@@ -56,7 +74,7 @@ export class Registration {
     }
     if (this.stopped) return;
     const delay = ok ? (this.options.refreshMs ?? 60_000) : (this.options.retryMs ?? 1000);
-    this.timer = setTimeout(() => void this.attempt(), delay);
+    this.timer = setTimeout(() => void this.run(), delay);
     this.timer.unref();
   }
 

@@ -14,8 +14,17 @@ import type { HypervisorDriver } from './driver.ts';
 import { AgentFailure, guestNotFound } from './errors.ts';
 import { bearerToken, failureResponse, readBody, tokenMatches } from './http.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import {
+  admitImport,
+  admitListenAddress,
+  admitMigration,
+  admitProbe,
+  incomingView,
+  type PeerAccess,
+} from './migration-target.ts';
 import { NetworkProbes, networkProbeRoutes } from './network-probe.ts';
 import { errorMessage, type Logger } from './log.ts';
+import { PeerStore } from './peers.ts';
 import { QmpClosedError, QmpError, QmpTimeoutError } from './qmp.ts';
 
 const fencingRequestSchema = z.strictObject({ armed: z.boolean() });
@@ -25,8 +34,14 @@ export interface AgentAppDeps {
   /** Callers must send `Authorization: Bearer <token>`. */
   token: string;
   log: Logger;
-  /** Agent-to-agent routes mounted at /v1/internal; they authenticate on their own (see sim-peer.ts). */
+  /** Agent-to-agent routes mounted at /v1/internal, behind the same bearer auth as every /v1 route. */
   internal?: Hono;
+  /**
+   * The hosts this agent may migrate to/from, copy disks with and probe (agent/peers.ts), and the
+   * credential it presents to them. Absent: no peer at all, every migration uri, import and probe is
+   * refused (400).
+   */
+  peers?: PeerAccess;
   /** While false (the driver still reattaches to its guests) every call gets a 503. */
   isReady?: () => boolean;
   /** Migration-network reachability probes; their listeners close on their own. */
@@ -41,6 +56,11 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   const app = new Hono();
   const perGuest = new KeyedMutex();
   const probes = deps.probes ?? new NetworkProbes();
+  const peers: PeerAccess = deps.peers ?? {
+    store: new PeerStore(),
+    credential: deps.token,
+    selfUrl: () => '',
+  };
   const serialised = <T>(id: string, work: () => Promise<T>): Promise<T> => perGuest.run(id, work);
 
   app.onError((error, c) => {
@@ -67,16 +87,14 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     }
     return next();
   });
-  if (deps.internal !== undefined) app.route('/v1/internal', deps.internal);
-
   app.use('/v1/*', async (c, next) => {
-    if (c.req.path.startsWith('/v1/internal/')) return next();
     if (!tokenMatches(deps.token, bearerToken(c))) {
       c.header('WWW-Authenticate', 'Bearer');
       return failureResponse(c, new AgentFailure(401, 'unauthorized', 'missing or wrong bearer token'));
     }
     return next();
   });
+  if (deps.internal !== undefined) app.route('/v1/internal', deps.internal);
 
   app.get('/v1/facts', async (c) => c.json(await driver.facts()));
   app.get('/v1/fencing', (c) =>
@@ -131,6 +149,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   app.post('/v1/guests/:id/prepare-incoming', async (c) => {
     const id = c.req.param('id');
     const request = await readBody(c, prepareIncomingRequestSchema);
+    admitListenAddress(request.listenAddress);
     if (request.spec.id !== id) {
       throw new AgentFailure(400, 'id_mismatch', `spec.id: must equal the path id '${id}'`, 'spec.id');
     }
@@ -140,7 +159,23 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   app.post('/v1/guests/:id/migration', async (c) => {
     const id = c.req.param('id');
     const request = await readBody(c, startMigrationRequestSchema);
-    return c.json(await serialised(id, () => driver.startMigration(id, request)));
+    // Before the guest's turn: a uri of the wrong shape or of no registered host never reaches a driver.
+    const confirm = await admitMigration(peers, driver.kind, id, request);
+    return c.json(await serialised(id, () => driver.startMigration(id, request, confirm)));
+  });
+  // Asked by a source agent before it sends this guest here (see migration-target.ts).
+  app.get('/v1/guests/:id/incoming', async (c) => {
+    const id = c.req.param('id');
+    const incoming = await driver.incomingMigration(id);
+    if (incoming === null) {
+      throw new AgentFailure(
+        404,
+        'incoming_not_found',
+        `no incoming migration of guest '${id}' is prepared on this host`,
+        'id',
+      );
+    }
+    return c.json(incomingView(incoming, driver.kind));
   });
   app.get('/v1/guests/:id/migration', async (c) => c.json(await driver.migrationStatus(c.req.param('id'))));
   app.post('/v1/guests/:id/migration/parameters', async (c) => {
@@ -156,7 +191,10 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     const id = c.req.param('id');
     return c.json(await serialised(id, () => driver.cancelMigration(id)));
   });
-  app.route('/v1/network', networkProbeRoutes(probes));
+  app.route(
+    '/v1/network',
+    networkProbeRoutes(probes, (address) => admitProbe(peers, address)),
+  );
 
   app.post('/v1/guests/:id/cleanup', async (c) => {
     const id = c.req.param('id');
@@ -168,7 +206,21 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   app.post('/v1/guests/:id/disks/:diskId/export', async (c) => {
     const { id, diskId } = c.req.param();
     const request = await readBody(c, diskExportRequestSchema);
+    if (request.listenAddress !== undefined) admitListenAddress(request.listenAddress);
     return c.json(await serialised(id, () => driver.exportDisk(id, diskId, request)));
+  });
+  app.get('/v1/guests/:id/disks/:diskId/export', async (c) => {
+    const { id, diskId } = c.req.param();
+    const running = await driver.diskExport(id, diskId);
+    if (running === null) {
+      throw new AgentFailure(
+        404,
+        'export_not_found',
+        `disk '${diskId}' of guest '${id}' is not exported on this host`,
+        'diskId',
+      );
+    }
+    return c.json(running);
   });
   app.delete('/v1/guests/:id/disks/:diskId/export', async (c) => {
     const { id, diskId } = c.req.param();
@@ -177,7 +229,8 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   app.post('/v1/guests/:id/disks/:diskId/import', async (c) => {
     const { id, diskId } = c.req.param();
     const request = await readBody(c, diskImportRequestSchema);
-    return c.json(await serialised(id, () => driver.importDisk(id, diskId, request)));
+    const confirm = await admitImport(peers, driver.kind, id, diskId, request);
+    return c.json(await serialised(id, () => driver.importDisk(id, diskId, request, confirm)));
   });
   app.get('/v1/guests/:id/disks/:diskId/import', async (c) => {
     const { id, diskId } = c.req.param();

@@ -9,8 +9,10 @@ import {
   listSetting,
   requiredSetting,
 } from '../domain/config.ts';
+import { DEFAULT_DN_TEMPLATE, dnTemplateProblem } from './drivers/qemu-tls.ts';
 import type { SimHostProfile } from './drivers/sim.ts';
 import type { Logger } from './log.ts';
+import type { PeerHost } from './peers.ts';
 
 export interface LivenessOptions {
   endpoints: string[];
@@ -62,16 +64,36 @@ export interface AgentOptions {
   metrics: MetricsOptions | null;
   /** null: no registration with the API. */
   registration: RegistrationOptions | null;
+  /**
+   * Hosts this agent may migrate to and from, copy disks with and probe, besides those the API's
+   * registration answer lists (agent/peers.ts); read at each check, so agents started together can
+   * name each other. An agent without registration and without peers refuses every migration uri,
+   * disk import and network probe: nothing is trusted by default, loopback included. Tests and
+   * benchmarks that run agents on one machine list them here (test/agent/agents.ts).
+   */
+  peers?: () => readonly PeerHost[];
   /** Overrides the persisted host id (benchmarks with many hosts). */
   hostId?: string;
   qemuBinary?: string;
   /** How long a stopping QEMU may take after `quit` before it is killed. */
   stopGraceMs?: number;
   /**
-   * x509 certificates for TLS migration (ca-cert.pem, server-cert.pem, server-key.pem,
-   * client-cert.pem, client-key.pem); default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls.
+   * Migration TLS: the CA certificate (ca-cert.pem) and, under hosts/<name>/, each host's own
+   * credentials (ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem, client-key.pem,
+   * dh-params.pem); default ${VMMIG_CACHE:-$HOME/.cache/vmmig}/tls, where scripts/setup.sh makes the CA.
    */
   tlsDir?: string;
+  /**
+   * The CA key that issues this host's credentials when hosts/<name>/ lacks fitting ones (dev and tests
+   * only; agent/tls-issue.ts). null: never issue. Default: <tlsDir>/ca-key.pem when tlsDir is left to
+   * its default (the dev cache dir), else none.
+   */
+  tlsCaKey?: string | null;
+  /**
+   * The subject DN of every host's certificate, `{host}` standing for the host's name; a TLS server
+   * admits only the peer host's DN (QEMU authz-simple). Default CN={host}.
+   */
+  tlsDnTemplate?: string;
   log?: Logger;
 }
 
@@ -83,9 +105,41 @@ export function defaultGuestImageDir(env: Env): string {
   return path.join(cacheDir(env), 'guest-image');
 }
 
-/** Where scripts/setup.sh puts the migration TLS certificates. */
+/** Where scripts/setup.sh puts the migration TLS CA (and agents their own certificates, hosts/<name>/). */
 export function defaultTlsDir(env: Env): string {
   return path.join(cacheDir(env), 'tls');
+}
+
+/**
+ * The CA key an agent may issue its own certificates with: AGENT_TLS_CA_KEY, else the dev CA key in the
+ * default TLS dir when AGENT_TLS_DIR is not set (a production TLS dir never implies a key), else none.
+ */
+export function tlsCaKeyFromEnv(env: Env): string | null {
+  if (env.AGENT_TLS_CA_KEY) return path.resolve(env.AGENT_TLS_CA_KEY);
+  return env.AGENT_TLS_DIR ? null : path.join(defaultTlsDir(env), 'ca-key.pem');
+}
+
+/** The TLS options startAgent() falls back to when a caller leaves them out. */
+export function tlsDefaults(options: Pick<AgentOptions, 'tlsDir' | 'tlsCaKey' | 'tlsDnTemplate'>, env: Env) {
+  const tlsDir = options.tlsDir ?? defaultTlsDir(env);
+  return {
+    tlsDir,
+    tlsCaKey:
+      options.tlsCaKey !== undefined
+        ? options.tlsCaKey
+        : options.tlsDir === undefined
+          ? path.join(tlsDir, 'ca-key.pem')
+          : null,
+    tlsDnTemplate: options.tlsDnTemplate ?? DEFAULT_DN_TEMPLATE,
+  };
+}
+
+function dnTemplateSetting(env: Env): string | undefined {
+  const template = env.AGENT_TLS_DN;
+  if (template === undefined || template === '') return undefined;
+  const problem = dnTemplateProblem(template);
+  if (problem !== null) throw new Error(`AGENT_TLS_DN: ${problem}`);
+  return template;
 }
 
 function optionalInt(env: Env, name: string, min: number): number | undefined {
@@ -130,6 +184,8 @@ export function agentOptionsFromEnv(env: Env): AgentOptions {
     sharedStorageDir: path.resolve(requiredSetting(env, 'SHARED_STORAGE_DIR')),
     guestImageDir: path.resolve(env.GUEST_IMAGE_DIR || defaultGuestImageDir(env)),
     tlsDir: path.resolve(env.AGENT_TLS_DIR || defaultTlsDir(env)),
+    tlsCaKey: tlsCaKeyFromEnv(env),
+    tlsDnTemplate: dnTemplateSetting(env),
     migrationAddress: env.MIGRATION_ADDRESS || null,
     networks: listSetting(env, 'AGENT_NETWORKS', DEFAULTS.agentNetworks),
     publicUrl: env.AGENT_URL || undefined,

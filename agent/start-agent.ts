@@ -14,9 +14,10 @@ import { FencingArm } from './fencing-arm.ts';
 import { Liveness, readLastRenewal } from './liveness.ts';
 import { consoleLogger, errorMessage, type Logger } from './log.ts';
 import { MetricsReporter } from './metrics.ts';
+import { PeerStore } from './peers.ts';
 import { Registration } from './register.ts';
 import { createAgentApp } from './server.ts';
-import { type AgentOptions, defaultTlsDir } from './settings.ts';
+import { type AgentOptions, tlsDefaults } from './settings.ts';
 
 export interface RunningAgent {
   url: string;
@@ -94,6 +95,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     networks: options.networks,
     sharedStoragePath: options.sharedStorageDir,
   };
+  // Registered hosts (from each registration answer) and configured ones; an unknown host makes the
+  // agent register again before it refuses (agent/peers.ts).
+  let registration: Registration | null = null;
+  const peers = new PeerStore({
+    configured: options.peers,
+    refresh: options.registration === null ? undefined : async () => registration?.refreshNow(),
+  });
 
   let driver: HypervisorDriver;
   let internal: Hono | undefined;
@@ -104,7 +112,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
     };
-    const sim = new SimDriver({ identity, profile, log });
+    const sim = new SimDriver({ identity, profile, log, peerCredential: options.token });
     internal = simInternalRoutes(sim);
     driver = sim;
   } else {
@@ -121,7 +129,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       log,
       qemuBinary: options.qemuBinary,
       stopGraceMs: options.stopGraceMs,
-      tlsDir: options.tlsDir ?? defaultTlsDir(process.env),
+      ...tlsDefaults(options, process.env),
       fenceAtStartup: startupFencing.fenceReason,
     });
   }
@@ -133,6 +141,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     log,
     internal,
     isReady: () => ready,
+    // Agents share one token today: it is also what this agent presents to its peers (peer-client.ts).
+    peers: { store: peers, credential: options.token, selfUrl: () => identity.agentUrl },
     fencing:
       options.liveness === null
         ? undefined
@@ -202,14 +212,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
         });
   metrics?.start();
 
-  const registration =
+  registration =
     options.registration === null
       ? null
       : new Registration({
           ...options.registration,
           facts: () => driver.facts(),
           log,
-          onRegistered: (hostView) => arm.follow(hostView),
+          onRegistered: async (hostView) => {
+            peers.follow(hostView);
+            await arm.follow(hostView);
+          },
         });
   registration?.start();
 

@@ -39,5 +39,7 @@ export function alertEventView(event: Event, ruleName: string | null) {
     level: event.level,
     notes: event.message,
     data: event.data,
+    /** Who caused it (the API caller); null for what a workflow decided on its own. */
+    requestedBy: event.requestedBy,
   };
 }

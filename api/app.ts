@@ -2,7 +2,7 @@ import { hostMaintenanceRoutes } from './routes/host-maintenance.ts';
 import { coldMigrateRoutes } from './routes/cold-migrate.ts';
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
-import { bearerAuth } from './auth.ts';
+import { apiAuth } from './auth.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, handleError } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
@@ -16,6 +16,7 @@ import {
 } from './routes/migration-settings.ts';
 import { serverPowerRoutes } from './routes/server-power.ts';
 import { serverRoutes } from './routes/servers.ts';
+import { tokenRoutes } from './routes/tokens.ts';
 
 export function createApp(deps: ApiDeps) {
   const app = new Hono();
@@ -33,7 +34,8 @@ export function createApp(deps: ApiDeps) {
     return c.json({ status: 'ok' });
   });
 
-  app.use('/v1/*', bearerAuth(deps.apiToken));
+  // Who calls and whether their role may call the route (domain/api-roles.ts), for every /v1 route.
+  app.use('/v1/*', apiAuth(deps));
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/hosts', hostMaintenanceRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
@@ -46,5 +48,6 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/migration-policies', migrationPolicyRoutes(deps));
   app.route('/v1/migration-alerts', migrationAlertRoutes(deps));
   app.route('/v1/migration-alert-events', migrationAlertEventRoutes(deps));
+  app.route('/v1/tokens', tokenRoutes(deps));
   return app;
 }

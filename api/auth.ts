@@ -1,22 +1,28 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { MiddlewareHandler } from 'hono';
+import type { Db } from '../db/client.ts';
+import { requiredRole, roleAtLeast } from '../domain/api-roles.ts';
+import { authenticate, bearerToken } from './authenticate.ts';
 import { ApiError } from './errors.ts';
 
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/** Bearer-token auth with JSON 401s; the admin token is the only role for now. */
-export function bearerAuth(expectedToken: string): MiddlewareHandler {
+/**
+ * Every /v1 request: who calls (a 401 without a valid token), then whether its role may call the route
+ * (domain/api-roles.ts; a 403 naming the role needed and the caller's). A path no route answers goes on to the
+ * app's 404. The caller is left on the context for the routes (`callerOf`).
+ */
+export function apiAuth({ db, apiToken }: { db: Db; apiToken: string }): MiddlewareHandler {
   return async (c, next) => {
-    const header = c.req.header('authorization');
-    if (!header) throw new ApiError(401, 'unauthorized', 'missing Authorization: Bearer <token> header');
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match?.[1] || !sameToken(match[1].trim(), expectedToken)) {
-      throw new ApiError(401, 'unauthorized', 'invalid bearer token');
+    const caller = await authenticate(db, apiToken, bearerToken(c.req.header('authorization')));
+    const needed = requiredRole(c.req.method, c.req.path);
+    if (needed && !roleAtLeast(caller.role, needed.role)) {
+      throw new ApiError(
+        403,
+        'forbidden',
+        `${needed.route} needs role ${needed.role}; ${caller.requester.by} has role ${caller.role}`,
+        undefined,
+        { requiredRole: needed.role, role: caller.role },
+      );
     }
+    c.set('caller', caller);
     await next();
   };
 }

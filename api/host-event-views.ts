@@ -11,5 +11,7 @@ export function hostEventView(event: Event, host: Pick<Host, 'name'>) {
     level: event.level,
     notes: event.message,
     data: event.data,
+    /** Who caused it (the API caller); null for what a workflow decided on its own. */
+    requestedBy: event.requestedBy,
   };
 }

@@ -7,6 +7,7 @@ import type { LiveMigrateOptions, LiveMigrationTimings } from '../domain/live-mi
 import { liveMigrationGroupWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import type { GroupMember, liveMigrateGroup } from '../workflows/live-migrate-group.ts';
 import { GuestIdKey, MigrationKindKey, MigrationTriggerKey } from '../workflows/search-attributes.ts';
+import { requireProjectScope, ruleCaller, type ApiCaller } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { alreadyRunning } from './already-running.ts';
 import { ApiError } from './errors.ts';
@@ -17,6 +18,7 @@ import { awaitNoRunningWorkflow } from './workflow-runs.ts';
 /** with_same_labels: one parent workflow moves the guest and every guest carrying its affinity labels. */
 export async function startLiveMigrationGroup(
   deps: ApiDeps,
+  caller: ApiCaller,
   guest: Guest,
   options: LiveMigrateOptions,
   timings: LiveMigrationTimings,
@@ -34,6 +36,8 @@ export async function startLiveMigrationGroup(
   const hostName = new Map(hosts.map((h) => [h.id, h.name]));
   const groupId = randomUUID();
   const group = [guest, ...affinityGroupOf(guest, allGuests)];
+  // Every guest the request would move must be the caller's to act on, before anything is recorded.
+  for (const g of group) requireProjectScope(caller, `server '${g.name}' (same affinity labels)`, g.project);
   return underGuestMigrationLock(db, group, async (locked) => {
     const members: GroupMember[] = [];
     try {
@@ -46,9 +50,10 @@ export async function startLiveMigrationGroup(
           options: { ...options, withSameLabels: true },
           workflowId: liveMigrationWorkflowId(g.id),
           groupId,
+          requestedBy: caller.requester,
         });
         members.push({
-          input: { migrationId: row.id, guestId: g.id, options, caller: { role: 'admin' }, timings },
+          input: { migrationId: row.id, guestId: g.id, options, caller: ruleCaller(caller), timings },
           guestName: g.name,
           sourceHost: hostName.get(g.hostId) ?? g.hostId,
           trigger,

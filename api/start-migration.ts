@@ -19,19 +19,24 @@ import {
   SourceHostKey,
 } from '../workflows/search-attributes.ts';
 import { alreadyRunning } from './already-running.ts';
+import { requireProjectScope, type ApiCaller } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, notFound } from './errors.ts';
 import { underGuestMigrationLock } from './guest-migration-lock.ts';
 import { recordPendingMigration } from './pending-migration.ts';
 import { startOnceThePreviousRunCloses } from './workflow-runs.ts';
 
-type MigrationRun =
+type MigrationRun = (
   | { workflowType: 'liveMigrate'; kind: 'live'; input: (migrationId: string) => LiveMigrateInput }
   | {
       workflowType: 'coldMigrate';
       kind: 'cold' | 'rescue';
       input: (migrationId: string) => ColdMigrateInput;
-    };
+    }
+) & {
+  /** Who asks: recorded on the row as its requester. */
+  caller: ApiCaller;
+};
 
 /**
  * Records an operator's migration of a guest (`pending`) and starts its workflow, both under the guest's
@@ -53,6 +58,7 @@ export async function startGuestMigration(
       trigger: 'manual',
       options: run.options,
       workflowId,
+      requestedBy: run.caller.requester,
     });
     try {
       const started = await startOnceThePreviousRunCloses(() =>
@@ -91,12 +97,14 @@ export async function startGuestMigration(
 }
 
 /**
- * The target of an operator's migrate request: the guest (404 if unknown), its source host, and `prefer_host`
- * checked to exist (400 naming the field) before anything is recorded.
+ * The target of an operator's migrate request: the guest (404 if unknown; 403 naming its project when the caller's
+ * token is limited to other projects), its source host, and `prefer_host` checked to exist (400 naming the field),
+ * all before anything is recorded.
  */
-export async function migrationTarget(db: Db, id: string, preferHost: string | undefined) {
+export async function migrationTarget(db: Db, caller: ApiCaller, id: string, preferHost: string | undefined) {
   const guest = await findGuest(db, id);
   if (!guest) throw notFound('server', id);
+  requireProjectScope(caller, `server '${guest.name}'`, guest.project);
   if (preferHost !== undefined && !(await findHost(db, preferHost))) {
     throw new ApiError(
       400,

@@ -37,6 +37,7 @@ import {
   migrationPolicyShow,
   serverMigrationPolicy,
 } from './commands/migration-settings.ts';
+import { tokenCreate, tokenList, tokenRevoke } from './commands/tokens.ts';
 import { resolveConnection } from './connection.ts';
 
 const commands: Command[] = [
@@ -72,6 +73,9 @@ const commands: Command[] = [
   alertEvents,
   alertPlanNow,
   alertPlan,
+  tokenCreate,
+  tokenList,
+  tokenRevoke,
 ];
 
 function help(): string {

@@ -7,6 +7,7 @@ import {
   type HostFlagField,
 } from '../domain/host-down.ts';
 import { hostFlagsUpdatedEvent } from '../domain/host-events.ts';
+import type { Requester } from '../domain/requester.ts';
 import type { Db } from './client.ts';
 import { events, hosts, type Host } from './schema.ts';
 
@@ -24,6 +25,8 @@ export function updateHostAutoMigrateFlags(
   patch: Partial<HostAutoMigrateFlags>,
   /** Called under the lock before auto_migrate_on_host_down turns on; throwing leaves the flags as they were. */
   beforeEnablingDown?: (host: Host) => Promise<void>,
+  /** Who asked, recorded on the `update` event. */
+  requestedBy?: Requester,
 ): Promise<HostFlagsOutcome | undefined> {
   return db.transaction(async (tx) => {
     const [host] = await tx.select().from(hosts).where(eq(hosts.id, hostId)).for('update');
@@ -39,7 +42,7 @@ export function updateHostAutoMigrateFlags(
       .where(eq(hosts.id, hostId))
       .returning();
     if (!updated) throw new Error(`host ${hostId} vanished under its row lock`);
-    await tx.insert(events).values(hostFlagsUpdatedEvent(host, changes));
+    await tx.insert(events).values({ ...hostFlagsUpdatedEvent(host, changes), requestedBy });
     return { ok: true, host: updated, changes };
   });
 }

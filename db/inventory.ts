@@ -1,6 +1,7 @@
-import { and, asc, eq, or } from 'drizzle-orm';
+import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
 import type { HostFacts } from '../domain/agent-contract.ts';
 import type { Db } from './client.ts';
+import type { Requester } from '../domain/requester.ts';
 import { clusters, events, guests, hosts, type Guest, type Host } from './schema.ts';
 
 export const DEFAULT_CLUSTER = 'default';
@@ -64,12 +65,15 @@ export async function findGuest(db: Db, idOrName: string): Promise<Guest | undef
 export interface GuestFilter {
   hostId?: string;
   status?: Guest['status'];
+  /** Only guests of these projects (a scoped token's view); undefined: every project. */
+  projects?: string[];
 }
 
 export function listGuests(db: Db, filter: GuestFilter = {}) {
   const conditions = [
     filter.hostId !== undefined ? eq(guests.hostId, filter.hostId) : undefined,
     filter.status !== undefined ? eq(guests.status, filter.status) : undefined,
+    filter.projects !== undefined ? inArray(guests.project, filter.projects) : undefined,
   ].filter((c) => c !== undefined);
   return db
     .select()
@@ -104,11 +108,17 @@ export interface NewEvent {
   data?: Record<string, unknown>;
   /** A writer that may retry gives each event a key: the same key is recorded once. */
   dedupeKey?: string;
+  /** Who caused it; left out, a migration's event carries the migration's requester, any other none. */
+  requestedBy?: Requester;
 }
 
 export async function recordEvent(db: Db, event: NewEvent): Promise<void> {
+  const inherited =
+    event.requestedBy === undefined && event.subjectKind === 'migration' && isUuid(event.subjectId)
+      ? sql`(select m.requested_by from migrations m where m.id = ${event.subjectId}::uuid)`
+      : undefined;
   await db
     .insert(events)
-    .values({ ...event, data: event.data ?? {} })
+    .values({ ...event, data: event.data ?? {}, ...(inherited ? { requestedBy: inherited } : {}) })
     .onConflictDoNothing({ target: events.dedupeKey });
 }

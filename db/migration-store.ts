@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, inArray, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { isTerminalPhase, terminalMigrationPhases, type MigrationPhase } from '../domain/migration-phases.ts';
+import type { Requester } from '../domain/requester.ts';
 import { recordEvent } from './inventory.ts';
 import {
   events,
@@ -45,6 +46,8 @@ export async function closeUnstartedMigration(
   id: string,
   phase: 'failed' | 'cancelled',
   reason: string,
+  /** Who closed it (a cancel request); absent: the migration's own requester is recorded. */
+  requestedBy?: Requester,
 ): Promise<void> {
   await setMigrationPhase(db, id, phase, { error: reason });
   await recordEvent(db, {
@@ -53,6 +56,7 @@ export async function closeUnstartedMigration(
     type: phase === 'failed' ? 'never_started' : 'cancelled',
     level: phase === 'failed' ? 'error' : 'info',
     message: reason,
+    ...(requestedBy ? { requestedBy } : {}),
   });
 }
 
@@ -80,6 +84,8 @@ export interface MigrationFilter {
   guestId?: string;
   hostId?: string;
   status?: 'running' | 'completed' | 'failed' | 'cancelled';
+  /** Only migrations of guests of these projects (a scoped token's view); undefined: every project. */
+  projects?: string[];
   limit?: number;
 }
 
@@ -89,6 +95,12 @@ export function listMigrations(db: Db, filter: MigrationFilter = {}) {
     filter.guestId !== undefined ? eq(migrations.guestId, filter.guestId) : undefined,
     filter.hostId !== undefined
       ? or(eq(migrations.sourceHostId, filter.hostId), eq(migrations.destinationHostId, filter.hostId))
+      : undefined,
+    filter.projects !== undefined
+      ? inArray(
+          migrations.guestId,
+          db.select({ id: guests.id }).from(guests).where(inArray(guests.project, filter.projects)),
+        )
       : undefined,
     filter.status === 'running'
       ? notInArray(migrations.phase, [...terminalMigrationPhases])

@@ -13,11 +13,13 @@ import {
   uuid,
 } from 'drizzle-orm/pg-core';
 import type { DiskSpec, NetworkSpec } from '../domain/agent-contract.ts';
+import { apiRoles } from '../domain/api-roles.ts';
 import { alertMetrics } from '../domain/alert-rule.ts';
 import { guestStatuses } from '../domain/guest-status.ts';
 import type { ClusterMigrationConfig } from '../domain/migration-config.ts';
 import type { MigrationPolicy } from '../domain/migration-policy.ts';
 import { migrationPhases, terminalMigrationPhases } from '../domain/migration-phases.ts';
+import type { Requester } from '../domain/requester.ts';
 
 export const clusters = pgTable('clusters', {
   id: uuid('id').primaryKey().defaultRandom(),
@@ -127,6 +129,8 @@ export const migrations = pgTable(
     groupId: uuid('group_id'),
     /** Every pre-check with its values, as evaluated when the migration started. */
     checks: jsonb('checks').$type<Record<string, unknown>[]>().notNull().default([]),
+    /** Who asked: a token, the bootstrap token, or the trigger (alert rule, host down). Null on older rows. */
+    requestedBy: jsonb('requested_by').$type<Requester>(),
     requestedAt: timestamp('requested_at', { withTimezone: true }).notNull().defaultNow(),
     finishedAt: timestamp('finished_at', { withTimezone: true }),
   },
@@ -177,6 +181,11 @@ export const events = pgTable(
       .default(sql`'{}'::jsonb`),
     /** Set by writers that may retry (an activity): the same key records the event once. */
     dedupeKey: text('dedupe_key'),
+    /**
+     * Who caused it: the API caller for what a request wrote, the migration's requester for a migration's events;
+     * null for what a workflow decided on its own (host down, alert cycles, evacuation steps).
+     */
+    requestedBy: jsonb('requested_by').$type<Requester>(),
   },
   (t) => [
     index('events_subject_idx').on(t.subjectKind, t.subjectId, t.at),
@@ -221,9 +230,29 @@ export const migrationPolicies = pgTable('migration_policies', {
   updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
 });
 
+/**
+ * API tokens with a role and, optionally, the projects they are limited to. Only the SHA-256 of the token is
+ * stored; a revoked token keeps its row (and its name) for the audit trail of what it asked for.
+ */
+export const apiTokens = pgTable('api_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name').notNull().unique(),
+  role: text('role', { enum: apiRoles }).notNull(),
+  /** Null: every project. */
+  projects: jsonb('projects').$type<string[]>(),
+  /** Hex SHA-256 of the whole token (`vmt_…`). */
+  tokenHash: text('token_hash').notNull().unique(),
+  createdBy: jsonb('created_by').$type<Requester>().notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  /** Refreshed at most once a minute (domain/api-tokens.ts). */
+  lastUsedAt: timestamp('last_used_at', { withTimezone: true }),
+  revokedAt: timestamp('revoked_at', { withTimezone: true }),
+});
+
 export type Host = typeof hosts.$inferSelect;
 export type Guest = typeof guests.$inferSelect;
 export type Migration = typeof migrations.$inferSelect;
 export type Event = typeof events.$inferSelect;
 export type Reservation = typeof reservations.$inferSelect;
 export type MigrationAlert = typeof migrationAlerts.$inferSelect;
+export type ApiToken = typeof apiTokens.$inferSelect;

@@ -15,6 +15,7 @@ import { z } from 'zod';
  *   POST   /v1/guests/:id/pause                   -> GuestState  (QMP stop; paused = no-op)
  *   DELETE /v1/guests/:id                         -> { destroyed: boolean } (unknown = destroyed:false)
  *   POST   /v1/guests/:id/prepare-incoming  PrepareIncomingRequest -> PrepareIncomingResult
+ *   GET    /v1/guests/:id/incoming                                 -> IncomingMigration (404 incoming_not_found)
  *   POST   /v1/guests/:id/migration         StartMigrationRequest  -> MigrationStatus (same migrationId again = no-op)
  *   GET    /v1/guests/:id/migration                                -> MigrationStatus
  *   POST   /v1/guests/:id/migration/parameters MigrationParameters -> MigrationStatus
@@ -24,17 +25,33 @@ import { z } from 'zod';
  *   POST   /v1/network/connect  { address, port }    -> { reachable, latencyMs, error }
  *   POST   /v1/guests/:id/cleanup           CleanupRequest         -> { cleaned: boolean }
  *   POST   /v1/guests/:id/disks/:diskId/export  DiskExportRequest? -> DiskExportResult   (cold migration, source)
+ *   GET    /v1/guests/:id/disks/:diskId/export                     -> DiskExportResult   (404 export_not_found)
  *   DELETE /v1/guests/:id/disks/:diskId/export                     -> { stopped: boolean }
  *   POST   /v1/guests/:id/disks/:diskId/import  DiskImportRequest  -> DiskCopyStatus     (cold migration, destination)
  *   GET    /v1/guests/:id/disks/:diskId/import                     -> DiskCopyStatus     (404 import_not_found)
  * Errors: { error: { code: string, message: string, field?: string } } with a 4xx/5xx status.
  *
+ * Peers: an agent sends a guest's memory, its disks or a probe only to a registered host (the API's
+ * registration answer lists the cluster's hosts as `peers`): start-migration takes `uri` only as
+ * `tcp:<host>:<port>` (sim: the destination agent's `sim+http://…` uri) and `nbdUri` as `nbd:<host>:<port>`,
+ * import takes `nbdUri` only as `nbd://<host>:<port>/<export>` (sim: `sim+nbd://…`), network/connect
+ * only a registered host's address. The host must be a registered host's address or migration address
+ * (sim: its agent), and before it starts, the agent asks that host's agent (GET …/incoming, GET
+ * …/export) whether it prepared this migration (export) of this guest on that port. Anything else is a
+ * 400 naming the field: invalid_request (exec:, file:, unix:, fd:, rdma:, any other shape),
+ * unknown_peer (not a registered host), not_prepared (the host did not confirm). A retry of the
+ * migration or import in progress answers with its status without asking again. prepare-incoming's
+ * and export's listenAddress must be an IP address or a host name (400 invalid_request otherwise).
+ *
  * Admission: define, start and prepare-incoming answer 409 insufficient_memory when the host's
  * memory minus what the guests it holds or receives take (this guest excluded) is below the spec's.
  *
- * TLS (tls: true on both ends): the migration stream (and the NBD stream of a block migration) runs
- * over TLS with the host's x509 certificates (verify-peer on both sides); a host without them
- * answers 409 tls_unavailable naming the missing file (HostFacts.tlsReady tells beforehand).
+ * TLS (tls: true on both ends): the migration stream (and the NBD stream of a block migration, and
+ * a cold copy's export) runs over TLS with each host's own x509 certificates (verify-peer on both
+ * sides); the server end admits only the peer host named in the request (prepare-incoming
+ * sourceHost, export destinationHost), the client end checks the server's name (start-migration
+ * tlsHostname, import tlsHostname). A host without its certificates answers 409 tls_unavailable
+ * naming the missing file (HostFacts.tlsReady tells beforehand).
  *
  * Block migration (a spec with `local` disks): prepare-incoming creates empty local disks on the
  * destination and exports them over NBD (PrepareIncomingResult.nbdUri); start-migration must then
@@ -150,6 +167,12 @@ export const prepareIncomingRequestSchema = z.object({
   listenAddress: z.string().min(1),
   tls: z.boolean().default(false),
   postCopy: z.boolean().default(false),
+  /**
+   * The source host's name. With tls, the destination admits only the certificate whose subject DN is
+   * that host's (QEMU tls-authz), for the migration stream and the NBD export of a block migration;
+   * without it any certificate of the CA is admitted. Optional: workflows started before it existed.
+   */
+  sourceHost: z.string().min(1).max(253).optional(),
 });
 export type PrepareIncomingRequest = z.infer<typeof prepareIncomingRequestSchema>;
 
@@ -159,6 +182,20 @@ export interface PrepareIncomingResult {
   uri: string;
   /** NBD export URI for block migration of local disks, if any. */
   nbdUri: string | null;
+}
+
+/**
+ * What a destination prepared for a guest (GET /v1/guests/:id/incoming): a source agent confirms the
+ * uri and nbdUri it was given against it before it starts. No secret in it.
+ */
+export interface IncomingMigration {
+  migrationId: string;
+  /** The uri prepare-incoming returned. */
+  uri: string;
+  /** Its port (sim: the destination agent's). */
+  port: number | null;
+  nbdUri: string | null;
+  nbdPort: number | null;
 }
 
 /** QEMU's throttle percentages (cpu-throttle-initial, cpu-throttle-increment, max-cpu-throttle) are 1-99. */
@@ -291,6 +328,10 @@ export const diskExportRequestSchema = z
      * export_conflict.
      */
     listenAddress: z.string().min(1).optional(),
+    /** Serve the export over TLS with this host's certificate (verify-peer: the importer shows its own). */
+    tls: z.boolean().optional(),
+    /** With tls: the destination host's name; only its certificate is admitted (QEMU tls-authz). */
+    destinationHost: z.string().min(1).max(253).optional(),
   })
   .default({});
 export type DiskExportRequest = z.infer<typeof diskExportRequestSchema>;
@@ -303,6 +344,10 @@ export interface DiskExportResult {
 export const diskImportRequestSchema = z.object({
   /** The source's DiskExportResult.nbdUri. */
   nbdUri: z.string().min(1),
+  /** Read the export over TLS (the export was made with tls). */
+  tls: z.boolean().optional(),
+  /** With tls: the name the source's certificate must carry; default the host of nbdUri. */
+  tlsHostname: z.string().min(1).max(253).optional(),
 });
 export type DiskImportRequest = z.infer<typeof diskImportRequestSchema>;
 

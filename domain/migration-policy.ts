@@ -36,8 +36,11 @@ export interface MigrationPolicy {
   schedule?: ScheduleStep[];
   /** auto: from the host link; hypervisor-default: QEMU's own; custom: mbps megabits per second. */
   bandwidth: { mode: BandwidthMode; mbps?: number };
-  /** TLS on the migration stream. */
-  encryption: boolean;
+  /**
+   * TLS on the migration streams: true or false as set; absent, the default (on), except for the
+   * 'large-vms' type, whose zero-copy transfer cannot be encrypted.
+   */
+  encryption?: boolean;
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9._-]{0,62}$/;
@@ -50,7 +53,7 @@ const labelsSchema = z.record(
   { error: 'labels as an object of "key": "value" strings' },
 );
 
-/** The create/update body of a policy. Omitted: no selectors, no overrides, predictive, auto bandwidth, no TLS. */
+/** The create/update body of a policy. Omitted: no selectors, no overrides, predictive, auto bandwidth, TLS as by default. */
 export const migrationPolicySchema = z
   .strictObject({
     name: z
@@ -80,7 +83,7 @@ export const migrationPolicySchema = z
           .optional(),
       })
       .default({ mode: 'auto' }),
-    encryption: z.boolean({ error: 'true or false' }).default(false),
+    encryption: z.boolean({ error: 'true or false' }).optional(),
   })
   .superRefine((policy, ctx) => {
     if (policy.convergence === 'schedule' && policy.schedule === undefined) {
@@ -227,6 +230,9 @@ export function selectPolicy(
 
 export type SettingSource = 'cluster-default' | `policy:${string}`;
 
+/** Migration streams run over TLS (each host's own certificate, only the peer host admitted) unless turned off. */
+export const DEFAULT_TLS = true;
+
 export const resolvedFields = [...migrationConfigFields, 'convergence', 'bandwidthBytes', 'tls'] as const;
 export type ResolvedField = (typeof resolvedFields)[number];
 
@@ -367,8 +373,16 @@ export function resolveSettings(
     }
   }
 
-  const tls = policy?.encryption ?? false;
-  sources.tls = fromPolicy;
+  // TLS is on unless the policy says otherwise: explicitly, or by a type that cannot encrypt.
+  let tls = DEFAULT_TLS;
+  if (policy?.encryption !== undefined) {
+    tls = policy.encryption;
+    sources.tls = fromPolicy;
+  } else if (policy && convergence === 'large-vms') {
+    tls = false;
+    sources.tls = fromPolicy;
+    notes.push("tls: off, as the 'large-vms' policy type's zero-copy transfer cannot be encrypted");
+  }
 
   return {
     ...values,

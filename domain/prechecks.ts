@@ -1,5 +1,8 @@
 import type { DiskSpec, NetworkSpec } from './agent-contract.ts';
+import { projectScopeRefusal, type Caller } from './project-scope.ts';
 import { compareVersions } from './versions.ts';
+
+export type { Caller } from './project-scope.ts';
 
 /** Everything the live-migration pre-checks look at, read once before deciding. */
 export interface HostSnapshot {
@@ -33,11 +36,6 @@ export interface GuestSnapshot {
   passthroughDevices: string[];
 }
 
-export interface Caller {
-  role: 'admin' | 'project';
-  project?: string;
-}
-
 export interface PrecheckOptions {
   skipCpuCheck: boolean;
   skipKernelCheck: boolean;
@@ -66,16 +64,15 @@ const fail = (name: string, message: string, values: Record<string, unknown>): C
   values,
 });
 
+/** A viewer acts on nothing; a token scoped to projects acts only on their guests. */
 export function callerMayAct(caller: Caller, guest: GuestSnapshot): CheckResult {
-  const values = { role: caller.role, callerProject: caller.project ?? null, guestProject: guest.project };
-  if (caller.role === 'admin' || caller.project === guest.project) {
-    return pass('caller_may_act', 'caller may act on the guest', values);
+  const values = { role: caller.role, callerProjects: caller.projects ?? null, guestProject: guest.project };
+  if (caller.role === 'viewer') {
+    return fail('caller_may_act', `a viewer may not act on guest ${guest.name}`, values);
   }
-  return fail(
-    'caller_may_act',
-    `caller of project '${caller.project}' may not act on guest ${guest.name}`,
-    values,
-  );
+  const refusal = projectScopeRefusal(caller, `guest ${guest.name}`, guest.project);
+  if (refusal) return fail('caller_may_act', refusal, values);
+  return pass('caller_may_act', 'caller may act on the guest', values);
 }
 
 export function guestIsRunning(guest: GuestSnapshot): CheckResult {

@@ -112,10 +112,15 @@ export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateR
     if (options.rescueMode || local.length === 0) return;
     await enterPhase('copying');
     const copying = diskCopyFor(timings);
+    // Over TLS the export admits only the destination's certificate and the import checks the source's.
+    const tls = start.tls ?? false;
     for (const [index, disk] of local.entries()) {
       const where = { agentUrl: start.source.agentUrl, guestId, diskId: disk.id };
       saga.add(`stop export ${disk.id}`, () => durable.stopLocalDiskExport(where));
-      const nbdUri = await agentCalls.exportLocalDisk(where);
+      const nbdUri = await agentCalls.exportLocalDisk({
+        ...where,
+        ...(tls ? { tls, destinationHost: destination.name } : {}),
+      });
       const copied = await copying.copyLocalDisk({
         migrationId,
         guestId,
@@ -123,11 +128,19 @@ export async function coldMigrate(input: ColdMigrateInput): Promise<ColdMigrateR
         sourceAgentUrl: start.source.agentUrl,
         destinationAgentUrl: destination.agentUrl,
         nbdUri,
+        ...(tls ? { tls, tlsHostname: start.source.name } : {}),
         index,
         count: local.length,
         pollIntervalMs: timings.pollIntervalMs,
       });
-      await event('disk_copied', `local disk ${disk.id} copied to ${destination.name}`, { ...copied });
+      await event(
+        'disk_copied',
+        `local disk ${disk.id} copied to ${destination.name}${tls ? ' over TLS' : ''}`,
+        {
+          ...copied,
+          tls,
+        },
+      );
       await durable.stopLocalDiskExport(where);
       saga.forget(`stop export ${disk.id}`);
     }

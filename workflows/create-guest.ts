@@ -1,5 +1,6 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import type { Requester } from '../domain/requester.ts';
 import { failureReason } from './failure-reason.ts';
 
 const { loadGuestPlacement, defineGuestOnHost, startGuestOnHost, setGuestStatus, recordEvent } =
@@ -10,10 +11,13 @@ const { loadGuestPlacement, defineGuestOnHost, startGuestOnHost, setGuestStatus,
 
 export interface CreateGuestInput {
   guestId: string;
+  /** Who asked, recorded on the guest's events; absent in runs started before it was passed. */
+  requestedBy?: Requester;
 }
 
 /** Defines the guest on its host's agent and starts it; the inventory row follows each step. */
-export async function createGuest({ guestId }: CreateGuestInput): Promise<void> {
+export async function createGuest({ guestId, requestedBy }: CreateGuestInput): Promise<void> {
+  const by = requestedBy ? { requestedBy } : {};
   const placement = await loadGuestPlacement(guestId);
   try {
     await defineGuestOnHost(placement);
@@ -27,6 +31,7 @@ export async function createGuest({ guestId }: CreateGuestInput): Promise<void> 
       type: 'create_failed',
       level: 'error',
       message: `guest could not be started on ${placement.hostName}: ${reason}`,
+      ...by,
     });
     throw ApplicationFailure.nonRetryable(reason, 'GuestCreateFailed');
   }
@@ -36,5 +41,6 @@ export async function createGuest({ guestId }: CreateGuestInput): Promise<void> 
     subjectId: guestId,
     type: 'started',
     message: `guest started on ${placement.hostName}`,
+    ...by,
   });
 }

@@ -2,6 +2,7 @@ import { proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { evacuationSummary, type EvacuationOutcome, type EvacuationStep } from '../domain/evacuation.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
+import type { Requester } from '../domain/requester.ts';
 import { startHostMigration, type HostMigrationResult } from './host-migration-child.ts';
 import { hostEventLog } from './host-event-log.ts';
 
@@ -13,6 +14,8 @@ const { planHostEvacuation } = proxyActivities<Activities>({
 export interface EvacuateHostInput {
   hostId: string;
   migrationTimings: LiveMigrationTimings;
+  /** Who put the host in maintenance: the requester of every move. Absent in runs started before it was passed. */
+  requestedBy?: Requester;
 }
 
 /**
@@ -62,6 +65,7 @@ export async function evacuateHost(input: EvacuateHostInput): Promise<Evacuation
           ? { kind: 'live' }
           : { kind: 'cold', options: { preferHost: null, autoStart: false, rescueMode: false } },
       timings: input.migrationTimings,
+      ...(input.requestedBy ? { requestedBy: input.requestedBy } : {}),
     });
     return { end: started.result.then((result) => recordOutcome(step, result)) };
   }

@@ -1,6 +1,7 @@
 import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { statusAfter, type PowerAction } from '../domain/guest-power.ts';
+import type { Requester } from '../domain/requester.ts';
 import { failureReason } from './failure-reason.ts';
 
 const { loadGuestPlacement, stopGuestOnHost, startGuestOnHost, setGuestStatus, recordEvent } =
@@ -13,13 +14,16 @@ const { loadGuestPlacement, stopGuestOnHost, startGuestOnHost, setGuestStatus, r
 export interface GuestPowerInput {
   guestId: string;
   action: PowerAction;
+  /** Who asked, recorded on the guest's events; absent in runs started before it was passed. */
+  requestedBy?: Requester;
 }
 
 /**
  * server-stop / server-start: the guest's agent stops or starts it (idempotent: already so is a no-op), then
  * the inventory says so. A refusal by the agent (a migration in flight, say) leaves the status as it was.
  */
-export async function guestPower({ guestId, action }: GuestPowerInput): Promise<void> {
+export async function guestPower({ guestId, action, requestedBy }: GuestPowerInput): Promise<void> {
+  const by = requestedBy ? { requestedBy } : {};
   const placement = await loadGuestPlacement(guestId);
   try {
     await (action === 'stop' ? stopGuestOnHost(placement) : startGuestOnHost(placement));
@@ -31,6 +35,7 @@ export async function guestPower({ guestId, action }: GuestPowerInput): Promise<
       type: `${action}_failed`,
       level: 'error',
       message: `${action} on ${placement.hostName} failed: ${reason}`,
+      ...by,
     });
     throw ApplicationFailure.nonRetryable(reason, 'GuestPowerFailed');
   }
@@ -40,5 +45,6 @@ export async function guestPower({ guestId, action }: GuestPowerInput): Promise<
     subjectId: guestId,
     type: action === 'stop' ? 'stopped' : 'started',
     message: `guest ${action === 'stop' ? 'stopped' : 'started'} on ${placement.hostName}`,
+    ...by,
   });
 }

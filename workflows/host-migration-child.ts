@@ -2,6 +2,7 @@ import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/work
 import type { Activities } from '../activities/index.ts';
 import type { ColdMigrateOptions } from '../domain/cold-migration.ts';
 import { DEFAULT_LIVE_MIGRATE_OPTIONS, type LiveMigrationTimings } from '../domain/live-migration.ts';
+import { triggerRequester, type Requester } from '../domain/requester.ts';
 import { coldMigrationWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { coldMigrate } from './cold-migrate.ts';
 import { failureReason } from './failure-reason.ts';
@@ -23,6 +24,8 @@ export interface HostMigrationRequest {
   trigger: 'host-down' | 'maintenance';
   move: { kind: 'live' } | { kind: 'cold' | 'rescue'; options: ColdMigrateOptions };
   timings: LiveMigrationTimings;
+  /** Who asked (the caller who put the host in maintenance); absent: the trigger, `<trigger>:<host>`. */
+  requestedBy?: Requester;
 }
 
 export type HostMigrationResult =
@@ -48,6 +51,7 @@ export async function startHostMigration(
     kind: move.kind,
     trigger: request.trigger,
     options: move.kind === 'live' ? {} : { ...move.options },
+    requestedBy: request.requestedBy ?? triggerRequester(request.trigger, request.hostName),
   });
   if ('refused' in recorded) {
     return { result: Promise.resolve({ outcome: 'refused', migrationId: null, error: recorded.refused }) };

@@ -168,6 +168,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       listenAddress: choice.address,
       tls: plan.tls,
       postCopy: plan.start.postCopy,
+      // With TLS the destination admits only this host's certificate (QEMU tls-authz).
+      sourceHost: source.name,
     });
   }
 
@@ -186,6 +188,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         autoConverge: plan.start.autoConverge,
         postCopy: plan.start.postCopy,
         tls: plan.tls,
+        // With TLS the destination's certificate must carry its host name.
+        ...(plan.tls ? { tlsHostname: destination.name } : {}),
         // Local disks are mirrored to the destination's NBD export before memory moves (block migration).
         ...(incoming.nbdUri ? { nbdUri: incoming.nbdUri } : {}),
         ...(plan.start.xbzrle ? { xbzrle: true } : {}),
@@ -193,8 +197,9 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         ...(plan.start.cpuThrottleIncrement ? { cpuThrottleIncrement: plan.start.cpuThrottleIncrement } : {}),
       },
     });
-    await event('copy_started', `memory copy to ${destination.name} started`, {
+    await event('copy_started', `memory copy to ${destination.name} started${plan.tls ? ' over TLS' : ''}`, {
       uri: incoming.uri,
+      tls: plan.tls,
       downtimeLimitMs: plan.start.downtimeMs,
       policy: plan.policyName,
       convergence: plan.convergencePolicy.kind,

@@ -1,4 +1,5 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { isIPv4, isIPv6 } from 'node:net';
 
 /**
  * Block migration of local disks, libvirt's way: the destination exports its new, empty disks over
@@ -88,4 +89,15 @@ export async function processListeningPorts(pid: number): Promise<Set<number>> {
     for (const [inode, port] of listeningPorts(text)) if (inodes.has(inode)) ports.add(port);
   }
   return ports;
+}
+
+/**
+ * An address that binds every interface (0.0.0.0, ::, or nothing): a migration or NBD listener binds
+ * the one migration address instead, so nothing else on the host's networks can reach it.
+ */
+export function isWildcardAddress(address: string): boolean {
+  const bare = address.trim().replace(/^\[|\]$/g, '');
+  if (bare === '' || bare === '*') return true;
+  if (isIPv4(bare)) return /^0+(\.0+){3}$/.test(bare);
+  return isIPv6(bare) && /^[0:]+$/.test(bare);
 }

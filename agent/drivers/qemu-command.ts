@@ -31,6 +31,13 @@ export function kernelCommandLine(spec: GuestSpec): string {
 }
 
 /**
+ * QEMU's seccomp filter: a guest's QEMU may not run programs (the exec: migration transport, helper
+ * scripts), gain privileges, change scheduling or use obsolete system calls. QEMU needs none of them
+ * for TCG/KVM, QMP, migration over TCP (TLS included), NBD or user-mode networking.
+ */
+export const QEMU_SANDBOX = 'on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny';
+
+/**
  * The QEMU command line of a guest. Source and destination of a migration must build the same one
  * (machine, memory, devices and their ids, MACs): only -incoming differs.
  */
@@ -43,6 +50,7 @@ export function qemuArguments(launch: QemuLaunch): string[] {
     '-accel', 'tcg',
     '-nographic',
     '-nodefaults',
+    '-sandbox', QEMU_SANDBOX,
     '-m', String(spec.memoryMb),
     '-smp', String(spec.vcpus),
     '-kernel', launch.kernelPath,

@@ -3,11 +3,13 @@ import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { DiskCopyStatus } from '../../domain/agent-contract.ts';
+import { conflict } from '../errors.ts';
 import { type DiskCopies, decideExport, decideImport, hostPort } from '../guest-rules.ts';
 import { errorMessage, type Logger } from '../log.ts';
 import { processAlive, processCommandLine } from '../proc-stat.ts';
 import { processListeningPorts } from './qemu-block.ts';
 import { signal, waitForExit } from './qemu-process.ts';
+import { authzObject, qemuOptionValue, TLS_AUTHZ_ID, TLS_OBJECT_ID, tlsCredsObject } from './qemu-tls.ts';
 
 /**
  * Cold migration of local disks with QEMU's tools, libvirt-free:
@@ -15,11 +17,17 @@ import { signal, waitForExit } from './qemu-process.ts';
  *   --port 0 --export-name=<diskId> <image>`, in its own session (it outlives an agent restart, as
  *   QEMU does; the next agent adopts it from `<guestDir>/disk-copy/<diskId>.export.json`). Port 0
  *   lets the kernel pick a free port, read back from /proc (processListeningPorts). The uri is
- *   `nbd://<address>:<port>/<diskId>`.
+ *   `nbd://<address>:<port>/<diskId>`. With TLS it also gets this host's server credentials
+ *   (`--object tls-creds-x509,…,endpoint=server,verify-peer=on --tls-creds`) and, when the importing
+ *   host is named, an authz-simple object admitting only its certificate's DN (`--tls-authz`): a
+ *   client without a certificate of the CA, or with another host's, is refused at the handshake and
+ *   the export serves on. It lives for one copy: the caller stops it once the import completed (or
+ *   the migration ended), and DELETE of the guest stops it too.
  * - import (destination): `qemu-img convert -p -f raw -O qcow2 <nbdUri> <image>.importing`, renamed
- *   over the image once it exited 0 (a half copy never looks complete). Progress is its `-p` output,
- *   `(NN.NN/100%)`. The status lives in memory; a leftover process of a previous agent is killed and
- *   its partial file removed at start.
+ *   over the image once it exited 0 (a half copy never looks complete). With TLS the source is given
+ *   as `--image-opts` with this host's client credentials and the source's name as `tls-hostname`.
+ *   Progress is its `-p` output, `(NN.NN/100%)`. The status lives in memory; a leftover process of a
+ *   previous agent is killed and its partial file removed at start.
  */
 
 const run = promisify(execFile);
@@ -38,6 +46,21 @@ interface ExportRecord {
   nbdUri: string;
   listenAddress: string;
   image: string;
+  /** Whether it serves over TLS, and the one DN it admits (absent in records of older agents: plain). */
+  tls?: boolean;
+  peerDn?: string | null;
+}
+
+/** An export over TLS: this host's credentials directory and the importing host's DN (null: any of the CA). */
+export interface ExportTls {
+  dir: string;
+  peerDn: string | null;
+}
+
+/** An import over TLS: this host's credentials directory and the name the source's certificate carries. */
+export interface ImportTls {
+  dir: string;
+  hostname: string;
 }
 
 interface NbdExport extends ExportRecord {
@@ -68,6 +91,73 @@ export function parseNbdExportUri(uri: string): { host: string; port: number; ex
 
 export function nbdExportUri(host: string, port: number, exportName: string): string {
   return `nbd://${hostPort(host, port)}/${exportName}`;
+}
+
+/** The qemu-nbd command line of a read-only export (see the top of this file). Pure. */
+export function qemuNbdArgs(input: {
+  listenAddress: string;
+  diskId: string;
+  image: string;
+  tls: ExportTls | null;
+}): string[] {
+  const { tls } = input;
+  const tlsArgs =
+    tls === null
+      ? []
+      : [
+          '--object',
+          tlsCredsObject(TLS_OBJECT_ID.server, tls.dir, 'server'),
+          `--tls-creds=${TLS_OBJECT_ID.server}`,
+          ...(tls.peerDn === null
+            ? []
+            : ['--object', authzObject(tls.peerDn), `--tls-authz=${TLS_AUTHZ_ID}`]),
+        ];
+  return [
+    '--read-only',
+    '--persistent',
+    '--shared=2',
+    '--format=qcow2',
+    '--bind',
+    input.listenAddress,
+    '--port',
+    '0',
+    `--export-name=${input.diskId}`,
+    ...tlsArgs,
+    input.image,
+  ];
+}
+
+/** The qemu-img command line of an import into `partial`; null when the uri is not one of ours. Pure. */
+export function qemuImgConvertArgs(input: {
+  nbdUri: string;
+  partial: string;
+  tls: ImportTls | null;
+}): string[] | null {
+  const { tls } = input;
+  if (tls === null) return ['convert', '-p', '-f', 'raw', '-O', 'qcow2', input.nbdUri, input.partial];
+  const source = parseNbdExportUri(input.nbdUri);
+  if (source === null) return null;
+  const file = [
+    'driver=raw',
+    'file.driver=nbd',
+    'file.server.type=inet',
+    `file.server.host=${qemuOptionValue(source.host)}`,
+    `file.server.port=${source.port}`,
+    `file.export=${qemuOptionValue(source.exportName)}`,
+    `file.tls-creds=${TLS_OBJECT_ID.client}`,
+    `file.tls-hostname=${qemuOptionValue(tls.hostname)}`,
+  ].join(',');
+  return [
+    'convert',
+    '-p',
+    '--object',
+    tlsCredsObject(TLS_OBJECT_ID.client, tls.dir, 'client'),
+    '--image-opts',
+    file,
+    '-O',
+    'qcow2',
+    input.partial,
+  ];
 }
 
 /** The last `(NN.NN/100%)` of qemu-img's -p output, as a fraction; null when there is none. */
@@ -104,12 +194,16 @@ export class QemuDiskCopies {
     image: string;
     listenAddress: string;
     recordDir: string;
+    tls: ExportTls | null;
   }): Promise<string> {
-    const { guestId, diskId, image, listenAddress, recordDir } = input;
+    const { guestId, diskId, image, listenAddress, recordDir, tls } = input;
     const existing = this.exports.get(key(guestId, diskId));
     if (existing !== undefined) {
       if (await this.exportAlive(existing)) {
-        if (decideExport(existing, listenAddress) === 'current') return existing.nbdUri;
+        if (decideExport(existing, listenAddress) === 'current') {
+          assertSameTls(existing, tls);
+          return existing.nbdUri;
+        }
       } else {
         this.options.log(
           `guest ${guestId}: export of disk ${diskId} (pid ${existing.pid}) is gone; starting it again`,
@@ -119,18 +213,7 @@ export class QemuDiskCopies {
     }
     await mkdir(recordDir, { recursive: true });
     const logPath = path.join(recordDir, `${diskId}.export.log`);
-    const args = [
-      '--read-only',
-      '--persistent',
-      '--shared=2',
-      '--format=qcow2',
-      '--bind',
-      listenAddress,
-      '--port',
-      '0',
-      `--export-name=${diskId}`,
-      image,
-    ];
+    const args = qemuNbdArgs({ listenAddress, diskId, image, tls });
     const log = await open(logPath, 'a');
     let exitReason: string | null = null;
     let started: Promise<number>;
@@ -177,14 +260,30 @@ export class QemuDiskCopies {
       image,
       listenAddress,
       nbdUri: nbdExportUri(listenAddress, port, diskId),
+      tls: tls !== null,
+      peerDn: tls?.peerDn ?? null,
     };
-    const record: ExportRecord = { pid, nbdUri: item.nbdUri, listenAddress, image };
+    const record: ExportRecord = {
+      pid,
+      nbdUri: item.nbdUri,
+      listenAddress,
+      image,
+      tls: item.tls,
+      peerDn: item.peerDn,
+    };
     await writeFile(path.join(recordDir, `${diskId}.export.json`), `${JSON.stringify(record)}\n`);
     this.exports.set(key(guestId, diskId), item);
     this.options.log(
-      `guest ${guestId}: disk ${diskId} exported read-only on ${item.nbdUri} (qemu-nbd ${pid})`,
+      `guest ${guestId}: disk ${diskId} exported read-only on ${item.nbdUri} (qemu-nbd ${pid})` +
+        (tls === null ? '' : `, TLS, admitting ${tls.peerDn ?? 'any certificate of the CA'}`),
     );
     return item.nbdUri;
+  }
+
+  /** The uri of the disk's export while its qemu-nbd runs, else null. */
+  async runningExport(guestId: string, diskId: string): Promise<string | null> {
+    const item = this.exports.get(key(guestId, diskId));
+    return item !== undefined && (await this.exportAlive(item)) ? item.nbdUri : null;
   }
 
   /** false when the disk was not exported. */
@@ -206,6 +305,7 @@ export class QemuDiskCopies {
     image: string;
     totalBytes: number;
     recordDir: string;
+    tls: ImportTls | null;
   }): Promise<DiskCopyStatus> {
     const { guestId, diskId, nbdUri, image, totalBytes, recordDir } = input;
     const current = this.imports.get(key(guestId, diskId));
@@ -216,14 +316,10 @@ export class QemuDiskCopies {
     const partial = `${image}.importing`;
     await mkdir(path.dirname(image), { recursive: true });
     await mkdir(recordDir, { recursive: true });
+    const args = qemuImgConvertArgs({ nbdUri, partial, tls: input.tls });
+    if (args === null) throw new Error(`cannot read ${nbdUri} over TLS: not nbd://<host>:<port>/<export>`);
     await rm(partial, { force: true });
-    const child = spawn(
-      this.options.qemuImg,
-      ['convert', '-p', '-f', 'raw', '-O', 'qcow2', nbdUri, partial],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawn(this.options.qemuImg, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const item: ImportRun = {
       guestId,
       diskId,
@@ -393,6 +489,20 @@ export class QemuDiskCopies {
     } else {
       await item.done;
     }
+  }
+}
+
+/** A retried export must ask for the TLS the running one serves with (409 export_conflict otherwise). */
+function assertSameTls(existing: ExportRecord, tls: ExportTls | null): void {
+  const running =
+    existing.tls === true ? `TLS admitting ${existing.peerDn ?? 'any certificate of the CA'}` : 'plain';
+  const asked = tls === null ? 'plain' : `TLS admitting ${tls.peerDn ?? 'any certificate of the CA'}`;
+  if (running !== asked) {
+    throw conflict(
+      'export_conflict',
+      `the export on ${existing.nbdUri} serves ${running}, not ${asked}`,
+      'tls',
+    );
   }
 }
 

@@ -33,6 +33,7 @@ import {
   decideCancel,
   decideCleanup,
   decideDefine,
+  decideImport,
   decidePause,
   decidePostCopy,
   decidePrepareIncoming,
@@ -66,10 +67,20 @@ import {
   type MirrorJobs,
   mirrorJobs,
   mirrorTargetNode,
+  isWildcardAddress,
   processListeningPorts,
 } from './qemu-block.ts';
 import { parseNbdExportUri, QemuDiskCopies } from './qemu-disk-copy.ts';
-import { assertTlsFiles, TLS_OBJECT_ID, tlsClientObjectArgs, tlsReady } from './qemu-tls.ts';
+import {
+  authzObjectArgs,
+  DEFAULT_DN_TEMPLATE,
+  HostTls,
+  incomingTlsParameters,
+  outgoingTlsParameters,
+  TLS_AUTHZ_ID,
+  TLS_OBJECT_ID,
+  tlsClientObjectArgs,
+} from './qemu-tls.ts';
 import { GuestStore, type StoredGuest } from './guest-store.ts';
 import { type QemuDisk, qemuArguments } from './qemu-command.ts';
 import { incomingPort, normaliseQueryMigrate, type QueryMigrate, runStateOf } from './qemu-migration.ts';
@@ -92,8 +103,12 @@ export interface QemuDriverOptions {
   qemuNbdBinary?: string;
   /** How long QEMU may take to exit after `quit` before it is killed. */
   stopGraceMs?: number;
-  /** x509 certificates for TLS migration (see qemu-tls.ts). */
+  /** Migration TLS: the CA certificate, and this host's own credentials in hosts/<name>/ (see qemu-tls.ts). */
   tlsDir: string;
+  /** The CA key that issues this host's credentials when they are missing (dev, tests); null/absent: never. */
+  tlsCaKey?: string | null;
+  /** Subject DN of every host's certificate, `{host}` for its name (default CN={host}). */
+  tlsDnTemplate?: string;
   /** How long the mirrors may take to catch up at switch-over, the guest paused (default 60 s). */
   mirrorCompleteTimeoutMs?: number;
   /**
@@ -136,9 +151,20 @@ export class QemuDriver implements HypervisorDriver {
   private fencing: Promise<void> | null = null;
   /** Cold migration: qemu-nbd exports (source) and qemu-img copies (destination) of local disks. */
   private readonly diskCopies: QemuDiskCopies;
+  /** This host's migration TLS credentials (its own certificate, the peers' DNs). */
+  private readonly tls: HostTls;
 
   constructor(private readonly options: QemuDriverOptions) {
     this.store = new GuestStore(options.agentDir);
+    const { identity } = options;
+    this.tls = new HostTls({
+      tlsDir: options.tlsDir,
+      hostName: identity.name,
+      addresses: [identity.migrationAddress, identity.address].filter((a): a is string => a !== null),
+      caKeyFile: options.tlsCaKey ?? null,
+      dnTemplate: options.tlsDnTemplate ?? DEFAULT_DN_TEMPLATE,
+      log: options.log,
+    });
     this.qemuBinary = options.qemuBinary ?? 'qemu-system-x86_64';
     this.diskCopies = new QemuDiskCopies({
       qemuImg: options.qemuImgBinary ?? 'qemu-img',
@@ -148,6 +174,10 @@ export class QemuDriver implements HypervisorDriver {
   }
 
   async init(): Promise<void> {
+    // Never fatal: a host without its certificates still runs guests, and answers TLS with tls_unavailable.
+    await this.tls
+      .ensure()
+      .catch((error) => this.options.log(`migration TLS credentials: ${errorMessage(error)}`));
     const fenceReason = this.options.fenceAtStartup ?? null;
     if (fenceReason !== null) return this.initFenced(fenceReason);
     for (const id of await this.store.ids()) {
@@ -196,7 +226,7 @@ export class QemuDriver implements HypervisorDriver {
       freeMemoryMb: Math.max(0, platform.memoryMb - committedMb),
       networks: identity.networks,
       sharedStoragePath: identity.sharedStoragePath,
-      tlsReady: await tlsReady(this.options.tlsDir),
+      tlsReady: await this.tls.ready(),
     };
   }
 
@@ -307,7 +337,8 @@ export class QemuDriver implements HypervisorDriver {
       request.spec,
       'spec.memoryMb',
     );
-    if (request.tls) await assertTlsFiles(this.options.tlsDir, 'server');
+    assertBindAddress(request.listenAddress, 'listenAddress');
+    if (request.tls) await this.tls.assertFiles('server');
     for (const disk of request.spec.disks.filter((d) => d.storage === 'shared')) {
       if (!(await fileExists(this.sharedDiskPath(id, disk.id)))) {
         throw conflict(
@@ -349,9 +380,12 @@ export class QemuDriver implements HypervisorDriver {
           { capability: 'postcopy-ram', state: request.postCopy },
         ],
       });
-      if (request.tls) await qmp.execute('migrate-set-parameters', { 'tls-creds': TLS_OBJECT_ID.server });
+      // Only the source host's certificate is admitted, for the stream and for the NBD export alike.
+      const authz = request.tls && request.sourceHost !== undefined;
+      if (authz) await qmp.execute('object-add', authzObjectArgs(this.tls.peerDn(request.sourceHost!)));
+      if (request.tls) await qmp.execute('migrate-set-parameters', incomingTlsParameters(authz));
       if (local.length > 0) {
-        const port = await this.startNbdServer(id, request.listenAddress, request.tls);
+        const port = await this.startNbdServer(id, request.listenAddress, request.tls, authz);
         for (const disk of local) {
           await qmp.execute('nbd-server-add', { device: `drive-${disk.id}`, name: disk.id, writable: true });
         }
@@ -374,13 +408,22 @@ export class QemuDriver implements HypervisorDriver {
     }
     this.options.log(
       `guest ${id}: incoming migration ${request.migrationId} listens on ${guest.migration!.uri}` +
-        (request.tls ? ' (TLS)' : '') +
+        (request.tls ? ` (TLS, admitting ${this.admitted(request)})` : '') +
         (guest.migration!.nbdUri ? `, local disks exported on ${guest.migration!.nbdUri}` : ''),
     );
     return resultOf(guest.migration!);
   }
 
-  async startMigration(id: string, request: StartMigrationRequest): Promise<MigrationStatus> {
+  async incomingMigration(id: string): Promise<PrepareIncomingResult | null> {
+    const migration = this.guest(id).migration;
+    return migration?.role === 'destination' ? resultOf(migration) : null;
+  }
+
+  async startMigration(
+    id: string,
+    request: StartMigrationRequest,
+    confirm: () => Promise<void>,
+  ): Promise<MigrationStatus> {
     const guest = this.guest(id);
     const current = await this.migrationStatus(id);
     const runState = (await this.view(id)).status;
@@ -392,6 +435,8 @@ export class QemuDriver implements HypervisorDriver {
     }
     const setupAt = Date.now();
     const target = blockTarget(guest.spec, request);
+    // The destination's agent confirms it prepared this uri for this guest (agent/migration-target.ts).
+    await confirm();
     const tlsHostname = request.tlsHostname ?? tcpUriHost(request.uri);
     if (request.tls) {
       if (tlsHostname === null) {
@@ -402,7 +447,7 @@ export class QemuDriver implements HypervisorDriver {
           'tlsHostname',
         );
       }
-      await assertTlsFiles(this.options.tlsDir, 'client');
+      await this.tls.assertFiles('client');
     }
     const qmp = await this.qmp(id);
     if (request.tls) await this.ensureTlsClient(id);
@@ -424,8 +469,7 @@ export class QemuDriver implements HypervisorDriver {
       'cpu-throttle-initial': request.cpuThrottleInitial ?? THROTTLE_DEFAULTS.initial,
       'cpu-throttle-increment': request.cpuThrottleIncrement ?? THROTTLE_DEFAULTS.increment,
       'max-cpu-throttle': request.maxCpuThrottle ?? THROTTLE_DEFAULTS.max,
-      'tls-creds': request.tls ? TLS_OBJECT_ID.client : '',
-      'tls-hostname': request.tls ? tlsHostname : '',
+      ...outgoingTlsParameters(request.tls ? tlsHostname : null),
     });
     const record: MigrationRecord = {
       migrationId: request.migrationId,
@@ -663,6 +707,14 @@ export class QemuDriver implements HypervisorDriver {
     }
     const { identity } = this.options;
     const listenAddress = request.listenAddress ?? identity.migrationAddress ?? identity.address;
+    assertBindAddress(listenAddress, 'listenAddress');
+    if (request.tls) await this.tls.assertFiles('server');
+    const tls = request.tls
+      ? {
+          dir: this.tls.dir,
+          peerDn: request.destinationHost === undefined ? null : this.tls.peerDn(request.destinationHost),
+        }
+      : null;
     try {
       return {
         nbdUri: await this.diskCopies.exportDisk({
@@ -671,6 +723,7 @@ export class QemuDriver implements HypervisorDriver {
           image,
           listenAddress,
           recordDir: this.diskCopyDir(id),
+          tls,
         }),
       };
     } catch (error) {
@@ -679,11 +732,21 @@ export class QemuDriver implements HypervisorDriver {
     }
   }
 
+  async diskExport(id: string, diskId: string): Promise<DiskExportResult | null> {
+    const nbdUri = await this.diskCopies.runningExport(id, diskId);
+    return nbdUri === null ? null : { nbdUri };
+  }
+
   async stopDiskExport(id: string, diskId: string): Promise<{ stopped: boolean }> {
     return { stopped: await this.diskCopies.stopExport(id, diskId) };
   }
 
-  async importDisk(id: string, diskId: string, request: DiskImportRequest): Promise<DiskCopyStatus> {
+  async importDisk(
+    id: string,
+    diskId: string,
+    request: DiskImportRequest,
+    confirm: () => Promise<void>,
+  ): Promise<DiskCopyStatus> {
     const guest = this.guest(id);
     const disk = localDiskOf(guest.spec, diskId);
     if (parseNbdExportUri(request.nbdUri) === null) {
@@ -696,6 +759,12 @@ export class QemuDriver implements HypervisorDriver {
     }
     assertDiskQuiet(id, diskId, (await this.view(id)).status, await this.alive(id), 'import');
     assertNotExported(id, diskId, await this.diskCopies.copiesOf(id));
+    const current = this.diskCopies.importStatus(id, diskId);
+    if (current !== null && decideImport(current, request.nbdUri) === 'current') return current;
+    // The source's agent confirms it exports this disk there (agent/migration-target.ts).
+    await confirm();
+    if (request.tls) await this.tls.assertFiles('client');
+    const source = parseNbdExportUri(request.nbdUri)!;
     return this.diskCopies.importDisk({
       guestId: id,
       diskId,
@@ -703,6 +772,7 @@ export class QemuDriver implements HypervisorDriver {
       image: this.localDiskPath(id, diskId),
       totalBytes: disk.sizeMb * MIB,
       recordDir: this.diskCopyDir(id),
+      tls: request.tls ? { dir: this.tls.dir, hostname: request.tlsHostname ?? source.host } : null,
     });
   }
 
@@ -960,8 +1030,12 @@ export class QemuDriver implements HypervisorDriver {
     return path.join(this.store.dir(guestId), 'disk-copy');
   }
 
-  /** Starts the NBD server on a free port and returns it (QEMU has no query for it: see qemu-block.ts). */
-  private async startNbdServer(id: string, host: string, tls: boolean): Promise<number> {
+  /**
+   * Starts the NBD server on a free port of the listen address and returns it (QEMU has no query for it:
+   * see qemu-block.ts). With TLS it takes the incoming QEMU's server credentials and, when the source
+   * host is known, its authz object: only the source's certificate may write to the disks.
+   */
+  private async startNbdServer(id: string, host: string, tls: boolean, authz: boolean): Promise<number> {
     const run = this.running.get(id);
     if (run === undefined) throw new Error('no QEMU process');
     const qmp = await this.qmp(id);
@@ -969,6 +1043,7 @@ export class QemuDriver implements HypervisorDriver {
     await qmp.execute('nbd-server-start', {
       addr: { type: 'inet', data: { host, port: '0' } },
       ...(tls ? { 'tls-creds': TLS_OBJECT_ID.server } : {}),
+      ...(tls && authz ? { 'tls-authz': TLS_AUTHZ_ID } : {}),
     });
     const added = [...(await processListeningPorts(run.pid))].filter((port) => !before.has(port));
     if (added.length !== 1) {
@@ -989,12 +1064,28 @@ export class QemuDriver implements HypervisorDriver {
     }
   }
 
-  /** The source's client credentials, added at runtime once (QEMU keeps them for the next migration). */
+  /**
+   * The source's client credentials, added at runtime once (QEMU keeps them for the next migration). A
+   * QEMU holding them from another directory (an older agent's shared pair) gets this host's instead.
+   */
   private async ensureTlsClient(id: string): Promise<void> {
     const qmp = await this.qmp(id);
     const objects = await qmp.execute<{ name: string }[]>('qom-list', { path: '/objects' });
-    if (objects.some((object) => object.name === TLS_OBJECT_ID.client)) return;
-    await qmp.execute('object-add', tlsClientObjectArgs(this.options.tlsDir));
+    if (objects.some((object) => object.name === TLS_OBJECT_ID.client)) {
+      const dir = await qmp
+        .execute<string>('qom-get', { path: `/objects/${TLS_OBJECT_ID.client}`, property: 'dir' })
+        .catch(() => null);
+      if (dir === this.tls.dir) return;
+      await qmp.execute('object-del', { id: TLS_OBJECT_ID.client });
+    }
+    await qmp.execute('object-add', tlsClientObjectArgs(this.tls.dir));
+  }
+
+  /** Whom an incoming TLS migration admits, for the log. */
+  private admitted(request: PrepareIncomingRequest): string {
+    return request.sourceHost === undefined
+      ? 'any certificate of the CA (no sourceHost)'
+      : this.tls.peerDn(request.sourceHost);
   }
 
   private async diskFigures(
@@ -1317,7 +1408,7 @@ export class QemuDriver implements HypervisorDriver {
       pidFilePath: path.join(dir, 'qemu.pid'),
       disks: await this.resolveDisks(guest.spec, !incoming),
       incoming,
-      tlsServerDir: incoming && guest.migration?.tls ? this.options.tlsDir : null,
+      tlsServerDir: incoming && guest.migration?.tls ? this.tls.dir : null,
     });
     const logPath = path.join(dir, 'qemu.log');
     const spawned = await spawnQemu(this.qemuBinary, args, logPath);
@@ -1453,4 +1544,16 @@ function figuresOf(
 
 function resultOf(record: MigrationRecord): PrepareIncomingResult {
   return { migrationId: record.migrationId, uri: record.uri, nbdUri: record.nbdUri };
+}
+
+/** 400 for a listen address that binds every interface: listeners bind the migration address only. */
+function assertBindAddress(address: string, field: string): void {
+  if (isWildcardAddress(address)) {
+    throw new AgentFailure(
+      400,
+      'invalid_request',
+      `${field}: '${address}' binds every interface; give the host's migration address (MIGRATION_ADDRESS)`,
+      field,
+    );
+  }
 }

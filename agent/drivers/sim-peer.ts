@@ -1,17 +1,17 @@
-import { timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
+import { peerRequest } from '../peer-client.ts';
 
 /**
  * How a sim destination learns what happens to a migration it prepared.
  *
  * QEMU's destination learns from the migration stream itself. The sim has no stream, so the
- * destination's prepare-incoming returns a uri that names its own notification endpoint plus a
- * per-migration secret:
- *   sim+http://127.0.0.1:9102/v1/internal/sim/migrations/<migrationId>?guest=<guestId>&key=<secret>
- * The source posts events (started, postcopy, completed, failed, cancelled) to that endpoint with
- * `Authorization: Bearer <secret>`. The secret, not the agent token, authenticates: the source
- * agent never holds the destination's token, and only whoever got the uri from prepare-incoming
- * can drive that one migration. Agents in the same process skip HTTP through a registry of peers.
+ * destination's prepare-incoming returns a uri that names its own notification endpoint:
+ *   sim+http://127.0.0.1:9102/v1/internal/sim/migrations/<migrationId>?guest=<guestId>
+ * The source posts events (started, postcopy, completed, failed, cancelled) to that endpoint as any
+ * agent-to-agent call (peer-client.ts: the agent credential; the route sits behind the /v1 bearer
+ * auth). The uri carries no secret, so it may appear in events and logs; the source agent sends only
+ * to a registered host's agent that confirmed the migration (agent/migration-target.ts). Agents in the
+ * same process skip HTTP through a registry of peers.
  */
 
 export const simEventSchema = z.discriminatedUnion('event', [
@@ -51,15 +51,13 @@ export interface SimPeerAddress {
   agentUrl: string;
   migrationId: string;
   guestId: string;
-  key: string;
 }
 
 const EVENTS_PATH = '/v1/internal/sim/migrations/';
 
-export function simUri(agentUrl: string, migrationId: string, guestId: string, key: string): string {
+export function simUri(agentUrl: string, migrationId: string, guestId: string): string {
   const base = new URL(agentUrl);
-  const query = new URLSearchParams({ guest: guestId, key });
-  return `sim+${base.protocol}//${base.host}${EVENTS_PATH}${encodeURIComponent(migrationId)}?${query.toString()}`;
+  return `sim+${base.protocol}//${base.host}${EVENTS_PATH}${encodeURIComponent(migrationId)}?guest=${encodeURIComponent(guestId)}`;
 }
 
 /** null when the uri is not a sim uri of this shape. */
@@ -74,26 +72,18 @@ export function parseSimUri(uri: string): SimPeerAddress | null {
   if (!url.pathname.startsWith(EVENTS_PATH)) return null;
   const migrationId = decodeURIComponent(url.pathname.slice(EVENTS_PATH.length));
   const guestId = url.searchParams.get('guest');
-  const key = url.searchParams.get('key');
-  if (migrationId === '' || guestId === null || key === null) return null;
+  if (migrationId === '' || guestId === null || guestId === '') return null;
   return {
     eventsUrl: `${url.protocol}//${url.host}${url.pathname}/events`,
     agentUrl: `${url.protocol}//${url.host}`,
     migrationId,
     guestId,
-    key,
   };
-}
-
-export function sameSecret(expected: string, given: string): boolean {
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** Receives events for migrations this agent prepared; implemented by the sim driver. */
 export interface SimEventReceiver {
-  receiveSimEvent(migrationId: string, key: string, event: SimEvent): Promise<void>;
+  receiveSimEvent(migrationId: string, event: SimEvent): Promise<void>;
 }
 
 const inProcessPeers = new Map<string, SimEventReceiver>();
@@ -106,19 +96,20 @@ export function registerInProcessPeer(agentUrl: string, receiver: SimEventReceiv
   };
 }
 
-export async function sendSimEvent(peer: SimPeerAddress, event: SimEvent, timeoutMs = 5000): Promise<void> {
+/** `credential`: what this agent presents to its peers (see peer-client.ts). */
+export async function sendSimEvent(
+  peer: SimPeerAddress,
+  event: SimEvent,
+  credential: string,
+  timeoutMs = 5000,
+): Promise<void> {
   const local = inProcessPeers.get(new URL(peer.agentUrl).origin);
   if (local !== undefined) {
-    await local.receiveSimEvent(peer.migrationId, peer.key, event);
+    await local.receiveSimEvent(peer.migrationId, event);
     return;
   }
-  const response = await fetch(peer.eventsUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${peer.key}` },
-    body: JSON.stringify(event),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  if (!response.ok) {
-    throw new Error(`destination answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+  const reply = await peerRequest(peer.eventsUrl, credential, { method: 'POST', body: event, timeoutMs });
+  if (reply.status < 200 || reply.status >= 300) {
+    throw new Error(`destination answered ${reply.status}: ${JSON.stringify(reply.body).slice(0, 200)}`);
   }
 }

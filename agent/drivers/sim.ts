@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type {
   CleanupRequest,
   DiskCopyStatus,
@@ -74,7 +73,6 @@ import {
 import {
   parseSimUri,
   registerInProcessPeer,
-  sameSecret,
   sendSimEvent,
   type SimEvent,
   type SimEventReceiver,
@@ -130,7 +128,6 @@ interface Outgoing {
 interface Incoming {
   role: 'destination';
   record: MigrationRecord;
-  key: string;
   status: MigrationStatus;
 }
 
@@ -163,6 +160,8 @@ export interface SimDriverOptions {
   identity: AgentIdentity;
   profile: SimHostProfile;
   log: Logger;
+  /** What this agent presents to a destination agent it sends migration events to (peer-client.ts). */
+  peerCredential: string;
   now?: () => number;
 }
 
@@ -320,11 +319,10 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     );
     if (decision === 'existing' && existing !== undefined) return resultOf(existing.migration!.record);
     assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), request.spec, 'spec.memoryMb');
-    const key = randomBytes(24).toString('hex');
     const record: MigrationRecord = {
       migrationId: request.migrationId,
       role: 'destination',
-      uri: simUri(this.options.identity.agentUrl, request.migrationId, id, key),
+      uri: simUri(this.options.identity.agentUrl, request.migrationId, id),
       postCopy: request.postCopy,
       // Shaped as the qemu driver's; nothing listens there (the disk copy is modelled at the source).
       nbdUri: localDisks(request.spec).length > 0 ? nbdUri(request.listenAddress, SIM_NBD_PORT) : null,
@@ -341,7 +339,6 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       migration: {
         role: 'destination',
         record,
-        key,
         status: { ...noMigrationStatus(request.migrationId), status: 'setup' },
       },
       diskExports: new Map(),
@@ -350,12 +347,22 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     return resultOf(record);
   }
 
-  async startMigration(id: string, request: StartMigrationRequest): Promise<MigrationStatus> {
+  async incomingMigration(id: string): Promise<PrepareIncomingResult | null> {
+    const migration = this.progress(id).migration;
+    return migration?.role === 'destination' ? resultOf(migration.record) : null;
+  }
+
+  async startMigration(
+    id: string,
+    request: StartMigrationRequest,
+    confirm: () => Promise<void>,
+  ): Promise<MigrationStatus> {
     const guest = this.progress(id);
     const current = { record: guest.migration?.record ?? null, status: this.statusOf(guest).status };
     if (decideStartMigration(current, this.runState(guest), request) === 'current')
       return this.statusOf(guest);
     const block = blockTarget(guest.spec, request);
+    await confirm();
     const peer = parseSimUri(request.uri);
     const workload = workloadOf(guest.spec);
     if (guest.hypervisorStatus !== 'running') workload.dirtyBytesPerSec = 0;
@@ -403,7 +410,11 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       return this.statusOf(guest);
     }
     try {
-      await sendSimEvent(peer, { event: 'started', guestId: id, sourceUrl: this.options.identity.agentUrl });
+      await sendSimEvent(
+        peer,
+        { event: 'started', guestId: id, sourceUrl: this.options.identity.agentUrl },
+        this.options.peerCredential,
+      );
     } catch (error) {
       outgoing.undelivered = [];
       this.endOutgoing(guest, 'failed', `cannot reach the destination: ${errorMessage(error)}`);
@@ -503,12 +514,22 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     return { nbdUri };
   }
 
+  async diskExport(id: string, diskId: string): Promise<DiskExportResult | null> {
+    const running = this.guests.get(id)?.diskExports.get(diskId);
+    return running === undefined ? null : { nbdUri: running.nbdUri };
+  }
+
   async stopDiskExport(id: string, diskId: string): Promise<{ stopped: boolean }> {
     const guest = this.guests.get(id);
     return { stopped: guest?.diskExports.delete(diskId) ?? false };
   }
 
-  async importDisk(id: string, diskId: string, request: DiskImportRequest): Promise<DiskCopyStatus> {
+  async importDisk(
+    id: string,
+    diskId: string,
+    request: DiskImportRequest,
+    confirm: () => Promise<void>,
+  ): Promise<DiskCopyStatus> {
     const guest = this.progress(id);
     const disk = localDiskOf(guest.spec, diskId);
     if (parseSimExportUri(request.nbdUri) === null) {
@@ -525,6 +546,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     if (current !== undefined && decideImport(this.importStatusOf(current), request.nbdUri) === 'current') {
       return this.importStatusOf(current);
     }
+    await confirm();
     const copy: SimImport = {
       nbdUri: request.nbdUri,
       startedAtMs: this.now(),
@@ -612,7 +634,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     }
   }
 
-  async receiveSimEvent(migrationId: string, key: string, event: SimEvent): Promise<void> {
+  async receiveSimEvent(migrationId: string, event: SimEvent): Promise<void> {
     const guest = this.guests.get(event.guestId);
     const incoming = guest?.migration;
     if (
@@ -626,7 +648,6 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
         `no incoming migration '${migrationId}' of guest '${event.guestId}'`,
       );
     }
-    if (!sameSecret(incoming.key, key)) throw new AgentFailure(401, 'unauthorized', 'wrong migration key');
     if (isFinished(incoming.status.status)) return;
     switch (event.event) {
       case 'started':
@@ -799,7 +820,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
     void (async () => {
       try {
         while (outgoing.undelivered.length > 0) {
-          await sendSimEvent(peer, outgoing.undelivered[0]!);
+          await sendSimEvent(peer, outgoing.undelivered[0]!, this.options.peerCredential);
           outgoing.undelivered.shift();
         }
       } catch (error) {

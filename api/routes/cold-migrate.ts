@@ -4,6 +4,7 @@ import type { Guest, Host } from '../../db/schema.ts';
 import { disksSurviveTheSource, sourceIsDown, type ColdMigrateOptions } from '../../domain/cold-migration.ts';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
 import { coldMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import { callerOf, ruleCaller } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, parseOr400 } from '../errors.ts';
 import { coldMigrateSchema } from '../schemas.ts';
@@ -20,7 +21,8 @@ export function coldMigrateRoutes(deps: ApiDeps) {
   return new Hono().post('/:id/migrate', async (c) => {
     const id = c.req.param('id');
     const body = parseOr400(coldMigrateSchema, await jsonBody(c));
-    const target = await migrationTarget(db, id, body.prefer_host);
+    const caller = callerOf(c);
+    const target = await migrationTarget(db, caller, id, body.prefer_host);
     const { guest, source } = target;
     const options: ColdMigrateOptions = {
       preferHost: body.prefer_host ?? null,
@@ -38,9 +40,10 @@ export function coldMigrateRoutes(deps: ApiDeps) {
         migrationId,
         guestId: guest.id,
         options,
-        caller: { role: 'admin' },
+        caller: ruleCaller(caller),
         timings,
       }),
+      caller,
     });
     return c.json({ ...answer, kind }, 202);
   });

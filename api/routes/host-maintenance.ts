@@ -5,6 +5,7 @@ import { setHostMaintenance } from '../../db/host-store.ts';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
 import { evacuateHostWorkflowId } from '../../domain/workflow-ids.ts';
 import type { EvacuateHostInput } from '../../workflows/evacuate-host.ts';
+import { callerOf } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { hostView } from '../views.ts';
@@ -29,7 +30,8 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
       const host = await hostOr404(c.req.param('id'));
       const updated = await setHostMaintenance(db, host.id, true);
       const workflowId = evacuateHostWorkflowId(host.id);
-      const input: EvacuateHostInput = { hostId: host.id, migrationTimings: timings };
+      const { requester } = callerOf(c);
+      const input: EvacuateHostInput = { hostId: host.id, migrationTimings: timings, requestedBy: requester };
       let runId: string;
       try {
         const handle = await temporal.workflow.start('evacuateHost', {
@@ -51,6 +53,7 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
           type: 'maintenance_enter',
           message: `host ${host.name} entered maintenance: out of scheduling, evacuating (${workflowId})`,
           data: { workflowId, runId },
+          requestedBy: requester,
         });
       }
       return c.json(
@@ -75,6 +78,7 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
           subjectId: host.id,
           type: 'maintenance_exit',
           message: `host ${host.name} left maintenance: back in scheduling`,
+          requestedBy: callerOf(c).requester,
         });
       }
       return c.json(hostView(updated ?? host, await liveness.onlineHostIds()));

@@ -3,6 +3,7 @@ import { Hono } from 'hono';
 import { hostEvents, updateHostAutoMigrateFlags } from '../../db/host-store.ts';
 import { findHost, listHosts, recordEvent, upsertHostFromFacts } from '../../db/inventory.ts';
 import type { HostFacts } from '../../domain/agent-contract.ts';
+import { callerOf } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
 import { hostEventView } from '../host-event-views.ts';
@@ -39,18 +40,25 @@ export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
       const host = await hostOr404(c.req.param('id'));
       // A rescue may only start the guests elsewhere once the host fences them when it loses its lease: the
       // agent is armed first, and the flag stays off if it cannot be.
-      const outcome = await updateHostAutoMigrateFlags(db, host.id, patch, async (locked) => {
-        try {
-          await new AgentClient(locked.agentUrl, agentToken, AGENT_ARM_TIMEOUT_MS).setFencing(true);
-        } catch (err) {
-          throw new ApiError(
-            503,
-            'agent_unreachable',
-            `auto_migrate_on_host_down: the agent of host ${locked.name} did not confirm it will fence its guests (${(err as Error).message}); the flag stays off`,
-            'auto_migrate_on_host_down',
-          );
-        }
-      });
+      const requester = callerOf(c).requester;
+      const outcome = await updateHostAutoMigrateFlags(
+        db,
+        host.id,
+        patch,
+        async (locked) => {
+          try {
+            await new AgentClient(locked.agentUrl, agentToken, AGENT_ARM_TIMEOUT_MS).setFencing(true);
+          } catch (err) {
+            throw new ApiError(
+              503,
+              'agent_unreachable',
+              `auto_migrate_on_host_down: the agent of host ${locked.name} did not confirm it will fence its guests (${(err as Error).message}); the flag stays off`,
+              'auto_migrate_on_host_down',
+            );
+          }
+        },
+        requester,
+      );
       if (!outcome) throw notFound('host', c.req.param('id'));
       if (!outcome.ok) throw new ApiError(400, 'invalid_request', outcome.message, outcome.field);
       if (!outcome.host.autoMigrateOnHostDown && host.autoMigrateOnHostDown) {
@@ -84,8 +92,19 @@ export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
           type: 'registered',
           message: `host ${host.name} registered from ${host.agentUrl}`,
           data: { qemuVersion: host.qemuVersion, cpuModel: host.cpuModel },
+          requestedBy: callerOf(c).requester,
         });
       }
-      return c.json(hostView(host, await liveness.onlineHostIds()));
+      // The cluster's registered hosts: the only ones its agent migrates to or from (agent/peers.ts).
+      const peers = (await listHosts(db))
+        .filter((peer) => peer.clusterId === host.clusterId)
+        .map(({ id, name, address, migrationAddress, agentUrl }) => ({
+          id,
+          name,
+          address,
+          migrationAddress,
+          agentUrl,
+        }));
+      return c.json({ ...hostView(host, await liveness.onlineHostIds()), peers });
     });
 }

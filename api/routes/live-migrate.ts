@@ -1,6 +1,7 @@
 import { Hono } from 'hono';
 import { DEFAULT_TIMINGS, type LiveMigrateOptions } from '../../domain/live-migration.ts';
 import { liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import { callerOf, ruleCaller } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { jsonBody, parseOr400 } from '../errors.ts';
 import { startLiveMigrationGroup } from '../live-migrate-group.ts';
@@ -14,7 +15,8 @@ export function liveMigrateRoutes(deps: ApiDeps) {
   return new Hono().post('/:id/live-migrate', async (c) => {
     const id = c.req.param('id');
     const body = parseOr400(liveMigrateSchema, await jsonBody(c));
-    const target = await migrationTarget(db, id, body.prefer_host);
+    const caller = callerOf(c);
+    const target = await migrationTarget(db, caller, id, body.prefer_host);
     const { guest } = target;
     const options: LiveMigrateOptions = {
       preferHost: body.prefer_host ?? null,
@@ -26,7 +28,7 @@ export function liveMigrateRoutes(deps: ApiDeps) {
       keepDestGuestOnFailed: body.keep_dest_guest_on_failed,
     };
     if (body.with_same_labels)
-      return c.json(await startLiveMigrationGroup(deps, guest, options, timings), 202);
+      return c.json(await startLiveMigrationGroup(deps, caller, guest, options, timings), 202);
     const answer = await answerGuestMigration(deps, target, {
       workflowType: 'liveMigrate',
       kind: 'live',
@@ -36,9 +38,10 @@ export function liveMigrateRoutes(deps: ApiDeps) {
         migrationId,
         guestId: guest.id,
         options,
-        caller: { role: 'admin' },
+        caller: ruleCaller(caller),
         timings,
       }),
+      caller,
     });
     return c.json(answer, 202);
   });

@@ -22,6 +22,7 @@ import {
 import { alertPlanDocument } from '../../domain/alert-snapshot.ts';
 import { deleteAlertSchedule, syncAlertSchedule, type AlertScheduleHome } from '../alert-schedules.ts';
 import { alertEventView, alertRuleView } from '../alert-rule-views.ts';
+import { callerOf } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
 import { alertEventsQuerySchema } from '../schemas.ts';
@@ -116,6 +117,7 @@ export function migrationAlertRoutes(deps: ApiDeps) {
         type: 'create',
         message: JSON.stringify({ id: created.id, name: created.name, res_name: 'migrationalert' }),
         data: { id: created.id, name: created.name, res_name: 'migrationalert' },
+        requestedBy: callerOf(c).requester,
       });
       return c.json(await view(created), 201);
     })
@@ -145,6 +147,7 @@ export function migrationAlertRoutes(deps: ApiDeps) {
         type: 'update',
         message: JSON.stringify(body),
         data: body,
+        requestedBy: callerOf(c).requester,
       });
       return c.json(await view(updated));
     })
@@ -161,6 +164,7 @@ export function migrationAlertRoutes(deps: ApiDeps) {
         subjectId: rule.id,
         type: 'delete',
         message: JSON.stringify({ id: rule.id, name: rule.name, res_name: 'migrationalert' }),
+        requestedBy: callerOf(c).requester,
       });
       return c.json({ deleted: rule.name });
     })

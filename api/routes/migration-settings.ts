@@ -12,6 +12,7 @@ import {
 } from '../../db/settings-store.ts';
 import { configFromRequest, DEFAULT_MIGRATION_CONFIG } from '../../domain/migration-config.ts';
 import { policyFromRequest } from '../../domain/migration-policy.ts';
+import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound } from '../errors.ts';
 import { asApiError } from '../settings-errors.ts';
@@ -82,6 +83,7 @@ export function serverMigrationPolicyRoutes({ db }: ApiDeps) {
     const id = c.req.param('id');
     const guest = await findGuest(db, id);
     if (!guest) throw notFound('server', id);
+    requireProjectScope(callerOf(c), `server '${guest.name}'`, guest.project);
     const resolved = await guestMigrationSettings(db, guest.id);
     if (!resolved) throw notFound('server', id);
     return c.json({

@@ -1,5 +1,5 @@
-import { Hono } from 'hono';
-import { findGuest, findHost, listGuests, listHosts } from '../../db/inventory.ts';
+import { Hono, type Context } from 'hono';
+import { findGuest, findHost, listGuests, listHosts, recordEvent } from '../../db/inventory.ts';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import {
   closeUnstartedMigration,
@@ -10,6 +10,9 @@ import {
 import type { Migration } from '../../db/schema.ts';
 import { forceCompleteSignal } from '../../workflows/live-migrate-messages.ts';
 import { isTerminalPhase } from '../../domain/migration-phases.ts';
+import { visibleProjects } from '../../domain/project-scope.ts';
+import type { Requester } from '../../domain/requester.ts';
+import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound, parseOr400 } from '../errors.ts';
 import { underGuestMigrationLock } from '../guest-migration-lock.ts';
@@ -41,27 +44,46 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
     checks: m.checks,
     error: m.error,
     workflowId: m.workflowId,
+    /** Who asked: `{by, role, tokenId?}`; null on rows from before it was recorded. */
+    requestedBy: m.requestedBy,
     requestedAt: m.requestedAt,
     finishedAt: m.finishedAt,
   };
 }
 
-/** Reads come from the migration row alone: a run whose worker is down must not stall or break them. */
+/**
+ * Reads come from the migration row alone: a run whose worker is down must not stall or break them. A token
+ * limited to projects sees the migrations of their guests only, and may act on nothing else (403 naming the
+ * guest's project).
+ */
 export function migrationRoutes(deps: ApiDeps) {
   const { db, temporal } = deps;
   const hostNames = async () => new Map((await listHosts(db)).map((h) => [h.id, h.name]));
+  /** The migration (404 if unknown) and its guest, once the caller may see it (403 naming the project). */
+  const migrationOf = async (c: Context) => {
+    const id = c.req.param('id') ?? '';
+    const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
+    if (!row) throw notFound('migration', id);
+    const guest = await findGuest(db, row.guestId);
+    if (guest)
+      requireProjectScope(callerOf(c), `migration ${row.id} of server '${guest.name}'`, guest.project);
+    return { row, guest };
+  };
 
   return new Hono()
     .get('/', async (c) => {
       const query = parseOr400(migrationListQuerySchema, c.req.query());
+      const caller = callerOf(c);
       const guest = query.guest !== undefined ? await findGuest(db, query.guest) : undefined;
       if (query.guest !== undefined && !guest) throw notFound('server', query.guest);
+      if (guest) requireProjectScope(caller, `server '${guest.name}'`, guest.project);
       const host = query.host !== undefined ? await findHost(db, query.host) : undefined;
       if (query.host !== undefined && !host) throw notFound('host', query.host);
       const rows = await listMigrations(db, {
         guestId: guest?.id,
         hostId: host?.id,
         status: query.status,
+        projects: visibleProjects(caller),
         limit: query.limit,
       });
       const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
@@ -70,7 +92,9 @@ export function migrationRoutes(deps: ApiDeps) {
     })
     .get('/groups/:groupId', async (c) => {
       const groupId = c.req.param('groupId');
-      const rows = /^[0-9a-f-]{36}$/i.test(groupId) ? await listMigrations(db, { groupId }) : [];
+      const projects = visibleProjects(callerOf(c));
+      // A scoped token sees its projects' members of the group; a group without any is not found.
+      const rows = /^[0-9a-f-]{36}$/i.test(groupId) ? await listMigrations(db, { groupId, projects }) : [];
       if (rows.length === 0) throw notFound('migration group', groupId);
       const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
       const guestNames = new Map(guests.map((g) => [g.id, g.name]));
@@ -90,14 +114,8 @@ export function migrationRoutes(deps: ApiDeps) {
       });
     })
     .get('/:id', async (c) => {
-      const id = c.req.param('id');
-      const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
-      if (!row) throw notFound('migration', id);
-      const [names, guest, events] = await Promise.all([
-        hostNames(),
-        findGuest(db, row.guestId),
-        migrationEvents(db, row.id),
-      ]);
+      const { row, guest } = await migrationOf(c);
+      const [names, events] = await Promise.all([hostNames(), migrationEvents(db, row.id)]);
       return c.json({
         ...migrationView(row, names, guest?.name),
         events: events.map((e) => ({
@@ -106,13 +124,12 @@ export function migrationRoutes(deps: ApiDeps) {
           level: e.level,
           message: e.message,
           data: e.data,
+          requestedBy: e.requestedBy,
         })),
       });
     })
     .post('/:id/force-complete', async (c) => {
-      const id = c.req.param('id');
-      const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
-      if (!row) throw notFound('migration', id);
+      const { row } = await migrationOf(c);
       if (isTerminalPhase(row.phase)) {
         throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
       }
@@ -124,6 +141,15 @@ export function migrationRoutes(deps: ApiDeps) {
         );
       }
       const plan = (row.resolvedPolicy as { plan?: { start?: { postCopy?: boolean } } } | null)?.plan;
+      const { requester } = callerOf(c);
+      // Who asked, in the migration's timeline before what the run does about it.
+      await recordEvent(db, {
+        subjectKind: 'migration',
+        subjectId: row.id,
+        type: 'force_complete_requested',
+        message: `force-complete requested by ${requester.by}`,
+        requestedBy: requester,
+      });
       await temporal.workflow.getHandle(row.workflowId).signal(forceCompleteSignal);
       return c.json(
         {
@@ -137,14 +163,21 @@ export function migrationRoutes(deps: ApiDeps) {
       );
     })
     .post('/:id/cancel', async (c) => {
-      const id = c.req.param('id');
-      const row = /^[0-9a-f-]{36}$/i.test(id) ? await findMigration(db, id) : undefined;
-      if (!row) throw notFound('migration', id);
+      const { row } = await migrationOf(c);
+      const { requester } = callerOf(c);
       if (row.phase === 'pending') {
-        const cancelled = await cancelIfNeverStarted(deps, row);
+        const cancelled = await cancelIfNeverStarted(deps, row, requester);
         if (cancelled) return c.json({ migrationId: row.id, status: 'cancelled' }, 200);
       }
       refuseCancel(row);
+      // Who asked, in the migration's timeline before what the run does about it.
+      await recordEvent(db, {
+        subjectKind: 'migration',
+        subjectId: row.id,
+        type: 'cancel_requested',
+        message: `cancel requested by ${requester.by}`,
+        requestedBy: requester,
+      });
       try {
         await temporal.workflow.getHandle(row.workflowId).cancel();
       } catch (err) {
@@ -184,11 +217,15 @@ function refuseCancel(row: Migration): void {
 }
 
 /** A pending migration whose workflow never started has nothing to roll back: its record is closed here. */
-async function cancelIfNeverStarted({ db, temporal }: ApiDeps, row: Migration): Promise<boolean> {
+async function cancelIfNeverStarted(
+  { db, temporal }: ApiDeps,
+  row: Migration,
+  requester: Requester,
+): Promise<boolean> {
   return underGuestMigrationLock(db, [{ id: row.guestId, name: row.guestId }], async (locked) => {
     const current = await findMigration(locked, row.id);
     if (!current || !(await neverStarted(temporal, current))) return false;
-    await closeUnstartedMigration(locked, current.id, 'cancelled', CANCELLED_BEFORE_START);
+    await closeUnstartedMigration(locked, current.id, 'cancelled', CANCELLED_BEFORE_START, requester);
     return true;
   });
 }

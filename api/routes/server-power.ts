@@ -6,6 +6,7 @@ import { powerVerdict, type PowerAction } from '../../domain/guest-power.ts';
 import { guestPowerWorkflowId } from '../../domain/workflow-ids.ts';
 import type { guestPower } from '../../workflows/guest-power.ts';
 import { GuestIdKey } from '../../workflows/search-attributes.ts';
+import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound } from '../errors.ts';
 import { underGuestMigrationLock } from '../guest-migration-lock.ts';
@@ -19,6 +20,7 @@ export function serverPowerRoutes({ db, temporal, taskQueue }: ApiDeps) {
     const id = c.req.param('id') ?? '';
     const guest = await findGuest(db, id);
     if (!guest) throw notFound('server', id);
+    requireProjectScope(callerOf(c), `server '${guest.name}'`, guest.project);
     const verdict = powerVerdict(action, guest.status);
     if (!verdict.ok)
       throw new ApiError(409, 'invalid_status', `cannot ${action} server '${guest.name}': ${verdict.reason}`);
@@ -43,7 +45,7 @@ export function serverPowerRoutes({ db, temporal, taskQueue }: ApiDeps) {
           taskQueue,
           workflowId,
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
-          args: [{ guestId: guest.id, action }],
+          args: [{ guestId: guest.id, action, requestedBy: callerOf(c).requester }],
           typedSearchAttributes: [{ key: GuestIdKey, value: guest.id }],
         });
       } catch (err) {

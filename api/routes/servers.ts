@@ -6,16 +6,20 @@ import { guests } from '../../db/schema.ts';
 import { createGuestWorkflowId } from '../../domain/workflow-ids.ts';
 import type { createGuest } from '../../workflows/create-guest.ts';
 import { GuestIdKey } from '../../workflows/search-attributes.ts';
+import { visibleProjects } from '../../domain/project-scope.ts';
+import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
 import { liveGuestOn, liveGuestsByHost } from '../live-guests.ts';
 import { createServerSchema, serverListQuerySchema } from '../schemas.ts';
 import { serverView } from '../views.ts';
 
+/** A token limited to projects lists their servers only, and reads or creates nothing else (403 naming the project). */
 export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: ApiDeps) {
   return new Hono()
     .get('/', async (c) => {
       const query = parseOr400(serverListQuerySchema, c.req.query());
+      const projects = visibleProjects(callerOf(c));
       let hostId: string | undefined;
       if (query.host !== undefined) {
         const host = await findHost(db, query.host);
@@ -23,7 +27,7 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: 
         hostId = host.id;
       }
       const [rows, hosts] = await Promise.all([
-        listGuests(db, { hostId, status: query.status }),
+        listGuests(db, { hostId, status: query.status, projects }),
         listHosts(db),
       ]);
       const hostsById = new Map(hosts.map((h) => [h.id, h]));
@@ -37,12 +41,14 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: 
       const id = c.req.param('id');
       const guest = await findGuest(db, id);
       if (!guest) throw notFound('server', id);
+      requireProjectScope(callerOf(c), `server '${guest.name}'`, guest.project);
       const host = await findHost(db, guest.hostId);
       const live = await liveGuestsByHost(host ? [host] : [], agentToken);
       return c.json(serverView(guest, host, liveGuestOn(live, guest.hostId, guest.id)));
     })
     .post('/', async (c) => {
       const body = parseOr400(createServerSchema, await jsonBody(c));
+      requireProjectScope(callerOf(c), `server '${body.name}'`, body.project);
       const host = await findHost(db, body.host);
       if (!host)
         throw new ApiError(400, 'invalid_request', `host: no host with id or name '${body.host}'`, 'host');
@@ -66,7 +72,7 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: 
           taskQueue,
           workflowId,
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-          args: [{ guestId: guest.id }],
+          args: [{ guestId: guest.id, requestedBy: callerOf(c).requester }],
           typedSearchAttributes: [{ key: GuestIdKey, value: guest.id }],
         });
       } catch (err) {

@@ -176,6 +176,15 @@ export async function run(args: string[]): Promise<void> {
         liveness: null,
         metrics: null,
         registration: null,
+        // No registration: the two agents on 127.0.0.1 are each other's migration peers.
+        peers: () =>
+          hosts.map((host) => ({
+            id: host.agent.hostId,
+            name: host.name,
+            address: '127.0.0.1',
+            migrationAddress: '127.0.0.1',
+            agentUrl: host.agent.url,
+          })),
         stopGraceMs: 3000,
         log: silentLogger,
       });

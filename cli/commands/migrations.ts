@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MigrationProgress } from '../../domain/live-migration.ts';
+import { describeRequester, type Requester } from '../../domain/requester.ts';
 import { apiRequest } from '../api-client.ts';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.ts';
 import type { ApiConnection } from '../connection.ts';
@@ -16,6 +17,7 @@ interface MigrationView {
   phase: string;
   progress: MigrationProgress | null;
   error: string | null;
+  requestedBy: Requester | null;
   requestedAt: string;
   finishedAt: string | null;
   events?: { at: string; type: string; level: string; message: string }[];
@@ -106,7 +108,7 @@ export const migrationList: Command = {
     );
     console.log(
       table(
-        ['ID', 'Kind', 'Server', 'Source', 'Destination', 'Phase', 'Progress', 'Requested'],
+        ['ID', 'Kind', 'Server', 'Source', 'Destination', 'Phase', 'Progress', 'Requested', 'By'],
         migrations.map((m) => [
           m.id,
           m.kind,
@@ -116,6 +118,7 @@ export const migrationList: Command = {
           m.phase,
           m.progress ? `${m.progress.percent}%` : '',
           m.requestedAt,
+          m.requestedBy?.by,
         ]),
       ),
     );
@@ -155,6 +158,7 @@ function describe(m: MigrationView): string {
   const lines = [
     `migration ${m.id}: ${m.kind} ${m.guest.name ?? m.guest.id} ${m.source.name ?? '?'} -> ${m.destination?.name ?? '(choosing)'}`,
     `phase: ${m.phase}`,
+    `requested by: ${describeRequester(m.requestedBy)} at ${m.requestedAt} (trigger ${m.trigger})`,
   ];
   const p = m.progress;
   if (p) {

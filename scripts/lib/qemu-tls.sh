@@ -1,69 +1,56 @@
 # shellcheck shell=bash
-# x509 certificates for QEMU's migration TLS (tls-creds-x509 reads these exact names from one
-# directory): a CA, a server and a client certificate, all for 127.0.0.1 and localhost.
-QEMU_TLS_FILES=(ca-cert.pem server-cert.pem server-key.pem client-cert.pem client-key.pem)
+# The dev CA of QEMU's migration TLS, made once: $VMMIG_CACHE/tls/ca-cert.pem and ca-key.pem. Each
+# host agent issues its own certificates from it at start (agent/tls-issue.ts, with certtool) into
+# $VMMIG_CACHE/tls/hosts/<host name>/ (CN = the host's name, subjectAltNames its name and addresses),
+# so every host of the dev stack and the tests has its own identity. Production brings its own CA and
+# certificates and gives agents no CA key (docs/architecture.md, "Migration TLS").
+QEMU_TLS_CA_FILES=(ca-cert.pem ca-key.pem)
+# What an older setup made: one server/client pair shared by every host (no longer used).
+QEMU_TLS_SHARED_PAIR=(server-cert.pem server-key.pem client-cert.pem client-key.pem)
 
 ensure_qemu_tls_certs() {
-  local dir="$VMMIG_CACHE/tls" file complete=1
-  for file in "${QEMU_TLS_FILES[@]}"; do
+  local dir="$VMMIG_CACHE/tls" file complete=1 legacy=()
+  for file in "${QEMU_TLS_SHARED_PAIR[@]}"; do
+    [ -e "$dir/$file" ] && legacy+=("$file")
+  done
+  if [ "${#legacy[@]}" -gt 0 ]; then
+    say "QEMU TLS: removing the shared certificate pair of an older setup from $dir (${legacy[*]}): hosts issue their own now"
+    (cd "$dir" && rm -f "${legacy[@]}")
+  fi
+  for file in "${QEMU_TLS_CA_FILES[@]}"; do
     [ -s "$dir/$file" ] || complete=0
   done
   if [ "$complete" -eq 1 ]; then
-    say "QEMU TLS certificates: present in $dir"
+    say "QEMU TLS CA: present in $dir (host certificates in $dir/hosts/, issued by the agents)"
     return
   fi
   command -v certtool >/dev/null 2>&1 || die "certtool not found: install the Debian package gnutls-bin"
-  say "QEMU TLS certificates: generating in $dir"
+  say "QEMU TLS CA: generating in $dir"
   local work
   work="$(mktemp -d)"
   (
     set -euo pipefail
     cd "$work"
     cat >ca.info <<'INFO'
-cn = "vmmig migration test CA"
+cn = "vmmig migration dev CA"
 ca
 cert_signing_key
 expiration_days = 3650
 INFO
-    cat >server.info <<'INFO'
-organization = "vmmig"
-cn = "127.0.0.1"
-ip_address = "127.0.0.1"
-dns_name = "localhost"
-tls_www_server
-encryption_key
-signing_key
-expiration_days = 3650
-INFO
-    cat >client.info <<'INFO'
-organization = "vmmig"
-cn = "127.0.0.1"
-ip_address = "127.0.0.1"
-dns_name = "localhost"
-tls_www_client
-encryption_key
-signing_key
-expiration_days = 3650
-INFO
-    certtool --generate-privkey --bits 2048 --outfile ca-key.pem
+    certtool --generate-privkey --key-type=rsa --bits=2048 --outfile ca-key.pem
     certtool --generate-self-signed --load-privkey ca-key.pem --template ca.info --outfile ca-cert.pem
-    for role in server client; do
-      certtool --generate-privkey --bits 2048 --outfile "$role-key.pem"
-      certtool --generate-certificate --load-privkey "$role-key.pem" --load-ca-certificate ca-cert.pem \
-        --load-ca-privkey ca-key.pem --template "$role.info" --outfile "$role-cert.pem"
-    done
-    chmod 600 ./*-key.pem
+    chmod 600 ca-key.pem
   ) >"$work/certtool.log" 2>&1 || {
     tail -n 20 "$work/certtool.log" >&2
     rm -rf "$work"
-    die "certtool failed generating the QEMU TLS certificates"
+    die "certtool failed generating the QEMU TLS CA"
   }
   mkdir -p "$dir"
   chmod 700 "$dir"
-  # The CA key stays too, so more certificates can be signed later; the listed files go in last.
-  cp "$work/ca-key.pem" "$dir/"
-  for file in "${QEMU_TLS_FILES[@]}"; do
-    cp "$work/$file" "$dir/$file.tmp" && mv "$dir/$file.tmp" "$dir/$file"
-  done
+  # Host certificates of a previous CA would not verify against the new one: agents issue them again.
+  rm -rf "$dir/hosts"
+  # The key first, the certificate last: a complete pair is what the next run checks.
+  cp "$work/ca-key.pem" "$dir/ca-key.pem.tmp" && mv "$dir/ca-key.pem.tmp" "$dir/ca-key.pem"
+  cp "$work/ca-cert.pem" "$dir/ca-cert.pem.tmp" && mv "$dir/ca-cert.pem.tmp" "$dir/ca-cert.pem"
   rm -rf "$work"
 }

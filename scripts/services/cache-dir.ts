@@ -11,7 +11,7 @@ export function guestImageDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(vmmigCacheDir(env), 'guest-image');
 }
 
-/** CA, server and client certificates for QEMU's tls-creds-x509, made by setup.sh. */
+/** Migration TLS: the dev CA setup.sh makes, and each host's certificates in hosts/<name>/ (agent/tls-issue.ts). */
 export function qemuTlsDir(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(vmmigCacheDir(env), 'tls');
 }

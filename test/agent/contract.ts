@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { access } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { HypervisorDriver } from '../../agent/driver.ts';
 import type {
@@ -8,6 +11,7 @@ import type {
   GuestSpec,
   GuestState,
   HostFacts,
+  IncomingMigration,
   MigrationStatus,
   PrepareIncomingResult,
 } from '../../domain/agent-contract.ts';
@@ -548,6 +552,115 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       });
       expect(initial.status).toBe(400);
       expect(initial.body.error.field).toBe('cpuThrottleInitial');
+    });
+
+    it("refuses a migration uri that is not a registered host's prepared port: nothing runs, the guest is untouched", async () => {
+      const spec = testSpec();
+      await startedGuest(a, spec, tuning);
+      const migrationId = `m-${randomUUID()}`;
+      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+        migrationId,
+        spec,
+        listenAddress: '127.0.0.1',
+      });
+      // What the destination says it prepared, as the source agent asks it.
+      const prepared = await ok<IncomingMigration>(b, 'GET', `/v1/guests/${spec.id}/incoming`);
+      expect(prepared).toMatchObject({ migrationId, uri: incoming.uri, nbdUri: null, nbdPort: null });
+      expect(prepared.port).toBeGreaterThan(0);
+      expect((await call<AgentError>(a, 'GET', `/v1/guests/${spec.id}/incoming`)).body.error.code).toBe(
+        'incoming_not_found',
+      );
+
+      const pwned = path.join(os.tmpdir(), `vmmig-pwned-${randomUUID()}`);
+      const agentPort = new URL(a.url).port;
+      const refusals: [string, string][] = [
+        [`exec:touch ${pwned}`, 'invalid_request'],
+        [`file:${pwned}`, 'invalid_request'],
+        [`unix:${pwned}.sock`, 'invalid_request'],
+        ['fd:3', 'invalid_request'],
+        ['rdma:127.0.0.1:4444', 'invalid_request'],
+        ['tcp:127.0.0.1:4444,ipv4=on', 'invalid_request'],
+        ['nonsense', 'invalid_request'],
+        [`${incoming.uri} `, 'invalid_request'],
+        // Same shape, an address no registered host has.
+        [incoming.uri.replace('127.0.0.1', '192.0.2.1'), 'unknown_peer'],
+        // A registered address, the port of the source's own agent: QEMU's destination did not prepare it
+        // (not_prepared); for the sim that port is the source itself, no other registered host.
+        [
+          incoming.uri.replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${agentPort}`),
+          tuning.driver === 'sim' ? 'unknown_peer' : 'not_prepared',
+        ],
+        // The destination's host, not what it prepared: another port (QEMU), another guest (sim).
+        [
+          tuning.driver === 'sim'
+            ? incoming.uri.replace(`guest=${spec.id}`, `guest=${spec.id}-other`)
+            : incoming.uri.replace(/:\d+$/, `:${prepared.port! + 1}`),
+          'not_prepared',
+        ],
+      ];
+      for (const [uri, code] of refusals) {
+        const reply = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+          migrationId,
+          uri,
+        });
+        expect(reply.status, uri).toBe(400);
+        expect(reply.body.error.field, uri).toBe('uri');
+        expect(reply.body.error.code, uri).toBe(code);
+      }
+      const nbd = await call<AgentError>(a, 'POST', `/v1/guests/${spec.id}/migration`, {
+        migrationId,
+        uri: incoming.uri,
+        nbdUri: `exec:touch ${pwned}`,
+      });
+      expect(nbd.status).toBe(400);
+      expect(nbd.body.error.field).toBe('nbdUri');
+      await expect(access(pwned)).rejects.toThrow(/ENOENT/);
+
+      // Nothing started on either end.
+      const source = await ok<GuestState>(a, 'GET', `/v1/guests/${spec.id}`);
+      expect(source.status).toBe('running');
+      expect(await ok<MigrationStatus>(a, 'GET', `/v1/guests/${spec.id}/migration`)).toMatchObject({
+        migrationId: null,
+        status: 'none',
+      });
+      expect((await ok<GuestState>(b, 'GET', `/v1/guests/${spec.id}`)).status).toBe('incoming');
+      expect(await ok(b, 'GET', `/v1/guests/${spec.id}/incoming`)).toEqual(prepared);
+      await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
+
+      // Where this host listens is an address, nothing QEMU could read as more.
+      for (const listenAddress of ['127.0.0.1:0,to=5', `exec:touch ${pwned}`]) {
+        const reply = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+          migrationId: `m-${randomUUID()}`,
+          spec,
+          listenAddress,
+        });
+        expect(reply.status, listenAddress).toBe(400);
+        expect(reply.body.error.field, listenAddress).toBe('listenAddress');
+      }
+
+      // Disk imports and network probes follow the same rule.
+      for (const nbdUri of [`exec:touch ${pwned}`, 'file:///etc/passwd', 'nbd://192.0.2.1:10809/data']) {
+        const reply = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/disks/data/import`, {
+          nbdUri,
+        });
+        expect(reply.status, nbdUri).toBe(400);
+        expect(reply.body.error.field, nbdUri).toBe('nbdUri');
+      }
+      await expect(access(pwned)).rejects.toThrow(/ENOENT/);
+      const listener = await ok<{ port: number }>(b, 'POST', '/v1/network/listen', { address: '127.0.0.1' });
+      expect(
+        await ok(a, 'POST', '/v1/network/connect', { address: '127.0.0.1', port: listener.port }),
+      ).toMatchObject({ reachable: true });
+      for (const address of ['192.0.2.1', 'example.com', 'exec:x']) {
+        const probe = await call<AgentError>(a, 'POST', '/v1/network/connect', { address, port: 80 });
+        expect(probe.status, address).toBe(400);
+        expect(probe.body.error.field, address).toBe('address');
+      }
+
+      expect(
+        await ok(b, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'destination' }),
+      ).toEqual({ cleaned: true });
+      expect(await ok(a, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
     });
 
     it('pauses a guest; a paused migration converges and the guest arrives paused', async () => {

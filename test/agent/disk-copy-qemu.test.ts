@@ -4,8 +4,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { processAlive } from '../../agent/proc-stat.ts';
-import type { DiskCopyStatus, DiskExportResult, GuestSpec } from '../../domain/agent-contract.ts';
-import { eventually, ok } from './agent-client.ts';
+import type { AgentError, DiskCopyStatus, DiskExportResult, GuestSpec } from '../../domain/agent-contract.ts';
+import { call, eventually, ok } from './agent-client.ts';
 import { agentFactory } from './agents.ts';
 import type { ContractAgent } from './contract.ts';
 import { testSpec } from './specs.ts';
@@ -49,7 +49,7 @@ async function sameData(a: string, b: string): Promise<boolean> {
 }
 
 describe('qemu driver: cold disk copy', () => {
-  it('fails an import from an export that is gone, keeping the image; a retry from a live export copies', async () => {
+  it('refuses an import from an export that is gone; fails one whose export dies, keeping the image; a retry from a live export copies', async () => {
     const [a, b] = await Promise.all([factory.makeAgent('fail-a'), factory.makeAgent('fail-b')]);
     try {
       const spec = localSpec();
@@ -61,7 +61,19 @@ describe('qemu driver: cold disk copy', () => {
 
       const { nbdUri } = await ok<DiskExportResult>(a, 'POST', `/v1/guests/${spec.id}/disks/data/export`, {});
       expect(await ok(a, 'DELETE', `/v1/guests/${spec.id}/disks/data/export`)).toEqual({ stopped: true });
-      await ok(b, 'POST', `/v1/guests/${spec.id}/disks/data/import`, { nbdUri });
+      // The source no longer exports the disk there: nothing starts.
+      const gone = await call<AgentError>(b, 'POST', `/v1/guests/${spec.id}/disks/data/import`, { nbdUri });
+      expect(gone.status).toBe(400);
+      expect(gone.body.error).toMatchObject({ code: 'not_prepared', field: 'nbdUri' });
+      expect((await call(b, 'GET', `/v1/guests/${spec.id}/disks/data/import`)).status).toBe(404);
+
+      // An export that dies under the copy: qemu-nbd stopped before the import (its agent still confirms
+      // it, qemu-img's connection waits in its backlog), then killed.
+      const dying = await ok<DiskExportResult>(a, 'POST', `/v1/guests/${spec.id}/disks/data/export`, {});
+      const dyingPid = await exportPid(a, spec.id);
+      process.kill(dyingPid, 'SIGSTOP');
+      await ok(b, 'POST', `/v1/guests/${spec.id}/disks/data/import`, dying);
+      process.kill(dyingPid, 'SIGKILL');
       const failed = await imported(b, spec.id);
       expect(failed.status).toBe('failed');
       expect(failed.error).toMatch(/qemu-img convert failed/);

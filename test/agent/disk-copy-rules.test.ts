@@ -126,6 +126,7 @@ describe('sim driver: a disk copy at the link speed, from elapsed time', () => {
       // 64 MiB at 16 MiB/s: 4 s.
       profile: { ...defaultSimProfile, linkBytesPerSec: 16 * MIB },
       log: () => {},
+      peerCredential: 'unused: the agents are in-process',
       now: () => nowMs,
     });
 
@@ -136,7 +137,13 @@ describe('sim driver: a disk copy at the link speed, from elapsed time', () => {
     await b.defineGuest(spec);
     const { nbdUri } = await a.exportDisk(spec.id, 'data', {});
     expect(nbdUri).toBe(`sim+nbd://127.0.0.1:9101/${spec.id}/data`);
-    const started = await b.importDisk(spec.id, 'data', { nbdUri });
+    // The route's confirmation (the source exports that disk there) runs only for a copy that starts.
+    let confirmations = 0;
+    const confirm = async () => {
+      confirmations += 1;
+    };
+    const started = await b.importDisk(spec.id, 'data', { nbdUri }, confirm);
+    expect(confirmations).toBe(1);
     expect(started).toMatchObject({ status: 'copying', copiedBytes: 0, totalBytes: 64 * MIB, error: null });
     nowMs += 1000;
     expect(await b.diskImportStatus(spec.id, 'data')).toMatchObject({
@@ -145,7 +152,8 @@ describe('sim driver: a disk copy at the link speed, from elapsed time', () => {
     });
     await expect(b.startGuest(spec.id)).rejects.toMatchObject({ code: 'disk_import_in_progress' });
     // The same uri again is the same copy.
-    expect(await b.importDisk(spec.id, 'data', { nbdUri })).toMatchObject({ copiedBytes: 16 * MIB });
+    expect(await b.importDisk(spec.id, 'data', { nbdUri }, confirm)).toMatchObject({ copiedBytes: 16 * MIB });
+    expect(confirmations).toBe(1);
     nowMs += 3000;
     const done = await b.diskImportStatus(spec.id, 'data');
     expect(done).toMatchObject({ status: 'completed', copiedBytes: 64 * MIB, totalBytes: 64 * MIB });
@@ -155,7 +163,16 @@ describe('sim driver: a disk copy at the link speed, from elapsed time', () => {
 
     // Another uri starts again; a fence fails the copy where it stands.
     const other = `sim+nbd://127.0.0.3:9101/${spec.id}/data`;
-    expect((await b.importDisk(spec.id, 'data', { nbdUri: other })).status).toBe('copying');
+    expect((await b.importDisk(spec.id, 'data', { nbdUri: other }, confirm)).status).toBe('copying');
+    expect(confirmations).toBe(2);
+    // A refused confirmation starts nothing: the copy in progress runs on.
+    const refused = async () => {
+      throw new Error('not confirmed');
+    };
+    await expect(
+      b.importDisk(spec.id, 'data', { nbdUri: `sim+nbd://127.0.0.4:9101/${spec.id}/data` }, refused),
+    ).rejects.toThrow('not confirmed');
+    expect((await b.diskImportStatus(spec.id, 'data')).nbdUri).toBe(other);
     nowMs += 2000;
     await b.fence('test');
     nowMs += 5000;

@@ -19,7 +19,7 @@ import { testSpec } from './specs.ts';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
 const etcd = new Etcd3({ hosts: inject('etcdEndpoints') });
-const { makeAgent, cleanup } = await agentFactory('sim');
+const { makeAgent, addPeer, cleanup } = await agentFactory('sim');
 const stops: (() => unknown)[] = [];
 afterAll(async () => {
   for (const stop of stops.reverse()) await stop();
@@ -124,7 +124,15 @@ describe('agent/main.ts as a process', () => {
     );
     expect(health).toMatchObject({ name: 'host-main', agentUrl: b.url });
 
-    // A sim migration into the child process goes over the internal HTTP route (no shortcut).
+    // A sim migration into the child process goes over the internal HTTP route (no shortcut); the
+    // in-process source does not register, so it is told the child is a peer.
+    addPeer({
+      id: facts.hostId,
+      name: 'host-main',
+      address: '127.0.0.1',
+      migrationAddress: null,
+      agentUrl: b.url,
+    });
     const a = await makeAgent('host-inproc');
     stops.push(() => a.stop());
     const spec = testSpec();

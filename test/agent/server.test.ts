@@ -17,6 +17,7 @@ function app(ready = true) {
     },
     profile: defaultSimProfile,
     log: () => {},
+    peerCredential: 'secret',
   });
   return createAgentApp({ driver, token: 'secret', log: () => {}, isReady: () => ready });
 }

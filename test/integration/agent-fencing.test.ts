@@ -94,6 +94,15 @@ async function startSim(
     liveness: leased ? { endpoints: etcd.endpoints, prefix, ttlSeconds: TTL_S } : null,
     metrics: null,
     registration: null,
+    // They do not register: this test's agents (all on 127.0.0.1) are each other's migration peers.
+    peers: () =>
+      agents.map((peer) => ({
+        id: peer.hostId,
+        name: peer.hostId,
+        address: '127.0.0.1',
+        migrationAddress: '127.0.0.1',
+        agentUrl: peer.url,
+      })),
     log: collectingLogger(name, logs),
     ...extra,
   });

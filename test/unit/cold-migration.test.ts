@@ -125,7 +125,7 @@ describe('coldMigrationChecks', () => {
   });
   it('refuses another project and a passed-through device', () => {
     const checks = coldMigrationChecks({
-      caller: { role: 'project', project: 'other' },
+      caller: { role: 'operator', projects: ['other'] },
       guest: guest({ status: 'ready', passthroughDevices: ['0000:01:00.0'] }),
       source: host(),
       options: DEFAULT_COLD_MIGRATE_OPTIONS,

@@ -18,15 +18,19 @@ describe('planLiveMigration', () => {
     expect(plan.convergencePolicy.kind).toBe('predictive');
     expect(plan.limits).toEqual({ perCluster: 5, outboundPerNode: 2, inboundPerNode: 2 });
     expect(plan.queueTimeoutMs).toBe(3_600_000);
-    expect(plan.tls).toBe(false);
+    expect(plan.tls).toBe(true);
     expect(plan.startContext).toMatchObject({ memoryBytes: 1024 * 2 ** 20, localDiskBytes: 2048 * 2 ** 20 });
     expect(plan.start.postCopy).toBe(false);
     expect(plan.notes).toEqual([]);
   });
 
   it('lets the request cap bandwidth, turn TLS on and ask for quickly-finish, and says so', () => {
+    const plain = resolveSettings(
+      DEFAULT_MIGRATION_CONFIG,
+      migrationPolicySchema.parse({ name: 'p', encryption: false }),
+    );
     const plan = planLiveMigration(
-      settings,
+      plain,
       { ...options, maxBandwidthMb: 30, enableTls: true, quicklyFinish: true },
       guest,
     );

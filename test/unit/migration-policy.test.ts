@@ -29,14 +29,13 @@ function rejection(body: unknown): MigrationSettingsError {
 }
 
 describe('migration policy schema', () => {
-  it('fills the defaults: no selectors, no overrides, predictive, auto bandwidth, no encryption', () => {
+  it('fills the defaults: no selectors, no overrides, predictive, auto bandwidth, encryption left to the default', () => {
     expect(policyFromRequest({ name: 'p' })).toEqual({
       name: 'p',
       selectors: { guestLabels: {}, projectLabels: {} },
       overrides: {},
       convergence: 'predictive',
       bandwidth: { mode: 'auto' },
-      encryption: false,
     });
   });
 
@@ -301,7 +300,7 @@ describe('resolveSettings', () => {
       convergence: 'predictive',
       bandwidthMode: 'cluster',
       bandwidthBytes: 64 * MiB,
-      tls: false,
+      tls: true,
     });
     expect(s.convergencePolicy).toEqual({
       kind: 'predictive',
@@ -379,10 +378,20 @@ describe('resolveSettings', () => {
     expect(custom.sources.bandwidthBytes).toBe('policy:c');
   });
 
-  it('encryption turns TLS on', () => {
-    expect(resolveSettings(config, policy('tls', { encryption: true })).tls).toBe(true);
-    expect(resolveSettings(config, policy('plain')).tls).toBe(false);
-    expect(resolveSettings(config, policy('tls', { encryption: true })).sources.tls).toBe('policy:tls');
+  it('TLS is on by default; only a policy turns it off, explicitly or by its large-vms type', () => {
+    const none = resolveSettings(config, null);
+    expect([none.tls, none.sources.tls]).toEqual([true, 'cluster-default']);
+    const silent = resolveSettings(config, policy('silent'));
+    expect([silent.tls, silent.sources.tls]).toEqual([true, 'cluster-default']);
+    const on = resolveSettings(config, policy('tls', { encryption: true }));
+    expect([on.tls, on.sources.tls]).toEqual([true, 'policy:tls']);
+    const off = resolveSettings(config, policy('plain', { encryption: false }));
+    expect([off.tls, off.sources.tls]).toEqual([false, 'policy:plain']);
+    const big = resolveSettings(config, policy('big', { convergence: 'large-vms' }));
+    expect([big.tls, big.sources.tls]).toEqual([false, 'policy:big']);
+    expect(big.notes).toContain(
+      "tls: off, as the 'large-vms' policy type's zero-copy transfer cannot be encrypted",
+    );
   });
 
   it("oVirt types run oVirt's schedules with auto-converge on and the schedule's largest downtime", () => {

@@ -20,15 +20,18 @@ import { guest, host } from './fixtures.ts';
 const noSkips = { skipCpuCheck: false, skipKernelCheck: false };
 
 describe('pre-checks', () => {
-  it('lets an admin or the guest project act, nobody else', () => {
+  it('lets an unscoped operator or admin act, a scoped one only on its projects, a viewer never', () => {
     expect(callerMayAct({ role: 'admin' }, guest()).ok).toBe(true);
-    expect(callerMayAct({ role: 'project', project: 'p1' }, guest()).ok).toBe(true);
-    const denied = callerMayAct({ role: 'project', project: 'p2' }, guest());
+    expect(callerMayAct({ role: 'operator' }, guest()).ok).toBe(true);
+    expect(callerMayAct({ role: 'operator', projects: ['p0', 'p1'] }, guest()).ok).toBe(true);
+    const denied = callerMayAct({ role: 'operator', projects: ['p2'] }, guest());
     expect(denied).toMatchObject({
       ok: false,
       name: 'caller_may_act',
-      values: { guestProject: 'p1', callerProject: 'p2' },
+      values: { guestProject: 'p1', callerProjects: ['p2'] },
     });
+    expect(denied.message).toContain("belongs to project 'p1'");
+    expect(callerMayAct({ role: 'viewer' }, guest())).toMatchObject({ ok: false, name: 'caller_may_act' });
   });
 
   it('needs a running guest', () => {

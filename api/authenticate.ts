@@ -1,0 +1,42 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { Db } from '../db/client.ts';
+import { findApiTokenByHash, touchApiToken } from '../db/token-store.ts';
+import { lastUsedIsStale, looksLikeApiToken } from '../domain/api-tokens.ts';
+import { BOOTSTRAP_REQUESTER, tokenRequester } from '../domain/requester.ts';
+import type { ApiCaller } from './caller.ts';
+import { ApiError } from './errors.ts';
+import { hashApiToken } from './token-secret.ts';
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The token of an `Authorization: Bearer <token>` header; a 401 when there is none. */
+export function bearerToken(header: string | undefined): string {
+  if (!header) throw new ApiError(401, 'unauthorized', 'missing Authorization: Bearer <token> header');
+  const match = /^Bearer\s+(.+)$/i.exec(header);
+  const token = match?.[1]?.trim();
+  if (!token) throw new ApiError(401, 'unauthorized', 'invalid bearer token');
+  return token;
+}
+
+/**
+ * Who the token is: the bootstrap admin token (API_TOKEN, every project), or a stored token found by its hash.
+ * Nothing is cached, so a revoked token is refused on its very next request. A 401 otherwise.
+ */
+export async function authenticate(db: Db, bootstrapToken: string, token: string): Promise<ApiCaller> {
+  if (sameToken(token, bootstrapToken)) return { role: 'admin', requester: BOOTSTRAP_REQUESTER };
+  if (!looksLikeApiToken(token)) throw new ApiError(401, 'unauthorized', 'invalid bearer token');
+  const row = await findApiTokenByHash(db, hashApiToken(token));
+  if (!row) throw new ApiError(401, 'unauthorized', 'invalid bearer token');
+  if (row.revokedAt) throw new ApiError(401, 'unauthorized', `token '${row.name}' was revoked`);
+  const now = new Date();
+  if (lastUsedIsStale(row.lastUsedAt, now)) await touchApiToken(db, row.id, now);
+  return {
+    role: row.role,
+    ...(row.projects !== null ? { projects: row.projects } : {}),
+    requester: tokenRequester(row),
+  };
+}
