@@ -28,6 +28,7 @@ export default defineConfig({
           ],
           // Real Temporal, PostgreSQL, etcd and InfluxDB, started once for the whole run.
           globalSetup: ['test/global-setup.ts'],
+          setupFiles: ['test/secret-scan.setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
         },

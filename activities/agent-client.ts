@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import type {
   AgentError,
   CleanupRequest,
@@ -37,18 +38,24 @@ export class AgentCallError extends Error {
 export class AgentClient {
   constructor(
     readonly baseUrl: string,
-    private readonly token: string,
+    /** The host's credential, or where to get it from for this URL (activities/agent-credentials.ts). */
+    private readonly token: string | AgentCredentials,
     private readonly timeoutMs = 30_000,
   ) {}
+
+  private async credential(): Promise<string> {
+    return typeof this.token === 'string' ? this.token : this.token.forUrl(this.baseUrl);
+  }
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
     const url = `${this.baseUrl.replace(/\/$/, '')}${path}`;
     let res: Response;
     try {
+      const credential = await this.credential();
       res = await fetch(url, {
         method,
         headers: {
-          authorization: `Bearer ${this.token}`,
+          authorization: `Bearer ${credential}`,
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
         },
         body: body !== undefined ? JSON.stringify(body) : undefined,

@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../db/client.ts';
 import { commitGuestMove } from '../db/migration-store.ts';
@@ -15,7 +16,7 @@ import { guestMigrationSettings } from './migration-settings.ts';
 
 export interface ColdMigrationDeps {
   db: Db;
-  agentToken: string;
+  agentCredentials: AgentCredentials;
   liveness: { onlineHostIds(): Promise<Set<string>> };
 }
 
@@ -31,8 +32,8 @@ export interface ColdMigrationStart {
   tls?: boolean;
 }
 
-export function coldMigrationActivities({ db, agentToken, liveness }: ColdMigrationDeps) {
-  const agent = (url: string) => new AgentClient(url, agentToken);
+export function coldMigrationActivities({ db, agentCredentials, liveness }: ColdMigrationDeps) {
+  const agent = (url: string) => new AgentClient(url, agentCredentials);
 
   return {
     /** The guest and source pre-checks of a cold or rescue migration, and the limits it runs under. */
@@ -49,7 +50,7 @@ export function coldMigrationActivities({ db, agentToken, liveness }: ColdMigrat
       }
       const reach =
         input.options.rescueMode && context.source
-          ? await probeSourceReach(context.source.agentUrl, agentToken, input.guestId)
+          ? await probeSourceReach(context.source.agentUrl, agentCredentials, input.guestId)
           : { agentAnswers: true, guestLiveThere: true };
       const checks = coldMigrationChecks({
         caller: input.caller,

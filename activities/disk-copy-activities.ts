@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { Context, log } from '@temporalio/activity';
 import type { Db } from '../db/client.ts';
 import { saveProgress } from '../db/migration-store.ts';
@@ -6,7 +7,7 @@ import { agentCall } from './agent-errors.ts';
 
 export interface DiskCopyDeps {
   db: Db;
-  agentToken: string;
+  agentCredentials: AgentCredentials;
 }
 
 export interface DiskCopyInput {
@@ -31,8 +32,8 @@ export interface DiskCopyInput {
  * idempotent, and follows it to the end, saving its progress on the migration row. A destination agent that
  * restarts mid-copy forgets the import (404 import_not_found): the copy posts it again and follows that.
  */
-export function diskCopyActivities({ db, agentToken }: DiskCopyDeps) {
-  const agent = (url: string) => new AgentClient(url, agentToken);
+export function diskCopyActivities({ db, agentCredentials }: DiskCopyDeps) {
+  const agent = (url: string) => new AgentClient(url, agentCredentials);
   return {
     /** With tls, the export admits only destinationHost's certificate. Both absent in older histories. */
     async exportLocalDisk(input: {

@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/client.ts';
 import { findGuest, findHost, recordEvent, setGuestStatus, type NewEvent } from '../db/inventory.ts';
@@ -17,11 +18,11 @@ export interface GuestPlacement {
 
 export interface GuestActivityDeps {
   db: Db;
-  agentToken: string;
+  agentCredentials: AgentCredentials;
 }
 
-export function guestActivities({ db, agentToken }: GuestActivityDeps) {
-  const agent = (url: string) => new AgentClient(url, agentToken);
+export function guestActivities({ db, agentCredentials }: GuestActivityDeps) {
+  const agent = (url: string) => new AgentClient(url, agentCredentials);
 
   return {
     async loadGuestPlacement(guestId: string): Promise<GuestPlacement> {

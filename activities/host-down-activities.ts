@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import type { Client } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
@@ -23,7 +24,7 @@ import { agentCall } from './agent-errors.ts';
 
 export interface HostDownDeps {
   db: Db;
-  agentToken: string;
+  agentCredentials: AgentCredentials;
   liveness: { onlineHostIds(): Promise<Set<string>> };
   temporal?: Client;
 }
@@ -43,7 +44,7 @@ export interface ReturnReconciliation {
   left: { guestId: string; name: string; reason: string }[];
 }
 
-export function hostDownActivities({ db, agentToken, liveness, temporal }: HostDownDeps) {
+export function hostDownActivities({ db, agentCredentials, liveness, temporal }: HostDownDeps) {
   return {
     /** Is the host really down? Its lease, and its agent if it answers, say. */
     async probeLostHost(hostId: string): Promise<LostHostProbe> {
@@ -51,7 +52,7 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
       const hostName = host?.name ?? hostId;
       const leaseBack = (await liveness.onlineHostIds()).has(hostId);
       if (!host) return { hostName, leaseBack, agentAnswers: false, liveGuestIds: [] };
-      const agent = new AgentClient(host.agentUrl, agentToken, AGENT_PROBE_TIMEOUT_MS);
+      const agent = new AgentClient(host.agentUrl, agentCredentials, AGENT_PROBE_TIMEOUT_MS);
       try {
         const { guests: held } = await agent.listGuests();
         return {
@@ -140,7 +141,7 @@ export function hostDownActivities({ db, agentToken, liveness, temporal }: HostD
     async reconcileReturnedHost(hostId: string): Promise<ReturnReconciliation> {
       const host = await findHost(db, hostId);
       if (!host) return { removed: [], restarted: [], left: [] };
-      const agent = new AgentClient(host.agentUrl, agentToken);
+      const agent = new AgentClient(host.agentUrl, agentCredentials);
       const { guests: held } = await agentCall(() => agent.listGuests());
       const result: ReturnReconciliation = { removed: [], restarted: [], left: [] };
       for (const copy of held) {

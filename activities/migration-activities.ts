@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/client.ts';
@@ -25,7 +26,7 @@ import { monitorMigration, type MonitorInput, type MonitorResult } from './monit
 
 export interface MigrationActivityDeps {
   db: Db;
-  agentToken: string;
+  agentCredentials: AgentCredentials;
   liveness: { onlineHostIds(): Promise<Set<string>> };
   temporal?: Client;
 }
@@ -41,8 +42,8 @@ export interface AliveCheck {
 }
 
 export function migrationActivities(deps: MigrationActivityDeps) {
-  const { db, agentToken } = deps;
-  const agent = (url: string) => new AgentClient(url, agentToken);
+  const { db, agentCredentials } = deps;
+  const agent = (url: string) => new AgentClient(url, agentCredentials);
 
   return {
     async releaseDestination(migrationId: string): Promise<void> {
@@ -183,9 +184,9 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       sourceAgentUrl?: string;
     }): Promise<AliveCheck> {
       const ctx = Context.current();
-      const client = new AgentClient(input.agentUrl, agentToken, 5_000);
+      const client = new AgentClient(input.agentUrl, agentCredentials, 5_000);
       const sourceCounter = input.sourceAgentUrl
-        ? await new AgentClient(input.sourceAgentUrl, agentToken, 5_000)
+        ? await new AgentClient(input.sourceAgentUrl, agentCredentials, 5_000)
             .getGuest(input.guestId)
             .then((g) => g.heartbeat?.counter ?? null)
             .catch(() => null)

@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { Context } from '@temporalio/activity';
 import {
   noMigrationStatus,
@@ -17,8 +18,8 @@ const SETTLE_POLL_MS = 200;
  * is seen as completed, never assumed cancelled; resume and destroy name the state they expect, so the
  * agent refuses them if it changed meanwhile.
  */
-export function recoveryActivities(deps: { agentToken: string }) {
-  const agent = (url: string, timeoutMs?: number) => new AgentClient(url, deps.agentToken, timeoutMs);
+export function recoveryActivities(deps: { agentCredentials: AgentCredentials }) {
+  const agent = (url: string, timeoutMs?: number) => new AgentClient(url, deps.agentCredentials, timeoutMs);
 
   /** Cancels the source's migration if it still runs and waits until QEMU settles. */
   const settle = async (input: { agentUrl: string; guestId: string; migrationId: string }) => {

@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/client.ts';
@@ -38,7 +39,7 @@ export interface MonitorResult extends MigrationStatus {
 
 export interface MonitorDeps {
   db: Db;
-  agentToken: string;
+  agentCredentials: AgentCredentials;
   temporal?: Client;
 }
 
@@ -59,7 +60,7 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
   // Well inside the heartbeat timeout: one slow poll must not let a retried monitor act beside this one.
   const agent = new AgentClient(
     input.sourceAgentUrl,
-    deps.agentToken,
+    deps.agentCredentials,
     monitorAgentTimeoutMs(input.timings.activityHeartbeatTimeoutMs),
   );
   const resumed = ctx.info.heartbeatDetails as { checkpoint?: MonitorCheckpoint } | undefined;

@@ -1,3 +1,4 @@
+import type { AgentCredentials } from './agent-credentials.ts';
 import { holdsLiveCopy, type SourceReach } from '../domain/cold-migration.ts';
 import { AgentClient } from './agent-client.ts';
 
@@ -7,10 +8,10 @@ export const AGENT_PROBE_TIMEOUT_MS = 3_000;
 /** Asks a (possibly dead) source agent whether it answers and still holds a live copy of the guest. */
 export async function probeSourceReach(
   agentUrl: string,
-  agentToken: string,
+  agentCredentials: AgentCredentials,
   guestId: string,
 ): Promise<SourceReach> {
-  const agent = new AgentClient(agentUrl, agentToken, AGENT_PROBE_TIMEOUT_MS);
+  const agent = new AgentClient(agentUrl, agentCredentials, AGENT_PROBE_TIMEOUT_MS);
   try {
     await agent.health();
   } catch {

@@ -1,6 +1,6 @@
 import type { AgentError } from '../domain/agent-contract.ts';
 
-export type FailureStatus = 400 | 401 | 404 | 409 | 422 | 500 | 501 | 502 | 503;
+export type FailureStatus = 400 | 401 | 403 | 404 | 409 | 422 | 500 | 501 | 502 | 503;
 
 /** An expected failure that the HTTP layer turns into { error: { code, message, field? } } with its status. */
 export class AgentFailure extends Error {

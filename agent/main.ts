@@ -11,8 +11,11 @@ export type { AgentOptions } from './settings.ts';
  *   AGENT_NAME (required)      host name reported in facts, liveness and metrics
  *   AGENT_HOST=127.0.0.1       interface to listen on (also the reported management address)
  *   AGENT_PORT (required)      port to listen on (0 = any free port)
- *   AGENT_DIR (required)       agent state: host-id, guests/<id>/
- *   AGENT_TOKEN (required)     bearer token callers must present
+ *   AGENT_DIR (required)       agent state: host-id, credential (this host's own, mode 0600), guests/<id>/
+ *   AGENT_ENROLMENT_TOKEN      one-time vme_ token traded for this host's credential (POST /v1/hosts/enrol) when
+ *                              <AGENT_DIR>/credential does not exist yet; callers of /v1 must present the credential
+ *   AGENT_PEER_TOKEN           fleet-wide token the agents present to each other, accepted ONLY on the peer routes
+ *                              (GET …/incoming, GET …/disks/:diskId/export, /v1/internal/*)
  *   AGENT_DRIVER=qemu          qemu | sim
  *   AGENT_URL                  advertised base URL (default http://AGENT_HOST:port)
  *   SHARED_STORAGE_DIR (req.)  shared disks live in <dir>/<guestId>/
@@ -27,7 +30,7 @@ export type { AgentOptions } from './settings.ts';
  *                                                      60 % of the TTL (only while the API armed it: host flag
  *                                                      auto_migrate_on_host_down on)
  *   INFLUX_URL, INFLUX_DB=telegraf, METRICS_INTERVAL_S=10   metrics
- *   API_URL, API_TOKEN         register with the API when API_URL is set
+ *   API_URL                    enrol and register with the API when set (with this host's credential)
  *   MIGRATION_ADDRESS          address on the migration network, if any
  *   AGENT_NETWORKS=default     comma list of networks this host offers
  *   AGENT_CPUS, AGENT_MEMORY_MB                       override the host's size

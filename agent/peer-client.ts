@@ -2,9 +2,9 @@
  * Every call one agent makes to another goes through peerRequest: the incoming-migration and export
  * confirmations (agent/migration-target.ts) and the sim's migration events (drivers/sim-peer.ts).
  *
- * The credential is a parameter. Today it is the agent token every agent shares (AgentOptions.token),
- * and the peer checks it like any /v1 call; when each host gets a credential of its own, the caller
- * passes its own and the peer's /v1 auth accepts its peers' credentials on these routes.
+ * The credential is a parameter: the fleet-wide peer token (AGENT_PEER_TOKEN, AgentOptions.peerToken),
+ * which a peer accepts on these routes only (server.ts isPeerRoute), never its own host credential:
+ * agents cannot hold each other's.
  */
 
 export interface PeerReply {

@@ -31,10 +31,18 @@ const fencingRequestSchema = z.strictObject({ armed: z.boolean() });
 
 export interface AgentAppDeps {
   driver: HypervisorDriver;
-  /** Callers must send `Authorization: Bearer <token>`. */
-  token: string;
+  /**
+   * This host's own credential (domain/host-credential.ts): callers of /v1 must send `Authorization: Bearer
+   * <credential>`. A function when it is known only once the host enrolled (null until then: every call a 401).
+   */
+  token: string | (() => string | null);
+  /**
+   * AGENT_PEER_TOKEN, shared by the fleet's agents: accepted on the peer routes only (isPeerRoute: the
+   * confirmations of migration-target.ts and /v1/internal), refused everywhere else. Null/absent: none.
+   */
+  peerToken?: string | null;
   log: Logger;
-  /** Agent-to-agent routes mounted at /v1/internal, behind the same bearer auth as every /v1 route. */
+  /** Agent-to-agent routes mounted at /v1/internal: the host credential or the peer token. */
   internal?: Hono;
   /**
    * The hosts this agent may migrate to/from, copy disks with and probe (agent/peers.ts), and the
@@ -50,6 +58,20 @@ export interface AgentAppDeps {
   fencing?: { isArmed(): boolean; set(armed: boolean): Promise<void>; enabled: boolean };
 }
 
+/**
+ * The routes one agent calls on another (agent/peer-client.ts), where AGENT_PEER_TOKEN is accepted: the
+ * confirmations (GET …/incoming, GET …/disks/:diskId/export) and /v1/internal (the sim's transfers). Reads only,
+ * besides the sim's events.
+ */
+export function isPeerRoute(method: string, path: string): boolean {
+  const verb = method.toUpperCase();
+  if (path.startsWith('/v1/internal/')) return true;
+  if (verb !== 'GET' && verb !== 'HEAD') return false;
+  return (
+    /^\/v1\/guests\/[^/]+\/incoming$/.test(path) || /^\/v1\/guests\/[^/]+\/disks\/[^/]+\/export$/.test(path)
+  );
+}
+
 /** The host-agent HTTP API of domain/agent-contract.ts. */
 export function createAgentApp(deps: AgentAppDeps): Hono {
   const { driver, log } = deps;
@@ -58,7 +80,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   const probes = deps.probes ?? new NetworkProbes();
   const peers: PeerAccess = deps.peers ?? {
     store: new PeerStore(),
-    credential: deps.token,
+    credential: deps.peerToken ?? '',
     selfUrl: () => '',
   };
   const serialised = <T>(id: string, work: () => Promise<T>): Promise<T> => perGuest.run(id, work);
@@ -88,11 +110,22 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     return next();
   });
   app.use('/v1/*', async (c, next) => {
-    if (!tokenMatches(deps.token, bearerToken(c))) {
-      c.header('WWW-Authenticate', 'Bearer');
-      return failureResponse(c, new AgentFailure(401, 'unauthorized', 'missing or wrong bearer token'));
+    const given = bearerToken(c);
+    const own = typeof deps.token === 'string' ? deps.token : deps.token();
+    if (own !== null && tokenMatches(own, given)) return next();
+    if (deps.peerToken && tokenMatches(deps.peerToken, given)) {
+      if (isPeerRoute(c.req.method, c.req.path)) return next();
+      return failureResponse(
+        c,
+        new AgentFailure(
+          403,
+          'forbidden',
+          `the peer token is good only for the peer routes, not ${c.req.method} ${c.req.path}`,
+        ),
+      );
     }
-    return next();
+    c.header('WWW-Authenticate', 'Bearer');
+    return failureResponse(c, new AgentFailure(401, 'unauthorized', 'missing or wrong bearer token'));
   });
   if (deps.internal !== undefined) app.route('/v1/internal', deps.internal);
 

@@ -28,7 +28,16 @@ export interface MetricsOptions {
 
 export interface RegistrationOptions {
   apiUrl: string;
-  apiToken: string;
+  /**
+   * What the agent registers with: absent, its own credential (the production way). An admin API token
+   * registers a host that never enrolled (test stacks that hand agents their credential directly).
+   */
+  apiToken?: string;
+  /**
+   * AGENT_ENROLMENT_TOKEN: a one-time `vme_…` token (POST /v1/enrolment-tokens) the agent trades for its own
+   * credential when <dir>/credential does not exist yet (POST /v1/hosts/enrol).
+   */
+  enrolmentToken?: string;
 }
 
 /** Everything startAgent() needs; main.ts builds it from the environment, tests build it directly. */
@@ -40,7 +49,16 @@ export interface AgentOptions {
   port: number;
   /** The agent's own state: host-id, guests/<id>/ (spec, desired state, QEMU files, local disks). */
   dir: string;
-  token: string;
+  /**
+   * This host's own credential, accepted on /v1. Absent (production): read from <dir>/credential, which
+   * enrolment writes (registration.enrolmentToken). Tests hand it over directly.
+   */
+  token?: string;
+  /**
+   * AGENT_PEER_TOKEN: what the fleet's agents present to each other, accepted only on the peer routes
+   * (agent/server.ts isPeerRoute). Absent: `token` when given (test agents sharing one), else none.
+   */
+  peerToken?: string;
   driver: 'qemu' | 'sim';
   sharedStorageDir: string;
   guestImageDir: string;
@@ -179,7 +197,7 @@ export function agentOptionsFromEnv(env: Env): AgentOptions {
     host: env.AGENT_HOST || '127.0.0.1',
     port: intSetting(env, 'AGENT_PORT', 0, 0),
     dir: path.resolve(requiredSetting(env, 'AGENT_DIR')),
-    token: requiredSetting(env, 'AGENT_TOKEN'),
+    ...(env.AGENT_PEER_TOKEN ? { peerToken: env.AGENT_PEER_TOKEN } : {}),
     driver,
     sharedStorageDir: path.resolve(requiredSetting(env, 'SHARED_STORAGE_DIR')),
     guestImageDir: path.resolve(env.GUEST_IMAGE_DIR || defaultGuestImageDir(env)),
@@ -203,6 +221,11 @@ export function agentOptionsFromEnv(env: Env): AgentOptions {
       database: influx.database,
       intervalSeconds: intSetting(env, 'METRICS_INTERVAL_S', DEFAULTS.metricsIntervalSeconds, 1),
     },
-    registration: env.API_URL ? { apiUrl: env.API_URL, apiToken: env.API_TOKEN ?? '' } : null,
+    registration: env.API_URL
+      ? {
+          apiUrl: env.API_URL,
+          ...(env.AGENT_ENROLMENT_TOKEN ? { enrolmentToken: env.AGENT_ENROLMENT_TOKEN } : {}),
+        }
+      : null,
   };
 }

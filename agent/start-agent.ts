@@ -8,6 +8,7 @@ import type { AgentIdentity, HypervisorDriver } from './driver.ts';
 import { QemuDriver } from './drivers/qemu.ts';
 import { defaultSimProfile, SimDriver } from './drivers/sim.ts';
 import { simInternalRoutes } from './drivers/sim-routes.ts';
+import { enrol, readCredentialFile, writeCredentialFile } from './credential.ts';
 import { readPlatformFacts } from './facts.ts';
 import { loadOrCreateHostId } from './host-id.ts';
 import { FencingArm } from './fencing-arm.ts';
@@ -83,6 +84,15 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   await mkdir(options.dir, { recursive: true });
   await mkdir(options.sharedStorageDir, { recursive: true });
   const hostId = options.hostId ?? (await loadOrCreateHostId(options.dir));
+  // This host's own credential: handed over (tests), else the one enrolment stored, else enrolment below.
+  let credential: string | null = options.token ?? (await readCredentialFile(options.dir));
+  if (credential === null && !options.registration?.enrolmentToken) {
+    throw new Error(
+      `no credential in ${path.join(options.dir, 'credential')}: enrol this host (AGENT_ENROLMENT_TOKEN from vmctl enrolment-token-create, and API_URL)`,
+    );
+  }
+  // What this agent presents to its peers: the fleet's peer token (accepted on the peer routes only).
+  const peerCredential = options.peerToken ?? options.token ?? '';
   const fenceOnLeaseLoss = options.fenceOnLeaseLoss ?? true;
   const arm = new FencingArm(path.join(options.dir, FENCING_ARM_FILE), log);
   const startupFencing = await planStartupFencing(options, fenceOnLeaseLoss && (await arm.load()), log);
@@ -112,7 +122,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
     };
-    const sim = new SimDriver({ identity, profile, log, peerCredential: options.token });
+    const sim = new SimDriver({ identity, profile, log, peerCredential });
     internal = simInternalRoutes(sim);
     driver = sim;
   } else {
@@ -137,12 +147,12 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   let ready = false;
   const app = createAgentApp({
     driver,
-    token: options.token,
+    token: () => credential,
+    peerToken: options.peerToken ?? null,
     log,
     internal,
     isReady: () => ready,
-    // Agents share one token today: it is also what this agent presents to its peers (peer-client.ts).
-    peers: { store: peers, credential: options.token, selfUrl: () => identity.agentUrl },
+    peers: { store: peers, credential: peerCredential, selfUrl: () => identity.agentUrl },
     fencing:
       options.liveness === null
         ? undefined
@@ -161,6 +171,27 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   } catch (error) {
     server.close();
     throw error;
+  }
+  if (credential === null && options.registration?.enrolmentToken) {
+    try {
+      const enrolled = await enrol({
+        apiUrl: options.registration.apiUrl,
+        enrolmentToken: options.registration.enrolmentToken,
+        facts: () => driver.facts(),
+        log,
+      });
+      await writeCredentialFile(options.dir, enrolled.credential);
+      credential = enrolled.credential;
+      peers.follow(enrolled.host);
+      await arm.follow(enrolled.host);
+      log(
+        `enrolled with ${options.registration.apiUrl}; credential stored in ${path.join(options.dir, 'credential')}`,
+      );
+    } catch (error) {
+      server.close();
+      await driver.shutdown().catch(() => undefined);
+      throw error;
+    }
   }
   ready = true;
   log(`listening on ${identity.agentUrl} (driver ${driver.kind}, host id ${hostId}, dir ${options.dir})`);
@@ -216,7 +247,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     options.registration === null
       ? null
       : new Registration({
-          ...options.registration,
+          apiUrl: options.registration.apiUrl,
+          apiToken: options.registration.apiToken ?? credential ?? '',
           facts: () => driver.facts(),
           log,
           onRegistered: async (hostView) => {

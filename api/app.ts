@@ -3,6 +3,7 @@ import { coldMigrateRoutes } from './routes/cold-migrate.ts';
 import { sql } from 'drizzle-orm';
 import { Hono } from 'hono';
 import { apiAuth } from './auth.ts';
+import { enrolmentTokenRoutes, enrolRoute } from './routes/enrolment.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, handleError } from './errors.ts';
 import { hostRoutes } from './routes/hosts.ts';
@@ -36,6 +37,7 @@ export function createApp(deps: ApiDeps) {
 
   // Who calls and whether their role may call the route (domain/api-roles.ts), for every /v1 route.
   app.use('/v1/*', apiAuth(deps));
+  app.route('/v1/hosts', enrolRoute(deps));
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/hosts', hostMaintenanceRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
@@ -49,5 +51,6 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/migration-alerts', migrationAlertRoutes(deps));
   app.route('/v1/migration-alert-events', migrationAlertEventRoutes(deps));
   app.route('/v1/tokens', tokenRoutes(deps));
+  app.route('/v1/enrolment-tokens', enrolmentTokenRoutes(deps));
   return app;
 }

@@ -6,6 +6,11 @@ import { ApiError } from './errors.ts';
 /** The authenticated caller of a request: role, project scope, and who it is for the records. */
 export interface ApiCaller extends Caller {
   requester: Requester;
+  /**
+   * Set when a host calls with its own credential (caller kind `host`): it may call only the routes of
+   * domain/api-roles.ts HOST_CREDENTIAL_ROUTES, and `role` means nothing then.
+   */
+  host?: { id: string; name: string };
 }
 
 declare module 'hono' {

@@ -1,6 +1,7 @@
 import type { Client } from '@temporalio/client';
 import type { Db } from '../db/client.ts';
 import type { AlertMetricsReader } from '../activities/alert-metrics.ts';
+import type { AgentCredentials } from '../activities/agent-credentials.ts';
 import type { AlertCycleTimings } from '../domain/alert-cycle.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 
@@ -9,7 +10,10 @@ export interface ApiDeps {
   temporal: Client;
   taskQueue: string;
   liveness: { onlineHostIds(): Promise<Set<string>> };
-  agentToken: string;
+  /** Each host's credential, for calling its agent (activities/agent-credentials.ts). */
+  agentCredentials: AgentCredentials;
+  /** AGENT_CREDENTIAL_KEY: what host credentials are derived from (enrolment, and checking a host's own). */
+  agentCredentialKey: string;
   apiToken: string;
   /** Defaults to DEFAULT_TIMINGS; tests pass small ones. */
   liveMigrationTimings?: LiveMigrationTimings;

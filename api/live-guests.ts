@@ -1,3 +1,4 @@
+import type { AgentCredentials } from '../activities/agent-credentials.ts';
 import type { Host } from '../db/schema.ts';
 import { AgentClient } from '../activities/agent-client.ts';
 import type { LiveGuest } from './views.ts';
@@ -9,7 +10,7 @@ const ANY_GUEST = '*';
 /** Asks each host's agent for its guests at once; a slow or dead agent costs at most the timeout. */
 export async function liveGuestsByHost(
   hosts: Host[],
-  agentToken: string,
+  agentCredentials: AgentCredentials,
 ): Promise<Map<string, Map<string, LiveGuest>>> {
   const result = new Map<string, Map<string, LiveGuest>>();
   await Promise.all(
@@ -18,7 +19,7 @@ export async function liveGuestsByHost(
       try {
         const { guests } = await new AgentClient(
           host.agentUrl,
-          agentToken,
+          agentCredentials,
           LIVE_STATE_TIMEOUT_MS,
         ).listGuests();
         for (const state of guests) perGuest.set(state.id, { reachable: true, state });

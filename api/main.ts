@@ -1,3 +1,4 @@
+import { agentCredentials } from '../activities/agent-credentials.ts';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
 import { alertMetricsReader } from '../activities/alert-metrics.ts';
@@ -23,12 +24,14 @@ const db = connectDb(requiredSetting(env, 'DATABASE_URL'));
 const connection = await Connection.connect(await temporalConnectionOptions(temporalConf));
 const liveness = new HostLiveness(etcdSettings(env));
 const temporal = new Client({ connection, namespace: temporalConf.namespace });
+const agentCredentialKey = requiredSetting(env, 'AGENT_CREDENTIAL_KEY');
 const app = createApp({
   db: db.db,
   temporal,
   taskQueue: temporalConf.taskQueue,
   liveness,
-  agentToken: requiredSetting(env, 'AGENT_TOKEN'),
+  agentCredentials: agentCredentials(db.db, agentCredentialKey),
+  agentCredentialKey,
   apiToken: requiredSetting(env, 'API_TOKEN'),
   metrics: alertMetricsReader(influxSettings(env)),
 });

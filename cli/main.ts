@@ -37,7 +37,7 @@ import {
   migrationPolicyShow,
   serverMigrationPolicy,
 } from './commands/migration-settings.ts';
-import { tokenCreate, tokenList, tokenRevoke } from './commands/tokens.ts';
+import { enrolmentTokenCreate, tokenCreate, tokenList, tokenRevoke } from './commands/tokens.ts';
 import { resolveConnection } from './connection.ts';
 
 const commands: Command[] = [
@@ -76,6 +76,7 @@ const commands: Command[] = [
   tokenCreate,
   tokenList,
   tokenRevoke,
+  enrolmentTokenCreate,
 ];
 
 function help(): string {

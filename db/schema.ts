@@ -56,6 +56,8 @@ export const hosts = pgTable(
     labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
     autoMigrateOnHostDown: boolean('auto_migrate_on_host_down').notNull().default(false),
     autoMigrateOnHostShutdown: boolean('auto_migrate_on_host_shutdown').notNull().default(false),
+    /** The host's credential is derived from its id and this (domain/host-credential.ts); a bump revokes it. */
+    credentialGeneration: integer('credential_generation').notNull().default(1),
     registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -249,6 +251,23 @@ export const apiTokens = pgTable('api_tokens', {
   revokedAt: timestamp('revoked_at', { withTimezone: true }),
 });
 
+/** One-time enrolment tokens (`vme_…`): a new host trades one for its own credential (POST /v1/hosts/enrol). */
+export const enrolmentTokens = pgTable('enrolment_tokens', {
+  id: uuid('id').primaryKey().defaultRandom(),
+  name: text('name'),
+  /** Set: only a host of this name may enrol with it (and re-enrol an existing host of that name). */
+  hostName: text('host_name'),
+  /** Hex SHA-256 of the whole token. */
+  tokenHash: text('token_hash').notNull().unique(),
+  createdBy: jsonb('created_by').$type<Requester>().notNull(),
+  createdAt: timestamp('created_at', { withTimezone: true }).notNull().defaultNow(),
+  expiresAt: timestamp('expires_at', { withTimezone: true }).notNull(),
+  usedAt: timestamp('used_at', { withTimezone: true }),
+  /** The host that enrolled with it. */
+  usedByHostId: uuid('used_by_host_id'),
+});
+
+export type EnrolmentToken = typeof enrolmentTokens.$inferSelect;
 export type Host = typeof hosts.$inferSelect;
 export type Guest = typeof guests.$inferSelect;
 export type Migration = typeof migrations.$inferSelect;

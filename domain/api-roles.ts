@@ -23,7 +23,11 @@ export const ROUTE_ROLES = {
   'GET /v1/hosts': 'viewer',
   'GET /v1/hosts/:id': 'viewer',
   'GET /v1/hosts/:id/events': 'viewer',
+  /** Admins may register hosts; a host's own credential may too, as itself only (HOST_CREDENTIAL_ROUTES). */
   'POST /v1/hosts/register': 'admin',
+  'POST /v1/enrolment-tokens': 'admin',
+  /** Changing where the workers call a host's agent: never the host itself. */
+  'PATCH /v1/hosts/:id': 'admin',
   'POST /v1/hosts/:id/auto-migrate-on-host-down': 'admin',
   'POST /v1/hosts/:id/maintenance': 'admin',
   'DELETE /v1/hosts/:id/maintenance': 'admin',
@@ -68,6 +72,28 @@ export const ROUTE_ROLES = {
 } as const satisfies Record<string, ApiRole>;
 
 export type RouteKey = keyof typeof ROUTE_ROLES;
+
+/**
+ * The other kind of caller: a host presenting its own credential (domain/host-credential.ts). It may call these
+ * routes and nothing else (a 403 everywhere else, whatever the role table says).
+ */
+export const HOST_CREDENTIAL_ROUTES: readonly RouteKey[] = ['POST /v1/hosts/register'];
+
+/** Every kind of caller: the API roles, and a host with its own credential. */
+export const callerKinds = [...apiRoles, 'host'] as const;
+export type CallerKind = (typeof callerKinds)[number];
+
+/** Whether a caller of this kind may call `route`. */
+export function callerKindMayCall(kind: CallerKind, route: RouteKey): boolean {
+  if (kind === 'host') return HOST_CREDENTIAL_ROUTES.includes(route);
+  return roleAtLeast(kind, ROUTE_ROLES[route]);
+}
+
+/**
+ * The one route outside the table: it takes no API token but a one-time enrolment token (`vme_…`) of its own,
+ * consumed by the route itself (api/routes/enrolment.ts).
+ */
+export const ENROLMENT_ROUTE = 'POST /v1/hosts/enrol';
 
 interface RoutePattern {
   key: RouteKey;

@@ -100,7 +100,8 @@ async function main(): Promise<void> {
   const apiToken = tokenFromEnvOrFile(env.API_TOKEN, layout.apiTokenFile);
   const tokens: Tokens = {
     api: apiToken.token,
-    agent: tokenFromEnvOrFile(env.AGENT_TOKEN, layout.agentTokenFile).token,
+    agentCredentialKey: tokenFromEnvOrFile(env.AGENT_CREDENTIAL_KEY, layout.agentCredentialKeyFile).token,
+    peer: tokenFromEnvOrFile(env.AGENT_PEER_TOKEN, layout.peerTokenFile).token,
   };
   const ctx: LaunchContext = { env, layout, ports: plan, stack, signal: abort.signal, say };
 

@@ -1,3 +1,4 @@
+import { agentCredentials } from '../activities/agent-credentials.ts';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { alertMetricsReader } from '../activities/alert-metrics.ts';
@@ -28,7 +29,7 @@ const worker = await createWorker({
   taskQueue: temporal.taskQueue,
   activities: createActivities({
     db: db.db,
-    agentToken: requiredSetting(process.env, 'AGENT_TOKEN'),
+    agentCredentials: agentCredentials(db.db, requiredSetting(process.env, 'AGENT_CREDENTIAL_KEY')),
     liveness,
     temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
     metrics: alertMetricsReader(influxSettings(process.env)),

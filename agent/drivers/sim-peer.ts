@@ -8,8 +8,8 @@ import { peerRequest } from '../peer-client.ts';
  * destination's prepare-incoming returns a uri that names its own notification endpoint:
  *   sim+http://127.0.0.1:9102/v1/internal/sim/migrations/<migrationId>?guest=<guestId>
  * The source posts events (started, postcopy, completed, failed, cancelled) to that endpoint as any
- * agent-to-agent call (peer-client.ts: the agent credential; the route sits behind the /v1 bearer
- * auth). The uri carries no secret, so it may appear in events and logs; the source agent sends only
+ * agent-to-agent call (peer-client.ts: the peer token, which the /v1 bearer auth accepts on /v1/internal). The
+ * uri carries no secret, so it may appear in events and logs; the source agent sends only
  * to a registered host's agent that confirmed the migration (agent/migration-target.ts). Agents in the
  * same process skip HTTP through a registry of peers.
  */

@@ -58,7 +58,7 @@ async function refuseImpossibleRescue(deps: ApiDeps, guest: Guest, source: Host 
   if (!disks.ok) throw new ApiError(400, 'invalid_request', `rescue_mode: ${disks.message}`, 'rescue_mode');
   const online = source ? (await deps.liveness.onlineHostIds()).has(source.id) : false;
   const reach = source
-    ? await probeSourceReach(source.agentUrl, deps.agentToken, guest.id)
+    ? await probeSourceReach(source.agentUrl, deps.agentCredentials, guest.id)
     : { agentAnswers: false, guestLiveThere: false };
   const down = sourceIsDown(source ? { name: source.name, online } : undefined, reach);
   if (!down.ok) throw new ApiError(400, 'invalid_request', `rescue_mode: ${down.message}`, 'rescue_mode');

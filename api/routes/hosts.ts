@@ -1,5 +1,9 @@
 import { AgentClient } from '../../activities/agent-client.ts';
 import { Hono } from 'hono';
+import { z } from 'zod';
+import type { Db } from '../../db/client.ts';
+import { setHostAgentUrl } from '../../db/enrolment-store.ts';
+import { assertAgentUrlFree } from '../agent-url-conflict.ts';
 import { hostEvents, updateHostAutoMigrateFlags } from '../../db/host-store.ts';
 import { findHost, listHosts, recordEvent, upsertHostFromFacts } from '../../db/inventory.ts';
 import type { HostFacts } from '../../domain/agent-contract.ts';
@@ -15,7 +19,26 @@ import { hostView } from '../views.ts';
 /** How long the flags endpoint waits for the host's agent to confirm its fencing. */
 const AGENT_ARM_TIMEOUT_MS = 5_000;
 
-export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
+/** The cluster's registered hosts: the only ones its agents migrate to or from (agent/peers.ts). */
+export async function clusterPeers(db: Db, clusterId: string) {
+  return (await listHosts(db))
+    .filter((peer) => peer.clusterId === clusterId)
+    .map(({ id, name, address, migrationAddress, agentUrl }) => ({
+      id,
+      name,
+      address,
+      migrationAddress,
+      agentUrl,
+    }));
+}
+
+const hostPatchSchema = z.strictObject({
+  agent_url: z.url({ protocol: /^https?$/, error: 'agent_url: an http(s) URL' }),
+});
+
+const forbidden = (message: string, field?: string) => new ApiError(403, 'forbidden', message, field);
+
+export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
   const hostOr404 = async (id: string) => {
     const host = await findHost(db, id);
     if (!host) throw notFound('host', id);
@@ -47,7 +70,11 @@ export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
         patch,
         async (locked) => {
           try {
-            await new AgentClient(locked.agentUrl, agentToken, AGENT_ARM_TIMEOUT_MS).setFencing(true);
+            await new AgentClient(
+              locked.agentUrl,
+              agentCredentials.forHost(locked),
+              AGENT_ARM_TIMEOUT_MS,
+            ).setFencing(true);
           } catch (err) {
             throw new ApiError(
               503,
@@ -63,7 +90,7 @@ export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
       if (!outcome.ok) throw new ApiError(400, 'invalid_request', outcome.message, outcome.field);
       if (!outcome.host.autoMigrateOnHostDown && host.autoMigrateOnHostDown) {
         // Best effort: an agent that misses it follows the flag at its next registration.
-        await new AgentClient(host.agentUrl, agentToken, AGENT_ARM_TIMEOUT_MS)
+        await new AgentClient(host.agentUrl, agentCredentials.forHost(host), AGENT_ARM_TIMEOUT_MS)
           .setFencing(false)
           .catch(() => undefined);
       }
@@ -71,6 +98,29 @@ export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
     })
     .post('/register', async (c) => {
       const facts: HostFacts = parseOr400(hostFactsSchema, await jsonBody(c));
+      const caller = callerOf(c);
+      if (caller.host) {
+        // A host's own credential registers that host only, and never moves where the workers call it.
+        if (caller.host.id !== facts.hostId) {
+          throw forbidden(
+            `host_id: this credential is host ${caller.host.name}'s (${caller.host.id}), not ${facts.hostId}'s`,
+            'hostId',
+          );
+        }
+        const own = await findHost(db, caller.host.id);
+        if (own && own.agentUrl !== facts.agentUrl) {
+          throw forbidden(
+            `changing agent_url needs an admin: PATCH /v1/hosts/:id {agent_url} (registered ${own.agentUrl}, asked ${facts.agentUrl})`,
+            'agentUrl',
+          );
+        }
+        if (own && own.name !== facts.name) {
+          throw forbidden(
+            `changing a host's name needs a re-enrolment (registered '${own.name}', asked '${facts.name}')`,
+            'name',
+          );
+        }
+      }
       const clash = await findHost(db, facts.name);
       if (clash && clash.id !== facts.hostId) {
         return c.json(
@@ -95,16 +145,24 @@ export function hostRoutes({ db, liveness, agentToken }: ApiDeps) {
           requestedBy: callerOf(c).requester,
         });
       }
-      // The cluster's registered hosts: the only ones its agent migrates to or from (agent/peers.ts).
-      const peers = (await listHosts(db))
-        .filter((peer) => peer.clusterId === host.clusterId)
-        .map(({ id, name, address, migrationAddress, agentUrl }) => ({
-          id,
-          name,
-          address,
-          migrationAddress,
-          agentUrl,
-        }));
+      const peers = await clusterPeers(db, host.clusterId);
       return c.json({ ...hostView(host, await liveness.onlineHostIds()), peers });
+    })
+    .patch('/:id', async (c) => {
+      // Admin only (domain/api-roles.ts): where the workers send this host's credential.
+      const patch = parseOr400(hostPatchSchema, await jsonBody(c));
+      const host = await hostOr404(c.req.param('id'));
+      await assertAgentUrlFree(db, patch.agent_url, host.id, 'agent_url');
+      const updated = await setHostAgentUrl(db, host.id, patch.agent_url);
+      if (!updated) throw notFound('host', c.req.param('id'));
+      await recordEvent(db, {
+        subjectKind: 'host',
+        subjectId: host.id,
+        type: 'agent_url_changed',
+        message: `host ${host.name}: agent_url ${host.agentUrl} → ${updated.agentUrl}`,
+        requestedBy: callerOf(c).requester,
+      });
+      agentCredentials.forget?.(host.agentUrl);
+      return c.json(hostView(updated, await liveness.onlineHostIds()));
     });
 }

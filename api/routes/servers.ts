@@ -15,7 +15,7 @@ import { createServerSchema, serverListQuerySchema } from '../schemas.ts';
 import { serverView } from '../views.ts';
 
 /** A token limited to projects lists their servers only, and reads or creates nothing else (403 naming the project). */
-export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: ApiDeps) {
+export function serverRoutes({ db, temporal, taskQueue, liveness, agentCredentials }: ApiDeps) {
   return new Hono()
     .get('/', async (c) => {
       const query = parseOr400(serverListQuerySchema, c.req.query());
@@ -32,7 +32,7 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: 
       ]);
       const hostsById = new Map(hosts.map((h) => [h.id, h]));
       const involved = hosts.filter((h) => rows.some((g) => g.hostId === h.id));
-      const live = await liveGuestsByHost(involved, agentToken);
+      const live = await liveGuestsByHost(involved, agentCredentials);
       return c.json({
         servers: rows.map((g) => serverView(g, hostsById.get(g.hostId), liveGuestOn(live, g.hostId, g.id))),
       });
@@ -43,7 +43,7 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentToken }: 
       if (!guest) throw notFound('server', id);
       requireProjectScope(callerOf(c), `server '${guest.name}'`, guest.project);
       const host = await findHost(db, guest.hostId);
-      const live = await liveGuestsByHost(host ? [host] : [], agentToken);
+      const live = await liveGuestsByHost(host ? [host] : [], agentCredentials);
       return c.json(serverView(guest, host, liveGuestOn(live, guest.hostId, guest.id)));
     })
     .post('/', async (c) => {

@@ -1,3 +1,4 @@
+import { fixedAgentCredential } from '../../activities/agent-credentials.ts';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -115,7 +116,8 @@ export async function startOrchestrator(options: OrchestratorOptions): Promise<O
       temporal,
       taskQueue,
       liveness,
-      agentToken,
+      agentCredentials: fixedAgentCredential(agentToken),
+      agentCredentialKey: randomUUID(),
       apiToken,
       liveMigrationTimings: timings,
     });
@@ -129,7 +131,12 @@ export async function startOrchestrator(options: OrchestratorOptions): Promise<O
 
     const nativeConnection = await NativeConnection.connect({ address });
     stops.push({ what: 'worker connection', stop: () => nativeConnection.close() });
-    const activities = createActivities({ db: db.db, agentToken, liveness, temporal });
+    const activities = createActivities({
+      db: db.db,
+      agentCredentials: fixedAgentCredential(agentToken),
+      liveness,
+      temporal,
+    });
     const worker: Worker = await createWorker({
       connection: nativeConnection,
       namespace,

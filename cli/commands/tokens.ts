@@ -78,3 +78,32 @@ export const tokenRevoke: Command = {
     console.log(`token '${revoked.name}' (${revoked.id}) revoked at ${revoked.revokedAt}`);
   },
 };
+
+export const enrolmentTokenCreate: Command = {
+  name: 'enrolment-token-create',
+  usage: 'enrolment-token-create [--host NAME] [--expires-in 1h] [NAME]',
+  summary:
+    'Create a one-time host enrolment token (admin only; default expiry 1h; --host: only for that host name, and needed to re-enrol an existing host); printed once, on stdout alone',
+  options: { host: { type: 'string' }, 'expires-in': { type: 'string' } },
+  async run(args, conn) {
+    const [name, ...rest] = args.positionals;
+    if (rest.length > 0) throw new UsageError(`unexpected argument '${rest[0]}'`);
+    const host = stringOption(args, 'host');
+    const expiresIn = stringOption(args, 'expires-in');
+    const created = await apiRequest<{ id: string; host: string | null; expiresAt: string; token: string }>(
+      conn,
+      'POST',
+      '/v1/enrolment-tokens',
+      {
+        ...(name ? { name } : {}),
+        ...(host ? { host } : {}),
+        ...(expiresIn ? { expires_in: /^\d+$/.test(expiresIn) ? Number(expiresIn) : expiresIn } : {}),
+      },
+    );
+    console.error(
+      `enrolment token ${created.id} created${created.host ? ` for host ${created.host}` : ''}, good for one enrolment until ${created.expiresAt}`,
+    );
+    console.log(created.token);
+    console.error('give it to the host agent as AGENT_ENROLMENT_TOKEN; it is shown only this once');
+  },
+};

@@ -106,7 +106,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const temporal = new Client({ connection, namespace: stack.temporal.namespace });
   const watcher = new Watcher(
     () => [...stack.agents.values()].map((a) => ({ name: a.name, url: a.url, dir: a.dir })),
-    stack.agentToken,
+    (name) => stack.agentAuth(name),
     options.driver,
   );
   watcher.start();
@@ -323,7 +323,7 @@ class Harness {
         for (let attempt = 0; attempt < 3; attempt++) {
           try {
             const res = await fetch(`${a.url}/v1/guests/${guestId}`, {
-              headers: this.stack.agentAuth(),
+              headers: this.stack.agentAuth(a.name),
               signal: AbortSignal.timeout(3_000),
             });
             if (res.status === 404) {

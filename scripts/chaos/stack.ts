@@ -49,6 +49,8 @@ export interface AgentHandle {
   stopped: boolean;
   /** Set by a deliberate kill: the next exit is the fault, not a crash. */
   expectExit: boolean;
+  /** The one-time token its first start enrols with (later starts read <dir>/credential). */
+  enrolmentToken?: string;
 }
 
 /** A process of the stack that exited without being asked to (restarted by the supervisor). */
@@ -60,7 +62,10 @@ export interface Crash {
 
 export class ChaosStack {
   readonly apiToken = randomUUID();
-  readonly agentToken = randomUUID();
+  /** The API's and the worker's AGENT_CREDENTIAL_KEY; never given to an agent. */
+  readonly agentCredentialKey = randomUUID();
+  /** The agents' AGENT_PEER_TOKEN (their peer routes only). */
+  readonly peerToken = randomUUID();
   readonly taskQueue = `chaos-${randomUUID().slice(0, 8)}`;
   readonly etcdPrefix = `chaos-${randomUUID().slice(0, 8)}`;
   readonly agents = new Map<string, AgentHandle>();
@@ -147,6 +152,7 @@ export class ChaosStack {
         expectExit: false,
       };
       this.agents.set(name, handle);
+      handle.enrolmentToken = await this.enrolmentToken(name);
       this.spawnAgent(handle);
     }
     await this.waitHostsOnline(this.agentNames());
@@ -219,7 +225,7 @@ export class ChaosStack {
       API_HOST: LOOPBACK,
       API_PORT: String(this.apiPort),
       API_TOKEN: this.apiToken,
-      AGENT_TOKEN: this.agentToken,
+      AGENT_CREDENTIAL_KEY: this.agentCredentialKey,
       DATABASE_URL: this.databaseUrl,
       TEMPORAL_ADDRESS: `${LOOPBACK}:${this.temporalPort}`,
       TEMPORAL_NAMESPACE: this.temporal.namespace,
@@ -293,17 +299,35 @@ export class ChaosStack {
 
   // --- agents --------------------------------------------------------------------------------
 
+  /** A one-time enrolment token for host `name`, made through the API with the bootstrap admin token. */
+  private async enrolmentToken(name: string): Promise<string> {
+    const response = await fetch(`${this.apiUrl}/v1/enrolment-tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${this.apiToken}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: `chaos-${name}`, host: name }),
+    });
+    const body = (await response.json()) as { token?: string };
+    if (response.status !== 201 || !body.token)
+      throw new Error(`enrolment token for ${name}: ${response.status}`);
+    return body.token;
+  }
+
   private spawnAgent(handle: AgentHandle): void {
+    const { API_TOKEN: _api, AGENT_CREDENTIAL_KEY: _key, ...agentEnv } = process.env;
+    void _api;
+    void _key;
+    const enrolled = fs.existsSync(path.join(handle.dir, 'credential'));
     const child = startNodeApp({
       name: `agent ${handle.name}`,
       entry: 'agent/main.ts',
       env: {
-        ...process.env,
+        ...agentEnv,
+        ...(!enrolled && handle.enrolmentToken ? { AGENT_ENROLMENT_TOKEN: handle.enrolmentToken } : {}),
         AGENT_NAME: handle.name,
         AGENT_HOST: LOOPBACK,
         AGENT_PORT: String(handle.port),
         AGENT_DIR: handle.dir,
-        AGENT_TOKEN: this.agentToken,
+        AGENT_PEER_TOKEN: this.peerToken,
         AGENT_DRIVER: this.options.driver,
         SHARED_STORAGE_DIR: this.sharedStorage,
         GUEST_IMAGE_DIR: guestImageDir(),
@@ -314,7 +338,6 @@ export class ChaosStack {
         INFLUX_URL: 'http://127.0.0.1:9',
         METRICS_INTERVAL_S: '3600',
         API_URL: this.apiUrl,
-        API_TOKEN: this.apiToken,
       },
       logFile: path.join(this.logs, `agent-${handle.name}.log`),
       graceMs: 30_000,
@@ -367,7 +390,7 @@ export class ChaosStack {
     const handle = this.agent(name);
     await handle.process.exited;
     this.spawnAgent(handle);
-    await waitUntil(async () => (await httpStatus(`${handle.url}/v1/facts`, this.agentAuth())) === 200, {
+    await waitUntil(async () => (await httpStatus(`${handle.url}/v1/facts`, this.agentAuth(name))) === 200, {
       what: `agent ${name} to answer again`,
       timeoutMs: 60_000,
       process: handle.process,
@@ -386,8 +409,15 @@ export class ChaosStack {
     signal(handle.process.pid, 'SIGCONT');
   }
 
-  agentAuth(): Record<string, string> {
-    return { authorization: `Bearer ${this.agentToken}` };
+  /** The host's own credential, as its agent stored it at enrolment. */
+  agentAuth(name: string): Record<string, string> {
+    let credential = '';
+    try {
+      credential = fs.readFileSync(path.join(this.agent(name).dir, 'credential'), 'utf8').trim();
+    } catch {
+      // Not enrolled yet: the call is refused like any without a credential.
+    }
+    return { authorization: `Bearer ${credential}` };
   }
 
   /** QEMU processes whose command line names this host's agent directory. */

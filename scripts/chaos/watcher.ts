@@ -68,7 +68,8 @@ export class Watcher {
 
   constructor(
     private readonly hosts: () => WatchedHost[],
-    private readonly token: string,
+    /** The Authorization header for the host of this name (its own credential). */
+    private readonly auth: (name: string) => Record<string, string>,
     private readonly driver: Driver,
     options: { intervalMs?: number } = {},
   ) {
@@ -159,7 +160,7 @@ export class Watcher {
     let guests: GuestView[] | null = null;
     try {
       const res = await fetch(`${host.url}/v1/guests`, {
-        headers: { authorization: `Bearer ${this.token}` },
+        headers: this.auth(host.name),
         signal: AbortSignal.timeout(400),
       });
       if (res.status === 200) guests = ((await res.json()) as { guests: GuestView[] }).guests;

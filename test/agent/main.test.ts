@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -69,6 +69,9 @@ describe('agent/main.ts as a process', () => {
     const api = await fakeApi();
     stops.push(() => api.server.close());
     const prefix = `t${randomUUID().slice(0, 8)}`;
+    // The credential enrolment would have stored (test/integration/host-credentials.test.ts enrols for real).
+    await mkdir(path.join(dir, 'agent'), { recursive: true });
+    await writeFile(path.join(dir, 'agent', 'credential'), `${TEST_TOKEN}\n`, { mode: 0o600 });
     const child = spawn(path.join(repoRoot, 'node_modules/.bin/tsx'), ['agent/main.ts'], {
       cwd: repoRoot,
       env: {
@@ -76,7 +79,7 @@ describe('agent/main.ts as a process', () => {
         AGENT_NAME: 'host-main',
         AGENT_PORT: '0',
         AGENT_DIR: path.join(dir, 'agent'),
-        AGENT_TOKEN: TEST_TOKEN,
+        AGENT_PEER_TOKEN: TEST_TOKEN,
         AGENT_DRIVER: 'sim',
         SHARED_STORAGE_DIR: path.join(dir, 'shared'),
         ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
@@ -86,7 +89,6 @@ describe('agent/main.ts as a process', () => {
         INFLUX_DB: `agent_main_${randomUUID().slice(0, 8)}`,
         METRICS_INTERVAL_S: '1',
         API_URL: api.url,
-        API_TOKEN: 'api-token',
         AGENT_CPUS: '96',
         AGENT_MEMORY_MB: '524288',
         AGENT_CPU_MODEL: 'Sim CPU 9000',
@@ -113,7 +115,8 @@ describe('agent/main.ts as a process', () => {
     });
 
     const registered = await eventually('a registration', async () => api.registrations[0], 10_000);
-    expect(registered.auth).toBe('Bearer api-token');
+    // It registers with its own credential: an agent holds no API token.
+    expect(registered.auth).toBe(`Bearer ${TEST_TOKEN}`);
     expect(registered.facts.hostId).toBe(facts.hostId);
 
     const key = hostHealthKey(prefix, facts.hostId);

@@ -142,7 +142,6 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
       AGENT_NAME: 'a',
       AGENT_PORT: '9101',
       AGENT_DIR: '/tmp/a',
-      AGENT_TOKEN: 't',
       SHARED_STORAGE_DIR: '/tmp/shared',
       HOME: '/home/x',
     };
@@ -166,6 +165,8 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
       AGENT_NETWORKS: 'default, storage',
       API_URL: 'http://api',
       API_TOKEN: 'k',
+      AGENT_ENROLMENT_TOKEN: 'vme_k',
+      AGENT_PEER_TOKEN: 'p',
       VMMIG_CACHE: '/c',
     });
     expect(sim).toMatchObject({
@@ -174,11 +175,13 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
       sim: { cpuModel: 'Model X' },
       networks: ['default', 'storage'],
     });
-    expect(sim.registration).toEqual({ apiUrl: 'http://api', apiToken: 'k' });
+    // An agent takes no API token from its environment: it enrols, then registers with its own credential.
+    expect(sim.registration).toEqual({ apiUrl: 'http://api', enrolmentToken: 'vme_k' });
+    expect(sim.peerToken).toBe('p');
+    expect(sim.token).toBeUndefined();
     expect(sim.guestImageDir).toBe('/c/guest-image');
     expect(sim.tlsDir).toBe('/c/tls');
     expect(agentOptionsFromEnv({ ...env, AGENT_TLS_DIR: '/etc/vmmig/tls' }).tlsDir).toBe('/etc/vmmig/tls');
-    expect(() => agentOptionsFromEnv({ ...env, AGENT_TOKEN: '' })).toThrow(/AGENT_TOKEN/);
     expect(() => agentOptionsFromEnv({ ...env, AGENT_PORT: 'x' })).toThrow(/AGENT_PORT/);
     expect(() => agentOptionsFromEnv({ ...env, AGENT_DRIVER: 'xen' })).toThrow(/AGENT_DRIVER/);
   });

@@ -66,7 +66,7 @@ describe('block migration and TLS through the API (real QEMU)', () => {
     const q2 = stack.agents.get('q2')!;
     await fetch(`${q2.url}/v1/guests/${vm.id}/stop`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${stack.agentToken}` },
+      headers: { authorization: `Bearer ${stack.agentCredential('q2')}` },
     });
     const image = path.join(stack.dir, 'agents', 'q2', 'guests', vm.id, 'disks', 'disk0.qcow2');
     const raw = path.join(stack.dir, 'blk-disk0.raw');

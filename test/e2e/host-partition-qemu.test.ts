@@ -52,7 +52,7 @@ describe('a QEMU host partitioned from etcd fences before its guest runs elsewhe
     if (!agent) return null;
     try {
       const res = await fetch(`${agent.url}/v1/guests/${guestId}`, {
-        headers: { authorization: `Bearer ${stack.agentToken}` },
+        headers: { authorization: `Bearer ${stack.agentCredential(host)}` },
         signal: AbortSignal.timeout(2_000),
       });
       return res.ok ? ((await res.json()) as { status: string }).status : null;

@@ -75,7 +75,7 @@ export async function agentGuest(stack: MiniStack, host: string, guestId: string
   const agent = stack.agents.get(host);
   if (!agent) throw new Error(`no agent ${host}`);
   const res = await fetch(`${agent.url}/v1/guests/${guestId}`, {
-    headers: { authorization: `Bearer ${stack.agentToken}` },
+    headers: { authorization: `Bearer ${stack.agentCredential(host)}` },
   });
   return {
     status: res.status,

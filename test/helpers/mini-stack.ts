@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -11,6 +12,12 @@ import { inject } from 'vitest';
 import { influxqlReader } from '../../activities/alert-metrics.ts';
 import { HostLiveness } from '../../activities/host-liveness.ts';
 import { createActivities, type Activities } from '../../activities/index.ts';
+import { agentCredentials } from '../../activities/agent-credentials.ts';
+import { loadOrCreateHostId } from '../../agent/host-id.ts';
+import { hostCredential } from '../../domain/host-credential.ts';
+import { defaultTlsDir } from '../../agent/settings.ts';
+import { assertNoSecrets, rememberPrivateKeys, rememberSecret } from './secret-ledger.ts';
+import { assertStackHoldsNoSecrets } from './secret-scan.ts';
 import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
 import type { AgentOptions } from '../../agent/settings.ts';
 import type { SimHostProfile } from '../../agent/drivers/sim.ts';
@@ -56,6 +63,11 @@ export interface HostPlan {
   ttlSeconds?: number;
   /** The agent's own etcd endpoints (a test's cuttable proxy), instead of the stack's. */
   etcdEndpoints?: string[];
+  /**
+   * true: the real enrolment (a one-time token made through the API, traded by the agent for its credential,
+   * stored in its dir). Default: the stack hands the agent its derived credential and registers it as admin.
+   */
+  enrol?: boolean;
 }
 
 export interface ApiResponse<T = Record<string, unknown>> {
@@ -67,7 +79,12 @@ export interface MiniStack {
   db: TestDatabase;
   apiUrl: string;
   apiToken: string;
-  agentToken: string;
+  /** AGENT_CREDENTIAL_KEY of this stack's API and worker: each host's credential is derived from it. */
+  agentCredentialKey: string;
+  /** AGENT_PEER_TOKEN of this stack's agents (accepted on the peer routes only). */
+  peerToken: string;
+  /** The credential of the host of this name (as the stack's API derives it: generation 1). */
+  agentCredential(name: string): string;
   temporal: Client;
   taskQueue: string;
   /** This stack's `migration-lock` singleton. */
@@ -112,7 +129,22 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
   const etcdEndpoints = inject('etcdEndpoints');
   const etcdPrefix = `test-${randomBytes(4).toString('hex')}`;
   const apiToken = randomUUID();
-  const agentToken = randomUUID();
+  const agentCredentialKey = randomBytes(32).toString('base64url');
+  const peerToken = randomBytes(32).toString('base64url');
+  rememberSecret('the bootstrap API token', apiToken);
+  rememberSecret('AGENT_CREDENTIAL_KEY', agentCredentialKey);
+  rememberSecret('the agent peer token', peerToken);
+  await rememberPrivateKeys(defaultTlsDir(process.env));
+  const credentials = agentCredentials(db.db, agentCredentialKey);
+  const hostIds = new Map<string, string>();
+  const enrolledDirs = new Map<string, string>();
+  const agentCredential = (name: string): string => {
+    const enrolledDir = enrolledDirs.get(name);
+    if (enrolledDir) return readFileSync(path.join(enrolledDir, 'credential'), 'utf8').trim();
+    const hostId = hostIds.get(name);
+    if (!hostId) throw new Error(`no agent ${name}`);
+    return hostCredential(agentCredentialKey, hostId, 1);
+  };
   const taskQueue = `test-${randomUUID()}`;
   // The lock is a singleton per namespace; every stack shares the test server's, so each gets its own.
   const lockWorkflowId = `migration-lock-${taskQueue}`;
@@ -129,7 +161,8 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     temporal,
     taskQueue,
     liveness,
-    agentToken,
+    agentCredentials: credentials,
+    agentCredentialKey,
     apiToken,
     liveMigrationTimings: options.timings ?? TEST_TIMINGS,
     ...(metrics ? { metrics } : {}),
@@ -144,7 +177,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     const nativeConnection = await NativeConnection.connect({ address });
     const activities = createActivities({
       db: db.db,
-      agentToken,
+      agentCredentials: credentials,
       liveness,
       temporal,
       migrationLockWorkflowId: lockWorkflowId,
@@ -185,18 +218,57 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     : null;
   await hostWatch?.start();
 
+  const api = async <T>(
+    method: string,
+    urlPath: string,
+    body?: unknown,
+    token = apiToken,
+  ): Promise<ApiResponse<T>> => {
+    const res = await fetch(`${apiUrl}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    assertNoSecrets(`the answer ${res.status} to ${method} ${urlPath}`, text);
+    const parsed = (text ? JSON.parse(text) : null) as T;
+    // A token made now is in its own answer, once; from here on it is a secret like the others.
+    const made = parsed as { token?: string; credential?: string } | null;
+    rememberSecret(`a token made by ${method} ${urlPath}`, made?.token);
+    rememberSecret(`a credential made by ${method} ${urlPath}`, made?.credential);
+    return { status: res.status, body: parsed };
+  };
+
   const agents = new Map<string, RunningAgent>();
   const agentLogs = new Map<string, string[]>();
   const agentOptionsByName = new Map<string, AgentOptions>();
   for (const plan of options.hosts) {
     const logs: string[] = [];
     agentLogs.set(plan.name, logs);
+    // Test-only: the stack hands each agent its derived credential (and registers it with the admin token);
+    // test/integration/host-credentials.test.ts covers the real enrolment.
+    const agentDir = path.join(dir, 'agents', plan.name);
+    let enrolmentToken: string | undefined;
+    if (plan.enrol) {
+      enrolledDirs.set(plan.name, agentDir);
+      const made = await api<{ token: string }>('POST', '/v1/enrolment-tokens', { host: plan.name });
+      if (made.status !== 201)
+        throw new Error(`enrolment token: ${made.status} ${JSON.stringify(made.body)}`);
+      enrolmentToken = made.body.token;
+    } else {
+      hostIds.set(plan.name, await loadOrCreateHostId(agentDir));
+      rememberSecret(`the credential of ${plan.name}`, agentCredential(plan.name));
+    }
     const agentOptions: AgentOptions = {
       name: plan.name,
       host: '127.0.0.1',
       port: 0,
-      dir: path.join(dir, 'agents', plan.name),
-      token: agentToken,
+      dir: agentDir,
+      ...(plan.enrol ? {} : { token: agentCredential(plan.name) }),
+      peerToken,
       driver: plan.driver ?? 'sim',
       sharedStorageDir: plan.sharedStorageDir ?? path.join(dir, 'shared'),
       guestImageDir: inject('guestImageDir'),
@@ -220,7 +292,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
             intervalSeconds: options.metrics.intervalSeconds,
           }
         : null,
-      registration: { apiUrl, apiToken },
+      registration: enrolmentToken ? { apiUrl, enrolmentToken } : { apiUrl, apiToken },
       log: (line) => logs.push(line),
       stopGraceMs: 3_000,
     };
@@ -235,24 +307,6 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     return agent;
   };
 
-  const api = async <T>(
-    method: string,
-    urlPath: string,
-    body?: unknown,
-    token = apiToken,
-  ): Promise<ApiResponse<T>> => {
-    const res = await fetch(`${apiUrl}${urlPath}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-  };
-
   await waitFor('every host registered', async () => {
     const res = await api<{ hosts: { name: string }[] }>('GET', '/v1/hosts');
     return res.body.hosts.length === options.hosts.length;
@@ -262,7 +316,9 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     db,
     apiUrl,
     apiToken,
-    agentToken,
+    agentCredentialKey,
+    peerToken,
+    agentCredential,
     temporal,
     taskQueue,
     lockWorkflowId,
@@ -275,6 +331,17 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     stopWorker,
     restartAgent,
     async stop() {
+      for (const name of enrolledDirs.keys())
+        rememberSecret(`the credential of ${name}`, agentCredential(name));
+      const leak = await assertStackHoldsNoSecrets({
+        databaseUrl: db.url,
+        temporal,
+        taskQueue,
+        agentLogs,
+      }).then(
+        () => null,
+        (err: Error) => err,
+      );
       await hostWatch?.stop();
       await stopWorker();
       await Promise.all([...agents.values()].map((a) => a.stop()));
@@ -283,6 +350,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       await connection.close();
       await db.drop();
       await rm(dir, { recursive: true, force: true });
+      if (leak) throw leak;
     },
   };
 }

@@ -14,7 +14,7 @@ export function startWorkerProcess(stack: MiniStack, env: NodeJS.ProcessEnv = {}
       TEMPORAL_TASK_QUEUE: stack.taskQueue,
       ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
       ETCD_PREFIX: stack.etcdPrefix,
-      AGENT_TOKEN: stack.agentToken,
+      AGENT_CREDENTIAL_KEY: stack.agentCredentialKey,
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

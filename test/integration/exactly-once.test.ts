@@ -38,7 +38,7 @@ describe('a guest runs exactly once whatever fails', () => {
 
   const sourceMigrationStatus = async (guestId: string): Promise<string> => {
     const res = await fetch(`${stack.agents.get('src')?.url}/v1/guests/${guestId}/migration`, {
-      headers: { authorization: `Bearer ${stack.agentToken}` },
+      headers: { authorization: `Bearer ${stack.agentCredential('src')}` },
     });
     return ((await res.json()) as { status: string }).status;
   };

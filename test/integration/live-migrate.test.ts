@@ -248,7 +248,10 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
       disks: [],
       networks: [],
     };
-    const headers = { authorization: `Bearer ${stack.agentToken}`, 'content-type': 'application/json' };
+    const headers = {
+      authorization: `Bearer ${stack.agentCredential('dst-tight')}`,
+      'content-type': 'application/json',
+    };
     expect(
       (
         await fetch(`${tight?.url}/v1/guests/${rogue.id}`, {

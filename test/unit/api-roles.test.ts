@@ -3,6 +3,10 @@ import { createApp } from '../../api/app.ts';
 import type { ApiDeps } from '../../api/deps.ts';
 import {
   apiRoles,
+  callerKindMayCall,
+  callerKinds,
+  ENROLMENT_ROUTE,
+  HOST_CREDENTIAL_ROUTES,
   matchRoute,
   requiredRole,
   roleAtLeast,
@@ -16,7 +20,9 @@ function appRoutes(): string[] {
   const app = createApp({} as ApiDeps);
   const keys = app.routes
     .filter((r) => r.method !== 'ALL' && r.path.startsWith('/v1/'))
-    .map((r) => `${r.method} ${r.path}`);
+    .map((r) => `${r.method} ${r.path}`)
+    // Enrolment takes its own one-time token, outside the table (its own test below).
+    .filter((key) => key !== ENROLMENT_ROUTE);
   return [...new Set(keys)].sort();
 }
 
@@ -78,12 +84,36 @@ describe('the route role table', () => {
     }
   });
 
+  describe.each(callerKinds)('caller kind %s', (kind) => {
+    it.each(routes)('%s', (route) => {
+      const allowed = callerKindMayCall(kind, route as keyof typeof ROUTE_ROLES);
+      const expected =
+        kind === 'host' ? route === 'POST /v1/hosts/register' : roleAtLeast(kind, expectedMinimum(route));
+      expect(allowed).toBe(expected);
+    });
+  });
+
+  it('lets a host credential call host registration and nothing else', () => {
+    expect(HOST_CREDENTIAL_ROUTES).toEqual(['POST /v1/hosts/register']);
+    expect(routes.filter((r) => callerKindMayCall('host', r as keyof typeof ROUTE_ROLES))).toEqual([
+      'POST /v1/hosts/register',
+    ]);
+  });
+
+  it('serves the enrolment route outside the table (it takes an enrolment token, no API token)', () => {
+    const app = createApp({} as ApiDeps);
+    expect(app.routes.some((r) => `${r.method} ${r.path}` === ENROLMENT_ROUTE)).toBe(true);
+    expect(matchRoute('POST', '/v1/hosts/enrol')).toBeUndefined();
+  });
+
   it('keeps host registration (the agents, with the bootstrap token) and tokens for admins', () => {
     expect(requiredRole('POST', '/v1/hosts/register')).toEqual({
       route: 'POST /v1/hosts/register',
       role: 'admin',
     });
     expect(requiredRole('GET', '/v1/tokens')?.role).toBe('admin');
+    expect(requiredRole('POST', '/v1/enrolment-tokens')?.role).toBe('admin');
+    expect(requiredRole('PATCH', '/v1/hosts/h1')?.role).toBe('admin');
     expect(requiredRole('DELETE', '/v1/tokens/ci-bot')?.role).toBe('admin');
   });
 });

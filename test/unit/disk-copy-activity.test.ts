@@ -1,3 +1,4 @@
+import { fixedAgentCredential } from '../../activities/agent-credentials.ts';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
@@ -68,7 +69,10 @@ describe('copyLocalDisk: a destination agent that restarts mid-copy', () => {
       count: 1,
       pollIntervalMs: 10,
     };
-    const activities = diskCopyActivities({ db: progressDb(saved), agentToken: 't' });
+    const activities = diskCopyActivities({
+      db: progressDb(saved),
+      agentCredentials: fixedAgentCredential('t'),
+    });
     const result = new MockActivityEnvironment().run(activities.copyLocalDisk, input);
     return { result, requests: agent.requests, saved };
   };

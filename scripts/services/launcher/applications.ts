@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import { DEFAULTS, influxSettings } from '../../../domain/config.ts';
 import { guestImageDir } from '../cache-dir.ts';
 import { entryExists, runNodeApp, startNodeApp } from '../node-app.ts';
@@ -15,8 +17,12 @@ export const AGENT_ENTRY = 'agent/main.ts';
 export const MIGRATE_ENTRY = 'db/migrate.ts';
 
 export interface Tokens {
+  /** The bootstrap admin token: the API's, and this launcher's (never an agent's). */
   api: string;
-  agent: string;
+  /** AGENT_CREDENTIAL_KEY: the API's and the worker's only. */
+  agentCredentialKey: string;
+  /** AGENT_PEER_TOKEN: the agents', accepted on their peer routes only. */
+  peer: string;
 }
 
 /** A program of the project that is not written yet: the launcher says so and goes on without it. */
@@ -49,7 +55,7 @@ function serviceEnv(
     API_HOST: LOOPBACK,
     API_PORT: String(apiPort),
     API_TOKEN: tokens.api,
-    AGENT_TOKEN: tokens.agent,
+    AGENT_CREDENTIAL_KEY: tokens.agentCredentialKey,
     DATABASE_URL: infra.databaseUrl,
     TEMPORAL_ADDRESS: infra.temporal.address,
     TEMPORAL_NAMESPACE: infra.temporal.namespace,
@@ -91,6 +97,28 @@ export async function startApiAndWorker(
   return new LauncherApi(baseUrl, tokens.api);
 }
 
+/** What the launcher's own environment may hold that an agent must not. */
+const AGENT_FORBIDDEN_ENV = new Set(['API_TOKEN', 'AGENT_CREDENTIAL_KEY', 'AGENT_TOKEN']);
+
+/**
+ * The real enrolment: an agent without a stored credential gets a one-time enrolment token for its name, made
+ * through the API with the bootstrap admin token (POST /v1/enrolment-tokens); it trades it for its credential.
+ */
+async function enrolmentEnv(ctx: LaunchContext, api: LauncherApi, name: string): Promise<NodeJS.ProcessEnv> {
+  if (existsSync(path.join(agentDir(ctx.layout, name), 'credential'))) return {};
+  const { status, json } = await api.request('POST', '/v1/enrolment-tokens', {
+    name: `dev-stack-${name}`,
+    host: name,
+    expires_in: '10m',
+  });
+  const token = (json as { token?: unknown } | null)?.token;
+  if (status !== 201 || typeof token !== 'string') {
+    throw new Error(`POST /v1/enrolment-tokens for ${name}: ${status} ${JSON.stringify(json)}`);
+  }
+  ctx.say(`agent ${name}: enrolling with a one-time enrolment token`);
+  return { AGENT_ENROLMENT_TOKEN: token };
+}
+
 /** host-1..3 on loopback; resolves when the API lists all three online. */
 export async function startAgents(
   ctx: LaunchContext,
@@ -105,16 +133,22 @@ export async function startAgents(
     const port = ctx.ports.agents[name] as number;
     urls[name] = `http://${LOOPBACK}:${port}`;
     ctx.say(`agent ${name}: starting on ${urls[name]}`);
+    const enrolment = await enrolmentEnv(ctx, api, name);
+    // An agent holds neither the admin token nor the credential key, even when this shell has them.
+    const agentBaseEnv = Object.fromEntries(
+      Object.entries(ctx.env).filter(([key]) => !AGENT_FORBIDDEN_ENV.has(key)),
+    );
     const agent = startNodeApp({
       name: `agent ${name}`,
       entry: AGENT_ENTRY,
       env: {
-        ...ctx.env,
+        ...agentBaseEnv,
+        ...enrolment,
         AGENT_NAME: name,
         AGENT_HOST: LOOPBACK,
         AGENT_PORT: String(port),
         AGENT_DIR: agentDir(ctx.layout, name),
-        AGENT_TOKEN: tokens.agent,
+        AGENT_PEER_TOKEN: tokens.peer,
         AGENT_DRIVER: 'qemu',
         SHARED_STORAGE_DIR: ctx.layout.sharedStorage,
         GUEST_IMAGE_DIR: guestImageDir(ctx.env),
@@ -123,7 +157,6 @@ export async function startAgents(
         INFLUX_URL: infra.influxUrl,
         INFLUX_DB: influxSettings(ctx.env).database,
         API_URL: api.baseUrl,
-        API_TOKEN: tokens.api,
       },
       logFile: logFile(ctx.layout, `agent-${name}`),
       // An agent stops its QEMU guests before it exits: give it the time to.

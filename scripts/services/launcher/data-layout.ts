@@ -14,7 +14,10 @@ export interface DataLayout {
   sharedStorage: string;
   logs: string;
   apiTokenFile: string;
-  agentTokenFile: string;
+  /** AGENT_CREDENTIAL_KEY of the API and the worker (each host's credential is derived from it). */
+  agentCredentialKeyFile: string;
+  /** AGENT_PEER_TOKEN of the agents (accepted on their peer routes only). */
+  peerTokenFile: string;
   /** Ports chosen at the first start, reused by the next one so URLs and registrations stay valid. */
   portsFile: string;
 }
@@ -30,7 +33,8 @@ export function dataLayout(root: string): DataLayout {
     sharedStorage: path.join(root, 'shared-storage'),
     logs: path.join(root, 'logs'),
     apiTokenFile: path.join(root, 'api-token'),
-    agentTokenFile: path.join(root, 'agent-token'),
+    agentCredentialKeyFile: path.join(root, 'agent-credential-key'),
+    peerTokenFile: path.join(root, 'agent-peer-token'),
     portsFile: path.join(root, 'ports.json'),
   };
 }
