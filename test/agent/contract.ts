@@ -126,6 +126,21 @@ async function startedGuest(agent: AgentEndpoint, spec: GuestSpec, tuning: Contr
   await heartbeatAdvancing(agent, spec.id, tuning.heartbeatTimeoutMs);
 }
 
+/** Prepares `agent` (the destination) for migration `migrationId` of `spec`, listening on 127.0.0.1. */
+function prepareIncoming(
+  agent: AgentEndpoint,
+  spec: GuestSpec,
+  migrationId: string,
+  options: { postCopy?: boolean; tls?: boolean } = {},
+): Promise<PrepareIncomingResult> {
+  return ok<PrepareIncomingResult>(agent, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+    migrationId,
+    spec,
+    listenAddress: '127.0.0.1',
+    ...options,
+  });
+}
+
 async function guestStatus(
   agent: AgentEndpoint,
   id: string,
@@ -322,11 +337,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       const spec = testSpec({ dirtyRateMibs: 40, fillMb: 48 });
       await startedGuest(a, spec, tuning);
       const migrationId = `m-${randomUUID()}`;
-      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId,
-        spec,
-        listenAddress: '127.0.0.1',
-      });
+      const incoming = await prepareIncoming(b, spec, migrationId);
       await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, {
         migrationId,
         uri: incoming.uri,
@@ -373,11 +384,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       const spec = testSpec();
       await startedGuest(a, spec, tuning);
       const migrationId = `m-${randomUUID()}`;
-      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId,
-        spec,
-        listenAddress: '127.0.0.1',
-      });
+      const incoming = await prepareIncoming(b, spec, migrationId);
       await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, { migrationId, uri: incoming.uri });
       const completed = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
       expect(completed.status).toBe('completed');
@@ -430,11 +437,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect((await ok<MigrationStatus>(a, 'GET', `/v1/guests/${spec.id}/migration`)).status).toBe('none');
 
       const again = `m-${randomUUID()}`;
-      const second = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId: again,
-        spec,
-        listenAddress: '127.0.0.1',
-      });
+      const second = await prepareIncoming(b, spec, again);
       await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, { migrationId: again, uri: second.uri });
       expect((await migrationEnds(a, spec.id, tuning.migrationTimeoutMs)).status).toBe('completed');
       await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
@@ -450,12 +453,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       const spec = testSpec({ dirtyRateMibs: 40, fillMb: 48 });
       await startedGuest(a, spec, tuning);
       const migrationId = `m-${randomUUID()}`;
-      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId,
-        spec,
-        listenAddress: '127.0.0.1',
-        postCopy: true,
-      });
+      const incoming = await prepareIncoming(b, spec, migrationId, { postCopy: true });
       await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, {
         migrationId,
         uri: incoming.uri,
@@ -558,11 +556,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       const spec = testSpec();
       await startedGuest(a, spec, tuning);
       const migrationId = `m-${randomUUID()}`;
-      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId,
-        spec,
-        listenAddress: '127.0.0.1',
-      });
+      const incoming = await prepareIncoming(b, spec, migrationId);
       // What the destination says it prepared, as the source agent asks it.
       const prepared = await ok<IncomingMigration>(b, 'GET', `/v1/guests/${spec.id}/incoming`);
       expect(prepared).toMatchObject({ migrationId, uri: incoming.uri, nbdUri: null, nbdPort: null });
@@ -678,11 +672,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
 
       // Dirtying 48 MiB at 40 MiB/s never converges at 16 MiB/s: pausing the guest (force-complete) does.
       const migrationId = `m-${randomUUID()}`;
-      const incoming = await ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId,
-        spec,
-        listenAddress: '127.0.0.1',
-      });
+      const incoming = await prepareIncoming(b, spec, migrationId);
       await ok(a, 'POST', `/v1/guests/${spec.id}/migration`, {
         migrationId,
         uri: incoming.uri,
@@ -711,13 +701,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
     it('migrates over TLS; a stream whose ends disagree on TLS fails and the source runs on', async () => {
       const spec = testSpec({ dirtyRateMibs: 1, fillMb: 8 });
       await startedGuest(a, spec, tuning);
-      const prepare = (migrationId: string, tls: boolean) =>
-        ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-          migrationId,
-          spec,
-          listenAddress: '127.0.0.1',
-          tls,
-        });
+      const prepare = (migrationId: string, tls: boolean) => prepareIncoming(b, spec, migrationId, { tls });
 
       if (tuning.realTls) {
         for (const [sourceTls, destinationTls] of [
@@ -789,12 +773,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         writes.push(w);
       };
       await write(a, { offset: 4 * MIB, length: 6 * MIB, byte: 0x5a });
-      const prepare = (migrationId: string) =>
-        ok<PrepareIncomingResult>(b, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-          migrationId,
-          spec,
-          listenAddress: '127.0.0.1',
-        });
+      const prepare = (migrationId: string) => prepareIncoming(b, spec, migrationId);
 
       // 1. Cancelled while mirroring: the mirrors stop, the source runs on, the destination goes.
       const cancelledId = `m-${randomUUID()}`;
@@ -898,13 +877,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
 
       // 3. b -> a, back from the disk b received, over TLS (RAM and NBD) and finished with post-copy.
       const backId = `m-${randomUUID()}`;
-      const back = await ok<PrepareIncomingResult>(a, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-        migrationId: backId,
-        spec,
-        listenAddress: '127.0.0.1',
-        tls: true,
-        postCopy: true,
-      });
+      const back = await prepareIncoming(a, spec, backId, { tls: true, postCopy: true });
       const backStarted = await ok<MigrationStatus>(b, 'POST', `/v1/guests/${spec.id}/migration`, {
         migrationId: backId,
         uri: back.uri,

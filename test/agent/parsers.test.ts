@@ -13,6 +13,7 @@ import { parseSimUri, simUri } from '../../agent/drivers/sim-peer.ts';
 import { cpuinfoField, parseQemuVersion } from '../../agent/facts.ts';
 import { cpuPercent, parseProcStat } from '../../agent/proc-stat.ts';
 import { agentOptionsFromEnv } from '../../agent/settings.ts';
+import { testQemuLaunch } from '../helpers/qemu-launch.ts';
 import { testSpec } from './specs.ts';
 
 describe('what the agent reads from QEMU, /proc and the environment', () => {
@@ -69,16 +70,9 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
 
   it('builds the same device model on both ends of a migration', () => {
     const spec = testSpec({ id: 'g-1', memoryMb: 256, vcpus: 2, dirtyRateMibs: 2.5, fillMb: 16 });
-    const launch = {
-      spec,
-      kernelPath: '/img/vmlinuz',
-      initrdPath: '/img/initramfs.cpio.gz',
-      serialLogPath: '/a/serial.log',
-      qmpSocketPath: '/a/qmp.sock',
-      pidFilePath: '/a/qemu.pid',
-      disks: [{ id: 'root', path: '/shared/g-1/root.qcow2', cache: 'none' as const }],
-      incoming: false,
-    };
+    const launch = testQemuLaunch(spec, {
+      disks: [{ id: 'root', path: '/shared/g-1/root.qcow2', cache: 'none' }],
+    });
     const source = qemuArguments(launch);
     const destination = qemuArguments({ ...launch, incoming: true });
     expect(destination.slice(0, source.length)).toEqual(source);
@@ -188,17 +182,7 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
 
   it('builds the incoming TLS server credentials and the disk-test switch into the command line', () => {
     const spec = testSpec({ id: 'g-1', diskTest: true });
-    const launch = {
-      spec,
-      kernelPath: '/img/vmlinuz',
-      initrdPath: '/img/initramfs.cpio.gz',
-      serialLogPath: '/a/serial.log',
-      qmpSocketPath: '/a/qmp.sock',
-      pidFilePath: '/a/qemu.pid',
-      disks: [],
-      incoming: true,
-      tlsServerDir: '/tls,dir',
-    };
+    const launch = testQemuLaunch(spec, { incoming: true, tlsServerDir: '/tls,dir' });
     const args = qemuArguments(launch);
     expect(args.slice(-4)).toEqual([
       '-incoming',

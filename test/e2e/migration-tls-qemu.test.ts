@@ -24,7 +24,12 @@ import { agentFactory } from '../agent/agents.ts';
 import type { ContractAgent } from '../agent/contract.ts';
 import { testSpec } from '../agent/specs.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
-import { createRunningServer, migrateToEnd, waitForPhase, type ServerBody } from '../helpers/migrations.ts';
+import {
+  createRunningServer,
+  migrateToEnd,
+  waitForMigrationEnd,
+  type ServerBody,
+} from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -51,6 +56,36 @@ async function heartbeatAdvancing(agent: ContractAgent, id: string): Promise<voi
       return beat !== null && beat.counter > first.counter ? true : undefined;
     },
     60_000,
+  );
+}
+
+/** Creates and starts the guest on `agent`, and waits for its heartbeat to advance. */
+async function startedGuest(agent: ContractAgent, spec: GuestSpec): Promise<void> {
+  await ok(agent, 'PUT', `/v1/guests/${spec.id}`, spec);
+  await ok(agent, 'POST', `/v1/guests/${spec.id}/start`);
+  await heartbeatAdvancing(agent, spec.id);
+}
+
+/** Prepares `agent` (the destination) for an incoming TLS migration of `spec` from the SRC host. */
+function prepareTlsIncoming(agent: ContractAgent, spec: GuestSpec, migrationId: string) {
+  return ok<PrepareIncomingResult>(agent, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
+    migrationId,
+    spec,
+    listenAddress: '127.0.0.1',
+    tls: true,
+    sourceHost: SRC,
+  });
+}
+
+/** Waits for the migration of guest `id` from `agent` to end however it ends (`what` names the wait). */
+function migrationEnd(agent: ContractAgent, id: string, what: string, timeoutMs: number) {
+  return eventually(
+    what,
+    async () => {
+      const status = await ok<MigrationStatus>(agent, 'GET', `/v1/guests/${id}/migration`);
+      return ['completed', 'failed', 'cancelled'].includes(status.status) ? status : undefined;
+    },
+    timeoutMs,
   );
 }
 
@@ -142,17 +177,9 @@ describe('migration TLS between hosts with their own certificates (real QEMU)', 
 
   it('refuses plain TCP and a foreign certificate on the incoming port; the real source migrates after', async () => {
     const spec = testSpec({ memoryMb: 128, dirtyRateMibs: 1 });
-    await ok(src, 'PUT', `/v1/guests/${spec.id}`, spec);
-    await ok(src, 'POST', `/v1/guests/${spec.id}/start`);
-    await heartbeatAdvancing(src, spec.id);
+    await startedGuest(src, spec);
     const migrationId = `m-tls-${Date.now()}`;
-    const incoming = await ok<PrepareIncomingResult>(dst, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-      migrationId,
-      spec,
-      listenAddress: '127.0.0.1',
-      tls: true,
-      sourceHost: SRC,
-    });
+    const incoming = await prepareTlsIncoming(dst, spec, migrationId);
     expect(incoming.uri).toMatch(/^tcp:127\.0\.0\.1:\d+$/);
     const port = portOf(incoming.uri);
     const qemuLog = path.join(dst.dir, 'guests', spec.id, 'qemu.log');
@@ -189,14 +216,7 @@ describe('migration TLS between hosts with their own certificates (real QEMU)', 
       tls: true,
       tlsHostname: DST,
     });
-    const final = await eventually(
-      'the migration to end',
-      async () => {
-        const status = await ok<MigrationStatus>(src, 'GET', `/v1/guests/${spec.id}/migration`);
-        return ['completed', 'failed', 'cancelled'].includes(status.status) ? status : undefined;
-      },
-      60_000,
-    );
+    const final = await migrationEnd(src, spec.id, 'the migration to end', 60_000);
     expect(final.status, final.errorDesc ?? '').toBe('completed');
     expect(final.tls).toBe(true);
     await eventually(
@@ -217,17 +237,9 @@ describe('migration TLS between hosts with their own certificates (real QEMU)', 
       memoryMb: 128,
       disks: [{ id: 'data', sizeMb: 16, storage: 'local', cache: 'none' }],
     });
-    await ok(src, 'PUT', `/v1/guests/${spec.id}`, spec);
-    await ok(src, 'POST', `/v1/guests/${spec.id}/start`);
-    await heartbeatAdvancing(src, spec.id);
+    await startedGuest(src, spec);
     const migrationId = `m-tls-block-${Date.now()}`;
-    const incoming = await ok<PrepareIncomingResult>(dst, 'POST', `/v1/guests/${spec.id}/prepare-incoming`, {
-      migrationId,
-      spec,
-      listenAddress: '127.0.0.1',
-      tls: true,
-      sourceHost: SRC,
-    });
+    const incoming = await prepareTlsIncoming(dst, spec, migrationId);
     expect(incoming.nbdUri).toMatch(/^nbd:127\.0\.0\.1:\d+$/);
     const port = Number(incoming.nbdUri!.split(':').at(-1));
     const info = (args: string[]) =>
@@ -255,14 +267,7 @@ describe('migration TLS between hosts with their own certificates (real QEMU)', 
       tls: true,
       tlsHostname: DST,
     });
-    const final = await eventually(
-      'the block migration to end',
-      async () => {
-        const status = await ok<MigrationStatus>(src, 'GET', `/v1/guests/${spec.id}/migration`);
-        return ['completed', 'failed', 'cancelled'].includes(status.status) ? status : undefined;
-      },
-      90_000,
-    );
+    const final = await migrationEnd(src, spec.id, 'the block migration to end', 90_000);
     expect(final.status, final.errorDesc ?? '').toBe('completed');
     await heartbeatAdvancing(dst, spec.id);
     await ok(src, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'source' });
@@ -398,12 +403,7 @@ describe('migration TLS by default through the API (real QEMU)', () => {
       prefer_host: 'tq2',
     });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(
-      stack,
-      started.body.migrationId,
-      ['completed', 'failed', 'cancelled'],
-      120_000,
-    );
+    const done = await waitForMigrationEnd(stack, started.body.migrationId, 120_000);
     expect(done.phase, done.error ?? '').toBe('completed');
     const copied = done.events.find((e) => e.type === 'disk_copied');
     expect(copied?.data.tls).toBe(true);

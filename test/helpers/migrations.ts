@@ -71,6 +71,15 @@ export function waitForPhase(
   );
 }
 
+/** Waits for a migration to end however it ends: completed, failed or cancelled. */
+export function waitForMigrationEnd(
+  stack: MiniStack,
+  id: string,
+  timeoutMs = 60_000,
+): Promise<MigrationBody> {
+  return waitForPhase(stack, id, ['completed', 'failed', 'cancelled'], timeoutMs);
+}
+
 export async function agentGuest(stack: MiniStack, host: string, guestId: string) {
   const agent = stack.agents.get(host);
   if (!agent) throw new Error(`no agent ${host}`);
@@ -98,5 +107,5 @@ export async function migrateToEnd(
   const started = await liveMigrate(stack, server, options);
   if (started.status !== 202)
     throw new Error(`live-migrate ${server}: ${started.status} ${JSON.stringify(started.body)}`);
-  return waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled'], timeoutMs);
+  return waitForMigrationEnd(stack, started.body.migrationId, timeoutMs);
 }

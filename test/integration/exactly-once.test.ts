@@ -9,6 +9,7 @@ import {
   liveMigrate,
   migrationOf,
   reservationCount,
+  waitForMigrationEnd,
   waitForPhase,
   type ServerBody,
 } from '../helpers/migrations.ts';
@@ -166,12 +167,7 @@ describe('a guest runs exactly once whatever fails', () => {
     }));
     const vm = await createRunningServer(stack, { name: 'db-down', host: 'src', memoryMb: 1024 });
     const started = await liveMigrate(stack, 'db-down', { prefer_host: 'dst' });
-    const done = await waitForPhase(
-      stack,
-      started.body.migrationId,
-      ['completed', 'failed', 'cancelled'],
-      120_000,
-    );
+    const done = await waitForMigrationEnd(stack, started.body.migrationId, 120_000);
     expect(done.phase, done.error ?? '').toBe('completed');
     const waiting = done.events.filter((e) => e.type === 'waiting');
     expect(waiting.length).toBeGreaterThan(0);

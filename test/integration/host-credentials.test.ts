@@ -35,6 +35,9 @@ describe('per-host credentials: enrolment, registration, worker → agent, agent
     expect(made.body.token).toMatch(/^vme_/);
     return made.body.token;
   };
+  /** Registers host `body` with the API as its agent does, on `credential`. */
+  const registerHost = (credential: string, body: unknown) =>
+    call(`${stack.apiUrl}/v1/hosts/register`, 'POST', credential, body);
   const agentUrl = (name: string) => stack.agents.get(name)!.url;
 
   beforeAll(async () => {
@@ -95,19 +98,9 @@ describe('per-host credentials: enrolment, registration, worker → agent, agent
     );
     expect(again.status).toBe(200);
     expect(again.body.credential).not.toBe(first.body.credential);
-    const oldOne = await call(
-      `${stack.apiUrl}/v1/hosts/register`,
-      'POST',
-      first.body.credential as string,
-      newHost,
-    );
+    const oldOne = await registerHost(first.body.credential as string, newHost);
     expect(oldOne.status).toBe(401);
-    const newOne = await call(
-      `${stack.apiUrl}/v1/hosts/register`,
-      'POST',
-      again.body.credential as string,
-      newHost,
-    );
+    const newOne = await registerHost(again.body.credential as string, newHost);
     expect(newOne.status).toBe(200);
 
     // Another host's agent URL is refused: the workers would not know whose credential to send there.
@@ -135,7 +128,7 @@ describe('per-host credentials: enrolment, registration, worker → agent, agent
 
   it('lets a host credential register itself only, at its agent URL, and call nothing else', async () => {
     const own = stack.agentCredential('enr-a');
-    const register = (body: unknown) => call(`${stack.apiUrl}/v1/hosts/register`, 'POST', own, body);
+    const register = (body: unknown) => registerHost(own, body);
     expect((await register(facts)).status).toBe(200);
 
     const b = (await call(`${agentUrl('enr-b')}/v1/facts`, 'GET', stack.agentCredential('enr-b'))).body;

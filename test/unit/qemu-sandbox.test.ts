@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { QEMU_SANDBOX, qemuArguments } from '../../agent/drivers/qemu-command.ts';
 import type { GuestSpec } from '../../domain/agent-contract.ts';
+import { testQemuLaunch } from '../helpers/qemu-launch.ts';
 
 const spec: GuestSpec = {
   id: 'g-1',
@@ -13,16 +14,7 @@ const spec: GuestSpec = {
   fillMb: 0,
 };
 
-const launch = {
-  spec,
-  kernelPath: '/img/vmlinuz',
-  initrdPath: '/img/initramfs.cpio.gz',
-  serialLogPath: '/a/serial.log',
-  qmpSocketPath: '/a/qmp.sock',
-  pidFilePath: '/a/qemu.pid',
-  disks: [],
-  incoming: false,
-};
+const launch = testQemuLaunch(spec);
 
 describe('QEMU sandbox', () => {
   it('starts every guest QEMU, source and destination, under seccomp with spawning denied', () => {
