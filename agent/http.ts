@@ -1,4 +1,4 @@
-import { timingSafeEqual } from 'node:crypto';
+import { sameSecret } from '../domain/host-credential.ts';
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { AgentFailure } from './errors.ts';
@@ -39,10 +39,7 @@ export function bearerToken(c: Context): string | null {
 }
 
 export function tokenMatches(expected: string, given: string | null): boolean {
-  if (given === null) return false;
-  const a = Buffer.from(expected);
-  const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return given !== null && sameSecret(given, expected);
 }
 
 export function failureResponse(c: Context, failure: AgentFailure): Response {

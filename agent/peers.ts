@@ -27,17 +27,6 @@ export function peersFromRegistration(hostView: unknown): PeerHost[] | null {
   });
 }
 
-/**
- * Agents in one process (a benchmark runs a thousand) hear the same list of the cluster's hosts: they
- * share one frozen copy instead of a thousand.
- */
-let lastList: { key: string; peers: readonly PeerHost[] } | null = null;
-function shared(peers: PeerHost[]): readonly PeerHost[] {
-  const key = JSON.stringify(peers);
-  if (lastList?.key !== key) lastList = { key, peers: Object.freeze(peers) };
-  return lastList.peers;
-}
-
 /** Whether a host (canonical) is one of the peer's addresses. */
 export function peerHasAddress(peer: PeerHost, host: string): boolean {
   return [peer.address, peer.migrationAddress].some(
@@ -87,7 +76,7 @@ export class PeerStore {
   /** From a registration answer. */
   follow(hostView: unknown): void {
     const peers = peersFromRegistration(hostView);
-    if (peers !== null) this.registered = shared(peers);
+    if (peers !== null) this.registered = peers;
   }
 
   list(): PeerHost[] {

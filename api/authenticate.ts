@@ -2,13 +2,11 @@ import type { Db } from '../db/client.ts';
 import { hostCredentialRows } from '../db/enrolment-store.ts';
 import { findApiTokenByHash, touchApiToken } from '../db/token-store.ts';
 import { isHostCredential, looksLikeHostCredential, sameSecret } from '../domain/host-credential.ts';
-import { lastUsedIsStale, looksLikeApiToken } from '../domain/api-tokens.ts';
+import { ENROLMENT_TOKEN_PREFIX, lastUsedIsStale, looksLikeApiToken } from '../domain/api-tokens.ts';
 import { BOOTSTRAP_REQUESTER, tokenRequester } from '../domain/requester.ts';
 import type { ApiCaller } from './caller.ts';
 import { ApiError } from './errors.ts';
 import { hashApiToken } from './token-secret.ts';
-
-const sameToken = sameSecret;
 
 /** The token of an `Authorization: Bearer <token>` header; a 401 when there is none. */
 export function bearerToken(header: string | undefined): string {
@@ -29,9 +27,9 @@ export async function authenticate(
   token: string,
   agentCredentialKey: string,
 ): Promise<ApiCaller> {
-  if (sameToken(token, bootstrapToken)) return { role: 'admin', requester: BOOTSTRAP_REQUESTER };
+  if (sameSecret(token, bootstrapToken)) return { role: 'admin', requester: BOOTSTRAP_REQUESTER };
   if (looksLikeHostCredential(token)) return authenticateHost(db, token, agentCredentialKey);
-  if (token.startsWith('vme_')) {
+  if (token.startsWith(ENROLMENT_TOKEN_PREFIX)) {
     throw new ApiError(401, 'unauthorized', 'an enrolment token is good only for POST /v1/hosts/enrol');
   }
   if (!looksLikeApiToken(token)) throw new ApiError(401, 'unauthorized', 'invalid bearer token');

@@ -5,6 +5,8 @@ import type { ApiRole } from './api-roles.ts';
  * leaked log. Only their SHA-256 is stored; a request's token is looked up by its hash.
  */
 export const API_TOKEN_PREFIX = 'vmt_';
+/** A one-time enrolment token: a new host trades it for its own credential (POST /v1/hosts/enrol). */
+export const ENROLMENT_TOKEN_PREFIX = 'vme_';
 const API_TOKEN_PATTERN = /^vmt_[A-Za-z0-9_-]{43}$/;
 
 export const looksLikeApiToken = (value: string): boolean => API_TOKEN_PATTERN.test(value);

@@ -1,5 +1,4 @@
 import { Hono } from 'hono';
-import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import {
   bumpCredentialGeneration,
@@ -17,11 +16,11 @@ import { callerOf } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, parseOr400 } from '../errors.ts';
 import { hostFactsSchema } from '../schemas.ts';
-import { hashApiToken } from '../token-secret.ts';
+import { generateEnrolmentToken, hashApiToken } from '../token-secret.ts';
+import { ENROLMENT_TOKEN_PREFIX } from '../../domain/api-tokens.ts';
 import { hostView } from '../views.ts';
 import { clusterPeers } from './hosts.ts';
 
-export const ENROLMENT_TOKEN_PREFIX = 'vme_';
 const DEFAULT_EXPIRY_S = 3600;
 const MAX_EXPIRY_S = 7 * 24 * 3600;
 const UNIT_S = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -61,7 +60,7 @@ export function enrolmentTokenRoutes({ db }: ApiDeps) {
     if (expiresIn > MAX_EXPIRY_S) {
       throw new ApiError(400, 'invalid_request', 'expires_in: at most 7 days', 'expires_in');
     }
-    const token = `${ENROLMENT_TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
+    const token = generateEnrolmentToken();
     const created = await insertEnrolmentToken(db, {
       name: body.name ?? null,
       hostName: body.host ?? null,
