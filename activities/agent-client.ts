@@ -6,6 +6,7 @@ import type {
   DiskExportRequest,
   DiskExportResult,
   DiskImportRequest,
+  GuestPingResult,
   GuestSpec,
   GuestState,
   HostFacts,
@@ -89,6 +90,13 @@ export class AgentClient {
     this.call<{ armed: boolean; enabled: boolean }>('PUT', '/v1/fencing', { armed });
   listGuests = () => this.call<{ guests: GuestState[] }>('GET', '/v1/guests');
   getGuest = (id: string) => this.call<GuestState>('GET', `/v1/guests/${encodeURIComponent(id)}`);
+  /** Whether the guest's own guest agent answers guest-ping (false when it has none); 404 for an unknown guest. */
+  guestPing = (id: string, timeoutMs?: number) =>
+    this.call<GuestPingResult>(
+      'POST',
+      `/v1/guests/${encodeURIComponent(id)}/guest-ping`,
+      timeoutMs === undefined ? undefined : { timeoutMs },
+    );
   defineGuest = (spec: GuestSpec) =>
     this.call<GuestState>('PUT', `/v1/guests/${encodeURIComponent(spec.id)}`, spec);
   startGuest = (id: string) => this.call<GuestState>('POST', `/v1/guests/${encodeURIComponent(id)}/start`);
@@ -103,8 +111,13 @@ export class AgentClient {
     this.call<PrepareIncomingResult>('POST', `/v1/guests/${encodeURIComponent(id)}/prepare-incoming`, req);
   startMigration = (id: string, req: StartMigrationRequest) =>
     this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration`, req);
-  migrationStatus = (id: string) =>
-    this.call<MigrationStatus>('GET', `/v1/guests/${encodeURIComponent(id)}/migration`);
+  /** With `wait`, the agent holds the answer until the status is no longer `unless` or waitMs passed. */
+  migrationStatus = (id: string, wait?: { waitMs: number; unless: MigrationStatus['status'] }) =>
+    this.call<MigrationStatus>(
+      'GET',
+      `/v1/guests/${encodeURIComponent(id)}/migration` +
+        (wait ? `?waitMs=${Math.round(wait.waitMs)}&unless=${encodeURIComponent(wait.unless)}` : ''),
+    );
   setMigrationParameters = (id: string, params: MigrationParameters) =>
     this.call<MigrationStatus>('POST', `/v1/guests/${encodeURIComponent(id)}/migration/parameters`, params);
   startPostCopy = (id: string) =>

@@ -33,12 +33,19 @@ export interface MigrationActivityDeps {
 
 /** The destination's serial log is read this often while waiting for the guest's next heartbeat. */
 const ALIVE_POLL_MS = 100;
+/** How long the destination's guest agent has to answer one guest-ping. */
+const GUEST_PING_TIMEOUT_MS = 1000;
 
 export interface AliveCheck {
   alive: boolean;
   firstCounter: number | null;
   lastCounter: number | null;
   status: string;
+  /**
+   * What proved the guest alive: its guest agent answered guest-ping, or its heartbeat counter advanced.
+   * Absent when not alive, and in the results of older workers.
+   */
+  via?: 'guest-agent' | 'heartbeat';
 }
 
 export function migrationActivities(deps: MigrationActivityDeps) {
@@ -172,9 +179,13 @@ export function migrationActivities(deps: MigrationActivityDeps) {
     },
 
     /**
-     * Alive means the guest's own heartbeat counter, which lives in guest memory, went past the last value
-     * the source printed before the switch-over: only a guest executing on the destination can print it. The
-     * paused source still has its serial log; without it, the counter must advance while we watch.
+     * Alive means the guest itself executes on the destination, proven either way, whichever comes first:
+     * - its guest agent answers guest-ping (QEMU Guest Agent Protocol, with a guest-sync of a fresh id
+     *   first) while the destination says running: only a guest executing there can answer;
+     * - its own heartbeat counter, which lives in guest memory, went past the last value the source printed
+     *   before the switch-over (the paused source still has its serial log; without it, the counter must
+     *   advance while we watch). This is the fallback for guests without a guest agent.
+     * Read-only: asking again asks the same questions.
      */
     async verifyGuestAlive(input: {
       agentUrl: string;
@@ -196,17 +207,32 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       let lastCounter: number | null = null;
       let status = 'unknown';
       while (Date.now() < deadline) {
-        // A destination that no longer knows the guest (its host was lost) is as dead as a silent one.
-        const state = await agentCall(() => client.getGuest(input.guestId).catch(whenUnknownHere(null)));
+        const [state, answered] = await Promise.all([
+          // A destination that no longer knows the guest (its host was lost) is as dead as a silent one.
+          agentCall(() => client.getGuest(input.guestId).catch(whenUnknownHere(null))),
+          // No answer (no agent in the guest, an agent without the route, any error) leaves the heartbeat.
+          client.guestPing(input.guestId, GUEST_PING_TIMEOUT_MS).then(
+            (ping) => ping.answered,
+            () => false,
+          ),
+        ]);
         if (state === null) return { alive: false, firstCounter, lastCounter, status: 'unknown here' };
         status = state.status;
         const counter = state.heartbeat?.counter ?? null;
         if (counter !== null) {
           firstCounter ??= sourceCounter ?? counter;
           lastCounter = counter;
-          if (counter > firstCounter && state.status === 'running') {
-            return { alive: true, firstCounter, lastCounter, status };
-          }
+        }
+        if (answered && state.status === 'running') {
+          return { alive: true, firstCounter, lastCounter, status, via: 'guest-agent' };
+        }
+        if (
+          counter !== null &&
+          firstCounter !== null &&
+          counter > firstCounter &&
+          state.status === 'running'
+        ) {
+          return { alive: true, firstCounter, lastCounter, status, via: 'heartbeat' };
         }
         ctx.heartbeat({ firstCounter, lastCounter, status });
         await ctx.sleep(Math.min(input.pollIntervalMs, ALIVE_POLL_MS));

@@ -13,7 +13,10 @@ export interface GuestMigrationSettings {
   settings: ResolvedMigrationSettings;
 }
 
-/** The cluster config, the policy that selects the guest (and why), and the settings that result. */
+/**
+ * The cluster config, the policy that selects the guest (and why), and the settings that result, auto
+ * bandwidth from the link speed the guest's (source) host last reported.
+ */
 export async function guestMigrationSettings(
   db: Db,
   guestId: string,
@@ -27,5 +30,7 @@ export async function guestMigrationSettings(
     listMigrationPolicies(db),
   ]);
   const selection = selectPolicy(policies, guest.labels, guest.projectLabels);
-  return { selection, settings: resolveSettings(config, selection.policy) };
+  // The guest's host is the source of its next migration: auto bandwidth is a share of that host's link.
+  const linkMbps = host?.migrationLinkMbps ?? undefined;
+  return { selection, settings: resolveSettings(config, selection.policy, linkMbps) };
 }

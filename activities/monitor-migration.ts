@@ -58,11 +58,9 @@ interface MonitorCheckpoint {
 export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): Promise<MonitorResult> {
   const ctx = Context.current();
   // Well inside the heartbeat timeout: one slow poll must not let a retried monitor act beside this one.
-  const agent = new AgentClient(
-    input.sourceAgentUrl,
-    deps.agentCredentials,
-    monitorAgentTimeoutMs(input.timings.activityHeartbeatTimeoutMs),
-  );
+  const agentTimeoutMs = monitorAgentTimeoutMs(input.timings.activityHeartbeatTimeoutMs);
+  const agent = new AgentClient(input.sourceAgentUrl, deps.agentCredentials, agentTimeoutMs);
+  const sampleMs = sampleWaitMs(input.timings.pollIntervalMs, agentTimeoutMs);
   const resumed = ctx.info.heartbeatDetails as { checkpoint?: MonitorCheckpoint } | undefined;
   let checkpoint: MonitorCheckpoint = resumed?.checkpoint ?? {
     engine: null,
@@ -98,8 +96,18 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
     }
   };
 
+  let previous: MigrationStatus['status'] | null = null;
   for (;;) {
-    const status = await agentCall(() => agent.migrationStatus(input.guestId));
+    // A long poll: the agent answers the moment QEMU reports a change (the completion above all), else with
+    // a fresh sample after sampleMs, so the policy still sees one sample per poll interval.
+    const askedAt = Date.now();
+    const since: MigrationStatus['status'] | null = previous;
+    const status: MigrationStatus = await agentCall(() =>
+      since === null
+        ? agent.migrationStatus(input.guestId)
+        : agent.migrationStatus(input.guestId, { waitMs: sampleMs, unless: since }),
+    );
+    previous = status.status;
     if (status.migrationId !== input.migrationId) {
       throw ApplicationFailure.nonRetryable(
         `source reports migration ${status.migrationId ?? 'none'} (status ${status.status}), not ${input.migrationId}`,
@@ -138,8 +146,16 @@ export async function monitorMigration(deps: MonitorDeps, input: MonitorInput): 
       }
     }
 
-    await ctx.sleep(input.timings.pollIntervalMs);
+    // The next read is held, so it paces the samples; only an unchanged answer that came early (an agent that
+    // does not hold reads) waits out the interval here.
+    const early = sampleMs - (Date.now() - askedAt);
+    if (early > 0 && since !== null && status.status === since) await ctx.sleep(early);
   }
+}
+
+/** How long one held status read waits: the poll interval, but never near the agent call's own timeout. */
+export function sampleWaitMs(pollIntervalMs: number, agentTimeoutMs: number): number {
+  return Math.max(0, Math.min(pollIntervalMs, Math.floor(agentTimeoutMs / 2)));
 }
 
 /** QEMU's own figures (its measured downtime, not the limit we set) plus what the policy did. */

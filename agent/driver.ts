@@ -58,6 +58,13 @@ export interface HypervisorDriver {
   listGuests(): Promise<GuestState[]>;
   /** null when the guest is unknown on this host. */
   getGuest(id: string): Promise<GuestState | null>;
+  /**
+   * Whether the guest's own guest agent answers (QEMU Guest Agent Protocol guest-sync + guest-ping on its
+   * org.qemu.guest_agent.0 channel) within timeoutMs: proof that the guest executes here, read-only.
+   * false, never an error, when nothing answers (no channel, no agent in the guest, not running); 404 for
+   * an unknown guest.
+   */
+  guestPing(id: string, timeoutMs: number): Promise<boolean>;
   defineGuest(spec: GuestSpec): Promise<GuestState>;
   startGuest(id: string): Promise<GuestState>;
   stopGuest(id: string): Promise<GuestState>;
@@ -90,6 +97,8 @@ export interface HypervisorDriver {
     confirm: () => Promise<void>,
   ): Promise<MigrationStatus>;
   migrationStatus(id: string): Promise<MigrationStatus>;
+  /** Calls the listener with the guest's id whenever the hypervisor reports a migration event (QEMU's MIGRATION). */
+  onMigrationEvent?(listener: (guestId: string) => void): void;
   setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus>;
   startPostCopy(id: string): Promise<MigrationStatus>;
   cancelMigration(id: string): Promise<MigrationStatus>;

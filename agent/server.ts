@@ -4,6 +4,8 @@ import {
   cleanupRequestSchema,
   diskExportRequestSchema,
   diskImportRequestSchema,
+  guestPingRequestSchema,
+  type GuestPingResult,
   guestSpecSchema,
   migrationParametersSchema,
   prepareIncomingRequestSchema,
@@ -22,12 +24,15 @@ import {
   incomingView,
   type PeerAccess,
 } from './migration-target.ts';
+import { MigrationSignals, migrationWaitRequest, waitForMigrationChange } from './migration-wait.ts';
 import { NetworkProbes, networkProbeRoutes } from './network-probe.ts';
 import { errorMessage, type Logger } from './log.ts';
 import { PeerStore } from './peers.ts';
 import { QmpClosedError, QmpError, QmpTimeoutError } from './qmp.ts';
 
 const fencingRequestSchema = z.strictObject({ armed: z.boolean() });
+/** A guest agent that answers does so within milliseconds; this is for a busy (TCG) guest. */
+const DEFAULT_GUEST_PING_TIMEOUT_MS = 1000;
 
 export interface AgentAppDeps {
   driver: HypervisorDriver;
@@ -77,6 +82,8 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   const { driver, log } = deps;
   const app = new Hono();
   const perGuest = new KeyedMutex();
+  const migrationSignals = new MigrationSignals();
+  driver.onMigrationEvent?.((id) => migrationSignals.notify(id));
   const probes = deps.probes ?? new NetworkProbes();
   const peers: PeerAccess = deps.peers ?? {
     store: new PeerStore(),
@@ -148,6 +155,16 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     return c.json(guest);
   });
 
+  // Not serialised: a read of the guest itself, which must not wait behind a migration step.
+  app.post('/v1/guests/:id/guest-ping', async (c) => {
+    const id = c.req.param('id');
+    const request = await readBody(c, guestPingRequestSchema);
+    const started = performance.now();
+    const answered = await driver.guestPing(id, request.timeoutMs ?? DEFAULT_GUEST_PING_TIMEOUT_MS);
+    const result: GuestPingResult = { answered, ms: Math.round(performance.now() - started) };
+    return c.json(result);
+  });
+
   app.put('/v1/guests/:id', async (c) => {
     const id = c.req.param('id');
     const spec = await readBody(c, guestSpecSchema);
@@ -210,7 +227,12 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     }
     return c.json(incomingView(incoming, driver.kind));
   });
-  app.get('/v1/guests/:id/migration', async (c) => c.json(await driver.migrationStatus(c.req.param('id'))));
+  // A long poll: `?waitMs=500&unless=active` answers as soon as the status is no longer `active`.
+  app.get('/v1/guests/:id/migration', async (c) => {
+    const id = c.req.param('id');
+    const wait = migrationWaitRequest({ waitMs: c.req.query('waitMs'), unless: c.req.query('unless') });
+    return c.json(await waitForMigrationChange(() => driver.migrationStatus(id), migrationSignals, id, wait));
+  });
   app.post('/v1/guests/:id/migration/parameters', async (c) => {
     const id = c.req.param('id');
     const parameters = await readBody(c, migrationParametersSchema);

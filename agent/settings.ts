@@ -10,6 +10,7 @@ import {
   requiredSetting,
 } from '../domain/config.ts';
 import { DEFAULT_DN_TEMPLATE, dnTemplateProblem } from './drivers/qemu-tls.ts';
+import { MAX_LINK_MBPS } from './facts.ts';
 import type { SimHostProfile } from './drivers/sim.ts';
 import type { Logger } from './log.ts';
 import type { PeerHost } from './peers.ts';
@@ -63,6 +64,13 @@ export interface AgentOptions {
   sharedStorageDir: string;
   guestImageDir: string;
   migrationAddress: string | null;
+  /**
+   * AGENT_MIGRATION_LINK_MBPS: the migration link's speed in megabits per second, reported in the facts
+   * (auto bandwidth is a share of it). Absent: the qemu driver reads the speed of the interface that
+   * carries the migration address (the management address without one). The sim driver reports its
+   * modelled link (sim.linkBytesPerSec: AGENT_SIM_LINK_MBPS, else this variable, else 10000).
+   */
+  migrationLinkMbps?: number;
   networks: string[];
   /** Advertised base URL; defaults to http://<host>:<port> (0.0.0.0 advertised as 127.0.0.1). */
   publicUrl?: string;
@@ -172,8 +180,17 @@ function booleanSetting(env: Env, name: string, fallback: boolean): boolean {
   throw new Error(`${name} must be true or false, got '${raw}'`);
 }
 
+/** AGENT_MIGRATION_LINK_MBPS, validated (at most 10 Tbit/s: more is bits for megabits); undefined when unset. */
+export function migrationLinkMbpsSetting(env: Env, name = 'AGENT_MIGRATION_LINK_MBPS'): number | undefined {
+  const mbps = optionalInt(env, name, 1);
+  if (mbps !== undefined && mbps > MAX_LINK_MBPS) {
+    throw new Error(`${name} must be megabits per second, at most ${MAX_LINK_MBPS}, got '${env[name]}'`);
+  }
+  return mbps;
+}
+
 function simProfileFromEnv(env: Env): Partial<SimHostProfile> {
-  const linkMbps = optionalInt(env, 'AGENT_SIM_LINK_MBPS', 1);
+  const linkMbps = migrationLinkMbpsSetting(env, 'AGENT_SIM_LINK_MBPS') ?? migrationLinkMbpsSetting(env);
   const profile: Partial<SimHostProfile> = {
     cpuModel: env.AGENT_CPU_MODEL || undefined,
     microcode: env.AGENT_MICROCODE || undefined,
@@ -205,6 +222,7 @@ export function agentOptionsFromEnv(env: Env): AgentOptions {
     tlsCaKey: tlsCaKeyFromEnv(env),
     tlsDnTemplate: dnTemplateSetting(env),
     migrationAddress: env.MIGRATION_ADDRESS || null,
+    migrationLinkMbps: migrationLinkMbpsSetting(env),
     networks: listSetting(env, 'AGENT_NETWORKS', DEFAULTS.agentNetworks),
     publicUrl: env.AGENT_URL || undefined,
     cpus: optionalInt(env, 'AGENT_CPUS', 1),

@@ -130,6 +130,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       cpus: options.cpus,
       memoryMb: options.memoryMb,
       qemuBinary: options.qemuBinary,
+      migrationAddress: options.migrationAddress ?? options.host,
+      migrationLinkMbps: options.migrationLinkMbps,
     });
     driver = new QemuDriver({
       identity,

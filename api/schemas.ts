@@ -20,6 +20,7 @@ export const hostFactsSchema = z.object({
   freeMemoryMb: z.number().int().min(0),
   networks: z.array(z.string()),
   sharedStoragePath: z.string(),
+  migrationLinkMbps: z.number().int().positive().max(10_000_000).optional(),
 });
 
 export const createServerSchema = z.object({

@@ -11,6 +11,8 @@ export function hostView(host: Host, online: Set<string>) {
     address: host.address,
     agentUrl: host.agentUrl,
     migrationAddress: host.migrationAddress,
+    /** Megabits per second of the migration link, as the agent reports it (null: unknown); bandwidth `auto` uses it. */
+    migrationLinkMbps: host.migrationLinkMbps,
     driver: host.driver,
     cpuModel: host.cpuModel,
     microcode: host.microcode,

@@ -33,6 +33,8 @@ export async function upsertHostFromFacts(db: Db, facts: HostFacts): Promise<Hos
     memoryMb: facts.memoryMb,
     networks: facts.networks,
     sharedStoragePath: facts.sharedStoragePath,
+    // An agent that no longer knows its link speed clears the stale one.
+    migrationLinkMbps: facts.migrationLinkMbps ?? null,
     updatedAt: new Date(),
   };
   const [row] = await db

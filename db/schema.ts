@@ -53,6 +53,8 @@ export const hosts = pgTable(
     memoryMb: integer('memory_mb').notNull(),
     networks: jsonb('networks').$type<string[]>().notNull().default([]),
     sharedStoragePath: text('shared_storage_path').notNull(),
+    /** The migration link's speed in Mbit/s as the agent last reported it; null when unknown (auto bandwidth). */
+    migrationLinkMbps: integer('migration_link_mbps'),
     labels: jsonb('labels').$type<Record<string, string>>().notNull().default({}),
     autoMigrateOnHostDown: boolean('auto_migrate_on_host_down').notNull().default(false),
     autoMigrateOnHostShutdown: boolean('auto_migrate_on_host_shutdown').notNull().default(false),

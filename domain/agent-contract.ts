@@ -158,6 +158,12 @@ export interface HostFacts {
   sharedStoragePath: string;
   /** Whether the host has the x509 certificates for TLS migration (qemu: all five files in its TLS dir). */
   tlsReady?: boolean;
+  /**
+   * Speed of the link migrations leave this host on, in megabits per second (qemu: the interface that carries
+   * the migration address, or AGENT_MIGRATION_LINK_MBPS; sim: its modelled link). Absent when unknown
+   * (loopback, a virtual interface without a speed): auto bandwidth then falls back to the cluster cap.
+   */
+  migrationLinkMbps?: number;
 }
 
 export const prepareIncomingRequestSchema = z.object({
@@ -350,6 +356,26 @@ export const diskImportRequestSchema = z.object({
   tlsHostname: z.string().min(1).max(253).optional(),
 });
 export type DiskImportRequest = z.infer<typeof diskImportRequestSchema>;
+
+/**
+ * POST /v1/guests/:id/guest-ping: does the guest's own guest agent answer (QEMU Guest Agent Protocol
+ * guest-sync + guest-ping on its org.qemu.guest_agent.0 channel)? Asked for, never part of a GET.
+ * An empty body is {}.
+ */
+export const guestPingRequestSchema = z
+  .object({
+    /** How long the guest agent has to answer (default 1000). */
+    timeoutMs: z.number().int().min(1).max(10_000).optional(),
+  })
+  .default({});
+export type GuestPingRequest = z.infer<typeof guestPingRequestSchema>;
+
+export interface GuestPingResult {
+  /** false: nothing answered in time (no channel, no agent in the guest, a guest that does not run). */
+  answered: boolean;
+  /** How long the agent took to find out. */
+  ms: number;
+}
 
 export const diskCopyStatuses = ['copying', 'completed', 'failed'] as const;
 export type DiskCopyStatusName = (typeof diskCopyStatuses)[number];

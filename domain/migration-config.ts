@@ -20,8 +20,14 @@ export interface ClusterMigrationConfig {
   allowPostCopy: boolean;
   /** QEMU auto-converge (vCPU throttling) may be enabled. */
   allowAutoConverge: boolean;
-  /** KubeVirt's allowWorkloadDisruption: the guest may be paused so a migration finishes. */
-  allowWorkloadDisruption: boolean;
+  /**
+   * KubeVirt's allowWorkloadDisruption: the guest may be paused so a migration finishes. Unset (left out),
+   * it follows allowPostCopy, as KubeVirt's ClusterConfig.GetMigrationConfiguration does "for backward
+   * compatibility" (kubevirt/kubevirt pkg/virt-config/virt-config.go); the resolved settings always carry a
+   * boolean (see workloadDisruptionAllowed). Config rows stored before it could be unset carry the `false`
+   * the old default filled in, and keep it.
+   */
+  allowWorkloadDisruption?: boolean;
   /** QEMU's downtime-limit for the final stop-and-copy, in ms (Cloudpods' default maximum downtime). */
   maxDowntimeMs: number;
   /**
@@ -47,15 +53,40 @@ export const DEFAULT_MIGRATION_CONFIG: Readonly<ClusterMigrationConfig> = Object
   progressTimeout: 150,
   allowPostCopy: false,
   allowAutoConverge: false,
-  allowWorkloadDisruption: false,
+  // allowWorkloadDisruption: unset, following allowPostCopy (KubeVirt's default).
   maxDowntimeMs: 300,
   queueTimeout: 3600,
   resiliencePolicy: 'all',
 });
 
-export const migrationConfigFields = Object.keys(
-  DEFAULT_MIGRATION_CONFIG,
-) as (keyof ClusterMigrationConfig)[];
+/** Every config field, in the API's order (allowWorkloadDisruption included, though it has no default value). */
+export const migrationConfigFields: (keyof ClusterMigrationConfig)[] = [
+  'bandwidthPerMigration',
+  'completionTimeoutPerGiB',
+  'parallelMigrationsPerCluster',
+  'parallelOutboundMigrationsPerNode',
+  'parallelInboundMigrationsPerNode',
+  'progressTimeout',
+  'allowPostCopy',
+  'allowAutoConverge',
+  'allowWorkloadDisruption',
+  'maxDowntimeMs',
+  'queueTimeout',
+  'resiliencePolicy',
+];
+
+/**
+ * KubeVirt's effective allowWorkloadDisruption: the value set, else allowPostCopy's ("For backward
+ * compatibility, AllowWorkloadDisruption will follow the value of AllowPostCopy, if not explicitly set":
+ * kubevirt/kubevirt pkg/virt-config/virt-config.go, ClusterConfig.GetMigrationConfiguration).
+ */
+export function workloadDisruptionAllowed(
+  config: Pick<ClusterMigrationConfig, 'allowPostCopy' | 'allowWorkloadDisruption'>,
+): { value: boolean; followsAllowPostCopy: boolean } {
+  return config.allowWorkloadDisruption === undefined
+    ? { value: config.allowPostCopy, followsAllowPostCopy: true }
+    : { value: config.allowWorkloadDisruption, followsAllowPostCopy: false };
+}
 
 /** The longest queueTimeout: 30 days, in seconds. */
 export const MAX_QUEUE_TIMEOUT_SECONDS = 30 * 86_400;
@@ -150,11 +181,13 @@ function unknownFieldsError(allowed: readonly string[]) {
         : undefined;
 }
 
-const withDefault = <K extends keyof ClusterMigrationConfig>(key: K) =>
+type DefaultedField = Exclude<keyof ClusterMigrationConfig, 'allowWorkloadDisruption'>;
+
+const withDefault = <K extends DefaultedField>(key: K) =>
   z.preprocess(
     (value) => (value === null ? undefined : value),
-    (migrationConfigFieldSchemas[key] as unknown as z.ZodType<ClusterMigrationConfig[K]>).default(
-      DEFAULT_MIGRATION_CONFIG[key],
+    (migrationConfigFieldSchemas[key] as unknown as z.ZodType<Required<ClusterMigrationConfig>[K]>).default(
+      DEFAULT_MIGRATION_CONFIG[key] as Required<ClusterMigrationConfig>[K],
     ),
   );
 
@@ -173,7 +206,11 @@ export const migrationConfigRequestSchema = z.strictObject(
     progressTimeout: withDefault('progressTimeout'),
     allowPostCopy: withDefault('allowPostCopy'),
     allowAutoConverge: withDefault('allowAutoConverge'),
-    allowWorkloadDisruption: withDefault('allowWorkloadDisruption'),
+    // No default: left out (or null) it is unset and follows allowPostCopy.
+    allowWorkloadDisruption: z.preprocess(
+      (value) => (value === null ? undefined : value),
+      migrationConfigFieldSchemas.allowWorkloadDisruption.optional(),
+    ),
     maxDowntimeMs: withDefault('maxDowntimeMs'),
     queueTimeout: withDefault('queueTimeout'),
     resiliencePolicy: withDefault('resiliencePolicy'),
@@ -181,27 +218,99 @@ export const migrationConfigRequestSchema = z.strictObject(
   { error: unknownFieldsError(migrationConfigFields) },
 );
 
-/** What a policy may override: every field but the resilience policy, which is the cluster's alone. */
-export const migrationOverrideFields = migrationConfigFields.filter((f) => f !== 'resiliencePolicy');
+/**
+ * What a policy may override: the fields of KubeVirt's MigrationPolicySpec (kubevirt/kubevirt
+ * staging/src/kubevirt.io/api/migrations/v1alpha1/types.go: allowAutoConverge, bandwidthPerMigration,
+ * completionTimeoutPerGiB, maxDowntimeMs, allowPostCopy, allowWorkloadDisruption). maxDowntimeMs is one of
+ * them in KubeVirt, and it is a convergence knob (the switchover downtime a guest tolerates, the ceiling of
+ * our predictive ladder and of oVirt's schedules), a property of the guests a policy selects, so it stays
+ * overridable. The policy's own convergence, schedule, bandwidth mode and encryption come on top
+ * (domain/migration-policy.ts).
+ */
+export const migrationOverrideFields = [
+  'bandwidthPerMigration',
+  'completionTimeoutPerGiB',
+  'allowPostCopy',
+  'allowAutoConverge',
+  'allowWorkloadDisruption',
+  'maxDowntimeMs',
+] as const satisfies readonly (keyof ClusterMigrationConfig)[];
+export type MigrationOverrideField = (typeof migrationOverrideFields)[number];
 
-/** Partial config as a policy's overrides: same validators, no defaults, unknown fields rejected. */
-export const migrationConfigOverridesSchema = z.strictObject(
-  {
-    bandwidthPerMigration: migrationConfigFieldSchemas.bandwidthPerMigration.optional(),
-    completionTimeoutPerGiB: migrationConfigFieldSchemas.completionTimeoutPerGiB.optional(),
-    parallelMigrationsPerCluster: migrationConfigFieldSchemas.parallelMigrationsPerCluster.optional(),
-    parallelOutboundMigrationsPerNode:
-      migrationConfigFieldSchemas.parallelOutboundMigrationsPerNode.optional(),
-    parallelInboundMigrationsPerNode: migrationConfigFieldSchemas.parallelInboundMigrationsPerNode.optional(),
-    progressTimeout: migrationConfigFieldSchemas.progressTimeout.optional(),
-    allowPostCopy: migrationConfigFieldSchemas.allowPostCopy.optional(),
-    allowAutoConverge: migrationConfigFieldSchemas.allowAutoConverge.optional(),
-    allowWorkloadDisruption: migrationConfigFieldSchemas.allowWorkloadDisruption.optional(),
-    maxDowntimeMs: migrationConfigFieldSchemas.maxDowntimeMs.optional(),
-    queueTimeout: migrationConfigFieldSchemas.queueTimeout.optional(),
-  },
-  { error: unknownFieldsError(migrationOverrideFields) },
-);
+/**
+ * Cluster-wide fields, which no policy may override: the parallel limits size the cluster's one slot queue,
+ * progressTimeout and queueTimeout are the cluster's (not in KubeVirt's MigrationPolicySpec either), and the
+ * resilience policy is oVirt's cluster setting.
+ */
+export const clusterWideFields = [
+  'parallelMigrationsPerCluster',
+  'parallelOutboundMigrationsPerNode',
+  'parallelInboundMigrationsPerNode',
+  'progressTimeout',
+  'queueTimeout',
+  'resiliencePolicy',
+] as const satisfies readonly (keyof ClusterMigrationConfig)[];
+export type ClusterWideField = (typeof clusterWideFields)[number];
+
+/** A policy's overrides: some of the overridable fields. */
+export type MigrationPolicyOverrides = Partial<Pick<ClusterMigrationConfig, MigrationOverrideField>>;
+
+export function clusterWideFieldMessage(field: ClusterWideField): string {
+  return `${field} is cluster-wide: a policy cannot override it; set it in the cluster migration config (PUT /v1/migration-config)`;
+}
+
+const clusterWide = (field: ClusterWideField) =>
+  z.never({ error: clusterWideFieldMessage(field) }).optional();
+
+/**
+ * Partial config as a policy's overrides: same validators, no defaults. A cluster-wide field is refused
+ * saying so; other unknown fields are refused as unknown.
+ */
+export const migrationConfigOverridesSchema = z
+  .strictObject(
+    {
+      bandwidthPerMigration: migrationConfigFieldSchemas.bandwidthPerMigration.optional(),
+      completionTimeoutPerGiB: migrationConfigFieldSchemas.completionTimeoutPerGiB.optional(),
+      allowPostCopy: migrationConfigFieldSchemas.allowPostCopy.optional(),
+      allowAutoConverge: migrationConfigFieldSchemas.allowAutoConverge.optional(),
+      allowWorkloadDisruption: migrationConfigFieldSchemas.allowWorkloadDisruption.optional(),
+      maxDowntimeMs: migrationConfigFieldSchemas.maxDowntimeMs.optional(),
+      parallelMigrationsPerCluster: clusterWide('parallelMigrationsPerCluster'),
+      parallelOutboundMigrationsPerNode: clusterWide('parallelOutboundMigrationsPerNode'),
+      parallelInboundMigrationsPerNode: clusterWide('parallelInboundMigrationsPerNode'),
+      progressTimeout: clusterWide('progressTimeout'),
+      queueTimeout: clusterWide('queueTimeout'),
+      resiliencePolicy: clusterWide('resiliencePolicy'),
+    },
+    { error: unknownFieldsError(migrationOverrideFields) },
+  )
+  .transform((overrides): MigrationPolicyOverrides => {
+    const kept: Record<string, unknown> = {};
+    for (const field of migrationOverrideFields) {
+      if (overrides[field] !== undefined) kept[field] = overrides[field];
+    }
+    return kept as MigrationPolicyOverrides;
+  });
+
+/**
+ * The overrides of a policy as stored, split: the overridable fields to apply, and the cluster-wide ones a
+ * policy stored before they were refused may still carry, to ignore (and say so).
+ */
+export function storedOverrides(overrides: unknown): {
+  applied: MigrationPolicyOverrides;
+  ignored: { field: ClusterWideField; value: unknown }[];
+} {
+  const record =
+    typeof overrides === 'object' && overrides !== null ? (overrides as Record<string, unknown>) : {};
+  const applied: Record<string, unknown> = {};
+  for (const field of migrationOverrideFields) {
+    if (Object.hasOwn(record, field) && record[field] !== undefined) applied[field] = record[field];
+  }
+  const ignored = clusterWideFields
+    .filter((field) => Object.hasOwn(record, field) && record[field] !== undefined)
+    .map((field) => ({ field, value: record[field] }));
+  return { applied: applied as MigrationPolicyOverrides, ignored };
+}
 
 /** A request that failed validation; `field` is the dotted path of the first offending field ('(body)' for the whole). */
 export class MigrationSettingsError extends Error {

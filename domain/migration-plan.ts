@@ -4,7 +4,7 @@ import { startParameters } from './convergence/engine.ts';
 import type { ConvergencePolicy } from './convergence/policies.ts';
 import type { StartContext, StartParameters } from './convergence/types.ts';
 import { bandwidthBytesPerSecond, type LiveMigrateOptions } from './live-migration.ts';
-import type { ResolvedMigrationSettings } from './migration-policy.ts';
+import { startContextFor, type ResolvedMigrationSettings } from './migration-policy.ts';
 import type { SlotLimits } from './slots.ts';
 
 const MIB = 1024 * 1024;
@@ -25,7 +25,10 @@ export interface LiveMigrationPlan {
 
 /**
  * The request's options win over the resolved settings where the operator asked for something explicit:
- * max_bandwidth_mb caps the bandwidth, enable_tls turns TLS on, quickly_finish runs Cloudpods' policy.
+ * max_bandwidth_mb caps the bandwidth, enable_tls turns TLS on, quickly_finish adds Cloudpods' quickly-finish on
+ * top of the selected policy (the engine runs it beside the policy, whose own actions win on conflict; it needs
+ * auto-converge, which it turns on, with Cloudpods' throttle when the policy sets none).
+ * The settings' completionTimeoutPerGiB becomes the engine's completion deadline under every policy.
  */
 export function planLiveMigration(
   settings: ResolvedMigrationSettings,
@@ -37,20 +40,40 @@ export function planLiveMigration(
   const requestedBandwidth = bandwidthBytesPerSecond(options.maxBandwidthMb);
   const bandwidthBytes = requestedBandwidth > 0 ? requestedBandwidth : settings.bandwidthBytes;
   if (requestedBandwidth > 0) notes.push(`max_bandwidth_mb ${options.maxBandwidthMb} caps the bandwidth`);
+  const base = startContextFor(
+    { ...settings, bandwidthBytes },
+    {
+      memoryBytes: guest.memoryMb * MIB,
+      localDiskBytes: localDisks.reduce((a, b) => a + b, 0),
+      localDiskSizesBytes: localDisks,
+    },
+  );
   const startContext: StartContext = {
-    memoryBytes: guest.memoryMb * MIB,
-    localDiskBytes: localDisks.reduce((a, b) => a + b, 0),
-    localDiskSizesBytes: localDisks,
-    currentBandwidthBytes: bandwidthBytes,
-    postCopyAllowed: settings.allowPostCopy,
-    pauseAllowed: settings.allowWorkloadDisruption,
-    autoConvergeAllowed: settings.allowAutoConverge || options.quicklyFinish,
+    ...base,
+    autoConvergeAllowed: base.autoConvergeAllowed || options.quicklyFinish,
+    ...(options.quicklyFinish ? { quicklyFinish: true } : {}),
   };
-  const convergencePolicy: ConvergencePolicy = options.quicklyFinish
-    ? { ...cloudpodsDefaultPolicy(true), initialDowntimeMs: settings.maxDowntimeMs }
-    : settings.convergencePolicy;
-  if (options.quicklyFinish) notes.push('quickly_finish runs Cloudpods quickly-finish instead of the policy');
-  const start = startParameters(convergencePolicy, startContext);
+  const convergencePolicy: ConvergencePolicy = settings.convergencePolicy;
+  let start = startParameters(convergencePolicy, startContext);
+  if (options.quicklyFinish) {
+    notes.push(
+      `quickly_finish adds Cloudpods' quickly-finish on top of the '${convergencePolicy.kind}' policy`,
+    );
+    if (!start.autoConverge) {
+      // Quickly-finish acts only once the auto-converge throttle is at its maximum: without it, it never would.
+      // A policy that leaves auto-converge off sets no throttle either: Cloudpods' 60% + 20%.
+      const { cpuThrottleInitial, cpuThrottleIncrement } = cloudpodsDefaultPolicy(true);
+      start = {
+        ...start,
+        autoConverge: true,
+        cpuThrottleInitial,
+        cpuThrottleIncrement,
+        reason: `${start.reason}; quickly_finish: auto-converge on (throttle ${cpuThrottleInitial}% + ${cpuThrottleIncrement}%, Cloudpods')`,
+      };
+    } else {
+      start = { ...start, reason: `${start.reason}; quickly_finish` };
+    }
+  }
   const tls = settings.tls || options.enableTls;
   if (options.enableTls && !settings.tls) notes.push('enable_tls turns encryption on');
   return {

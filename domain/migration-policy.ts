@@ -10,10 +10,15 @@ import {
 import { scheduleMaxDowntimeMs, scheduleSchema, type ScheduleStep } from './convergence/schedule.ts';
 import type { StartContext } from './convergence/types.ts';
 import {
+  clusterWideFieldMessage,
   migrationConfigFields,
   migrationConfigOverridesSchema,
+  migrationOverrideFields,
   parseOrThrow,
+  storedOverrides,
+  workloadDisruptionAllowed,
   type ClusterMigrationConfig,
+  type MigrationPolicyOverrides,
 } from './migration-config.ts';
 
 /**
@@ -28,9 +33,17 @@ export type BandwidthMode = (typeof bandwidthModes)[number];
 
 export interface MigrationPolicy {
   name: string;
+  /**
+   * Every label must match for the policy to select a guest; empty maps on both sides select every guest,
+   * at the lowest precedence (see selectPolicy).
+   */
   selectors: { guestLabels: Labels; projectLabels: Labels };
-  /** Cluster config fields this policy overrides for the guests it selects. */
-  overrides: Partial<ClusterMigrationConfig>;
+  /**
+   * The cluster config fields (KubeVirt's MigrationPolicySpec ones, migrationOverrideFields) this policy
+   * overrides for the guests it selects. A policy stored before the cluster-wide fields were refused may
+   * still carry one: resolveSettings ignores it and says so.
+   */
+  overrides: MigrationPolicyOverrides;
   convergence: ConvergenceType;
   /** The operator's schedule, for convergence 'schedule' (and only then). */
   schedule?: ScheduleStep[];
@@ -38,7 +51,8 @@ export interface MigrationPolicy {
   bandwidth: { mode: BandwidthMode; mbps?: number };
   /**
    * TLS on the migration streams: true or false as set; absent, the default (on), except for the
-   * 'large-vms' type, whose zero-copy transfer cannot be encrypted.
+   * 'large-vms' type, off as oVirt's "Very large VMs" policy, whose migration "need not be encrypted"
+   * (oVirt still encrypts it when told to, giving up zero-copy: so does an explicit true here).
    */
   encryption?: boolean;
 }
@@ -53,7 +67,12 @@ const labelsSchema = z.record(
   { error: 'labels as an object of "key": "value" strings' },
 );
 
-/** The create/update body of a policy. Omitted: no selectors, no overrides, predictive, auto bandwidth, TLS as by default. */
+/**
+ * The create/update body of a policy. `selectors` is required, as in KubeVirt's MigrationPolicy CRD
+ * (spec.selectors is required there): `{}` (or empty label maps) deliberately selects every guest at the
+ * lowest precedence, so leaving it out never turns a policy into a catch-all by accident. Omitted: no
+ * overrides, predictive, auto bandwidth, TLS as by default.
+ */
 export const migrationPolicySchema = z
   .strictObject({
     name: z
@@ -67,7 +86,7 @@ export const migrationPolicySchema = z
         guestLabels: labelsSchema.default({}),
         projectLabels: labelsSchema.default({}),
       })
-      .default({ guestLabels: {}, projectLabels: {} }),
+      .optional(),
     overrides: migrationConfigOverridesSchema.default({}),
     convergence: z
       .enum(convergenceTypes, { error: `one of ${convergenceTypes.join(', ')}` })
@@ -121,14 +140,20 @@ export const migrationPolicySchema = z
         message: `contradicts bandwidth mode '${policy.bandwidth.mode}': set one or the other`,
       });
     }
-    if (policy.convergence === 'large-vms' && policy.encryption) {
+    if (policy.selectors === undefined) {
       ctx.addIssue({
         code: 'custom',
-        path: ['encryption'],
-        message: "not with convergence 'large-vms' (its zero-copy transfer cannot be encrypted)",
+        path: ['selectors'],
+        message:
+          'required (as in KubeVirt): { "guestLabels": {...}, "projectLabels": {...} }; {} selects every guest at the lowest precedence',
       });
     }
-  });
+  })
+  .transform(({ name, selectors, ...policy }) => ({
+    name,
+    selectors: selectors ?? { guestLabels: {}, projectLabels: {} },
+    ...policy,
+  }));
 
 /** A validated policy from a request body; throws MigrationSettingsError naming the first bad field. */
 export function policyFromRequest(body: unknown): MigrationPolicy {
@@ -140,8 +165,12 @@ const byName = (a: { name: string }, b: { name: string }) => (a.name < b.name ? 
 export interface PolicyCandidate {
   name: string;
   matches: boolean;
-  /** Selector labels matched (all of them when it matches). */
+  /** Selector labels matched (all of them when it matches): guest plus project. */
   matchedLabels: number;
+  /** Of which guest (KubeVirt: VMI) labels. */
+  matchedGuestLabels: number;
+  /** Of which project (KubeVirt: namespace) labels. */
+  matchedProjectLabels: number;
   detail: string;
 }
 
@@ -168,9 +197,29 @@ function compareLabels(kind: 'guest' | 'project', selector: Labels, labels: Labe
 }
 
 /**
- * KubeVirt's selection: a policy matches when every one of its selector labels (guest and project, exact
- * key=value) is on the guest / its project; a policy without any selector matches nobody; among the matches
- * the one matching the most labels wins, and a tie goes to the name that sorts first.
+ * KubeVirt's precedence (kubevirt/kubevirt pkg/virt-controller/watch/migration/migrationpolicy.go,
+ * migrationPolicyMatchScore.greaterThan): the higher total of matched labels first; on equal totals the
+ * one matching more guest (VMI) labels; then (the caller) the name.
+ */
+function outranks(a: PolicyCandidate, b: PolicyCandidate): number {
+  return (
+    b.matchedLabels - a.matchedLabels ||
+    b.matchedGuestLabels - a.matchedGuestLabels ||
+    (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)
+  );
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/**
+ * KubeVirt's selection (matchPolicy and countMatchingLabels in kubevirt/kubevirt
+ * pkg/virt-controller/watch/migration/migrationpolicy.go): a policy matches when every one of its selector
+ * labels (guest and project, exact key=value) is on the guest / its project. Among the matches the highest
+ * total of matched labels wins; on equal totals the one matching more guest labels (KubeVirt: VMI labels)
+ * beats one matching more project (namespace) labels; then the name that sorts first (byte order, as Go
+ * compares strings). A policy whose selectors are empty matches every guest with 0 labels: the lowest
+ * precedence, beaten by any policy matching a label. (KubeVirt's nil `selectors` matches nothing; its CRD
+ * requires the field, and so does our schema, so a stored policy always has selectors.)
  */
 export function selectPolicy(
   policies: readonly MigrationPolicy[],
@@ -183,32 +232,38 @@ export function selectPolicy(
     const project = compareLabels('project', policy.selectors.projectLabels, projectLabels);
     const matched = [...guest.matched, ...project.matched];
     const failed = [...guest.failed, ...project.failed];
+    const counts = {
+      matchedLabels: matched.length,
+      matchedGuestLabels: guest.matched.length,
+      matchedProjectLabels: project.matched.length,
+    };
     if (matched.length + failed.length === 0) {
       return {
         name: policy.name,
-        matches: false,
-        matchedLabels: 0,
-        detail: 'no selectors: a policy without selectors selects no guest',
+        matches: true,
+        ...counts,
+        detail: 'empty selectors: matches every guest, at the lowest precedence (0 labels)',
       };
     }
     if (failed.length > 0) {
       return {
         name: policy.name,
         matches: false,
-        matchedLabels: matched.length,
+        ...counts,
         detail: `does not match: ${failed.join('; ')}`,
       };
     }
     return {
       name: policy.name,
       matches: true,
-      matchedLabels: matched.length,
-      detail: `matches ${matched.length} label${matched.length === 1 ? '' : 's'}: ${matched.join(', ')}`,
+      ...counts,
+      detail: `matches ${plural(matched.length, 'label')}: ${matched.join(', ')}`,
     };
   });
   const explanation = candidates.map((c) => `${c.name}: ${c.detail}`);
-  const matching = candidates.filter((c) => c.matches);
-  if (matching.length === 0) {
+  const matching = candidates.filter((c) => c.matches).sort(outranks);
+  const best = matching[0];
+  if (best === undefined) {
     explanation.push(
       policies.length === 0
         ? 'no policies: the cluster config applies'
@@ -216,15 +271,25 @@ export function selectPolicy(
     );
     return { policy: null, candidates, explanation };
   }
-  const most = Math.max(...matching.map((c) => c.matchedLabels));
-  const best = matching.filter((c) => c.matchedLabels === most);
-  const winnerIndex = candidates.indexOf(best[0] as PolicyCandidate);
-  const winner = sorted[winnerIndex] ?? null;
-  explanation.push(
-    best.length > 1
-      ? `selected ${winner?.name}: ${best.map((c) => c.name).join(', ')} tie at ${most} matching labels, the first name in alphabetical order wins`
-      : `selected ${winner?.name}: it matches the most labels (${most})`,
-  );
+  const winner = sorted[candidates.indexOf(best)] ?? null;
+  // In name order (candidates are), for the explanation.
+  const sameTotal = candidates.filter((c) => c.matches && c.matchedLabels === best.matchedLabels);
+  const sameScore = sameTotal.filter((c) => c.matchedGuestLabels === best.matchedGuestLabels);
+  let verdict: string;
+  if (sameScore.length > 1) {
+    verdict =
+      `${sameScore.map((c) => c.name).join(', ')} tie at ${plural(best.matchedLabels, 'matching label')} ` +
+      `(${best.matchedGuestLabels} guest, ${best.matchedProjectLabels} project), the first name in alphabetical order wins`;
+  } else if (sameTotal.length > 1) {
+    verdict =
+      `${sameTotal.map((c) => c.name).join(', ')} tie at ${plural(best.matchedLabels, 'matching label')}; ` +
+      `it matches the most guest labels (${best.matchedGuestLabels}), which KubeVirt ranks above project labels`;
+  } else if (best.matchedLabels === 0) {
+    verdict = 'only policies with empty selectors match: it is the catch-all';
+  } else {
+    verdict = `it matches the most labels (${best.matchedLabels})`;
+  }
+  explanation.push(`selected ${winner?.name}: ${verdict}`);
   return { policy: winner, candidates, explanation };
 }
 
@@ -236,8 +301,21 @@ export const DEFAULT_TLS = true;
 export const resolvedFields = [...migrationConfigFields, 'convergence', 'bandwidthBytes', 'tls'] as const;
 export type ResolvedField = (typeof resolvedFields)[number];
 
+/** The resolved fields beyond the config's own. */
+type ResolvedExtra =
+  | 'policyName'
+  | 'convergence'
+  | 'convergencePolicy'
+  | 'bandwidthMode'
+  | 'bandwidthBytes'
+  | 'tls'
+  | 'sources'
+  | 'notes';
+
 /** The settings frozen on a migration when it starts. */
-export interface ResolvedMigrationSettings extends ClusterMigrationConfig {
+export interface ResolvedMigrationSettings extends Omit<ClusterMigrationConfig, 'allowWorkloadDisruption'> {
+  /** Always a boolean here: unset in the config (or a policy), it followed allowPostCopy, and a note says so. */
+  allowWorkloadDisruption: boolean;
   policyName: string | null;
   convergence: ConvergenceType;
   /** The engine policy to run, with its parameters (domain/convergence). */
@@ -273,6 +351,11 @@ const OVIRT_TYPES: readonly ConvergenceType[] = [
  * Every config field after the policy's overrides, the convergence policy to run with its parameters, the
  * bandwidth in bytes/s, TLS, and where each came from. `hostLinkMbps` is the source host's migration link
  * speed in megabits per second, for auto bandwidth.
+ *
+ * A policy overrides only KubeVirt's MigrationPolicySpec fields (migrationOverrideFields): the parallel
+ * limits, progressTimeout, queueTimeout and the resilience policy always come from the cluster config, and a
+ * stored policy that still names one has it ignored, with a note. allowWorkloadDisruption left unset follows
+ * allowPostCopy, in the cluster config and in the policy, as KubeVirt's applyMigrationPolicySpec does.
  */
 export function resolveSettings(
   config: ClusterMigrationConfig,
@@ -280,7 +363,11 @@ export function resolveSettings(
   hostLinkMbps?: number,
 ): ResolvedMigrationSettings {
   const fromPolicy: SettingSource = policy ? `policy:${policy.name}` : 'cluster-default';
-  const values: ClusterMigrationConfig = { ...config };
+  const clusterDisruption = workloadDisruptionAllowed(config);
+  const values: Omit<ResolvedMigrationSettings, ResolvedExtra> = {
+    ...config,
+    allowWorkloadDisruption: clusterDisruption.value,
+  };
   const sources = Object.fromEntries(resolvedFields.map((f) => [f, 'cluster-default'])) as Record<
     ResolvedField,
     SettingSource
@@ -289,13 +376,35 @@ export function resolveSettings(
   const overridden = new Set<keyof ClusterMigrationConfig>();
 
   if (policy) {
-    for (const key of migrationConfigFields) {
-      const value = policy.overrides[key];
+    const { applied, ignored } = storedOverrides(policy.overrides);
+    for (const key of migrationOverrideFields) {
+      const value = applied[key];
       if (value === undefined) continue;
       (values as unknown as Record<string, unknown>)[key] = value;
       sources[key] = fromPolicy;
       overridden.add(key);
     }
+    for (const { field, value } of ignored) {
+      notes.push(
+        `overrides.${field}: ${JSON.stringify(value)} ignored, ${clusterWideFieldMessage(field)}; ` +
+          `the cluster's ${JSON.stringify(config[field])} applies`,
+      );
+    }
+  }
+
+  // KubeVirt: "For backward compatibility, if the policy specifies AllowPostCopy but not
+  // AllowWorkloadDisruption, AllowWorkloadDisruption should follow AllowPostCopy" (applyMigrationPolicySpec);
+  // in the cluster config, unset, it follows the config's allowPostCopy (GetMigrationConfiguration).
+  if (!overridden.has('allowWorkloadDisruption') && overridden.has('allowPostCopy')) {
+    values.allowWorkloadDisruption = values.allowPostCopy;
+    sources.allowWorkloadDisruption = fromPolicy;
+    notes.push(
+      `allowWorkloadDisruption: ${values.allowPostCopy ? 'on' : 'off'}, following the policy's allowPostCopy (the policy leaves it unset)`,
+    );
+  } else if (!overridden.has('allowWorkloadDisruption') && clusterDisruption.followsAllowPostCopy) {
+    notes.push(
+      `allowWorkloadDisruption: ${values.allowWorkloadDisruption ? 'on' : 'off'}, following the cluster's allowPostCopy (unset in the cluster config)`,
+    );
   }
 
   const convergence = policy?.convergence ?? DEFAULT_CONVERGENCE_TYPE;
@@ -373,15 +482,24 @@ export function resolveSettings(
     }
   }
 
-  // TLS is on unless the policy says otherwise: explicitly, or by a type that cannot encrypt.
+  // TLS is on unless the policy says otherwise: explicitly, or by the 'large-vms' type, oVirt's "Very large
+  // VMs", whose migration "need not be encrypted". An explicit encryption: true wins over the type, as in
+  // oVirt, where MigrateVmCommand drops zero-copy for an encrypted migration instead of refusing it.
   let tls = DEFAULT_TLS;
   if (policy?.encryption !== undefined) {
     tls = policy.encryption;
     sources.tls = fromPolicy;
+    if (tls && convergence === 'large-vms') {
+      notes.push(
+        "tls: on, as the policy asks, with the 'large-vms' type (oVirt encrypts it too and gives up zero-copy, which this engine does not use)",
+      );
+    }
   } else if (policy && convergence === 'large-vms') {
     tls = false;
     sources.tls = fromPolicy;
-    notes.push("tls: off, as the 'large-vms' policy type's zero-copy transfer cannot be encrypted");
+    notes.push(
+      "tls: off, as oVirt's 'Very large VMs' policy does: its migration need not be encrypted (encryption: true turns TLS back on)",
+    );
   }
 
   return {
@@ -410,5 +528,6 @@ export function startContextFor(
     postCopyAllowed: settings.allowPostCopy,
     pauseAllowed: settings.allowWorkloadDisruption,
     autoConvergeAllowed: settings.allowAutoConverge,
+    completionTimeoutPerGiB: settings.completionTimeoutPerGiB,
   };
 }

@@ -157,7 +157,26 @@ export function cpuCompatible(
   return pass('cpu_compatible', 'CPU model and microcode match', values);
 }
 
-/** A guest may move to the same or a newer QEMU and kernel, never to an older one. */
+/**
+ * A guest may move to the same or a newer QEMU, never to an older one: an older QEMU may not know the source's
+ * machine type or device state. Always checked; skip_kernel_check does not reach it.
+ */
+export function qemuCompatible(source: HostSnapshot, destination: HostSnapshot): CheckResult {
+  const values = { sourceQemu: source.qemuVersion, destinationQemu: destination.qemuVersion };
+  if (compareVersions(destination.qemuVersion, source.qemuVersion, 3) < 0) {
+    return fail(
+      'qemu_compatible',
+      `destination QEMU ${destination.qemuVersion} is older than source QEMU ${source.qemuVersion}`,
+      values,
+    );
+  }
+  return pass('qemu_compatible', 'destination QEMU is the same as or newer than the source', values);
+}
+
+/**
+ * Cloudpods' target kernel check: the destination host runs the very kernel the source does (the whole
+ * version string, as its scheduler compares `kernel_version`), unless skip_kernel_check.
+ */
 export function kernelCompatible(
   source: HostSnapshot,
   destination: HostSnapshot,
@@ -166,26 +185,17 @@ export function kernelCompatible(
   const values = {
     sourceKernel: source.kernel,
     destinationKernel: destination.kernel,
-    sourceQemu: source.qemuVersion,
-    destinationQemu: destination.qemuVersion,
     skipped: options.skipKernelCheck,
   };
   if (options.skipKernelCheck) return pass('kernel_compatible', 'kernel check skipped by request', values);
-  if (compareVersions(destination.qemuVersion, source.qemuVersion, 3) < 0) {
+  if (destination.kernel !== source.kernel) {
     return fail(
       'kernel_compatible',
-      `destination QEMU ${destination.qemuVersion} is older than source QEMU ${source.qemuVersion}`,
+      `destination kernel ${destination.kernel} differs from source kernel ${source.kernel} (use skip_kernel_check to override)`,
       values,
     );
   }
-  if (compareVersions(destination.kernel, source.kernel, 2) < 0) {
-    return fail(
-      'kernel_compatible',
-      `destination kernel ${destination.kernel} is older than source kernel ${source.kernel} (use skip_kernel_check to override)`,
-      values,
-    );
-  }
-  return pass('kernel_compatible', 'QEMU and kernel versions are compatible', values);
+  return pass('kernel_compatible', "destination runs the source host's kernel", values);
 }
 
 export function noPassthroughDevices(guest: GuestSnapshot): CheckResult {
@@ -279,6 +289,7 @@ export function destinationChecks(
     hostsDiffer(source, destination),
     destinationHasCapacity(guest, destination),
     cpuCompatible(source, destination, options),
+    qemuCompatible(source, destination),
     kernelCompatible(source, destination, options),
     destinationReachesNetworks(guest, destination),
     destinationReachesStorage(guest, source, destination),

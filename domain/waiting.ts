@@ -24,7 +24,7 @@ const waitingFor: Record<string, string> = {
   resumeSourceGuest: 'the source agent, to resume the guest',
   destroyDestinationGuest: 'the destination agent, to remove its copy',
   pauseGuestOn: 'the destination agent, to pause its kept copy',
-  verifyGuestAlive: "the destination agent, to read the guest's heartbeat",
+  verifyGuestAlive: "the destination agent, to ping the guest's agent or read its heartbeat",
   keepSlotLease: "the cluster's migration slots workflow, to renew the slot",
 };
 

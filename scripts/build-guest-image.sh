@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the QEMU test guest (Debian cloud kernel + busybox/dirtier initramfs) into
+# Builds the QEMU test guest (Debian cloud kernel + busybox/dirtier/qga initramfs) into
 # ${VMMIG_CACHE:-$HOME/.cache/vmmig}/guest-image/{vmlinuz,initramfs.cpio.gz}.
 # Idempotent: skips the build when both files exist and the stamp of the inputs matches.
 # Needs apt-get download, dpkg-deb, gcc (+ libc6-dev for libc.a), cpio, gzip; run apt-get update first.
@@ -50,7 +50,7 @@ stamp="$(
     echo "$kernel_pkg=$kernel_version"
     echo "busybox-static=$busybox_version"
     gcc -dumpfullversion
-    sha256sum "$source_dir/dirtier.c" "$source_dir/init" "${BASH_SOURCE[0]}" | awk '{ print $1 }'
+    sha256sum "$source_dir/dirtier.c" "$source_dir/qga.c" "$source_dir/init" "${BASH_SOURCE[0]}" | awk '{ print $1 }'
   } | sha256sum | awk '{ print $1 }'
 )"
 
@@ -85,17 +85,21 @@ else
   cp "$work/busybox/bin/busybox" "$root/bin/busybox"
 fi
 
-# The disk test of the guest (init, disk_test=1) needs virtio_blk, a module in the cloud kernel.
+# The disk test of the guest (init, disk_test=1) needs virtio_blk, and its guest agent (qga.c) the
+# virtio-serial port of virtio_console: modules in the cloud kernel.
 modules_root="$(find "$work/kernel/lib/modules" -mindepth 1 -maxdepth 1 -type d -print -quit)"
 [ -n "$modules_root" ] || die "the Debian package '$kernel_pkg' holds no lib/modules/<version>"
 for module in drivers/virtio/virtio_ring.ko drivers/virtio/virtio.ko drivers/virtio/virtio_pci_legacy_dev.ko \
-  drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko; do
+  drivers/virtio/virtio_pci_modern_dev.ko drivers/virtio/virtio_pci.ko drivers/block/virtio_blk.ko \
+  drivers/char/virtio_console.ko; do
   [ -f "$modules_root/kernel/$module" ] || die "the Debian package '$kernel_pkg' holds no $module"
   install -D -m 644 "$modules_root/kernel/$module" "$root/lib/modules/$(basename "$modules_root")/kernel/$module"
 done
 
 log "compiling dirtier"
 gcc -static -O2 -Wall -o "$root/bin/dirtier" "$source_dir/dirtier.c"
+log "compiling qga"
+gcc -static -O2 -Wall -o "$root/bin/qga" "$source_dir/qga.c"
 install -m 755 "$source_dir/init" "$root/init"
 
 log "packing initramfs"

@@ -1,4 +1,4 @@
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 
@@ -35,6 +35,39 @@ export const durable = proxyActivities<Activities>({
   startToCloseTimeout: '45 seconds',
   retry: untilDone,
 });
+
+/**
+ * The same two kinds of step as local activities, for the database-only steps (phase, event, plan, reserve,
+ * slot, commit): they run in the worker beside the workflow task, so a run of them costs no round trip
+ * through the server each. Agent calls stay ordinary activities: they heartbeat, and they may take long.
+ */
+export const localQuick = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '500 milliseconds', maximumInterval: '5 seconds', maximumAttempts: 10 },
+});
+
+export const localDurable = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '45 seconds',
+  retry: untilDone,
+});
+
+/**
+ * The network probe as a local activity: a few short, read-only agent calls. Run locally it overlaps the slot
+ * acquisition for real (commands of ordinary activities leave only when the workflow task completes).
+ */
+export const localProbe = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
+});
+
+/** How a run makes its database-only steps: as activities (runs begun before local steps), or local ones. */
+export interface RunSteps {
+  decide: typeof quick;
+  write: typeof durable;
+}
+
+export const activitySteps: RunSteps = { decide: quick, write: durable };
+export const localSteps: RunSteps = { decide: localQuick, write: localDurable };
 
 /** The long durable steps (the alive check, settling the source) heartbeat; a lost worker shows at once. */
 export function watchedFor(timings: LiveMigrationTimings) {

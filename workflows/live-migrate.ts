@@ -3,6 +3,7 @@ import {
   CancellationScope,
   condition,
   isCancellation,
+  patched,
   setHandler,
 } from '@temporalio/workflow';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
@@ -20,7 +21,16 @@ import {
 import type { Caller, CheckResult } from '../domain/prechecks.ts';
 import { failureReason } from './failure-reason.ts';
 import { forceCompleteSignal } from './live-migrate-messages.ts';
-import { agentCalls, durable, monitorFor, quick, watchedFor } from './live-migrate-activities.ts';
+import {
+  activitySteps,
+  agentCalls,
+  durable,
+  localProbe,
+  localSteps,
+  monitorFor,
+  quick,
+  watchedFor,
+} from './live-migrate-activities.ts';
 import { openMigrationRun } from './migration-run.ts';
 import {
   endAtPrechecks,
@@ -49,6 +59,9 @@ export interface LiveMigrateResult {
 
 class MigrationFailed extends Error {}
 
+/** The patch that made the database-only steps local activities and overlapped the network probe with the slot. */
+export const LOCAL_DATABASE_STEPS = 'live-migrate-local-database-steps';
+
 /**
  * A live migration as a saga: pre-checks, reserve, slot, prepare destination, copy, switch over, verify,
  * commit, clean up. Each step registers its compensation before it can leave work behind; a failure or a
@@ -58,8 +71,11 @@ class MigrationFailed extends Error {}
  */
 export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateResult> {
   const { migrationId, guestId, options, timings } = input;
-  const run = openMigrationRun(migrationId, timings);
+  // Runs begun before this change replay with their database steps as activities; new ones run them locally.
+  const local = patched(LOCAL_DATABASE_STEPS);
+  const run = openMigrationRun(migrationId, timings, local ? localSteps : activitySteps);
   const { saga, view, enterPhase, event } = run;
+  const { decide, write } = run.steps;
   let forceRequested = false;
   setHandler(forceCompleteSignal, () => {
     forceRequested = true;
@@ -73,7 +89,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   let checks: CheckResult[];
   try {
     await enterPhase('prechecks');
-    const planned = await quick.planLiveMigration({ migrationId, guestId, options, caller: input.caller });
+    const planned = await decide.planLiveMigration({ migrationId, guestId, options, caller: input.caller });
     if (!planned.ok) throw new PrecheckError(planned.reason, planned.failures, planned.checks);
     ({ source, spec, plan } = planned);
     const reserved = await reserveDestinationStep(run, { guestId, sourceHostId: source.id, options });
@@ -103,8 +119,12 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   let rolledForward = false;
   try {
     try {
-      await takeSlot();
-      await prepareDestination();
+      // The probe only reads, so it runs while the slot is taken; a migration that had to queue probes again.
+      let probing = local ? probeNetwork() : null;
+      probing?.catch(() => undefined);
+      const waited = await takeSlot();
+      if (waited) probing = null;
+      await prepareDestination(() => probing ?? probeNetwork());
       final = await copy();
     } catch (err) {
       const cancelled = isCancellation(err);
@@ -135,8 +155,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   // --- the steps ------------------------------------------------------------------------------------------
 
   /** A slot under the parallel limits; beyond them the migration waits its turn, phase queued. */
-  async function takeSlot() {
-    await takeMigrationSlot(run, {
+  async function takeSlot(): Promise<boolean> {
+    return takeMigrationSlot(run, {
       clusterId: source.clusterId,
       sourceHostId: source.id,
       destinationHostId: destination.id,
@@ -146,9 +166,13 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     });
   }
 
-  async function prepareDestination() {
+  function probeNetwork() {
+    return (local ? localProbe : agentCalls).probeMigrationNetwork({ source, destination });
+  }
+
+  async function prepareDestination(probe: () => ReturnType<typeof probeNetwork>) {
     await enterPhase('preparing', { destinationHostId: destination.id, checks });
-    const network = await agentCalls.probeMigrationNetwork({ source, destination });
+    const network = await probe();
     const { choice } = network;
     if (!choice.ok) throw new MigrationFailed(`no usable migration network: ${choice.reason}`);
     await event(
@@ -157,8 +181,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       { network: choice.network, address: choice.address, probes: network.details },
       choice.warning ? 'warning' : 'info',
     );
-    saga.add('mark guest running', () => durable.markGuestRunning(guestId));
-    await quick.markGuestMigrating(guestId);
+    saga.add('mark guest running', () => write.markGuestRunning(guestId));
+    await decide.markGuestMigrating(guestId);
     // Registered before the call: a prepare that fails half-way, or lands late, still leaves an incoming QEMU.
     saga.add('clean the destination', () => cleanDestination());
     incoming = await agentCalls.prepareDestination({
@@ -326,7 +350,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       );
     }
     await enterPhase('committing');
-    await durable.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+    await write.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
     // Committed: the reservation became the guest's own load and the guest row says where it runs.
     saga.forget('release reservation');
     saga.forget('mark guest running');
@@ -444,12 +468,12 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     ];
     const found = whereTheGuestRuns(onSource, onDestination);
     if (found === 'destination') {
-      await durable.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+      await write.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
       saga.forget('release reservation');
       saga.forget('mark guest running');
     } else if (found === 'nowhere') {
       saga.forget('mark guest running');
-      await durable.markGuestError({ guestId, error: reason });
+      await write.markGuestError({ guestId, error: reason });
     }
     const leftovers = await saga.compensate();
     await event(

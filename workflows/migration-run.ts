@@ -1,7 +1,7 @@
 import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 import type { CheckResult } from '../domain/prechecks.ts';
-import { durable } from './live-migrate-activities.ts';
+import { activitySteps, type RunSteps } from './live-migrate-activities.ts';
 import {
   precheckUpdate,
   progressQuery,
@@ -17,6 +17,8 @@ import { DestinationHostKey } from './search-attributes.ts';
 export interface MigrationRun {
   migrationId: string;
   timings: LiveMigrationTimings;
+  /** The run's database-only steps: activities, or local activities (no round trip each). */
+  steps: RunSteps;
   saga: Saga;
   view: LiveMigrationView;
   enterPhase(
@@ -38,7 +40,11 @@ export interface MigrationRun {
 }
 
 /** Opens a run: its saga, its phase writes and events, and the handlers the API and the slots workflow use. */
-export function openMigrationRun(migrationId: string, timings: LiveMigrationTimings): MigrationRun {
+export function openMigrationRun(
+  migrationId: string,
+  timings: LiveMigrationTimings,
+  steps: RunSteps = activitySteps,
+): MigrationRun {
   const view: LiveMigrationView = { migrationId, phase: 'prechecks', destination: null, error: null };
   let precheck: PrecheckAnswer | null = null;
   let granted = false;
@@ -53,15 +59,16 @@ export function openMigrationRun(migrationId: string, timings: LiveMigrationTimi
   const run: MigrationRun = {
     migrationId,
     timings,
+    steps,
     saga: new Saga(),
     view,
     async enterPhase(phase, extra = {}) {
-      await durable.setMigrationPhase({ migrationId, phase, ...extra });
+      await steps.write.setMigrationPhase({ migrationId, phase, ...extra });
       // The query follows the row rather than leading it, so a reader never sees a phase the record lacks.
       view.phase = phase;
     },
     event: (type, message, data, level) =>
-      durable.recordMigrationEvent({ migrationId, type, message, data, level }),
+      steps.write.recordMigrationEvent({ migrationId, type, message, data, level }),
     slotGranted: () => granted,
     answerPrechecks(answer) {
       precheck = answer;

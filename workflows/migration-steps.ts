@@ -12,7 +12,7 @@ import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import { failureReason } from './failure-reason.ts';
 import type { MigrationHost } from '../activities/host-snapshots.ts';
 import type { LiveMigrateOptions } from '../domain/live-migration.ts';
-import { durable, keepSlotLeaseFor, quick } from './live-migrate-activities.ts';
+import { keepSlotLeaseFor } from './live-migrate-activities.ts';
 import type { MigrationRun } from './migration-run.ts';
 import { releaseSlotSignal } from './migration-slots-messages.ts';
 
@@ -57,8 +57,8 @@ export async function reserveDestinationStep(
   request: { guestId: string; sourceHostId: string; options: LiveMigrateOptions },
 ): Promise<{ host: MigrationHost; checks: CheckResult[] }> {
   const { saga, migrationId } = ctx;
-  saga.add('release reservation', () => durable.releaseDestination(migrationId));
-  const reserved = await quick.reserveDestination({ migrationId, ...request });
+  saga.add('release reservation', () => ctx.steps.write.releaseDestination(migrationId));
+  const reserved = await ctx.steps.decide.reserveDestination({ migrationId, ...request });
   if (!reserved.ok) throw new PrecheckError(reserved.reason, reserved.failures, reserved.checks);
   return reserved;
 }
@@ -99,7 +99,7 @@ export async function takeMigrationSlot(
     queueTimeoutMs: number;
     checks: CheckResult[];
   },
-): Promise<void> {
+): Promise<boolean> {
   const { saga, migrationId, timings } = ctx;
   const slotsWorkflowId = migrationSlotsWorkflowId(slot.clusterId);
   // Registered first: releasing a slot never granted is harmless, holding one never released is not.
@@ -116,7 +116,7 @@ export async function takeMigrationSlot(
       .signal(releaseSlotSignal, { migrationId })
       .catch(() => undefined);
   });
-  const answer = await quick.acquireMigrationSlot({
+  const answer = await ctx.steps.decide.acquireMigrationSlot({
     clusterId: slot.clusterId,
     migrationId,
     workflowId: workflowInfo().workflowId,
@@ -133,7 +133,7 @@ export async function takeMigrationSlot(
     });
     if (!(await condition(ctx.slotGranted, slot.queueTimeoutMs))) {
       // The grant may have crossed our timeout: then the slot is ours and the migration goes on.
-      const left = await quick.leaveMigrationSlotQueue({ slotsWorkflowId, migrationId });
+      const left = await ctx.steps.decide.leaveMigrationSlotQueue({ slotsWorkflowId, migrationId });
       if (left.left || !left.holding) {
         throw new SlotWaitExpired(
           `waited ${Math.round(slot.queueTimeoutMs / 1000)} s for a migration slot (queue position ${left.left ? left.position : answer.position})`,
@@ -155,4 +155,5 @@ export async function takeMigrationSlot(
     )
     // A keeper that stops for any reason must not keep the release below from being sent.
     .catch(() => undefined);
+  return !answer.granted;
 }

@@ -16,6 +16,12 @@ export interface QemuLaunch {
   initrdPath: string;
   serialLogPath: string;
   qmpSocketPath: string;
+  /**
+   * The host end of the guest agent's virtio-serial channel (org.qemu.guest_agent.0): a unix socket
+   * QEMU listens on, as libvirt sets it up for qemu-ga. Absent: no channel (a command line of an
+   * older agent, whose guests then migrate only to QEMUs without it).
+   */
+  guestAgentSocketPath?: string | null;
   pidFilePath: string;
   disks: QemuDisk[];
   /** Destination of a migration: start paused, waiting for migrate-incoming. */
@@ -76,7 +82,25 @@ export function qemuArguments(launch: QemuLaunch): string[] {
       '-device', `virtio-net-pci,netdev=net${index},mac=${network.mac.toLowerCase()},id=nic${index}`,
     );
   });
+  if (launch.guestAgentSocketPath) args.push(...guestAgentChannelArguments(launch.guestAgentSocketPath));
   if (launch.incoming) args.push('-incoming', 'defer');
   if (launch.incoming && launch.tlsServerDir) args.push('-object', tlsServerObject(launch.tlsServerDir));
   return args;
+}
+
+/** The virtio-serial port name qemu-ga (and the test guest's agent/guest-image/qga.c) opens. */
+export const GUEST_AGENT_CHANNEL = 'org.qemu.guest_agent.0';
+
+/**
+ * A virtio-serial bus with the guest agent's port on it, backed by a unix socket QEMU serves (one
+ * client at a time; wait=off: QEMU starts without one). Part of the guest's device layout, so source
+ * and destination of a migration must both have it.
+ */
+export function guestAgentChannelArguments(socketPath: string): string[] {
+  // prettier-ignore
+  return [
+    '-chardev', `socket,id=qga0,path=${socketPath.replace(/,/g, ',,')},server=on,wait=off`,
+    '-device', 'virtio-serial-pci,id=virtio-serial0',
+    '-device', `virtserialport,bus=virtio-serial0.0,nr=1,chardev=qga0,id=channel0,name=${GUEST_AGENT_CHANNEL}`,
+  ];
 }

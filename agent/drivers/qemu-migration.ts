@@ -1,5 +1,6 @@
 import {
   type GuestRunState,
+  type MigrationParameters,
   type MigrationStatus,
   type MigrationStatusName,
   migrationStatuses,
@@ -99,4 +100,30 @@ export function runStateOf(
   if (hypervisorStatus === 'inmigrate') return 'incoming';
   if (PAUSED_STATES.has(hypervisorStatus)) return 'paused';
   return 'crashed';
+}
+
+/**
+ * The migrate-set-parameters arguments of a bandwidth cap, in bytes/s (0 = no limit, in the contract as in
+ * QEMU). QEMU has a separate cap for post-copy, max-postcopy-bandwidth (default 0: unlimited), so a capped
+ * migration that switched to post-copy would take the whole link: both are set together.
+ */
+export function bandwidthParameters(bytesPerSec: number): {
+  'max-bandwidth': number;
+  'max-postcopy-bandwidth': number;
+} {
+  return { 'max-bandwidth': bytesPerSec, 'max-postcopy-bandwidth': bytesPerSec };
+}
+
+/** The migrate-set-parameters arguments of a change during a migration (only the fields given). */
+export function migrationParameterArgs(parameters: MigrationParameters): Record<string, number> {
+  const args: Record<string, number> = {};
+  if (parameters.downtimeLimitMs !== undefined) args['downtime-limit'] = parameters.downtimeLimitMs;
+  if (parameters.maxBandwidthBytes !== undefined)
+    Object.assign(args, bandwidthParameters(parameters.maxBandwidthBytes));
+  if (parameters.cpuThrottleIncrement !== undefined)
+    args['cpu-throttle-increment'] = parameters.cpuThrottleIncrement;
+  if (parameters.cpuThrottleInitial !== undefined)
+    args['cpu-throttle-initial'] = parameters.cpuThrottleInitial;
+  if (parameters.maxCpuThrottle !== undefined) args['max-cpu-throttle'] = parameters.maxCpuThrottle;
+  return args;
 }

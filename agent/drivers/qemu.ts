@@ -83,9 +83,17 @@ import {
 } from './qemu-tls.ts';
 import { GuestStore, type StoredGuest } from './guest-store.ts';
 import { type QemuDisk, qemuArguments } from './qemu-command.ts';
-import { incomingPort, normaliseQueryMigrate, type QueryMigrate, runStateOf } from './qemu-migration.ts';
+import {
+  bandwidthParameters,
+  incomingPort,
+  migrationParameterArgs,
+  normaliseQueryMigrate,
+  type QueryMigrate,
+  runStateOf,
+} from './qemu-migration.ts';
 import { isGuestQemu, signal, spawnQemu, waitForExit } from './qemu-process.ts';
 import { readHeartbeat } from './serial-heartbeat.ts';
+import { qgaPing } from './qemu-guest-agent.ts';
 
 const MIB = 1024 * 1024;
 /** Unix socket paths are limited to 108 bytes; longer ones move to the temp dir under a stable name. */
@@ -145,9 +153,12 @@ export class QemuDriver implements HypervisorDriver {
   private readonly qemuBinary: string;
   /** Serialises the steps of a block migration (and its cancel) per guest. */
   private readonly blockWork = new KeyedMutex();
+  /** One guest-ping at a time per guest (guestPing). */
+  private readonly guestAgentPings = new KeyedMutex();
   private readonly queuedBlockSteps = new Set<string>();
   /** Guests whose block migration is being failed (RAM copy cancelled, mirrors stopped) right now. */
   private readonly failingBlock = new Set<string>();
+  private readonly migrationListeners: ((guestId: string) => void)[] = [];
   private fencing: Promise<void> | null = null;
   /** Cold migration: qemu-nbd exports (source) and qemu-img copies (destination) of local disks. */
   private readonly diskCopies: QemuDiskCopies;
@@ -236,6 +247,13 @@ export class QemuDriver implements HypervisorDriver {
 
   async getGuest(id: string): Promise<GuestState | null> {
     return this.guests.has(id) ? this.view(id) : null;
+  }
+
+  async guestPing(id: string, timeoutMs: number): Promise<boolean> {
+    this.guest(id);
+    if (!(await this.alive(id))) return false;
+    // QEMU serves the channel's socket to one client at a time: a second ping would wait out its timeout.
+    return this.guestAgentPings.run(id, () => qgaPing(this.guestAgentSocketPath(id), timeoutMs));
   }
 
   async defineGuest(spec: GuestSpec): Promise<GuestState> {
@@ -462,10 +480,11 @@ export class QemuDriver implements HypervisorDriver {
       ],
     });
     // QEMU treats max-bandwidth 0 as "no limit", as the contract does. Every parameter is set, so
-    // that what an earlier migration of this QEMU set does not leak into this one.
+    // that what an earlier migration of this QEMU set does not leak into this one; the cap covers
+    // post-copy too (max-postcopy-bandwidth).
     await qmp.execute('migrate-set-parameters', {
       'downtime-limit': request.downtimeLimitMs,
-      'max-bandwidth': request.maxBandwidthBytes,
+      ...bandwidthParameters(request.maxBandwidthBytes),
       'cpu-throttle-initial': request.cpuThrottleInitial ?? THROTTLE_DEFAULTS.initial,
       'cpu-throttle-increment': request.cpuThrottleIncrement ?? THROTTLE_DEFAULTS.increment,
       'max-cpu-throttle': request.maxCpuThrottle ?? THROTTLE_DEFAULTS.max,
@@ -580,14 +599,7 @@ export class QemuDriver implements HypervisorDriver {
   async setMigrationParameters(id: string, parameters: MigrationParameters): Promise<MigrationStatus> {
     assertMigrationParameters(parameters);
     await this.assertOutgoingActive(id);
-    const args: Record<string, number> = {};
-    if (parameters.downtimeLimitMs !== undefined) args['downtime-limit'] = parameters.downtimeLimitMs;
-    if (parameters.maxBandwidthBytes !== undefined) args['max-bandwidth'] = parameters.maxBandwidthBytes;
-    if (parameters.cpuThrottleIncrement !== undefined)
-      args['cpu-throttle-increment'] = parameters.cpuThrottleIncrement;
-    if (parameters.cpuThrottleInitial !== undefined)
-      args['cpu-throttle-initial'] = parameters.cpuThrottleInitial;
-    if (parameters.maxCpuThrottle !== undefined) args['max-cpu-throttle'] = parameters.maxCpuThrottle;
+    const args = migrationParameterArgs(parameters);
     const qmp = await this.qmp(id);
     if (Object.keys(args).length > 0) await qmp.execute('migrate-set-parameters', args);
     const block = this.guest(id).migration?.block;
@@ -1377,6 +1389,14 @@ export class QemuDriver implements HypervisorDriver {
     return path.join(this.store.dir(id), 'serial.log');
   }
 
+  /** The host end of the guest agent channel (qemu-command.ts guestAgentChannelArguments). */
+  private guestAgentSocketPath(id: string): string {
+    const inDir = path.join(this.store.dir(id), 'qga.sock');
+    if (inDir.length <= MAX_SOCKET_PATH) return inDir;
+    const digest = createHash('sha256').update(inDir).digest('hex').slice(0, 20);
+    return path.join(os.tmpdir(), `vmmig-qga-${digest}.sock`);
+  }
+
   private qmpSocketPath(id: string): string {
     const inDir = path.join(this.store.dir(id), 'qmp.sock');
     if (inDir.length <= MAX_SOCKET_PATH) return inDir;
@@ -1405,6 +1425,7 @@ export class QemuDriver implements HypervisorDriver {
       initrdPath,
       serialLogPath: this.serialLogPath(id),
       qmpSocketPath: socketPath,
+      guestAgentSocketPath: this.guestAgentSocketPath(id),
       pidFilePath: path.join(dir, 'qemu.pid'),
       disks: await this.resolveDisks(guest.spec, !incoming),
       incoming,
@@ -1466,6 +1487,10 @@ export class QemuDriver implements HypervisorDriver {
     return run.connecting;
   }
 
+  onMigrationEvent(listener: (guestId: string) => void): void {
+    this.migrationListeners.push(listener);
+  }
+
   private async onEvent(id: string, event: QmpEvent): Promise<void> {
     if (event.event === 'MIGRATION') {
       const status = String(event.data?.status ?? '');
@@ -1473,6 +1498,7 @@ export class QemuDriver implements HypervisorDriver {
       if (status === 'completed' || status === 'failed' || status === 'cancelled') {
         await this.migrationStatus(id).catch(() => undefined);
       }
+      for (const listener of this.migrationListeners) listener(id);
     } else if (event.event.startsWith('BLOCK_JOB_')) {
       await this.kickBlock(id);
     } else if (event.event === 'SHUTDOWN' || event.event === 'GUEST_PANICKED') {

@@ -10,7 +10,8 @@
  * second pass, each pass that ends without converging while the guest dirtied more than half of what
  * it sent sets the throttle to cpu-throttle-initial, then raises it by cpu-throttle-increment, up to
  * max-cpu-throttle. Post-copy switches the guest to the destination at once and drains what is left
- * at the bandwidth whatever the dirty rate.
+ * at the bandwidth whatever the dirty rate: the same cap as pre-copy (the qemu driver sets QEMU's
+ * max-postcopy-bandwidth with max-bandwidth), never faster.
  *
  * Nothing ticks: callers advance a state to "now" when they look at it, and keep the result.
  */

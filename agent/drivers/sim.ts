@@ -17,6 +17,7 @@ import type {
 } from '../../domain/agent-contract.ts';
 import type { AgentIdentity, HostUsage, HypervisorDriver } from '../driver.ts';
 import { AgentFailure, conflict, guestNotFound } from '../errors.ts';
+import { MAX_LINK_MBPS } from '../facts.ts';
 import {
   assertDiskQuiet,
   assertMemoryAvailable,
@@ -90,7 +91,10 @@ export interface SimHostProfile {
   qemuVersion: string;
   cpus: number;
   memoryMb: number;
-  /** Migration link speed, used when a migration sets no bandwidth cap. */
+  /**
+   * Migration link speed, used when a migration sets no bandwidth cap (pre-copy and post-copy alike), and
+   * reported in the facts as migrationLinkMbps. Default 1.25 GB/s: a 10 Gbit/s link.
+   */
   linkBytesPerSec: number;
   /** What facts report as tlsReady (the sim needs no certificates; TLS has no effect on the model). */
   tlsReady?: boolean;
@@ -105,6 +109,12 @@ export const defaultSimProfile: SimHostProfile = {
   memoryMb: 393_216,
   linkBytesPerSec: 1_250_000_000,
 };
+
+/** The modelled link as facts report it: whole megabits per second, left out when outside 1 Mbit/s..10 Tbit/s. */
+export function simLinkFact(linkBytesPerSec: number): { migrationLinkMbps?: number } {
+  const mbps = Math.round((linkBytesPerSec * 8) / 1e6);
+  return mbps >= 1 && mbps <= MAX_LINK_MBPS ? { migrationLinkMbps: mbps } : {};
+}
 
 interface Outgoing {
   role: 'source';
@@ -209,6 +219,7 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       networks: identity.networks,
       sharedStoragePath: identity.sharedStoragePath,
       tlsReady: profile.tlsReady ?? true,
+      ...simLinkFact(profile.linkBytesPerSec),
     };
   }
 
@@ -218,6 +229,12 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
 
   async getGuest(id: string): Promise<GuestState | null> {
     return this.guests.has(id) ? this.view(id) : null;
+  }
+
+  /** The sim's guests all carry a guest agent: it answers while the guest runs. */
+  async guestPing(id: string): Promise<boolean> {
+    if (!this.guests.has(id)) throw guestNotFound(id);
+    return this.view(id).status === 'running';
   }
 
   async defineGuest(spec: GuestSpec): Promise<GuestState> {

@@ -230,7 +230,7 @@ export async function run(args: string[]): Promise<void> {
     print(summaryTable(all, results, options.novaSeconds));
     print();
     for (const line of projectionLines(all, results)) print(line);
-    const { lines } = verdict(results);
+    const { lines } = verdict(results, (GUEST.memoryMb / CAP_MIB_PER_S) * 1000);
     for (const line of lines) print(line);
     const corrupt = results.filter((r) => r.corruption.length > 0);
     print(

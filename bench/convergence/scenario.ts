@@ -3,6 +3,7 @@ import {
   completionDeadlineSeconds,
   DEFAULT_MIGRATION_CONFIG,
   migrationDataGigabytes,
+  workloadDisruptionAllowed,
 } from '../../domain/migration-config.ts';
 import {
   DEFAULT_CONVERGENCE_TYPE,
@@ -62,7 +63,7 @@ const baseContext = {
   memoryBytes: MEMORY_BYTES,
   localDiskBytes: 0,
   currentBandwidthBytes: CAP_BYTES,
-  pauseAllowed: DEFAULT_MIGRATION_CONFIG.allowWorkloadDisruption,
+  pauseAllowed: workloadDisruptionAllowed(DEFAULT_MIGRATION_CONFIG).value,
   autoConvergeAllowed: DEFAULT_MIGRATION_CONFIG.allowAutoConverge,
 } as const;
 

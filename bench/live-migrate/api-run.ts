@@ -4,7 +4,7 @@ import { eq } from 'drizzle-orm';
 import { migrations } from '../../db/schema.ts';
 import { sleep } from '../../scripts/services/proc-table.ts';
 import { MAX_BANDWIDTH_MB } from './guest.ts';
-import { readRunHistory, type RunHistory } from './history.ts';
+import { migrationMarks, readRunHistory, runCounts, type RunCounts, type RunHistory } from './history.ts';
 import type { AgentLogLine, Orchestrator } from './stack.ts';
 
 /** How often the benchmark reads the migration row; the end time comes from the row itself, not the poll. */
@@ -31,8 +31,24 @@ export interface ApiRun {
   /** When the source agent issued QMP `migrate`. */
   migrateAt: number;
   migrateAtSource: 'MigrationStatus.startedAt' | 'agent log line';
-  /** When the source agent learnt QEMU completed (its MIGRATION event), else migrate + QEMU total-time. */
+  /**
+   * When QEMU completed: a completion time in the source's MigrationStatus if the agent reports one
+   * (completedAt / finishedAt), else MigrationStatus.startedAt + QEMU's total-time (both from the
+   * monitorMigration result), else the agent's "(source) completed" log line, else migrate + total-time.
+   */
   qemuCompletedAt: number;
+  qemuCompletedAtSource:
+    | 'MigrationStatus.completedAt'
+    | 'MigrationStatus.startedAt + totalTimeMs'
+    | 'agent log line'
+    | 'migrate + totalTimeMs';
+  /**
+   * When the workflow learnt it: the monitorMigration activity that returned QEMU's completion completed
+   * (its ActivityTaskCompleted event time). NaN when the history has no such activity.
+   */
+  noticedAt: number;
+  /** Workflow tasks, activities, local activities and events before migrate, after completion, in all. */
+  counts: RunCounts;
   /** timings.completed.startedAt: the row turned completed (database clock, same machine). */
   completedAt: number;
   timings: PhaseTimings;
@@ -113,12 +129,33 @@ export async function migrateViaApi(
     const migrateAt = startedAt ?? startedLine?.at;
     if (migrateAt === undefined) throw new Error(`migration ${migrationId}: no trace of QMP migrate`);
     const switched = body.events.find((e) => e.type === 'switched_over')?.data ?? {};
-    const totalTimeMs = typeof switched.totalTimeMs === 'number' ? switched.totalTimeMs : null;
+    const { monitor } = migrationMarks(history);
+    const final = (monitor?.result ?? {}) as Record<string, unknown>;
+    const num = (value: unknown) => (typeof value === 'number' && value > 0 ? value : undefined);
+    const totalTimeMs =
+      typeof switched.totalTimeMs === 'number' ? switched.totalTimeMs : (num(final.totalTimeMs) ?? null);
     // The row's last progress sample is QEMU's query-migrate at completion. (The switched_over event's
     // downtimeMs is overwritten by the monitor's applied downtime *limit*: not the measured downtime.)
     const downtimeMs =
       body.progress?.downtimeMs ?? (typeof switched.downtimeMs === 'number' ? switched.downtimeMs : null);
-    const qemuCompletedAt = completedLine?.at ?? migrateAt + (totalTimeMs ?? Number.NaN);
+    const statusCompletedAt = num(final.completedAt) ?? num(final.finishedAt);
+    const finalStartedAt = num(final.startedAt) ?? startedAt;
+    const finalTotalMs = num(final.totalTimeMs) ?? totalTimeMs ?? undefined;
+    let qemuCompletedAt: number;
+    let qemuCompletedAtSource: ApiRun['qemuCompletedAtSource'];
+    if (statusCompletedAt !== undefined) {
+      qemuCompletedAt = statusCompletedAt;
+      qemuCompletedAtSource = 'MigrationStatus.completedAt';
+    } else if (finalStartedAt !== undefined && finalTotalMs !== undefined) {
+      qemuCompletedAt = finalStartedAt + finalTotalMs;
+      qemuCompletedAtSource = 'MigrationStatus.startedAt + totalTimeMs';
+    } else if (completedLine) {
+      qemuCompletedAt = completedLine.at;
+      qemuCompletedAtSource = 'agent log line';
+    } else {
+      qemuCompletedAt = migrateAt + (finalTotalMs ?? Number.NaN);
+      qemuCompletedAtSource = 'migrate + totalTimeMs';
+    }
 
     // Not timed: the guest runs on the destination (heartbeat advancing) before the next round starts.
     deadline = Date.now() + 30_000;
@@ -152,6 +189,9 @@ export async function migrateViaApi(
       migrateAt,
       migrateAtSource: startedAt !== undefined ? 'MigrationStatus.startedAt' : 'agent log line',
       qemuCompletedAt,
+      qemuCompletedAtSource,
+      noticedAt: monitor?.completedAt ?? Number.NaN,
+      counts: runCounts(history),
       completedAt,
       timings: body.timings,
       events: body.events,

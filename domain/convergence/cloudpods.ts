@@ -13,8 +13,10 @@ import type {
 /**
  * Cloudpods' SGuestLiveMigrateTask (pkg/hostman/guestman/guesttasks.go):
  * - auto-converge on, cpu-throttle-initial 60, cpu-throttle-increment 20; downtime 300 ms;
- * - quickly-finish (an option): once throttling reached its maximum and two more dirty syncs went by, accept
- *   QEMU's expected downtime (domain/quickly-finish.ts, reused as is);
+ * - quickly-finish (an option), SGuestLiveMigrateTask.onGetMigrateStatus: with RAM remaining and the throttle at
+ *   its maximum (99), count from the first sample whose expected downtime exceeds the limit; more than one
+ *   round later set the limit to QEMU's expected downtime, and again whenever it grows
+ *   (domain/quickly-finish.ts, the same step the engine runs on top of any policy for quickly_finish);
  * - after max(memory MB / 32, 30) seconds (MigrateExpectRate 32 MB/s, MinMigrateTimeoutSeconds 30) the source
  *   guest is stopped so the copy finishes; from then on nothing else is done.
  * Cloudpods starts that timer when the RAM copy starts (after disk mirroring); here it runs from the

@@ -18,7 +18,9 @@ import type {
 /**
  * KubeVirt's migration monitor (virt-launcher live-migration-source.go, "legacy convergence"):
  * - deadline = completionTimeoutPerGiB x data size (memory + block-migrated disks, decimal GB rounded up);
- * - past the deadline: post-copy if allowed, else pause the guest (disruption allowed) and double the deadline;
+ * - past the deadline, when workload disruption is allowed (allowWorkloadDisruption, our pauseAllowed;
+ *   shouldAssistMigrationToComplete): post-copy if allowed, else pause the guest and double the deadline;
+ *   without disruption allowed: abort, post-copy allowed or not;
  * - no progress for progressTimeout seconds: abort; past the (doubled) deadline without a way out: abort;
  * - in post-copy: nothing to track.
  * One deliberate difference: progress is measured against the lowest remaining value seen, where KubeVirt
@@ -95,7 +97,8 @@ export function kubevirtDecide(
     ? `${elapsed} s elapsed > doubled completion deadline ${deadline} s`
     : `${elapsed} s elapsed > completion deadline ${deadline} s (${policy.completionTimeoutPerGiB} s/GiB x ${dataGb} GB)`;
 
-  if (pastDeadline && !next.paused && (context.postCopyAllowed || context.pauseAllowed)) {
+  // KubeVirt's shouldAssistMigrationToComplete: only with AllowWorkloadDisruption (pauseAllowed here).
+  if (pastDeadline && !next.paused && context.pauseAllowed) {
     if (context.postCopyAllowed) {
       return {
         state: { ...next, postCopy: true },
@@ -124,7 +127,7 @@ export function kubevirtDecide(
   if (pastDeadline) {
     const why = next.paused
       ? 'the guest is already paused'
-      : 'neither post-copy nor pausing the guest is allowed';
+      : 'workload disruption (post-copy or pausing the guest) is not allowed';
     return {
       state: { ...next, aborted: true },
       actions: [{ type: 'abort', reason: `${deadlineText}, remaining ${remaining}, and ${why}: aborting` }],

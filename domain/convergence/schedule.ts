@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { QEMU_MAX_DOWNTIME_MS } from '../migration-config.ts';
-import { completedPasses, linkRate, precopyGate } from './common.ts';
+import { linkRate, precopyGate } from './common.ts';
 import { mib, mibPerSecond } from './format.ts';
 import type {
   ConvergenceAction,
@@ -11,14 +11,22 @@ import type {
 } from './types.ts';
 
 /**
- * oVirt/vdsm convergence schedules: an initial downtime, then actions keyed by completed memory passes
- * ("after pass k set downtime X"), ending in post-copy or abort. The engine-side rules, as vdsm runs them:
- * - steps run in order, at most ONE per new pass (vdsm pops one item per new iteration), and only once at
- *   least `afterPass` passes have completed; the final items (oVirt's "lastItems") simply follow on the next
- *   passes, so they are written here with the next pass numbers;
+ * oVirt/vdsm convergence schedules: an initial downtime, then actions keyed by memory passes ("past pass k set
+ * downtime X"), ending in post-copy or abort. The engine-side rules, as vdsm runs them (lib/vdsm/virt/migration.py,
+ * MonitorThread.monitor_migration and _next_action):
+ * - the count: vdsm records libvirt's memory_iteration (QEMU's dirty-sync-count) at the first sample of the
+ *   running job (`initial_iteration`), and on each later sample where it grew computes
+ *   `current_iteration = last_iteration - initial_iteration`. Here: dirty-sync-count now minus dirty-sync-count
+ *   at the first active sample (normally 1, the first pass, so the count is the completed passes);
+ * - the comparison is strict: the head step runs when `head['limit'] < current_iteration`, so a step with
+ *   afterPass k (oVirt's stallingLimit k) runs once MORE than k passes went by, at k + 1, not at k;
+ * - steps run in order, at most ONE per sample that saw a new pass (vdsm pops one item per new iteration);
+ *   oVirt's "lastItems" are sent with limit -1, i.e. each runs at the next new pass after the step before it:
+ *   written here as the next pass numbers, which the strict comparison makes the same thing;
  * - nothing runs once post-copy is running; a post-copy step that did not take is followed by the next step;
- * - a post-copy or pause step the migration is not allowed to take is skipped, and the next eligible step
- *   runs at the same pass (so a post-copy policy without post-copy aborts where it would have switched).
+ * - ours, not vdsm's: a post-copy or pause step the migration is not allowed to take is skipped, and the next
+ *   eligible step runs at the same pass (so a post-copy policy without post-copy aborts where it would have
+ *   switched).
  * A step with afterPass 0 is the initial downtime, applied before migrate.
  */
 export type ScheduleStep = { afterPass: number } & (
@@ -104,6 +112,11 @@ export interface ScheduleState {
   kind: 'schedule';
   /** dirty-sync-count at the last sample, null before the first. */
   lastPass: number | null;
+  /**
+   * dirty-sync-count at the first active sample, vdsm's `initial_iteration`; null before it. A state saved
+   * before this field existed counts from 1.
+   */
+  firstPass: number | null;
   nextStep: number;
   postCopy: boolean;
   aborted: boolean;
@@ -112,6 +125,7 @@ export interface ScheduleState {
 export const initialScheduleState = (): ScheduleState => ({
   kind: 'schedule',
   lastPass: null,
+  firstPass: null,
   nextStep: 0,
   postCopy: false,
   aborted: false,
@@ -243,13 +257,22 @@ export function scheduleDecide(
   if (notActive) return notActive;
 
   const newPass = state.lastPass !== null && status.dirtySyncCount > state.lastPass;
-  let next: ScheduleState = { ...state, lastPass: Math.max(state.lastPass ?? 0, status.dirtySyncCount) };
+  // vdsm's initial_iteration: the count at the first sample; an older state (without it) counted from 1.
+  const firstPass =
+    state.lastPass === null ? status.dirtySyncCount : ((state as Partial<ScheduleState>).firstPass ?? 1);
+  let next: ScheduleState = {
+    ...state,
+    firstPass,
+    lastPass: Math.max(state.lastPass ?? 0, status.dirtySyncCount),
+  };
   if (!newPass) return { state: next, actions: [] };
 
-  const passes = completedPasses(status);
+  // vdsm's current_iteration.
+  const passes = status.dirtySyncCount - firstPass;
   const rate = linkRate(status, context.currentBandwidthBytes);
   const head =
-    `pass ${passes} done without switching over: ${mib(status.remainingBytes)} remaining, ` +
+    `pass ${passes} done without switching over (dirty-sync-count ${status.dirtySyncCount}, ${firstPass} at ` +
+    `the first sample): ${mib(status.remainingBytes)} remaining, ` +
     (rate === null
       ? `link rate unknown, downtime ${context.currentDowntimeMs} ms`
       : `${mib((rate * context.currentDowntimeMs) / 1000)} fit ${context.currentDowntimeMs} ms at ${mibPerSecond(rate)}`);
@@ -257,7 +280,8 @@ export function scheduleDecide(
   for (let i = next.nextStep; i < policy.steps.length; i++) {
     const step = policy.steps[i];
     // A skipped step's slot goes to the next one, whatever its pass.
-    if (!step || (skipped.length === 0 && passes < step.afterPass)) break;
+    // vdsm: `if head['limit'] < stalling` runs the head; here afterPass < passes.
+    if (!step || (skipped.length === 0 && passes <= step.afterPass)) break;
     next = { ...next, nextStep: i + 1 };
     const because = [head, ...skipped].join('; ');
     switch (step.action) {
@@ -271,14 +295,14 @@ export function scheduleDecide(
             {
               type: 'set-downtime',
               downtimeMs: step.downtimeMs,
-              reason: `${because}; schedule '${policy.name}' after pass ${step.afterPass}: downtime ${context.currentDowntimeMs} -> ${step.downtimeMs} ms`,
+              reason: `${because}; schedule '${policy.name}' (more than ${step.afterPass} passes): downtime ${context.currentDowntimeMs} -> ${step.downtimeMs} ms`,
             },
           ],
         };
       case 'post-copy':
         if (!context.postCopyAllowed) {
           skipped.push(
-            `schedule '${policy.name}' would switch to post-copy after pass ${step.afterPass}, but post-copy is not allowed`,
+            `schedule '${policy.name}' would switch to post-copy after more than ${step.afterPass} passes, but post-copy is not allowed`,
           );
           continue;
         }
@@ -287,14 +311,14 @@ export function scheduleDecide(
           actions: [
             {
               type: 'start-post-copy',
-              reason: `${because}; schedule '${policy.name}' after pass ${step.afterPass}: switching to post-copy`,
+              reason: `${because}; schedule '${policy.name}' (more than ${step.afterPass} passes): switching to post-copy`,
             },
           ],
         };
       case 'pause':
         if (!context.pauseAllowed) {
           skipped.push(
-            `schedule '${policy.name}' would pause the guest after pass ${step.afterPass}, but pausing is not allowed`,
+            `schedule '${policy.name}' would pause the guest after more than ${step.afterPass} passes, but pausing is not allowed`,
           );
           continue;
         }
@@ -303,7 +327,7 @@ export function scheduleDecide(
           actions: [
             {
               type: 'pause-guest',
-              reason: `${because}; schedule '${policy.name}' after pass ${step.afterPass}: pausing the guest`,
+              reason: `${because}; schedule '${policy.name}' (more than ${step.afterPass} passes): pausing the guest`,
             },
           ],
         };
@@ -313,7 +337,7 @@ export function scheduleDecide(
           actions: [
             {
               type: 'abort',
-              reason: `${because}; schedule '${policy.name}' reaches its abort step (pass ${step.afterPass}): aborting`,
+              reason: `${because}; schedule '${policy.name}' reaches its abort step (more than ${step.afterPass} passes): aborting`,
             },
           ],
         };

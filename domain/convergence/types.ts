@@ -22,6 +22,18 @@ export interface StartContext {
   pauseAllowed: boolean;
   /** QEMU auto-converge (vCPU throttling) may be enabled. */
   autoConvergeAllowed: boolean;
+  /**
+   * KubeVirt's completionTimeoutPerGiB, enforced by the engine under every policy: past this many seconds per
+   * (decimal, rounded up) GB of memory plus block-migrated disks, with workload disruption allowed
+   * (pauseAllowed) post-copy when allowed, else pause (deadline doubled); otherwise abort. 0 or absent (plans
+   * frozen before it existed) = no deadline.
+   */
+  completionTimeoutPerGiB?: number;
+  /**
+   * The request's quickly_finish: Cloudpods' quickly-finish runs on top of the policy (the policy's own
+   * actions win on conflict). Absent = off.
+   */
+  quicklyFinish?: boolean;
 }
 
 /** The start context plus what is in force right now; the caller keeps these up to date as it applies actions. */

@@ -8,6 +8,7 @@ import type {
   AgentError,
   DiskCopyStatus,
   DiskExportResult,
+  GuestPingResult,
   GuestSpec,
   GuestState,
   HostFacts,
@@ -102,6 +103,21 @@ async function heartbeatAdvancing(agent: AgentEndpoint, id: string, timeoutMs: n
   );
 }
 
+/** Whether the guest's own guest agent answers guest-ping (QEMU: the test image's agent/guest-image/qga.c). */
+async function guestPing(agent: AgentEndpoint, id: string, timeoutMs?: number): Promise<boolean> {
+  const body = timeoutMs === undefined ? undefined : { timeoutMs };
+  return (await ok<GuestPingResult>(agent, 'POST', `/v1/guests/${id}/guest-ping`, body)).answered;
+}
+
+/** The guest agent answers (it starts with the guest, so within a boot's time). */
+async function guestAgentAnswers(agent: AgentEndpoint, id: string, timeoutMs: number): Promise<void> {
+  await eventually(
+    `the guest agent of ${id} to answer`,
+    async () => (await guestPing(agent, id)) || undefined,
+    timeoutMs,
+  );
+}
+
 async function migrationEnds(
   agent: AgentEndpoint,
   id: string,
@@ -183,6 +199,8 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect(facts.memoryMb).toBeGreaterThan(0);
       expect(facts.freeMemoryMb).toBeLessThanOrEqual(facts.memoryMb);
       expect(facts.networks).toContain('default');
+      // The sim's modelled 10 Gbit/s link; test QEMU agents listen on loopback, which has no link speed.
+      expect(facts.migrationLinkMbps).toBe(tuning.driver === 'sim' ? 10_000 : undefined);
       for (const field of ['cpuModel', 'microcode', 'kernel', 'qemuVersion', 'sharedStoragePath'] as const) {
         expect(facts[field]).not.toBe('');
       }
@@ -256,6 +274,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect(again.status).toBe('running');
       expect(again.pid).toBe(started.pid);
       await heartbeatAdvancing(a, spec.id, tuning.heartbeatTimeoutMs);
+      await guestAgentAnswers(a, spec.id, tuning.heartbeatTimeoutMs);
 
       expect((await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/resume`)).status).toBe('running');
 
@@ -263,10 +282,12 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect(stopped.status).toBe('stopped');
       expect(stopped.pid).toBeNull();
       expect((await ok<GuestState>(a, 'POST', `/v1/guests/${spec.id}/stop`)).status).toBe('stopped');
+      expect(await guestPing(a, spec.id)).toBe(false);
 
       expect(await ok(a, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
       expect(await ok(a, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: false });
       expect((await call(a, 'GET', `/v1/guests/${spec.id}`)).status).toBe(404);
+      expect((await call(a, 'POST', `/v1/guests/${spec.id}/guest-ping`)).status).toBe(404);
     });
 
     it('live-migrates a running guest: destination runs, source paused, source cleaned', async () => {
@@ -299,7 +320,19 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect(retried.migrationId).toBe(migrationId);
       expect(retried.startedAt).toBe(started.startedAt);
 
-      const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
+      // Held reads (the monitor's long poll): each answers once the status is no longer the one it names,
+      // woken by QEMU's MIGRATION event, or with a fresh sample after waitMs.
+      let final = started;
+      const heldUntil = Date.now() + tuning.migrationTimeoutMs;
+      while (!['completed', 'failed', 'cancelled'].includes(final.status) && Date.now() < heldUntil) {
+        const since = final.status;
+        final = await ok<MigrationStatus>(
+          a,
+          'GET',
+          `/v1/guests/${spec.id}/migration?waitMs=1000&unless=${since}`,
+        );
+        expect(final.migrationId).toBe(migrationId);
+      }
       expect(final.status, final.errorDesc ?? '').toBe('completed');
       expect(final.transferredBytes).toBeGreaterThan(0);
       expect(final.downtimeMs).not.toBeNull();
@@ -314,6 +347,10 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       );
       expect(destination.hypervisorStatus).toBe('running');
       await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
+      // The guest agent came along in guest memory and answers on the destination's channel; the
+      // source's guest no longer runs to answer.
+      await guestAgentAnswers(b, spec.id, tuning.heartbeatTimeoutMs);
+      expect(await guestPing(a, spec.id, 300)).toBe(false);
       await tuning.assertGuestIntact?.(b, spec.id);
       expect((await ok<MigrationStatus>(b, 'GET', `/v1/guests/${spec.id}/migration`)).status).toBe(
         'completed',
@@ -450,6 +487,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
     });
 
     it('finishes with post-copy a migration that pre-copy cannot', async () => {
+      const cap = 32 * 1024 * 1024;
       const spec = testSpec({ dirtyRateMibs: 40, fillMb: 48 });
       await startedGuest(a, spec, tuning);
       const migrationId = `m-${randomUUID()}`;
@@ -458,7 +496,7 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
         migrationId,
         uri: incoming.uri,
         downtimeLimitMs: 50,
-        maxBandwidthBytes: 32 * 1024 * 1024,
+        maxBandwidthBytes: cap,
         postCopy: true,
       });
       // Past the first pass, so that there is something left for post-copy to pull.
@@ -468,6 +506,15 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       const final = await migrationEnds(a, spec.id, tuning.migrationTimeoutMs);
       expect(final.status, final.errorDesc ?? '').toBe('completed');
       expect(final.postCopyStarted).toBe(true);
+      // The cap holds after the switch too (QEMU: max-postcopy-bandwidth; without it QEMU sent ~28 MB in
+      // 0.1 s here): post-copy sent at most at the cap, give or take one of QEMU's 100 ms rate-limit windows.
+      if (switched.status === 'postcopy-active') {
+        const seconds = ((final.totalTimeMs ?? 0) - (switched.totalTimeMs ?? 0)) / 1000;
+        const sent = final.transferredBytes - switched.transferredBytes;
+        expect(sent, `${sent} bytes in ${seconds} s of post-copy`).toBeLessThanOrEqual(
+          cap * 1.25 * seconds + cap / 10,
+        );
+      }
 
       await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
       await tuning.assertGuestIntact?.(b, spec.id);

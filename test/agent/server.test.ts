@@ -57,6 +57,8 @@ describe('agent HTTP layer (app.request, no socket)', () => {
         400,
         'invalid_request',
       ],
+      ['/v1/guests/g-1/migration?waitMs=soon', { headers: auth }, 400, 'invalid_request'],
+      ['/v1/guests/g-1/migration?waitMs=10&unless=running', { headers: auth }, 400, 'invalid_request'],
       ['/v1/guests/g-1/migration/cancel', { method: 'POST', headers: auth }, 404, 'guest_not_found'],
       ['/v1/guests/g-1', { method: 'DELETE', headers: auth }, 200, ''],
     ];

@@ -9,6 +9,7 @@ import {
   switchToPostCopy,
   workloadOf,
 } from '../../agent/drivers/sim-model.ts';
+import { defaultSimProfile, simLinkFact } from '../../agent/drivers/sim.ts';
 
 const MIB = 1024 * 1024;
 
@@ -153,6 +154,33 @@ describe('sim pre-copy model', () => {
     expect(done.phase).toBe('completed');
     expect(statusFigures(done, busy, params()).downtimeMs).toBe(2);
     expect(switchToPostCopy(done, busy)).toBe(done);
+  });
+
+  it('keeps post-copy within the bandwidth cap, second by second, and follows a changed cap', () => {
+    const cap = 30 * MIB;
+    const capped = params({ bandwidthBytesPerSec: cap });
+    let state = switchToPostCopy(advance(startState(busy), busy, capped, 3_000), busy);
+    expect(state.phase).toBe('postcopy-active');
+    expect(state.passRemainingBytes).toBeGreaterThan(10 * cap);
+    for (let second = 1; second <= 5; second++) {
+      const before = state.transferredBytes;
+      const halfway = advance(state, busy, capped, state.elapsedMs + 500);
+      expect(halfway.transferredBytes - before).toBeLessThanOrEqual(cap / 2 + 1);
+      state = advance(halfway, busy, capped, state.elapsedMs + 1_000);
+      expect(state.transferredBytes - before).toBeLessThanOrEqual(cap + 1);
+      expect(state.transferredBytes - before).toBeGreaterThanOrEqual(cap - 1);
+    }
+    // A lower cap set during post-copy (setMigrationParameters) slows the drain at once.
+    const before = state.transferredBytes;
+    const slower = advance(state, busy, params({ bandwidthBytesPerSec: 10 * MIB }), state.elapsedMs + 1_000);
+    expect(slower.transferredBytes - before).toBeCloseTo(10 * MIB, 0);
+  });
+
+  it('reports its link in the facts, in whole Mbit/s, left out when not a sensible speed', () => {
+    expect(simLinkFact(defaultSimProfile.linkBytesPerSec)).toEqual({ migrationLinkMbps: 10_000 });
+    expect(simLinkFact(16 * MIB)).toEqual({ migrationLinkMbps: 134 });
+    expect(simLinkFact(1_000)).toEqual({});
+    expect(simLinkFact(Infinity)).toEqual({});
   });
 
   it('gives the same answer advanced in small steps or at once', () => {

@@ -26,6 +26,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
         { name: 'dst' },
         { name: 'dst-amd', sim: { cpuModel: 'AMD EPYC 7763 64-Core Processor' } },
         { name: 'dst-old', sim: { qemuVersion: '6.2.0' } },
+        { name: 'dst-kernel', sim: { kernel: '6.12.0-1-amd64' } },
         { name: 'dst-small', memoryMb: 1024 },
         { name: 'dst-nonet', networks: ['storage-only'] },
         { name: 'dst-otherstore', sharedStorageDir: '/tmp/vmmig-other-shared-storage' },
@@ -111,7 +112,9 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
 
     it.each([
       ['dst-amd', {}, 'cpu_compatible'],
-      ['dst-old', {}, 'kernel_compatible'],
+      ['dst-old', {}, 'qemu_compatible'],
+      ['dst-old', { skip_kernel_check: true }, 'qemu_compatible'],
+      ['dst-kernel', {}, 'kernel_compatible'],
       ['dst-small', {}, 'destination_capacity'],
       ['dst-nonet', {}, 'destination_networks'],
       ['dst-otherstore', {}, 'destination_storage'],
@@ -178,8 +181,9 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
         'completed',
       );
       const kernel = await liveMigrate(stack, 'checked', {
-        prefer_host: 'dst-old',
+        prefer_host: 'dst-kernel',
         skip_kernel_check: true,
+        // The guest is on dst-amd now: its CPU differs from dst-kernel's.
         skip_cpu_check: true,
       });
       expect(kernel.status, JSON.stringify(kernel.body)).toBe(202);

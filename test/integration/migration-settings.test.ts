@@ -12,7 +12,15 @@ interface ErrorBody {
 interface EffectiveBody {
   policy: string | null;
   explanation: string[];
-  settings: { convergence: string; allowPostCopy: boolean; sources: Record<string, string>; tls: boolean };
+  settings: {
+    convergence: string;
+    allowPostCopy: boolean;
+    sources: Record<string, string>;
+    tls: boolean;
+    bandwidthMode: string;
+    bandwidthBytes: number;
+    notes: string[];
+  };
 }
 
 describe('cluster migration config and label-selected policies', () => {
@@ -119,6 +127,22 @@ describe('cluster migration config and label-selected policies', () => {
     expect(none.body.settings.sources.allowPostCopy).toBe('cluster-default');
   });
 
+  it('sizes auto bandwidth from the link speed the source host reported', async () => {
+    // h1 is a sim agent: its facts report its modelled 10 Gbit/s link, stored at registration.
+    const auto = {
+      name: 'a-auto',
+      selectors: { guestLabels: { tier: 'gold' }, projectLabels: { env: 'prod' } },
+    };
+    expect((await stack.api('POST', '/v1/migration-policies', auto)).status).toBe(201);
+    const effective = await stack.api<EffectiveBody>('GET', '/v1/servers/gold/migration-policy');
+    expect(effective.body.policy).toBe('a-auto');
+    expect(effective.body.settings.bandwidthMode).toBe('auto');
+    // 90% of 10000 Mbit/s shared by the default 2 outbound migrations.
+    expect(effective.body.settings.bandwidthBytes).toBe(562_500_000);
+    expect(effective.body.settings.notes.join('\n')).toContain('auto, 90% of the 10000 Mbit/s link');
+    expect((await stack.api('DELETE', '/v1/migration-policies/a-auto')).status).toBe(200);
+  });
+
   it('names unknown policies and bad policy fields', async () => {
     expect((await stack.api('GET', '/v1/migration-policies/nope')).status).toBe(404);
     expect((await stack.api('DELETE', '/v1/migration-policies/nope')).status).toBe(404);
@@ -134,5 +158,15 @@ describe('cluster migration config and label-selected policies', () => {
     });
     expect(noSchedule.status).toBe(400);
     expect(noSchedule.body.error.field).toMatch(/^schedule/);
+    // Parallel limits are the cluster's: a policy naming one would have replaced the cap for everyone.
+    const limit = await stack.api<ErrorBody>('POST', '/v1/migration-policies', {
+      name: 'z',
+      selectors: { guestLabels: { tier: 'db' } },
+      overrides: { parallelMigrationsPerCluster: 50 },
+    });
+    expect(limit.status).toBe(400);
+    expect(limit.body.error.field).toBe('overrides.parallelMigrationsPerCluster');
+    expect(limit.body.error.message).toContain('cluster-wide');
+    expect((await stack.api('GET', '/v1/migration-policies/z')).status).toBe(404);
   });
 });

@@ -1,13 +1,19 @@
 import { describe, expect, it } from 'vitest';
 import {
+  clusterWideFields,
   completionDeadlineSeconds,
   configFromRequest,
   DEFAULT_MIGRATION_CONFIG,
+  migrationConfigFields,
+  migrationConfigFieldSchemas,
   migrationConfigOverridesSchema,
   migrationConfigRequestSchema,
+  migrationOverrideFields,
   migrationDataGigabytes,
   MigrationSettingsError,
   parseQuantity,
+  storedOverrides,
+  workloadDisruptionAllowed,
 } from '../../domain/migration-config.ts';
 
 const MiB = 1024 * 1024;
@@ -25,7 +31,9 @@ function rejection(body: unknown): MigrationSettingsError {
 
 describe('cluster migration config defaults', () => {
   it("are KubeVirt's, with Cloudpods' 300 ms downtime and nothing disruptive allowed", () => {
-    expect(DEFAULT_MIGRATION_CONFIG).toEqual({
+    // allowWorkloadDisruption is unset: it follows allowPostCopy (KubeVirt, below).
+    expect(Object.hasOwn(DEFAULT_MIGRATION_CONFIG, 'allowWorkloadDisruption')).toBe(false);
+    expect(DEFAULT_MIGRATION_CONFIG).toStrictEqual({
       bandwidthPerMigration: 0,
       completionTimeoutPerGiB: 150,
       parallelMigrationsPerCluster: 5,
@@ -34,7 +42,6 @@ describe('cluster migration config defaults', () => {
       progressTimeout: 150,
       allowPostCopy: false,
       allowAutoConverge: false,
-      allowWorkloadDisruption: false,
       maxDowntimeMs: 300,
       queueTimeout: 3600,
       resiliencePolicy: 'all',
@@ -215,18 +222,55 @@ describe('policy overrides schema', () => {
     expect(migrationConfigOverridesSchema.parse({})).toEqual({});
   });
 
-  it('rejects unknown and invalid fields', () => {
-    expect(migrationConfigOverridesSchema.safeParse({ nope: 1 }).success).toBe(false);
+  it('rejects unknown and invalid fields, listing the overridable ones', () => {
+    const unknown = migrationConfigOverridesSchema.safeParse({ nope: 1 });
+    expect(unknown.error?.issues[0]?.message).toBe(
+      'unknown field(s) nope; the fields are bandwidthPerMigration, completionTimeoutPerGiB, allowPostCopy, ' +
+        'allowAutoConverge, allowWorkloadDisruption, maxDowntimeMs',
+    );
     expect(migrationConfigOverridesSchema.safeParse({ maxDowntimeMs: -1 }).success).toBe(false);
-    expect(migrationConfigOverridesSchema.safeParse({ queueTimeout: 0 }).success).toBe(false);
-    expect(migrationConfigOverridesSchema.parse({ queueTimeout: 600 })).toEqual({ queueTimeout: 600 });
+    expect(migrationConfigOverridesSchema.parse({ maxDowntimeMs: 900 })).toEqual({ maxDowntimeMs: 900 });
   });
 
-  it("refuses the resilience policy: it is the cluster's, not a policy's", () => {
-    const result = migrationConfigOverridesSchema.safeParse({ resiliencePolicy: 'none' });
+  // KubeVirt's MigrationPolicySpec (staging/src/kubevirt.io/api/migrations/v1alpha1/types.go) has none of
+  // these; they are MigrationConfiguration (cluster) fields, and the resilience policy is oVirt's cluster one.
+  it.each([
+    ['parallelMigrationsPerCluster', 3],
+    ['parallelOutboundMigrationsPerNode', 1],
+    ['parallelInboundMigrationsPerNode', 1],
+    ['progressTimeout', 60],
+    ['queueTimeout', 600],
+    ['queueTimeout', 0],
+    ['resiliencePolicy', 'none'],
+  ])('refuses the cluster-wide %s (%j), saying it is cluster-wide', (field, value) => {
+    const result = migrationConfigOverridesSchema.safeParse({ [field]: value });
     expect(result.success).toBe(false);
-    expect(result.error?.issues[0]?.message).toMatch(/unknown field\(s\) resiliencePolicy/);
-    expect(result.error?.issues[0]?.message).not.toMatch(/the fields are .*resiliencePolicy/);
+    expect(result.error?.issues).toHaveLength(1);
+    expect(result.error?.issues[0]?.path).toEqual([field]);
+    expect(result.error?.issues[0]?.message).toBe(
+      `${field} is cluster-wide: a policy cannot override it; set it in the cluster migration config (PUT /v1/migration-config)`,
+    );
+    expect(clusterWideFields).toContain(field);
+  });
+
+  it('overridable and cluster-wide fields partition the config', () => {
+    expect([...migrationOverrideFields, ...clusterWideFields].sort()).toEqual(
+      [...migrationConfigFields].sort(),
+    );
+    expect(migrationConfigFields).toEqual(Object.keys(migrationConfigFieldSchemas));
+  });
+
+  it("storedOverrides splits a stored policy's overrides into applied and ignored (cluster-wide) ones", () => {
+    expect(
+      storedOverrides({ parallelMigrationsPerCluster: 1, maxDowntimeMs: 900, progressTimeout: 5, other: 1 }),
+    ).toEqual({
+      applied: { maxDowntimeMs: 900 },
+      ignored: [
+        { field: 'parallelMigrationsPerCluster', value: 1 },
+        { field: 'progressTimeout', value: 5 },
+      ],
+    });
+    expect(storedOverrides(undefined)).toEqual({ applied: {}, ignored: [] });
   });
 });
 
@@ -255,5 +299,37 @@ describe('completionDeadlineSeconds (KubeVirt: per GiB setting x decimal GB roun
 
   it('0 per GiB means no deadline (0)', () => {
     expect(completionDeadlineSeconds({ completionTimeoutPerGiB: 0 }, 4 * GiB, 0)).toBe(0);
+  });
+});
+
+/**
+ * KubeVirt (kubevirt/kubevirt pkg/virt-config/virt-config.go, ClusterConfig.GetMigrationConfiguration): "For
+ * backward compatibility, AllowWorkloadDisruption will follow the value of AllowPostCopy, if not explicitly
+ * set". The cluster config can say "unset": leave the field out (or null).
+ */
+describe('allowWorkloadDisruption in the cluster config: unset follows allowPostCopy', () => {
+  it('left out or null, it is unset (absent from the config)', () => {
+    for (const body of [{}, { allowWorkloadDisruption: null }, { allowPostCopy: true }]) {
+      const config = configFromRequest(body);
+      expect(config.allowWorkloadDisruption).toBeUndefined();
+      expect(JSON.parse(JSON.stringify(config))).not.toHaveProperty('allowWorkloadDisruption');
+    }
+    expect(configFromRequest({ allowWorkloadDisruption: false }).allowWorkloadDisruption).toBe(false);
+    expect(configFromRequest({ allowWorkloadDisruption: true }).allowWorkloadDisruption).toBe(true);
+  });
+
+  it.each([
+    [{ allowPostCopy: false }, { value: false, followsAllowPostCopy: true }],
+    [{ allowPostCopy: true }, { value: true, followsAllowPostCopy: true }],
+    [
+      { allowPostCopy: true, allowWorkloadDisruption: false },
+      { value: false, followsAllowPostCopy: false },
+    ],
+    [
+      { allowPostCopy: false, allowWorkloadDisruption: true },
+      { value: true, followsAllowPostCopy: false },
+    ],
+  ])('%j: %j', (config, expected) => {
+    expect(workloadDisruptionAllowed(config)).toEqual(expected);
   });
 });

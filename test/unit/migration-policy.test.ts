@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { ovirtSchedules } from '../../domain/convergence/schedule.ts';
-import { DEFAULT_MIGRATION_CONFIG, MigrationSettingsError } from '../../domain/migration-config.ts';
+import {
+  DEFAULT_MIGRATION_CONFIG,
+  MigrationSettingsError,
+  migrationOverrideFields,
+} from '../../domain/migration-config.ts';
 import {
   AUTO_BANDWIDTH_LINK_FRACTION,
   migrationPolicySchema,
@@ -14,8 +18,14 @@ import {
 
 const MiB = 1024 * 1024;
 
+/** A policy from the API; selectors default to {} (every guest) here, the API itself requires them. */
 function policy(name: string, overrides: Partial<MigrationPolicy> = {}): MigrationPolicy {
-  return policyFromRequest({ name, ...overrides });
+  return policyFromRequest({ name, selectors: {}, ...overrides });
+}
+
+/** A policy as stored before the cluster-wide overrides were refused: the API no longer builds one. */
+function legacyPolicy(name: string, overrides: Record<string, unknown>): MigrationPolicy {
+  return { ...policy(name), overrides } as unknown as MigrationPolicy;
 }
 
 function rejection(body: unknown): MigrationSettingsError {
@@ -29,8 +39,8 @@ function rejection(body: unknown): MigrationSettingsError {
 }
 
 describe('migration policy schema', () => {
-  it('fills the defaults: no selectors, no overrides, predictive, auto bandwidth, encryption left to the default', () => {
-    expect(policyFromRequest({ name: 'p' })).toEqual({
+  it('fills the defaults: empty label maps, no overrides, predictive, auto bandwidth, encryption left to the default', () => {
+    expect(policyFromRequest({ name: 'p', selectors: {} })).toEqual({
       name: 'p',
       selectors: { guestLabels: {}, projectLabels: {} },
       overrides: {},
@@ -61,6 +71,7 @@ describe('migration policy schema', () => {
   it('accepts an operator schedule', () => {
     const p = policyFromRequest({
       name: 'mine',
+      selectors: {},
       convergence: 'schedule',
       schedule: [
         { afterPass: 0, action: 'set-downtime', downtimeMs: 50 },
@@ -97,14 +108,19 @@ describe('migration policy schema', () => {
       'overrides.bandwidthPerMigration',
       /contradicts bandwidth mode 'custom'/,
     ],
-    [{ name: 'p', convergence: 'large-vms', encryption: true }, 'encryption', /zero-copy/],
     [{ name: 'p', encryption: 'yes' }, 'encryption', /true or false/],
     [
       { name: 'p', overrides: { bandwidthPerMigration: '64MB' } },
       'overrides.bandwidthPerMigration',
       /quantity/,
     ],
-    [{ name: 'p', overrides: { progressTimeout: -1 } }, 'overrides.progressTimeout', /at least 0/],
+    [
+      { name: 'p', overrides: { completionTimeoutPerGiB: -1 } },
+      'overrides.completionTimeoutPerGiB',
+      /at least 0/,
+    ],
+    [{ name: 'p' }, 'selectors', /required \(as in KubeVirt\).*\{\} selects every guest/],
+    [{ name: 'p', selectors: null }, 'selectors', /object/],
     [{ name: 'p', overrides: { nope: 1 } }, 'overrides.nope', /unknown field/],
     [{ name: 'p', selectors: { guestLabels: { a: 1 } } }, 'selectors.guestLabels.a', /label value/],
     [{ name: 'p', selectors: { vmLabels: {} } }, 'selectors.vmLabels', /Unrecognized key/],
@@ -157,7 +173,7 @@ describe('migration policy schema', () => {
   });
 
   it('the schema output is a MigrationPolicy', () => {
-    const parsed: MigrationPolicy = migrationPolicySchema.parse({ name: 'x' });
+    const parsed: MigrationPolicy = migrationPolicySchema.parse({ name: 'x', selectors: {} });
     expect(parsed.name).toBe('x');
   });
 });
@@ -182,31 +198,39 @@ describe('selectPolicy (KubeVirt semantics)', () => {
     expect(result.candidates).toEqual([
       {
         name: 'catch-all',
-        matches: false,
+        matches: true,
         matchedLabels: 0,
-        detail: 'no selectors: a policy without selectors selects no guest',
+        matchedGuestLabels: 0,
+        matchedProjectLabels: 0,
+        detail: 'empty selectors: matches every guest, at the lowest precedence (0 labels)',
       },
       {
         name: 'hpc-production',
         matches: true,
         matchedLabels: 2,
+        matchedGuestLabels: 1,
+        matchedProjectLabels: 1,
         detail: 'matches 2 labels: guest environment=production, project hpc-workloads=True',
       },
       {
         name: 'large',
         matches: false,
         matchedLabels: 0,
+        matchedGuestLabels: 0,
+        matchedProjectLabels: 0,
         detail: 'does not match: guest label size=large required, the guest has size=small',
       },
       {
         name: 'production',
         matches: true,
         matchedLabels: 1,
+        matchedGuestLabels: 1,
+        matchedProjectLabels: 0,
         detail: 'matches 1 label: guest environment=production',
       },
     ]);
     expect(result.explanation).toEqual([
-      'catch-all: no selectors: a policy without selectors selects no guest',
+      'catch-all: empty selectors: matches every guest, at the lowest precedence (0 labels)',
       'hpc-production: matches 2 labels: guest environment=production, project hpc-workloads=True',
       'large: does not match: guest label size=large required, the guest has size=small',
       'production: matches 1 label: guest environment=production',
@@ -240,16 +264,26 @@ describe('selectPolicy (KubeVirt semantics)', () => {
     expect(selectPolicy([production], { environment: 'Production' }, {}).policy).toBeNull();
   });
 
-  it('a policy with no selectors at all matches nobody, even a guest without labels', () => {
-    const result = selectPolicy([everything], {}, {});
-    expect(result.policy).toBeNull();
-    expect(result.explanation[0]).toBe(
-      'catch-all: no selectors: a policy without selectors selects no guest',
+  it('a policy with empty selectors matches every guest, labelled or not, at the lowest precedence', () => {
+    const bare = selectPolicy([everything], {}, {});
+    expect(bare.policy?.name).toBe('catch-all');
+    expect(bare.explanation).toEqual([
+      'catch-all: empty selectors: matches every guest, at the lowest precedence (0 labels)',
+      'selected catch-all: only policies with empty selectors match: it is the catch-all',
+    ]);
+    expect(selectPolicy([everything, large], { size: 'small' }, { team: 'x' }).policy?.name).toBe(
+      'catch-all',
+    );
+    // Any policy matching one label beats it, whatever the names.
+    const aaa = policy('aaa', {});
+    expect(selectPolicy([aaa, production], { environment: 'production' }, {}).policy?.name).toBe(
+      'production',
     );
   });
 
   it('ties go to the name that sorts first, whatever the order given', () => {
     const b = policy('beta', { selectors: { guestLabels: { tier: 'web' }, projectLabels: {} } });
+    // One project label: the same total, but KubeVirt ranks guest (VMI) labels above project ones.
     const a = policy('alpha', { selectors: { guestLabels: {}, projectLabels: { team: 'red' } } });
     const c = policy('Gamma', { selectors: { guestLabels: { tier: 'web' }, projectLabels: {} } });
     for (const order of [
@@ -261,7 +295,7 @@ describe('selectPolicy (KubeVirt semantics)', () => {
       // Code-unit order: upper case sorts before lower case, independent of the locale.
       expect(result.policy?.name).toBe('Gamma');
       expect(result.explanation.at(-1)).toBe(
-        'selected Gamma: Gamma, alpha, beta tie at 1 matching labels, the first name in alphabetical order wins',
+        'selected Gamma: Gamma, beta tie at 1 matching label (1 guest, 0 project), the first name in alphabetical order wins',
       );
     }
   });
@@ -319,17 +353,18 @@ describe('resolveSettings', () => {
   it("a policy's overrides win and are attributed to it; the rest stays cluster-default", () => {
     const p = policy('fast', {
       selectors: { guestLabels: { a: 'b' }, projectLabels: {} },
-      overrides: { progressTimeout: 60, allowPostCopy: true },
+      overrides: { completionTimeoutPerGiB: 60, allowPostCopy: true },
       bandwidth: { mode: 'hypervisor-default' },
     });
     const s = resolveSettings(config, p);
-    expect(s.progressTimeout).toBe(60);
+    expect(s.completionTimeoutPerGiB).toBe(60);
     expect(s.allowPostCopy).toBe(true);
-    expect(s.sources.progressTimeout).toBe('policy:fast');
+    expect(s.sources.completionTimeoutPerGiB).toBe('policy:fast');
     expect(s.sources.allowPostCopy).toBe('policy:fast');
-    expect(s.sources.completionTimeoutPerGiB).toBe('cluster-default');
+    expect(s.sources.maxDowntimeMs).toBe('cluster-default');
+    expect(s.sources.progressTimeout).toBe('cluster-default');
     expect(s.sources.convergence).toBe('policy:fast');
-    expect(s.convergencePolicy).toMatchObject({ kind: 'predictive', progressTimeoutSeconds: 60 });
+    expect(s.convergencePolicy).toMatchObject({ kind: 'predictive', progressTimeoutSeconds: 150 });
   });
 
   it('auto bandwidth: 90% of the host link shared by the outbound slots, capped by the cluster bandwidth', () => {
@@ -378,7 +413,7 @@ describe('resolveSettings', () => {
     expect(custom.sources.bandwidthBytes).toBe('policy:c');
   });
 
-  it('TLS is on by default; only a policy turns it off, explicitly or by its large-vms type', () => {
+  it('TLS is on by default; only a policy turns it off, explicitly or by its large-vms type (oVirt below)', () => {
     const none = resolveSettings(config, null);
     expect([none.tls, none.sources.tls]).toEqual([true, 'cluster-default']);
     const silent = resolveSettings(config, policy('silent'));
@@ -390,7 +425,7 @@ describe('resolveSettings', () => {
     const big = resolveSettings(config, policy('big', { convergence: 'large-vms' }));
     expect([big.tls, big.sources.tls]).toEqual([false, 'policy:big']);
     expect(big.notes).toContain(
-      "tls: off, as the 'large-vms' policy type's zero-copy transfer cannot be encrypted",
+      "tls: off, as oVirt's 'Very large VMs' policy does: its migration need not be encrypted (encryption: true turns TLS back on)",
     );
   });
 
@@ -494,6 +529,357 @@ describe('resolveSettings', () => {
       postCopyAllowed: true,
       pauseAllowed: true,
       autoConvergeAllowed: true,
+      completionTimeoutPerGiB: 150,
     });
   });
+});
+
+/**
+ * Written from KubeVirt's source, kubevirt/kubevirt (main, 2026-08):
+ * - pkg/virt-controller/watch/migration/migrationpolicy.go, matchPolicy / countMatchingLabels /
+ *   migrationPolicyMatchScore.greaterThan: a policy matches when every label of its selectors is on the VMI
+ *   (virtualMachineInstanceSelector) and its namespace (namespaceSelector); "the policy that matches the VMI
+ *   and specifies the most labels that matched" wins; on equal totals, `score.matchingVMILabels >
+ *   otherScore.matchingVMILabels`; "If two policies are matched and have the same level of details ... the
+ *   matched policy is chosen by policies' names ordered by lexicographic order".
+ * - the table mirrors pkg/virt-controller/watch/migration/migration_test.go, "Migration policy / matching and
+ *   precedence" (policyInfo{name, vmiMatchingLabels, namespaceMatchingLabels}).
+ * - empty vs absent: countMatchingLabels returns no match only when `policy.Spec.Selectors == nil`; empty
+ *   selector maps count 0 labels and match, and matchPolicy's best score starts at {0, 0}, so such a policy
+ *   is selected only when nothing more specific matches. The CRD (staging/src/kubevirt.io/api/migrations/
+ *   v1alpha1/types.go, MigrationPolicySpec.Selectors, `json:"selectors"`; required in the generated schema)
+ *   requires `selectors`: ours does too, so `{}` is always a deliberate catch-all.
+ * - not copied: KubeVirt skips a selector when the VMI's label map is nil (and gates the namespace check on
+ *   the VMI's labels too), so a VMI without any label matches every policy; our guests always have a label
+ *   object, and an unlabelled guest fails every non-empty selector.
+ */
+describe("selectPolicy: KubeVirt's precedence, from its source", () => {
+  /** A policy with `guest` VMI labels and `project` namespace labels, all of them on the guest / project. */
+  function scored(name: string, guest: number, project: number) {
+    const keys = (kind: string, n: number) =>
+      Object.fromEntries(Array.from({ length: n }, (_, i) => [`${name}-${kind}-key-${i}`, 'v']));
+    return policy(name, {
+      selectors: { guestLabels: keys('vmi', guest), projectLabels: keys('ns', project) },
+    });
+  }
+  function labelsOf(policies: MigrationPolicy[]) {
+    return {
+      guest: Object.assign({}, ...policies.map((p) => p.selectors.guestLabels)) as Record<string, string>,
+      project: Object.assign({}, ...policies.map((p) => p.selectors.projectLabels)) as Record<string, string>,
+    };
+  }
+
+  it.each([
+    // KubeVirt's own entries.
+    ['only one policy should be matched', 'one', [['one', 1, 4]]],
+    [
+      'most detail policy should be matched',
+      'two',
+      [
+        ['one', 1, 4],
+        ['two', 4, 2],
+      ],
+    ],
+    [
+      'same level of detail: first name in lexicographic order (1)',
+      'aa',
+      [
+        ['aa', 2, 2],
+        ['zz', 2, 2],
+      ],
+    ],
+    [
+      'same level of detail: first name in lexicographic order (2)',
+      'aa',
+      [
+        ['zz', 2, 2],
+        ['aa', 2, 2],
+      ],
+    ],
+    [
+      'VMI labels have precedence over namespace labels (same count)',
+      'z-vmi',
+      [
+        ['a-ns', 0, 3],
+        ['z-vmi', 3, 0],
+      ],
+    ],
+    // From greaterThan: equal totals rank by VMI labels, only then by name.
+    [
+      'equal totals: more guest labels wins over the name',
+      'c',
+      [
+        ['b', 2, 2],
+        ['c', 3, 1],
+      ],
+    ],
+    [
+      'equal totals: 1 guest + 1 project loses to 2 guest',
+      'z',
+      [
+        ['a', 1, 1],
+        ['z', 2, 0],
+      ],
+    ],
+    [
+      'a higher total wins even with fewer guest labels',
+      'a',
+      [
+        ['a', 0, 5],
+        ['b', 4, 0],
+      ],
+    ],
+    // Empty selectors: score {0, 0}, the lowest.
+    [
+      'empty selectors lose to any matching label',
+      'z',
+      [
+        ['a', 0, 0],
+        ['z', 0, 1],
+      ],
+    ],
+    ['empty selectors alone: selected', 'only', [['only', 0, 0]]],
+    [
+      'two empty selectors: the name',
+      'a',
+      [
+        ['b', 0, 0],
+        ['a', 0, 0],
+      ],
+    ],
+  ] as const)('%s: %s', (_rule, winner, defs) => {
+    const policies = defs.map(([name, guest, project]) => scored(name, guest, project));
+    const { guest, project } = labelsOf(policies);
+    expect(selectPolicy(policies, guest, project).policy?.name).toBe(winner);
+    expect(selectPolicy([...policies].reverse(), guest, project).policy?.name).toBe(winner);
+  });
+
+  it('a policy with one non-fitting label does not match (KubeVirt: "policy with one non-fitting label should not match")', () => {
+    const p = scored('p', 4, 3);
+    const { guest, project } = labelsOf([p]);
+    expect(selectPolicy([p], { ...guest, 'p-vmi-key-0': 'XYZ' }, project).policy).toBeNull();
+    expect(selectPolicy([], guest, project).policy).toBeNull();
+  });
+
+  it('the explanation says when guest labels broke a tie', () => {
+    const policies = [scored('a', 1, 1), scored('z', 2, 0)];
+    const { guest, project } = labelsOf(policies);
+    expect(selectPolicy(policies, guest, project).explanation.at(-1)).toBe(
+      'selected z: a, z tie at 2 matching labels; it matches the most guest labels (2), which KubeVirt ranks above project labels',
+    );
+  });
+});
+
+/**
+ * KubeVirt's MigrationPolicySpec (kubevirt/kubevirt staging/src/kubevirt.io/api/migrations/v1alpha1/types.go)
+ * holds allowAutoConverge, bandwidthPerMigration, completionTimeoutPerGiB, maxDowntimeMs, allowPostCopy and
+ * allowWorkloadDisruption (plus the experimental options); applyMigrationPolicySpec
+ * (pkg/virt-controller/watch/migration/migrationpolicy.go) merges exactly those onto the cluster's
+ * configuration. parallelMigrationsPerCluster, parallelOutboundMigrationsPerNode,
+ * parallelInboundMigrationsPerNode and progressTimeout are MigrationConfiguration (cluster) fields only.
+ */
+describe("policy overrides: what KubeVirt's MigrationPolicySpec can override", () => {
+  it("are exactly KubeVirt's MigrationPolicySpec fields (maxDowntimeMs included)", () => {
+    expect([...migrationOverrideFields].sort()).toEqual(
+      [
+        'allowAutoConverge',
+        'bandwidthPerMigration',
+        'completionTimeoutPerGiB',
+        'maxDowntimeMs',
+        'allowPostCopy',
+        'allowWorkloadDisruption',
+      ].sort(),
+    );
+    const p = policy('all', {
+      overrides: {
+        allowAutoConverge: true,
+        bandwidthPerMigration: '64Mi',
+        completionTimeoutPerGiB: 800,
+        maxDowntimeMs: 900,
+        allowPostCopy: true,
+        allowWorkloadDisruption: false,
+      } as unknown as MigrationPolicy['overrides'],
+    });
+    expect(p.overrides).toEqual({
+      allowAutoConverge: true,
+      bandwidthPerMigration: 64 * MiB,
+      completionTimeoutPerGiB: 800,
+      maxDowntimeMs: 900,
+      allowPostCopy: true,
+      allowWorkloadDisruption: false,
+    });
+  });
+
+  it.each([
+    ['parallelMigrationsPerCluster', 1],
+    ['parallelOutboundMigrationsPerNode', 4],
+    ['parallelInboundMigrationsPerNode', 4],
+    ['progressTimeout', 60],
+    ['queueTimeout', 7200],
+    ['resiliencePolicy', 'none'],
+  ])('a policy naming the cluster-wide %s is a 400 naming overrides.%s', (field, value) => {
+    const err = rejection({ name: 'p', selectors: {}, overrides: { [field]: value } });
+    expect(err.field).toBe(`overrides.${field}`);
+    expect(err.message).toBe(
+      `overrides.${field}: ${field} is cluster-wide: a policy cannot override it; set it in the cluster migration config (PUT /v1/migration-config)`,
+    );
+  });
+
+  it('a stored policy that still names them loads; resolveSettings keeps the cluster values and says each was ignored', () => {
+    const cluster = {
+      ...DEFAULT_MIGRATION_CONFIG,
+      parallelMigrationsPerCluster: 5,
+      parallelOutboundMigrationsPerNode: 2,
+      progressTimeout: 150,
+    };
+    const stored = legacyPolicy('old', {
+      parallelMigrationsPerCluster: 1,
+      parallelOutboundMigrationsPerNode: 8,
+      parallelInboundMigrationsPerNode: 8,
+      progressTimeout: 10,
+      queueTimeout: 7200,
+      resiliencePolicy: 'none',
+      maxDowntimeMs: 900,
+    });
+    expect(selectPolicy([stored], {}, {}).policy?.name).toBe('old');
+    const s = resolveSettings(cluster, stored, 10_000);
+    expect(s).toMatchObject({
+      parallelMigrationsPerCluster: 5,
+      parallelOutboundMigrationsPerNode: 2,
+      parallelInboundMigrationsPerNode: 2,
+      progressTimeout: 150,
+      queueTimeout: 3600,
+      resiliencePolicy: 'all',
+      maxDowntimeMs: 900,
+    });
+    for (const field of [
+      'parallelMigrationsPerCluster',
+      'parallelOutboundMigrationsPerNode',
+      'parallelInboundMigrationsPerNode',
+      'progressTimeout',
+      'queueTimeout',
+      'resiliencePolicy',
+    ] as const) {
+      expect(s.sources[field]).toBe('cluster-default');
+    }
+    expect(s.sources.maxDowntimeMs).toBe('policy:old');
+    // The convergence engine's progress timeout and the auto bandwidth share are the cluster's too.
+    expect(s.convergencePolicy).toMatchObject({ kind: 'predictive', progressTimeoutSeconds: 150 });
+    expect(s.bandwidthBytes).toBe(562_500_000);
+    expect(s.notes).toContain(
+      'overrides.parallelMigrationsPerCluster: 1 ignored, parallelMigrationsPerCluster is cluster-wide: a policy cannot override it; ' +
+        "set it in the cluster migration config (PUT /v1/migration-config); the cluster's 5 applies",
+    );
+    expect(s.notes.filter((n) => / ignored, /.test(n))).toHaveLength(6);
+  });
+});
+
+/**
+ * KubeVirt: allowWorkloadDisruption "indicates that the migration shouldn't be canceled after
+ * acceptableCompletionTime is exceeded. Instead, if permitted, migration will be switched to post-copy or the
+ * VMI will be paused" (staging/src/kubevirt.io/api/core/v1/types.go, MigrationConfiguration and
+ * VMIMConfigurationOptions). Left unset it follows allowPostCopy: in the cluster config
+ * (pkg/virt-config/virt-config.go, ClusterConfig.GetMigrationConfiguration: "AllowWorkloadDisruption will
+ * follow the value of AllowPostCopy, if not explicitly set") and in a policy
+ * (pkg/virt-controller/watch/migration/migrationpolicy.go, applyMigrationPolicySpec: "if the policy specifies
+ * AllowPostCopy but not AllowWorkloadDisruption, AllowWorkloadDisruption should follow AllowPostCopy"; its
+ * test table "backward compatibility shim for AllowWorkloadDisruption").
+ */
+describe('allowWorkloadDisruption left unset follows allowPostCopy (KubeVirt)', () => {
+  const base = { ...DEFAULT_MIGRATION_CONFIG };
+
+  it.each([
+    [false, undefined, false, true],
+    [true, undefined, true, true],
+    [true, false, false, false],
+    [false, true, true, false],
+  ])(
+    'cluster allowPostCopy %s, allowWorkloadDisruption %s: %s (followed: %s)',
+    (allowPostCopy, allowWorkloadDisruption, expected, followed) => {
+      const s = resolveSettings({ ...base, allowPostCopy, allowWorkloadDisruption }, null);
+      expect(s.allowWorkloadDisruption).toBe(expected);
+      expect(s.sources.allowWorkloadDisruption).toBe('cluster-default');
+      expect(
+        s.notes.includes(
+          `allowWorkloadDisruption: ${expected ? 'on' : 'off'}, following the cluster's allowPostCopy (unset in the cluster config)`,
+        ),
+      ).toBe(followed);
+    },
+  );
+
+  it.each([
+    // [cluster, policy overrides, allowWorkloadDisruption, its source]
+    ['post-copy on, pausing unset', { allowPostCopy: true }, { allowPostCopy: false }, false, 'policy:p'],
+    ['pausing explicitly on', { allowWorkloadDisruption: true }, { allowPostCopy: false }, false, 'policy:p'],
+    ['pausing explicitly off', { allowWorkloadDisruption: false }, { allowPostCopy: true }, true, 'policy:p'],
+    ['pausing off', {}, { allowPostCopy: true, allowWorkloadDisruption: false }, false, 'policy:p'],
+    ['post-copy off', {}, { allowWorkloadDisruption: true }, true, 'policy:p'],
+    ['post-copy on, pausing unset', { allowPostCopy: true }, {}, true, 'cluster-default'],
+    ['pausing explicitly on', { allowWorkloadDisruption: true }, {}, true, 'cluster-default'],
+  ] as const)('cluster %s, policy %j: %s from %s', (_c, cluster, overrides, expected, source) => {
+    const config = { ...base, ...cluster };
+    const s = resolveSettings(config, policy('p', { overrides }));
+    expect(s.allowWorkloadDisruption).toBe(expected);
+    expect(s.sources.allowWorkloadDisruption).toBe(source);
+    expect(startContextFor(s, { memoryBytes: MiB, localDiskBytes: 0 }).pauseAllowed).toBe(expected);
+  });
+
+  it("says when it followed the policy's allowPostCopy", () => {
+    const s = resolveSettings(base, policy('p', { overrides: { allowPostCopy: false } }));
+    expect(s.notes).toContain(
+      "allowWorkloadDisruption: off, following the policy's allowPostCopy (the policy leaves it unset)",
+    );
+  });
+
+  it("follows only an explicit allowPostCopy, as KubeVirt's spec.AllowPostCopy: not the 'post-copy' type's", () => {
+    const s = resolveSettings(base, policy('pc', { convergence: 'post-copy' }));
+    expect([s.allowPostCopy, s.allowWorkloadDisruption]).toEqual([true, false]);
+  });
+
+  it('a legacy stored config row (an explicit false) keeps it; a row without the field follows', () => {
+    const legacy = { ...DEFAULT_MIGRATION_CONFIG, allowPostCopy: true, allowWorkloadDisruption: false };
+    expect(resolveSettings(legacy, null).allowWorkloadDisruption).toBe(false);
+    const unset = { ...DEFAULT_MIGRATION_CONFIG, allowPostCopy: true };
+    expect(resolveSettings(unset, null).allowWorkloadDisruption).toBe(true);
+  });
+});
+
+/**
+ * oVirt, oVirt/ovirt-engine (master, 2026-08):
+ * - packaging/dbscripts/upgrade/pre_upgrade/0000_config.sql ("Add Very large VMs migration policy"): the
+ *   MigrationPolicies entry "Very large VMs" is the one with `"zeroCopy":true`.
+ * - frontend/webadmin/modules/uicompat/src/main/resources/org/ovirt/engine/ui/uicompat/
+ *   LocalizedMigrationPolicies.properties: "a possibly risky migration mechanism is accepted and the migration
+ *   need not be encrypted".
+ * - backend/manager/modules/bll/src/main/java/org/ovirt/engine/core/bll/MigrateVmCommand.java,
+ *   createMigrateVDSCommandParameters: zero-copy is used only `&& !migrateEncrypted`; an encrypted migration
+ *   under that policy is not refused, it just goes without zero-copy (the VM's or cluster's encryption
+ *   setting, VmHandler.getMigrateEncrypted, wins).
+ * So: 'large-vms' turns TLS off when the policy says nothing, and an explicit encryption wins either way.
+ */
+describe("'large-vms' and encryption, as oVirt's 'Very large VMs' policy", () => {
+  it.each([
+    [undefined, false, 'policy:big'],
+    [true, true, 'policy:big'],
+    [false, false, 'policy:big'],
+  ])('encryption %s: TLS %s from %s', (encryption, tls, source) => {
+    const p = policyFromRequest({ name: 'big', selectors: {}, convergence: 'large-vms', encryption });
+    const s = resolveSettings(DEFAULT_MIGRATION_CONFIG, p);
+    expect([s.tls, s.sources.tls]).toEqual([tls, source]);
+  });
+
+  it('encryption: true is accepted with it, and the note says oVirt gives up zero-copy then', () => {
+    const p = policyFromRequest({ name: 'big', selectors: {}, convergence: 'large-vms', encryption: true });
+    expect(resolveSettings(DEFAULT_MIGRATION_CONFIG, p).notes).toContain(
+      "tls: on, as the policy asks, with the 'large-vms' type (oVirt encrypts it too and gives up zero-copy, which this engine does not use)",
+    );
+  });
+
+  it.each(['minimal-downtime', 'post-copy', 'suspend-workload', 'predictive'] as const)(
+    "the other types ('%s') leave TLS at the default",
+    (convergence) => {
+      const s = resolveSettings(DEFAULT_MIGRATION_CONFIG, policy('p', { convergence }));
+      expect([s.tls, s.sources.tls]).toEqual([true, 'cluster-default']);
+    },
+  );
 });

@@ -12,6 +12,7 @@ import {
   hostIsUsable,
   hostsDiffer,
   kernelCompatible,
+  qemuCompatible,
   noPassthroughDevices,
 } from '../../domain/prechecks.ts';
 import { compareVersions } from '../../domain/versions.ts';
@@ -80,16 +81,35 @@ describe('pre-checks', () => {
     );
   });
 
-  it('allows same or newer QEMU and kernel only, unless skipped', () => {
-    expect(kernelCompatible(host(), host({ qemuVersion: '8.0.0' }), noSkips).ok).toBe(true);
-    expect(kernelCompatible(host(), host({ qemuVersion: '7.1.0' }), noSkips).message).toContain('QEMU');
-    expect(kernelCompatible(host(), host({ kernel: '5.10.0-20-amd64' }), noSkips).message).toContain(
-      'kernel',
-    );
-    expect(kernelCompatible(host(), host({ kernel: '6.1.0-40-cloud-amd64' }), noSkips).ok).toBe(true);
-    expect(
-      kernelCompatible(host(), host({ kernel: '5.10.0' }), { ...noSkips, skipKernelCheck: true }).ok,
-    ).toBe(true);
+  it('allows the same or a newer QEMU only, whatever skip_kernel_check says', () => {
+    expect(qemuCompatible(host(), host({ qemuVersion: '8.0.0' })).ok).toBe(true);
+    expect(qemuCompatible(host(), host()).ok).toBe(true);
+    const older = qemuCompatible(host(), host({ qemuVersion: '7.1.0' }));
+    expect(older.ok).toBe(false);
+    expect(older.message).toContain('QEMU 7.1.0 is older');
+    // skip_kernel_check is not an input of this check: the two are separate pre-checks.
+    const all = destinationChecks(guest(), host({ id: 'a' }), host({ id: 'b', qemuVersion: '6.2.0' }), {
+      ...noSkips,
+      skipKernelCheck: true,
+    });
+    expect(all.filter((c) => !c.ok).map((c) => c.name)).toEqual(['qemu_compatible']);
+  });
+
+  // Cloudpods, yunionio/cloudpods pkg/scheduler/algorithm/predicates/guest/migrate_predicate.go
+  // (MigratePredicate.Execute, "target host kernel check"): unless skip_kernel_check, a host whose
+  // `kernel_version` differs from the source's (pkg/compute/models/guest_actions.go puts the source host's
+  // kernel_version in TargetHostKernel) is excluded: equality of the whole string, newer included.
+  it.each([
+    ['6.1.0-31-cloud-amd64', false, true],
+    ['6.1.0-40-cloud-amd64', false, false],
+    ['6.12.0-1-amd64', false, false],
+    ['5.10.0-20-amd64', false, false],
+    ['5.10.0-20-amd64', true, true],
+    ['6.12.0-1-amd64', true, true],
+  ])('destination kernel %s, skip_kernel_check %s: passes %s (as Cloudpods)', (kernel, skip, ok) => {
+    const result = kernelCompatible(host(), host({ kernel }), { ...noSkips, skipKernelCheck: skip });
+    expect(result.ok).toBe(ok);
+    if (!ok) expect(result.message).toContain('use skip_kernel_check');
   });
 
   it('refuses passed-through devices and cache modes other than none', () => {
@@ -135,6 +155,7 @@ describe('pre-checks', () => {
       'hosts_differ',
       'destination_capacity',
       'cpu_compatible',
+      'qemu_compatible',
       'kernel_compatible',
       'destination_networks',
       'destination_storage',

@@ -70,20 +70,15 @@ describe('Cloudpods policy', () => {
       { dirtySyncCount: 7, cpuThrottlePercentage: 99, expectedDowntimeMs: 812.4 },
       { dirtySyncCount: 8, cpuThrottlePercentage: 99, expectedDowntimeMs: 700 },
     ];
-    const samples = figures.map((f, i) => sample(1000 * (i + 1), f));
+    const samples = figures.map((f, i) => sample(1000 * (i + 1), { ...f, remainingBytes: 40 * MiB }));
     const run = replay(cloudpodsDefault, samples);
     expect(brief(run.actions)).toEqual(['set-downtime:813@4']);
-    const direct = quicklyFinishStep(
-      { maxThrottleAtRound: 5, applied: false },
-      samples[3]?.status ?? sample(0).status,
-      300,
-    );
+    const direct = quicklyFinishStep({ countFromRound: 5 }, samples[3]?.status ?? sample(0).status, 300);
     expect(run.actions[0]?.action.reason).toBe(`quickly-finish: ${direct.reason}`);
     expect(run.actions[0]?.action.reason).toMatch(
-      /CPU throttle at 99% since round 5, now round 7: downtime limit 300 ms -> QEMU's expected 813 ms/,
+      /since round 5, now round 7: downtime limit 300 ms -> QEMU's expected 813 ms/,
     );
-    // The existing step is untouched for its other callers.
-    expect(initialQuicklyFinishState).toEqual({ maxThrottleAtRound: null, applied: false });
+    expect(initialQuicklyFinishState).toEqual({ countFromRound: null });
   });
 
   it('without quickly-finish the downtime is never raised', () => {

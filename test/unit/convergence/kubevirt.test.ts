@@ -26,13 +26,13 @@ describe('KubeVirt policy', () => {
     expect(run.actions).toEqual([]);
   });
 
-  it('past the deadline (150 s/GiB x 1 GB for 512 MiB): post-copy when allowed, then nothing more', () => {
+  it('past the deadline (150 s/GiB x 1 GB for 512 MiB): post-copy when allowed with disruption, then nothing more', () => {
     const samples = [
       ...neverConverging200s.filter((s) => s.atMs <= 151_200),
       sample(151_600, { status: 'postcopy-active', dirtySyncCount: 90, remainingBytes: 40 * MiB }),
       sample(400_000, { status: 'postcopy-active', dirtySyncCount: 90, remainingBytes: 40 * MiB }),
     ];
-    const run = replay(kubevirtDefault, samples, context({ postCopyAllowed: true }));
+    const run = replay(kubevirtDefault, samples, context({ postCopyAllowed: true, pauseAllowed: true }));
     expect(brief(run.actions)).toEqual(['start-post-copy@151.2']);
     expect(run.actions[0]?.action.reason).toMatch(
       /^151 s elapsed > completion deadline 150 s \(150 s\/GiB x 1 GB\), remaining \d+\.\d MiB: switching to post-copy$/,
@@ -65,8 +65,20 @@ describe('KubeVirt policy', () => {
     );
     expect(brief(run.actions)).toEqual(['abort@151.2']);
     expect(run.actions[0]?.action.reason).toMatch(
-      /^151 s elapsed > completion deadline 150 s \(150 s\/GiB x 1 GB\), remaining .* and neither post-copy nor pausing the guest is allowed: aborting$/,
+      /^151 s elapsed > completion deadline 150 s \(150 s\/GiB x 1 GB\), remaining .* and workload disruption \(post-copy or pausing the guest\) is not allowed: aborting$/,
     );
+  });
+
+  // kubevirt/kubevirt pkg/virt-launcher/virtwrap/live-migration-source.go, shouldAssistMigrationToComplete:
+  // "m.options.AllowWorkloadDisruption && m.shouldTriggerTimeout(...)": post-copy too needs disruption allowed
+  // (which follows allowPostCopy unless set, pkg/virt-config GetMigrationConfiguration).
+  it('post-copy allowed but workload disruption explicitly not: aborts at the deadline', () => {
+    const run = replay(
+      kubevirtPolicy({ completionTimeoutPerGiB: 150, progressTimeout: 0 }),
+      neverConverging200s,
+      context({ postCopyAllowed: true, pauseAllowed: false }),
+    );
+    expect(brief(run.actions)).toEqual(['abort@151.2']);
   });
 
   it('a saw-tooth is not progress: aborts once remaining has not beaten its LOWEST value for progressTimeout', () => {
@@ -110,7 +122,12 @@ describe('KubeVirt policy', () => {
 
   it('counts block-migrated local disks in the deadline', () => {
     // 1 GiB of memory + 10 GiB of disk = 11.8 GB -> 12 GB x 150 s = 1800 s.
-    const ctx = context({ memoryBytes: GiB, localDiskBytes: 10 * GiB, postCopyAllowed: true });
+    const ctx = context({
+      memoryBytes: GiB,
+      localDiskBytes: 10 * GiB,
+      postCopyAllowed: true,
+      pauseAllowed: true,
+    });
     const stuck = (at: number) => sample(at, { dirtySyncCount: 5, remainingBytes: 40 * MiB - at });
     const policy = kubevirtPolicy({ completionTimeoutPerGiB: 150, progressTimeout: 0 });
     expect(replay(policy, [stuck(1_000), stuck(1_800_900)], ctx).actions).toEqual([]);
@@ -120,7 +137,12 @@ describe('KubeVirt policy', () => {
   });
 
   it('in a closed loop: the never-converging guest finishes by post-copy or pause, or is aborted, at 151 s', () => {
-    const outcomes = [{}, { postCopyAllowed: true }, { pauseAllowed: true }].map((perm) => {
+    const outcomes = [
+      {},
+      { postCopyAllowed: true, pauseAllowed: true },
+      { pauseAllowed: true },
+      { postCopyAllowed: true },
+    ].map((perm) => {
       const r = runMigration({
         workload: workloads.neverConverges,
         policy: kubevirtDefault,
@@ -137,6 +159,7 @@ describe('KubeVirt policy', () => {
       ['aborted', 'abort', 151.2],
       ['completed', 'start-post-copy', 151.2],
       ['completed', 'pause-guest', 151.2],
+      ['aborted', 'abort', 151.2],
     ]);
   });
 

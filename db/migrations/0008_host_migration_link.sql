@@ -1,0 +1,1 @@
+ALTER TABLE "hosts" ADD COLUMN "migration_link_mbps" integer;
