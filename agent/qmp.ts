@@ -49,6 +49,8 @@ interface Pending {
 type Message = { QMP: unknown } | { id?: unknown; return?: unknown; error?: unknown } | QmpEvent;
 
 const RETRYABLE_CONNECT_ERRORS = new Set(['ENOENT', 'ECONNREFUSED', 'EAGAIN']);
+/** A QEMU just spawned creates its QMP socket some tens of ms later: look often, so a migration does not wait on the retry. */
+const CONNECT_RETRY_MS = 10;
 
 /**
  * A QMP client over a unix socket: reads the greeting, negotiates capabilities, then sends one JSON
@@ -84,7 +86,7 @@ export class QmpClient {
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code ?? '';
         if (!RETRYABLE_CONNECT_ERRORS.has(code) || Date.now() >= deadline) throw error;
-        await sleep(50);
+        await sleep(CONNECT_RETRY_MS);
       }
     }
   }

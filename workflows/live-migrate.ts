@@ -88,7 +88,9 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   let plan: LiveMigrationPlan;
   let checks: CheckResult[];
   try {
-    await enterPhase('prechecks');
+    // planLiveMigration writes the phase itself; runs from before the local steps wrote it first.
+    if (local) view.phase = 'prechecks';
+    else await enterPhase('prechecks');
     const planned = await decide.planLiveMigration({ migrationId, guestId, options, caller: input.caller });
     if (!planned.ok) throw new PrecheckError(planned.reason, planned.failures, planned.checks);
     ({ source, spec, plan } = planned);
@@ -98,7 +100,10 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   } catch (err) {
     return await endAtPrechecks(run, err);
   }
-  await run.destinationChosen(destination);
+  // The API hears the verdict at once; with local steps the event is written while the slot is taken.
+  const chosen = run.destinationChosen(destination);
+  chosen.catch(() => undefined);
+  if (!local) await chosen;
 
   const monitorInput: MonitorInput = {
     migrationId,
@@ -123,6 +128,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       let probing = local ? probeNetwork() : null;
       probing?.catch(() => undefined);
       const waited = await takeSlot();
+      await chosen;
       if (waited) probing = null;
       await prepareDestination(() => probing ?? probeNetwork());
       final = await copy();
@@ -171,18 +177,23 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   }
 
   async function prepareDestination(probe: () => ReturnType<typeof probeNetwork>) {
-    await enterPhase('preparing', { destinationHostId: destination.id, checks });
+    const preparing = enterPhase('preparing', { destinationHostId: destination.id, checks });
+    preparing.catch(() => undefined);
+    // Local steps run side by side; ordinary activities one after the other, as runs before them did.
+    if (!local) await preparing;
     const network = await probe();
+    await preparing;
     const { choice } = network;
     if (!choice.ok) throw new MigrationFailed(`no usable migration network: ${choice.reason}`);
-    await event(
+    const recorded = event(
       choice.warning ? 'migration_network_fallback' : 'migration_network',
       choice.warning ?? `migrating over the ${choice.network} network to ${choice.address}`,
       { network: choice.network, address: choice.address, probes: network.details },
       choice.warning ? 'warning' : 'info',
     );
+    if (!local) await recorded;
     saga.add('mark guest running', () => write.markGuestRunning(guestId));
-    await decide.markGuestMigrating(guestId);
+    await Promise.all([recorded, decide.markGuestMigrating(guestId)]);
     // Registered before the call: a prepare that fails half-way, or lands late, still leaves an incoming QEMU.
     saga.add('clean the destination', () => cleanDestination());
     incoming = await agentCalls.prepareDestination({
@@ -199,7 +210,9 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
 
   async function copy(): Promise<MonitorResult> {
     if (!incoming) throw new MigrationFailed('destination not prepared');
-    await enterPhase('copying');
+    // With local steps the phase is written once the copy started, beside its event: nothing stands between
+    // the prepared destination and `migrate`.
+    if (!local) await enterPhase('copying');
     copyStarted = true;
     await agentCalls.startSourceMigration({
       agentUrl: source.agentUrl,
@@ -221,14 +234,19 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         ...(plan.start.cpuThrottleIncrement ? { cpuThrottleIncrement: plan.start.cpuThrottleIncrement } : {}),
       },
     });
-    await event('copy_started', `memory copy to ${destination.name} started${plan.tls ? ' over TLS' : ''}`, {
-      uri: incoming.uri,
-      tls: plan.tls,
-      downtimeLimitMs: plan.start.downtimeMs,
-      policy: plan.policyName,
-      convergence: plan.convergencePolicy.kind,
-      start: plan.start,
-    });
+    const started = event(
+      'copy_started',
+      `memory copy to ${destination.name} started${plan.tls ? ' over TLS' : ''}`,
+      {
+        uri: incoming.uri,
+        tls: plan.tls,
+        downtimeLimitMs: plan.start.downtimeMs,
+        policy: plan.policyName,
+        convergence: plan.convergencePolicy.kind,
+        start: plan.start,
+      },
+    );
+    await Promise.all([started, local ? enterPhase('copying') : undefined]);
     const result = await monitorWithForceComplete();
     if (result.abortReason) throw new MigrationFailed(`convergence policy gave up: ${result.abortReason}`);
     if (result.status !== 'completed') {

@@ -38,11 +38,14 @@ export async function isGuestQemu(pid: number, guestDir: string): Promise<boolea
   return cmdline.some((arg) => arg.includes(guestDir));
 }
 
+/** How often a stopping process is looked at: QEMU exits within milliseconds of `quit`, and a migration waits on it. */
+const EXIT_POLL_MS = 10;
+
 export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!(await processAlive(pid))) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, EXIT_POLL_MS));
   }
   return !(await processAlive(pid));
 }

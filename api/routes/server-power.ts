@@ -21,6 +21,8 @@ export function serverPowerRoutes({ db, temporal, taskQueue }: ApiDeps) {
     const guest = await findGuest(db, id);
     if (!guest) throw notFound('server', id);
     requireProjectScope(callerOf(c), `server '${guest.name}'`, guest.project);
+    // A migration in flight is the reason to name (the guest's status says only `migrating`).
+    refuseDuringMigration(guest.name, await activeMigrationOfGuest(db, guest.id));
     const verdict = powerVerdict(action, guest.status);
     if (!verdict.ok)
       throw new ApiError(409, 'invalid_status', `cannot ${action} server '${guest.name}': ${verdict.reason}`);
@@ -28,18 +30,7 @@ export function serverPowerRoutes({ db, temporal, taskQueue }: ApiDeps) {
     const workflowId = guestPowerWorkflowId(guest.id);
     // Under the guest's migration lock, so no migration starts between the check and the workflow's start.
     await underGuestMigrationLock(db, [guest], async (locked) => {
-      const active = await activeMigrationOfGuest(locked, guest.id);
-      if (active) {
-        throw new ApiError(
-          409,
-          'migration_in_progress',
-          `server '${guest.name}' has migration ${active.id} in flight (${active.phase})`,
-          undefined,
-          {
-            migrationId: active.id,
-          },
-        );
-      }
+      refuseDuringMigration(guest.name, await activeMigrationOfGuest(locked, guest.id));
       try {
         await temporal.workflow.start<typeof guestPower>('guestPower', {
           taskQueue,
@@ -66,4 +57,17 @@ export function serverPowerRoutes({ db, temporal, taskQueue }: ApiDeps) {
     return c.json({ server: guest.name, action, workflowId, already: false }, 202);
   };
   return new Hono().post('/:id/stop', power('stop')).post('/:id/start', power('start'));
+}
+
+function refuseDuringMigration(name: string, active: { id: string; phase: string } | undefined | null): void {
+  if (!active) return;
+  throw new ApiError(
+    409,
+    'migration_in_progress',
+    `server '${name}' has migration ${active.id} in flight (${active.phase})`,
+    undefined,
+    {
+      migrationId: active.id,
+    },
+  );
 }

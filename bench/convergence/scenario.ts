@@ -67,6 +67,16 @@ const baseContext = {
   autoConvergeAllowed: DEFAULT_MIGRATION_CONFIG.allowAutoConverge,
 } as const;
 
+/**
+ * A contender that allows post-copy: allowWorkloadDisruption left unset follows allowPostCopy (KubeVirt's rule,
+ * ours too), so it may also pause; ours carries the cluster's completion deadline as a production plan does.
+ */
+const postCopyContext = {
+  ...baseContext,
+  postCopyAllowed: true,
+  pauseAllowed: workloadDisruptionAllowed({ ...DEFAULT_MIGRATION_CONFIG, allowPostCopy: true }).value,
+} as const;
+
 export function contenders(): Contender[] {
   // Our default is what the migration settings resolve to when no policy selects the guest (no link speed
   // known, so no bandwidth ceiling): check that it is the shipped predictiveDefault.
@@ -86,7 +96,10 @@ export function contenders(): Contender[] {
       key: 'predictive',
       label: 'ours (predictive)',
       policy: predictiveDefault,
-      context: { ...baseContext, postCopyAllowed: true },
+      context: {
+        ...postCopyContext,
+        completionTimeoutPerGiB: DEFAULT_MIGRATION_CONFIG.completionTimeoutPerGiB,
+      },
       pollMs: 500,
       policyEndSeconds: Number.NaN,
       describe:
@@ -98,7 +111,7 @@ export function contenders(): Contender[] {
       key: 'kubevirt',
       label: 'KubeVirt default',
       policy: kubevirtDefault,
-      context: { ...baseContext, postCopyAllowed: true },
+      context: postCopyContext,
       pollMs: 400,
       policyEndSeconds: kubevirtDeadline,
       describe:

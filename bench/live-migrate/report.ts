@@ -90,6 +90,11 @@ function startOf(run: ApiRun, phase: string): number | undefined {
   return run.timings[phase]?.startedAt;
 }
 
+/** When the workflow scheduled the activity that issues `migrate` (new runs write phase copying after it). */
+function startScheduledAt(run: ApiRun): number {
+  return run.history.activities.find((a) => a.name === 'startSourceMigration')?.scheduledAt ?? Number.NaN;
+}
+
 function eventAt(run: ApiRun, type: string): number {
   const event = run.events.find((e) => e.type === type);
   return event ? Date.parse(event.at) : Number.NaN;
@@ -136,11 +141,11 @@ const MARKS: Mark[] = [
   {
     slice: 'preparation',
     group: 'preparation',
-    what: 'timings.preparing: guest marked migrating, destination QEMU started + migrate-incoming',
-    at: (r) => startOf(r, 'copying') ?? Number.NaN,
+    what: 'timings.preparing -> startSourceMigration scheduled: guest marked migrating, destination QEMU started + migrate-incoming, the workflow task after it',
+    at: (r) => startScheduledAt(r),
   },
   {
-    slice: 'copy: phase copying -> QMP migrate',
+    slice: 'copy: startSourceMigration scheduled -> QMP migrate',
     group: 'memory copy',
     what: 'startSourceMigration activity up to the agent sending `migrate`',
     at: (r) => r.migrateAt,
