@@ -142,11 +142,14 @@ export function coldMigrationChecks(input: {
  * The destination's checks as placement runs them for a guest that boots afresh: no CPU model or kernel to
  * stay compatible with (Cloudpods' cold migration schedules like a new guest, less its own host).
  */
-export function coldPlacementOptions(options: ColdMigrateOptions): LiveMigrateOptions {
+export function coldPlacementOptions(
+  options: ColdMigrateOptions,
+): LiveMigrateOptions & { bootsAfresh: true } {
   return {
     preferHost: options.preferHost,
     skipCpuCheck: true,
     skipKernelCheck: true,
+    bootsAfresh: true,
     enableTls: false,
     quicklyFinish: false,
     maxBandwidthMb: null,

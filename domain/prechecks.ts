@@ -39,6 +39,11 @@ export interface GuestSnapshot {
 export interface PrecheckOptions {
   skipCpuCheck: boolean;
   skipKernelCheck: boolean;
+  /**
+   * The guest boots afresh on the destination (cold and rescue migration): no running state crosses, so the
+   * destination's QEMU version does not matter. Absent: a live migration.
+   */
+  bootsAfresh?: boolean;
 }
 
 export interface CheckResult {
@@ -158,11 +163,18 @@ export function cpuCompatible(
 }
 
 /**
- * A guest may move to the same or a newer QEMU, never to an older one: an older QEMU may not know the source's
- * machine type or device state. Always checked; skip_kernel_check does not reach it.
+ * A running guest may move to the same or a newer QEMU, never to an older one: an older QEMU may not know the
+ * source's machine type or device state. Checked for every live migration; skip_kernel_check does not reach it.
  */
-export function qemuCompatible(source: HostSnapshot, destination: HostSnapshot): CheckResult {
+export function qemuCompatible(
+  source: HostSnapshot,
+  destination: HostSnapshot,
+  options: Pick<PrecheckOptions, 'bootsAfresh'> = {},
+): CheckResult {
   const values = { sourceQemu: source.qemuVersion, destinationQemu: destination.qemuVersion };
+  if (options.bootsAfresh) {
+    return pass('qemu_compatible', 'the guest boots afresh: no running state crosses', values);
+  }
   if (compareVersions(destination.qemuVersion, source.qemuVersion, 3) < 0) {
     return fail(
       'qemu_compatible',
@@ -289,7 +301,7 @@ export function destinationChecks(
     hostsDiffer(source, destination),
     destinationHasCapacity(guest, destination),
     cpuCompatible(source, destination, options),
-    qemuCompatible(source, destination),
+    qemuCompatible(source, destination, options),
     kernelCompatible(source, destination, options),
     destinationReachesNetworks(guest, destination),
     destinationReachesStorage(guest, source, destination),

@@ -139,11 +139,12 @@ describe('coldMigrationChecks', () => {
 });
 
 describe('placement and arrival', () => {
-  it('places a cold guest without CPU or kernel compatibility (it boots afresh)', () => {
+  it('places a cold guest without CPU, kernel or QEMU compatibility (it boots afresh)', () => {
     expect(coldPlacementOptions({ preferHost: 'h2', autoStart: false, rescueMode: true })).toMatchObject({
       preferHost: 'h2',
       skipCpuCheck: true,
       skipKernelCheck: true,
+      bootsAfresh: true,
     });
   });
   it('arrives ready, or running when started', () => {

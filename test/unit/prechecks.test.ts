@@ -93,6 +93,13 @@ describe('pre-checks', () => {
       skipKernelCheck: true,
     });
     expect(all.filter((c) => !c.ok).map((c) => c.name)).toEqual(['qemu_compatible']);
+    // A guest that boots afresh (cold, rescue) takes no running state along: any QEMU will do.
+    const cold = destinationChecks(guest(), host({ id: 'a' }), host({ id: 'b', qemuVersion: '6.2.0' }), {
+      skipCpuCheck: true,
+      skipKernelCheck: true,
+      bootsAfresh: true,
+    });
+    expect(cold.every((c) => c.ok)).toBe(true);
   });
 
   // Cloudpods, yunionio/cloudpods pkg/scheduler/algorithm/predicates/guest/migrate_predicate.go
