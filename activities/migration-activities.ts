@@ -5,11 +5,12 @@ import type { Db } from '../db/client.ts';
 import { recordEvent, setGuestStatus } from '../db/inventory.ts';
 import { commitGuestMove, releaseReservation, setMigrationPhase } from '../db/migration-store.ts';
 import type { MigrationPhase } from '../domain/migration-phases.ts';
-import type {
-  GuestSpec,
-  MigrationStatus,
-  PrepareIncomingResult,
-  StartMigrationRequest,
+import {
+  GUEST_PING_TIMEOUT_MS,
+  type GuestSpec,
+  type MigrationStatus,
+  type PrepareIncomingResult,
+  type StartMigrationRequest,
 } from '../domain/agent-contract.ts';
 import type { CheckResult } from '../domain/prechecks.ts';
 import { heartbeatWhile } from './heartbeat-while.ts';
@@ -33,8 +34,6 @@ export interface MigrationActivityDeps {
 
 /** The destination's serial log is read this often while waiting for the guest's next heartbeat. */
 const ALIVE_POLL_MS = 100;
-/** How long the destination's guest agent has to answer one guest-ping. */
-const GUEST_PING_TIMEOUT_MS = 1000;
 
 export interface AliveCheck {
   alive: boolean;

@@ -31,8 +31,6 @@ import { PeerStore } from './peers.ts';
 import { QmpClosedError, QmpError, QmpTimeoutError } from './qmp.ts';
 
 const fencingRequestSchema = z.strictObject({ armed: z.boolean() });
-/** A guest agent that answers does so within milliseconds; this is for a busy (TCG) guest. */
-const DEFAULT_GUEST_PING_TIMEOUT_MS = 1000;
 
 export interface AgentAppDeps {
   driver: HypervisorDriver;
@@ -160,7 +158,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
     const id = c.req.param('id');
     const request = await readBody(c, guestPingRequestSchema);
     const started = performance.now();
-    const answered = await driver.guestPing(id, request.timeoutMs ?? DEFAULT_GUEST_PING_TIMEOUT_MS);
+    const answered = await driver.guestPing(id, request.timeoutMs);
     const result: GuestPingResult = { answered, ms: Math.round(performance.now() - started) };
     return c.json(result);
   });

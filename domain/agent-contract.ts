@@ -362,12 +362,15 @@ export type DiskImportRequest = z.infer<typeof diskImportRequestSchema>;
  * guest-sync + guest-ping on its org.qemu.guest_agent.0 channel)? Asked for, never part of a GET.
  * An empty body is {}.
  */
+/** How long a guest agent has to answer one guest-ping: one that answers does so in milliseconds; this is for a busy (TCG) guest. */
+export const GUEST_PING_TIMEOUT_MS = 1000;
+
 export const guestPingRequestSchema = z
   .object({
-    /** How long the guest agent has to answer (default 1000). */
-    timeoutMs: z.number().int().min(1).max(10_000).optional(),
+    /** How long the guest agent has to answer (default GUEST_PING_TIMEOUT_MS). */
+    timeoutMs: z.number().int().min(1).max(10_000).default(GUEST_PING_TIMEOUT_MS),
   })
-  .default({});
+  .default({ timeoutMs: GUEST_PING_TIMEOUT_MS });
 export type GuestPingRequest = z.infer<typeof guestPingRequestSchema>;
 
 export interface GuestPingResult {

@@ -275,22 +275,11 @@ export const migrationConfigOverridesSchema = z
       allowAutoConverge: migrationConfigFieldSchemas.allowAutoConverge.optional(),
       allowWorkloadDisruption: migrationConfigFieldSchemas.allowWorkloadDisruption.optional(),
       maxDowntimeMs: migrationConfigFieldSchemas.maxDowntimeMs.optional(),
-      parallelMigrationsPerCluster: clusterWide('parallelMigrationsPerCluster'),
-      parallelOutboundMigrationsPerNode: clusterWide('parallelOutboundMigrationsPerNode'),
-      parallelInboundMigrationsPerNode: clusterWide('parallelInboundMigrationsPerNode'),
-      progressTimeout: clusterWide('progressTimeout'),
-      queueTimeout: clusterWide('queueTimeout'),
-      resiliencePolicy: clusterWide('resiliencePolicy'),
+      ...Object.fromEntries(clusterWideFields.map((field) => [field, clusterWide(field)])),
     },
     { error: unknownFieldsError(migrationOverrideFields) },
   )
-  .transform((overrides): MigrationPolicyOverrides => {
-    const kept: Record<string, unknown> = {};
-    for (const field of migrationOverrideFields) {
-      if (overrides[field] !== undefined) kept[field] = overrides[field];
-    }
-    return kept as MigrationPolicyOverrides;
-  });
+  .transform((overrides) => storedOverrides(overrides).applied);
 
 /**
  * The overrides of a policy as stored, split: the overridable fields to apply, and the cluster-wide ones a

@@ -1391,17 +1391,19 @@ export class QemuDriver implements HypervisorDriver {
 
   /** The host end of the guest agent channel (qemu-command.ts guestAgentChannelArguments). */
   private guestAgentSocketPath(id: string): string {
-    const inDir = path.join(this.store.dir(id), 'qga.sock');
-    if (inDir.length <= MAX_SOCKET_PATH) return inDir;
-    const digest = createHash('sha256').update(inDir).digest('hex').slice(0, 20);
-    return path.join(os.tmpdir(), `vmmig-qga-${digest}.sock`);
+    return this.socketPath(id, 'qga');
   }
 
   private qmpSocketPath(id: string): string {
-    const inDir = path.join(this.store.dir(id), 'qmp.sock');
+    return this.socketPath(id, 'qmp');
+  }
+
+  /** `<guest dir>/<name>.sock`, or a stable name in the temp dir when that is too long for a unix socket. */
+  private socketPath(id: string, name: string): string {
+    const inDir = path.join(this.store.dir(id), `${name}.sock`);
     if (inDir.length <= MAX_SOCKET_PATH) return inDir;
     const digest = createHash('sha256').update(inDir).digest('hex').slice(0, 20);
-    return path.join(os.tmpdir(), `vmmig-qmp-${digest}.sock`);
+    return path.join(os.tmpdir(), `vmmig-${name}-${digest}.sock`);
   }
 
   private async launch(guest: StoredGuest, incoming: boolean): Promise<void> {
