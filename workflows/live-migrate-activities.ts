@@ -60,6 +60,19 @@ export const localProbe = proxyLocalActivities<Activities>({
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
 });
 
+/**
+ * The two agent calls that lead to `migrate` (prepare the destination, start the copy) as local activities:
+ * with them the whole way from the request to `migrate` runs in one workflow task, where each ordinary
+ * activity cost a round trip through the server (tens of milliseconds each). They stay idempotent agent
+ * calls; a worker lost meanwhile loses its workflow task, and the next one runs them again.
+ */
+export const localAgentCalls = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 6 },
+  // As for agentCalls: a cancelled prepare runs to its end before the rollback looks.
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
 /** How a run makes its database-only steps: as activities (runs begun before local steps), or local ones. */
 export interface RunSteps {
   decide: typeof quick;

@@ -25,6 +25,7 @@ import {
   activitySteps,
   agentCalls,
   durable,
+  localAgentCalls,
   localProbe,
   localSteps,
   monitorFor,
@@ -62,6 +63,9 @@ class MigrationFailed extends Error {}
 /** The patch that made the database-only steps local activities and overlapped the network probe with the slot. */
 export const LOCAL_DATABASE_STEPS = 'live-migrate-local-database-steps';
 
+/** The patch that made the prepare and start agent calls local activities (one workflow task up to `migrate`). */
+export const LOCAL_AGENT_CALLS = 'live-migrate-local-agent-calls';
+
 /**
  * A live migration as a saga: pre-checks, reserve, slot, prepare destination, copy, switch over, verify,
  * commit, clean up. Each step registers its compensation before it can leave work behind; a failure or a
@@ -74,6 +78,8 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   // Runs begun before this change replay with their database steps as activities; new ones run them locally.
   const local = patched(LOCAL_DATABASE_STEPS);
   const run = openMigrationRun(migrationId, timings, local ? localSteps : activitySteps);
+  // Runs begun before this change prepare and start through ordinary activities.
+  const toMigrate = local && patched(LOCAL_AGENT_CALLS) ? localAgentCalls : agentCalls;
   const { saga, view, enterPhase, event } = run;
   const { decide, write } = run.steps;
   let forceRequested = false;
@@ -196,7 +202,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     await Promise.all([recorded, decide.markGuestMigrating(guestId)]);
     // Registered before the call: a prepare that fails half-way, or lands late, still leaves an incoming QEMU.
     saga.add('clean the destination', () => cleanDestination());
-    incoming = await agentCalls.prepareDestination({
+    incoming = await toMigrate.prepareDestination({
       migrationId,
       agentUrl: destination.agentUrl,
       spec,
@@ -214,7 +220,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     // the prepared destination and `migrate`.
     if (!local) await enterPhase('copying');
     copyStarted = true;
-    await agentCalls.startSourceMigration({
+    await toMigrate.startSourceMigration({
       agentUrl: source.agentUrl,
       guestId,
       request: {

@@ -207,12 +207,17 @@ export async function migrateViaApi(
 
 /**
  * MigrationStatus.startedAt as the workflow received it from the source agent (the result of the
- * startSourceMigration or monitorMigration activity), or undefined while agents do not report it.
+ * step that started the copy (an activity or a local one) or of monitorMigration), or undefined while agents do
+ * not report it.
  */
 function startedAtOf(history: RunHistory): number | undefined {
-  for (const activity of history.activities) {
-    if (activity.name !== 'startSourceMigration' && activity.name !== 'monitorMigration') continue;
-    const startedAt = (activity.result as { startedAt?: unknown } | undefined)?.startedAt;
+  const { start } = migrationMarks(history);
+  const results = [
+    start?.result,
+    ...history.activities.filter((a) => a.name === 'monitorMigration').map((a) => a.result),
+  ];
+  for (const result of results) {
+    const startedAt = (result as { startedAt?: unknown } | undefined)?.startedAt;
     if (typeof startedAt === 'number' && startedAt > 0) return startedAt;
   }
   return undefined;

@@ -228,26 +228,53 @@ export function countStretch(history: RunHistory, from: number, to: number): Str
   };
 }
 
-/** The source's migration as the workflow saw it: startSourceMigration and the monitor that saw it end. */
+/**
+ * The step that issued QMP migrate: an activity (runs before the local agent calls), or a local activity that
+ * ran inside the workflow task that prepared the destination.
+ */
+export interface StartMark {
+  name: string;
+  /** When the step began: the activity's scheduling, or the local activity's completion minus its runtime. */
+  startedAt: number;
+  /** The event the stretch before `migrate` ends at: ActivityTaskScheduled, or the local activity's marker. */
+  eventId: number;
+  local: boolean;
+  result: unknown;
+}
+
+/** The source's migration as the workflow saw it: the step that started it and the monitor that saw it end. */
 export interface MigrationMarks {
-  /** The first startSourceMigration activity (the one that issued QMP migrate). */
-  start: ActivitySpan | undefined;
+  /** The first startSourceMigration (the one that issued QMP migrate). */
+  start: StartMark | undefined;
   /** The monitorMigration activity that returned QEMU's completion (else the last monitor). */
   monitor: ActivitySpan | undefined;
 }
 
+export const START_STEP = 'startSourceMigration';
+
 export function migrationMarks(history: RunHistory): MigrationMarks {
-  const start = history.activities.find((a) => a.name === 'startSourceMigration');
   const monitors = history.activities.filter((a) => a.name === 'monitorMigration');
   const monitor =
     monitors.findLast((m) => (m.result as { status?: unknown } | undefined)?.status === 'completed') ??
     monitors.at(-1);
-  return { start, monitor };
+  return { start: startMark(history), monitor };
+}
+
+function startMark(history: RunHistory): StartMark | undefined {
+  const activity = history.activities.find((a) => a.name === START_STEP);
+  if (activity) {
+    const { name, scheduledAt, scheduledEventId, result } = activity;
+    return { name, startedAt: scheduledAt, eventId: scheduledEventId, local: false, result };
+  }
+  const local = history.localActivities.find((l) => l.name === START_STEP && !l.failed);
+  if (!local) return undefined;
+  const { name, completedAt, runMs, eventId, result } = local;
+  return { name, startedAt: completedAt - runMs, eventId, local: true, result };
 }
 
 /** Before QMP migrate / after QEMU completed / the whole run: counts of one run. */
 export interface RunCounts {
-  /** From the workflow's start up to startSourceMigration being scheduled (it issues `migrate`). */
+  /** From the workflow's start up to the step that issues `migrate` (its scheduling, or its local marker). */
   beforeMigrate: StretchCounts;
   /** From the monitor's ActivityTaskCompleted (QEMU completed, the workflow told) to the run's close. */
   afterCompletion: StretchCounts;
@@ -264,7 +291,7 @@ export function runCounts(history: RunHistory): RunCounts {
     events: Number.NaN,
   };
   return {
-    beforeMigrate: start ? countStretch(history, 0, start.scheduledEventId) : none,
+    beforeMigrate: start ? countStretch(history, 0, start.eventId) : none,
     afterCompletion: monitor ? countStretch(history, monitor.completedEventId, end) : none,
     whole: countStretch(history, 0, end),
   };

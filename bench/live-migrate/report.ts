@@ -3,7 +3,13 @@ import { median, ms, ratio, summarize, table } from '../lib/stats.ts';
 import type { ApiRun } from './api-run.ts';
 import type { BareRun } from './bare.ts';
 import type { QemuStart } from './guest.ts';
-import { splitWindow, type RunHistory, type StretchCounts, type WindowSplit } from './history.ts';
+import {
+  migrationMarks,
+  splitWindow,
+  type RunHistory,
+  type StretchCounts,
+  type WindowSplit,
+} from './history.ts';
 
 export interface Round {
   index: number;
@@ -90,9 +96,9 @@ function startOf(run: ApiRun, phase: string): number | undefined {
   return run.timings[phase]?.startedAt;
 }
 
-/** When the workflow scheduled the activity that issues `migrate` (new runs write phase copying after it). */
+/** When the step that issues `migrate` began (new runs write phase copying after it). */
 function startScheduledAt(run: ApiRun): number {
-  return run.history.activities.find((a) => a.name === 'startSourceMigration')?.scheduledAt ?? Number.NaN;
+  return migrationMarks(run.history).start?.startedAt ?? Number.NaN;
 }
 
 function eventAt(run: ApiRun, type: string): number {
@@ -141,11 +147,11 @@ const MARKS: Mark[] = [
   {
     slice: 'preparation',
     group: 'preparation',
-    what: 'timings.preparing -> startSourceMigration scheduled: guest marked migrating, destination QEMU started + migrate-incoming, the workflow task after it',
+    what: 'timings.preparing -> startSourceMigration began: guest marked migrating, destination QEMU started + migrate-incoming, the workflow task after it',
     at: (r) => startScheduledAt(r),
   },
   {
-    slice: 'copy: startSourceMigration scheduled -> QMP migrate',
+    slice: 'copy: startSourceMigration began -> QMP migrate',
     group: 'memory copy',
     what: 'startSourceMigration activity up to the agent sending `migrate`',
     at: (r) => r.migrateAt,
@@ -282,7 +288,7 @@ export function printReport(
   print('(b) Temporal work per run (counts from the history: the same on any machine), medians [min – max]');
   print(countsTable(api));
   print(
-    '  before migrate = workflow start -> startSourceMigration scheduled (it issues `migrate`; not counted);',
+    '  before migrate = workflow start -> startSourceMigration began (it issues `migrate`; not counted);',
   );
   print("  after completion = monitorMigration's completion -> workflow closed; local = local activities");
   print("  (MarkerRecorded 'core_local_activity'), not among the activities.");

@@ -175,6 +175,9 @@ describe('a guest runs exactly once whatever fails', () => {
     await expectRunsOnlyOn('db-down', vm.id, 'dst');
   }, 150_000);
 
+  // The prepare runs as a local activity inside the workflow task that leads to `migrate`, so the cancel is
+  // delivered once that task ends: after the copy started, which the cancel then rolls back. The copy is kept
+  // slow here so that the cancel finds it running, as it would find a real guest's.
   it('waits for a cancelled preparation to end before cleaning the destination (no orphan incoming guest)', async () => {
     await withActivities((activities) => ({
       ...activities,
@@ -184,8 +187,8 @@ describe('a guest runs exactly once whatever fails', () => {
         return activities.prepareDestination(input);
       },
     }));
-    const vm = await createRunningServer(stack, { name: 'late-prepare', host: 'src', memoryMb: 1024 });
-    const started = await liveMigrate(stack, 'late-prepare', { prefer_host: 'dst' });
+    const vm = await createRunningServer(stack, { name: 'late-prepare', host: 'src', memoryMb: 8192 });
+    const started = await liveMigrate(stack, 'late-prepare', { prefer_host: 'dst', max_bandwidth_mb: 50 });
     const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
     expect(done.phase).toBe('cancelled');
     await sleep(1_000);

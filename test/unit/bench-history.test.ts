@@ -198,3 +198,44 @@ describe('readRunHistory', () => {
     expect(splitWindow(history, T0, T0 + 90).localActivityCount).toBe(2);
   });
 });
+
+describe('migrationMarks with the agent calls as local activities', () => {
+  /** Prepare and start ran inside the first workflow task; the monitor is the first ordinary activity. */
+  const localStart: HistoryEvent[] = [
+    ev(1, 0, { workflowExecutionStartedEventAttributes: {} }),
+    ev(2, 0, { workflowTaskScheduledEventAttributes: {} }),
+    ev(3, 5, { workflowTaskStartedEventAttributes: { scheduledEventId: 2 } }),
+    ev(4, 300, { workflowTaskCompletedEventAttributes: { scheduledEventId: 2, startedEventId: 3 } }),
+    localActivityMarker(5, T0 + 300, 4, 1, 'planLiveMigration', T0 + 30, { result: { ok: true } }),
+    localActivityMarker(6, T0 + 300, 4, 2, 'prepareDestination', T0 + 200, { result: { uri: 'tcp:x' } }),
+    localActivityMarker(7, T0 + 300, 4, 3, 'startSourceMigration', T0 + 240, {
+      result: { status: 'active', startedAt: T0 + 230 },
+    }),
+    ev(8, 300, { activityTaskScheduledEventAttributes: { activityType: { name: 'monitorMigration' } } }),
+    ev(9, 301, { activityTaskStartedEventAttributes: { scheduledEventId: 8 } }),
+    ev(10, 900, {
+      activityTaskCompletedEventAttributes: {
+        scheduledEventId: 8,
+        result: { payloads: [json({ status: 'completed', startedAt: T0 + 230 })] },
+      },
+    }),
+    ev(11, 905, { workflowExecutionCompletedEventAttributes: {} }),
+  ];
+  const history = readRunHistory(localStart);
+
+  it('finds the start in its marker, begun when the previous local activity ended', () => {
+    const { start } = migrationMarks(history);
+    expect(start).toMatchObject({ name: 'startSourceMigration', local: true, eventId: 7 });
+    expect(start?.startedAt).toBe(T0 + 200);
+    expect((start?.result as { startedAt: number }).startedAt).toBe(T0 + 230);
+  });
+
+  it('counts the stretch before migrate up to the start marker: one workflow task, no activity', () => {
+    expect(runCounts(history).beforeMigrate).toEqual({
+      workflowTasks: 1,
+      activities: 0,
+      localActivities: 2,
+      events: 6,
+    });
+  });
+});
