@@ -5,14 +5,17 @@ export default defineConfig({
     // The threads pool segfaults after the first file with the Temporal native bridge.
     pool: 'forks',
     // Two cores, real servers and QEMU guests under TCG: one file at a time keeps timings honest.
-    // (A root-only option: it applies to the fast unit files too.)
+    // A root-only option in vitest 3, as is isolation: `npm run test:unit` runs the unit files one
+    // worker per CPU in shared workers (`--fileParallelism --no-isolate`), a plain `vitest run` one by one.
     fileParallelism: false,
     projects: [
       {
         extends: true,
         test: {
+          // Pure: no server, no inject() (test/unit/project-split.test.ts checks it). First in a full run.
           name: 'unit',
           include: ['test/unit/**/*.test.ts', 'domain/**/*.test.ts'],
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -31,6 +34,7 @@ export default defineConfig({
           setupFiles: ['test/secret-scan.setup.ts'],
           testTimeout: 120_000,
           hookTimeout: 180_000,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -62,6 +62,8 @@ export function alertActivities(deps: AlertActivityDeps) {
       ruleId: string;
       cycleKey: string;
       move: AlertMove;
+      /** The child run's id as the workflow starts it; absent in cycles from before ids carried names. */
+      workflowId?: string;
     }): Promise<{ migrationId: string } | { refused: string }> {
       if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
       const { move } = input;
@@ -76,7 +78,7 @@ export function alertActivities(deps: AlertActivityDeps) {
           sourceHostId: move.fromHostId,
           trigger: 'alert',
           options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
-          workflowId: liveMigrationWorkflowId(move.guestId),
+          workflowId: input.workflowId ?? liveMigrationWorkflowId(move.guestId),
           requestedBy: triggerRequester('alert', rule?.name ?? input.ruleId),
         },
       );

@@ -110,6 +110,8 @@ export function hostDownActivities({ db, agentCredentials, liveness, temporal }:
       options: Record<string, unknown>;
       /** Who asked, or the trigger (`host-down:<host>`); the workflow always passes it. */
       requestedBy?: Requester;
+      /** The child run's id as the workflow starts it; absent in runs from before ids carried names. */
+      workflowId?: string;
     }): Promise<{ migrationId: string } | { refused: string }> {
       if (!temporal) throw new Error('recordHostMigration needs a Temporal client');
       return recordRunMigration(db, temporal, { id: input.guestId, name: input.guestName }, input.runKey, {
@@ -119,9 +121,10 @@ export function hostDownActivities({ db, agentCredentials, liveness, temporal }:
         options: input.options,
         requestedBy: input.requestedBy ?? null,
         workflowId:
-          input.kind === 'live'
+          input.workflowId ??
+          (input.kind === 'live'
             ? liveMigrationWorkflowId(input.guestId)
-            : coldMigrationWorkflowId(input.guestId),
+            : coldMigrationWorkflowId(input.guestId)),
       });
     },
 

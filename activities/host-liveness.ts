@@ -1,12 +1,13 @@
+import { readFileSync } from 'node:fs';
 import { Etcd3 } from 'etcd3';
-import { hostHealthPrefix, type EtcdSettings } from '../domain/config.ts';
+import { etcdClientOptions, hostHealthPrefix, type EtcdSettings } from '../domain/config.ts';
 
 /** Reads which hosts hold a live lease-backed health key in etcd. */
 export class HostLiveness {
   private readonly client: Etcd3;
 
   constructor(private readonly settings: EtcdSettings) {
-    this.client = new Etcd3({ hosts: settings.endpoints, dialTimeout: 3000 });
+    this.client = new Etcd3(etcdClientOptions(settings, readFileSync));
   }
 
   async onlineHostIds(): Promise<Set<string>> {

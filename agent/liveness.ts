@@ -1,7 +1,8 @@
 import { Etcd3, EtcdLeaseInvalidError, type Lease } from 'etcd3';
+import { readFileSync } from 'node:fs';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import { hostHealthKey } from '../domain/config.ts';
+import { etcdClientOptions, hostHealthKey, type EtcdSettings } from '../domain/config.ts';
 import { fencingDeadlineMs, msUntilFence, mustFence, renewalIntervalMs } from '../domain/fencing.ts';
 import { errorMessage, type Logger } from './log.ts';
 
@@ -13,9 +14,7 @@ export interface LivenessValue {
   stopping?: true;
 }
 
-export interface LivenessOptions {
-  endpoints: string[];
-  prefix: string;
+export interface LivenessOptions extends EtcdSettings {
   ttlSeconds: number;
   hostId: string;
   name: string;
@@ -165,7 +164,7 @@ export class Liveness {
   private renewalFailuresLogged = 0;
 
   constructor(private readonly options: LivenessOptions) {
-    this.client = new Etcd3({ hosts: options.endpoints, dialTimeout: 3000 });
+    this.client = new Etcd3(etcdClientOptions(options, readFileSync));
     this.deadlineMs = fencingDeadlineMs(options.ttlSeconds);
     this.renewalMs = renewalIntervalMs(this.deadlineMs);
     this.record = options.stateFile ? new RenewalRecordFile(options.stateFile, options.log) : null;

@@ -1,6 +1,7 @@
 import { pathToFileURL } from 'node:url';
+import { configOrExit } from '../domain/config/startup.ts';
 import { consoleLogger, errorMessage } from './log.ts';
-import { agentOptionsFromEnv } from './settings.ts';
+import { readAgentOptions } from './settings.ts';
 import { startAgent } from './start-agent.ts';
 
 export { startAgent, type RunningAgent } from './start-agent.ts';
@@ -26,25 +27,23 @@ export type { AgentOptions } from './settings.ts';
  *                              <tlsDir>/ca-key.pem only when AGENT_TLS_DIR is unset
  *   AGENT_TLS_DN=CN={host}     subject DN of every host's certificate (a peer is admitted by it)
  *   ETCD_ENDPOINTS, ETCD_PREFIX, HEALTH_TTL_S=10      liveness lease
+ *   ETCD_TLS_CA, ETCD_TLS_CERT, ETCD_TLS_KEY, ETCD_USERNAME, ETCD_PASSWORD   etcd client TLS and auth
  *   FENCE_ON_LEASE_LOSS=true                           SIGKILL the guests when the lease is not renewed within
  *                                                      60 % of the TTL (only while the API armed it: host flag
  *                                                      auto_migrate_on_host_down on)
  *   INFLUX_URL, INFLUX_DB=telegraf, METRICS_INTERVAL_S=10   metrics
+ *   INFLUX_API=influxql (INFLUX_USERNAME, INFLUX_PASSWORD) | flux (INFLUX_TOKEN, INFLUX_ORG, INFLUX_BUCKET)
  *   API_URL                    enrol and register with the API when set (with this host's credential)
  *   MIGRATION_ADDRESS          address on the migration network, if any
  *   AGENT_NETWORKS=default     comma list of networks this host offers
  *   AGENT_CPUS, AGENT_MEMORY_MB                       override the host's size
  *   AGENT_CPU_MODEL, AGENT_MICROCODE, AGENT_KERNEL, AGENT_QEMU_VERSION, AGENT_SIM_LINK_MBPS   (sim)
- * SIGINT/SIGTERM stop the guests (their desired state is kept for the next start), revoke the lease, exit 0.
+ * Every variable is checked before anything starts; a bad environment exits 2 naming each bad variable
+ * (docs/deployment.md has the table). SIGINT/SIGTERM stop the guests (their desired state is kept for the
+ * next start), revoke the lease, exit 0.
  */
 async function main(): Promise<void> {
-  let options;
-  try {
-    options = agentOptionsFromEnv(process.env);
-  } catch (error) {
-    console.error(`agent: ${errorMessage(error)}`);
-    process.exit(2);
-  }
+  const options = configOrExit('agent', readAgentOptions, process.env);
   const log = consoleLogger(options.name);
   const agent = await startAgent({ ...options, log });
   let exiting = false;

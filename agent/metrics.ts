@@ -1,4 +1,5 @@
 import { Point } from '@influxdata/influxdb-client';
+import { influxWriteRequests, type InfluxWrite, type InfluxWriteRequests } from '../domain/config.ts';
 import type { HostUsage } from './driver.ts';
 import { errorMessage, type Logger } from './log.ts';
 
@@ -6,6 +7,8 @@ export interface MetricsOptions {
   url: string;
   database: string;
   intervalSeconds: number;
+  /** How points are written (INFLUX_API and its credentials); absent: 1.x /write on `database`, no auth. */
+  write?: InfluxWrite;
   hostId: string;
   hostName: string;
   usage: () => Promise<HostUsage>;
@@ -34,15 +37,19 @@ export function usageLines(usage: HostUsage, hostId: string, hostName: string, a
 }
 
 /**
- * Writes the host's usage to InfluxDB 1.x every interval. An unreachable InfluxDB is a warning and
- * a retry at the next tick, never a crash; the database is created (idempotently) until that worked.
+ * Writes the host's usage to InfluxDB every interval: 1.x /write with optional basic auth, or /api/v2/write
+ * with a token (2.x, 1.8). An unreachable InfluxDB is a warning and a retry at the next tick, never a crash;
+ * a 1.x database is created (idempotently) until that worked or the user may not (not an admin).
  */
 export class MetricsReporter {
   private timer: NodeJS.Timeout | null = null;
   private databaseReady = false;
   private failing = false;
+  private readonly requests: InfluxWriteRequests;
 
-  constructor(private readonly options: MetricsOptions) {}
+  constructor(private readonly options: MetricsOptions) {
+    this.requests = influxWriteRequests(options.write ?? { api: 'influxql', database: options.database });
+  }
 
   start(): void {
     if (this.timer !== null) return;
@@ -58,12 +65,16 @@ export class MetricsReporter {
 
   /** One sample and one write; throws on failure (the interval loop logs instead). */
   async tick(at = new Date()): Promise<void> {
-    if (!this.databaseReady) {
-      await this.post(`/query?q=${encodeURIComponent(`CREATE DATABASE "${this.options.database}"`)}`, '');
+    const { create, write } = this.requests;
+    if (!this.databaseReady && create !== null) {
+      // A writer that is not an admin may not create it (403): the operator did, or the write says so.
+      const status = await this.post(create, '', [403]);
       this.databaseReady = true;
+      if (status === 403)
+        this.options.log('metrics: may not create the database (not an admin); writing anyway');
     }
     const lines = usageLines(await this.options.usage(), this.options.hostId, this.options.hostName, at);
-    await this.post(`/write?db=${encodeURIComponent(this.options.database)}&precision=ns`, lines.join('\n'));
+    await this.post(write, lines.join('\n'));
   }
 
   private async tickQuietly(): Promise<void> {
@@ -81,14 +92,17 @@ export class MetricsReporter {
     }
   }
 
-  private async post(pathAndQuery: string, body: string): Promise<void> {
+  /** The answer's status; throws on any failure but those `tolerated`. */
+  private async post(pathAndQuery: string, body: string, tolerated: number[] = []): Promise<number> {
     const response = await fetch(new URL(pathAndQuery, this.options.url), {
       method: 'POST',
       body,
-      headers: { 'content-type': 'text/plain; charset=utf-8' },
+      headers: { 'content-type': 'text/plain; charset=utf-8', ...this.requests.headers },
       signal: AbortSignal.timeout(5000),
     });
-    if (!response.ok)
+    if (!response.ok && !tolerated.includes(response.status))
       throw new Error(`InfluxDB answered ${response.status}: ${(await response.text()).slice(0, 200)}`);
+    await response.body?.cancel();
+    return response.status;
   }
 }

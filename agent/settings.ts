@@ -3,11 +3,12 @@ import path from 'node:path';
 import {
   DEFAULTS,
   type Env,
-  etcdSettings,
-  influxSettings,
-  intSetting,
-  listSetting,
-  requiredSetting,
+  EnvReader,
+  type EtcdSettings,
+  influxWrite,
+  type InfluxWrite,
+  readEtcd,
+  readInflux,
 } from '../domain/config.ts';
 import { DEFAULT_DN_TEMPLATE, dnTemplateProblem } from './drivers/qemu-tls.ts';
 import { MAX_LINK_MBPS } from './facts.ts';
@@ -15,9 +16,8 @@ import type { SimHostProfile } from './drivers/sim.ts';
 import type { Logger } from './log.ts';
 import type { PeerHost } from './peers.ts';
 
-export interface LivenessOptions {
-  endpoints: string[];
-  prefix: string;
+/** The etcd connection (endpoints, prefix, TLS, auth) and the lease's TTL. */
+export interface LivenessOptions extends EtcdSettings {
   ttlSeconds: number;
 }
 
@@ -25,6 +25,8 @@ export interface MetricsOptions {
   url: string;
   database: string;
   intervalSeconds: number;
+  /** How points are written (INFLUX_API and its credentials); absent: 1.x /write on `database`, no auth. */
+  write?: InfluxWrite;
 }
 
 export interface RegistrationOptions {
@@ -160,90 +162,104 @@ export function tlsDefaults(options: Pick<AgentOptions, 'tlsDir' | 'tlsCaKey' | 
   };
 }
 
-function dnTemplateSetting(env: Env): string | undefined {
-  const template = env.AGENT_TLS_DN;
-  if (template === undefined || template === '') return undefined;
+function readDnTemplate(r: EnvReader): string | undefined {
+  const template = r.optional('AGENT_TLS_DN');
+  if (template === undefined) return undefined;
   const problem = dnTemplateProblem(template);
-  if (problem !== null) throw new Error(`AGENT_TLS_DN: ${problem}`);
+  if (problem !== null) r.problem(`AGENT_TLS_DN: ${problem}`);
   return template;
 }
 
-function optionalInt(env: Env, name: string, min: number): number | undefined {
-  return env[name] === undefined || env[name] === '' ? undefined : intSetting(env, name, 0, min);
-}
-
-function booleanSetting(env: Env, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  if (raw === 'true' || raw === '1') return true;
-  if (raw === 'false' || raw === '0') return false;
-  throw new Error(`${name} must be true or false, got '${raw}'`);
-}
-
-/** AGENT_MIGRATION_LINK_MBPS, validated (at most 10 Tbit/s: more is bits for megabits); undefined when unset. */
-export function migrationLinkMbpsSetting(env: Env, name = 'AGENT_MIGRATION_LINK_MBPS'): number | undefined {
-  const mbps = optionalInt(env, name, 1);
+/** A link speed in megabits per second (at most 10 Tbit/s: more is bits for megabits); undefined: unset. */
+function readLinkMbps(r: EnvReader, name: string): number | undefined {
+  const raw = r.optional(name);
+  const mbps = r.optionalInt(name, 1);
   if (mbps !== undefined && mbps > MAX_LINK_MBPS) {
-    throw new Error(`${name} must be megabits per second, at most ${MAX_LINK_MBPS}, got '${env[name]}'`);
+    r.problem(`${name} must be megabits per second, at most ${MAX_LINK_MBPS}, got '${raw}'`);
+    return undefined;
   }
   return mbps;
 }
 
-function simProfileFromEnv(env: Env): Partial<SimHostProfile> {
-  const linkMbps = migrationLinkMbpsSetting(env, 'AGENT_SIM_LINK_MBPS') ?? migrationLinkMbpsSetting(env);
+/** AGENT_MIGRATION_LINK_MBPS, validated; undefined when unset. Throws naming the variable. */
+export function migrationLinkMbpsSetting(env: Env, name = 'AGENT_MIGRATION_LINK_MBPS'): number | undefined {
+  const r = new EnvReader(env);
+  return r.result(readLinkMbps(r, name));
+}
+
+/** The sim's modelled link: AGENT_SIM_LINK_MBPS, else the migration link's. */
+function readSimProfile(r: EnvReader, migrationLinkMbps: number | undefined): Partial<SimHostProfile> {
+  const linkMbps = readLinkMbps(r, 'AGENT_SIM_LINK_MBPS') ?? migrationLinkMbps;
   const profile: Partial<SimHostProfile> = {
-    cpuModel: env.AGENT_CPU_MODEL || undefined,
-    microcode: env.AGENT_MICROCODE || undefined,
-    kernel: env.AGENT_KERNEL || undefined,
-    qemuVersion: env.AGENT_QEMU_VERSION || undefined,
+    cpuModel: r.optional('AGENT_CPU_MODEL'),
+    microcode: r.optional('AGENT_MICROCODE'),
+    kernel: r.optional('AGENT_KERNEL'),
+    qemuVersion: r.optional('AGENT_QEMU_VERSION'),
     linkBytesPerSec: linkMbps === undefined ? undefined : (linkMbps * 1e6) / 8,
   };
   return Object.fromEntries(Object.entries(profile).filter(([, v]) => v !== undefined));
 }
 
-/** Reads the agent's environment (see agent/main.ts for the list). Throws naming the first bad setting. */
-export function agentOptionsFromEnv(env: Env): AgentOptions {
-  const driver = env.AGENT_DRIVER ?? 'qemu';
-  if (driver !== 'qemu' && driver !== 'sim')
-    throw new Error(`AGENT_DRIVER must be qemu or sim, got '${driver}'`);
-  requiredSetting(env, 'AGENT_PORT');
-  const etcd = etcdSettings(env);
-  const influx = influxSettings(env);
+const HTTP = ['http:', 'https:'];
+
+/**
+ * The agent's whole environment (see agent/main.ts for the list), every problem kept in `r` so that start-up
+ * names them all at once.
+ */
+export function readAgentOptions(r: EnvReader): AgentOptions {
+  const env = r.env;
+  const driver = r.oneOf('AGENT_DRIVER', ['qemu', 'sim'] as const, 'qemu');
+  if (!r.isSet('AGENT_PORT')) r.required('AGENT_PORT', '0 picks a free port');
+  const port = r.int('AGENT_PORT', 0, 0, 65535);
+  const dir = r.required('AGENT_DIR', "this host's state: host id, credential, guests");
+  const sharedStorageDir = r.required(
+    'SHARED_STORAGE_DIR',
+    'where shared disks live, the same path on every host',
+  );
+  const etcd = readEtcd(r);
+  const influx = readInflux(r);
+  const apiUrl = r.isSet('API_URL') ? r.url('API_URL', '', HTTP) : undefined;
+  const publicUrl = r.isSet('AGENT_URL') ? r.url('AGENT_URL', '', HTTP) : undefined;
+  const enrolmentToken = r.optional('AGENT_ENROLMENT_TOKEN');
+  if (enrolmentToken !== undefined && apiUrl === undefined) {
+    r.problem('AGENT_ENROLMENT_TOKEN is set without API_URL: enrolment goes through the API');
+  }
+  const peerToken = r.optional('AGENT_PEER_TOKEN');
+  const migrationLinkMbps = readLinkMbps(r, 'AGENT_MIGRATION_LINK_MBPS');
   return {
-    name: requiredSetting(env, 'AGENT_NAME'),
-    host: env.AGENT_HOST || '127.0.0.1',
-    port: intSetting(env, 'AGENT_PORT', 0, 0),
-    dir: path.resolve(requiredSetting(env, 'AGENT_DIR')),
-    ...(env.AGENT_PEER_TOKEN ? { peerToken: env.AGENT_PEER_TOKEN } : {}),
+    name: r.required('AGENT_NAME', "this host's name"),
+    host: r.string('AGENT_HOST', '127.0.0.1').trim(),
+    port,
+    dir: path.resolve(dir),
+    ...(peerToken !== undefined ? { peerToken } : {}),
     driver,
-    sharedStorageDir: path.resolve(requiredSetting(env, 'SHARED_STORAGE_DIR')),
-    guestImageDir: path.resolve(env.GUEST_IMAGE_DIR || defaultGuestImageDir(env)),
-    tlsDir: path.resolve(env.AGENT_TLS_DIR || defaultTlsDir(env)),
+    sharedStorageDir: path.resolve(sharedStorageDir),
+    guestImageDir: path.resolve(r.optional('GUEST_IMAGE_DIR') ?? defaultGuestImageDir(env)),
+    tlsDir: path.resolve(r.optional('AGENT_TLS_DIR') ?? defaultTlsDir(env)),
     tlsCaKey: tlsCaKeyFromEnv(env),
-    tlsDnTemplate: dnTemplateSetting(env),
-    migrationAddress: env.MIGRATION_ADDRESS || null,
-    migrationLinkMbps: migrationLinkMbpsSetting(env),
-    networks: listSetting(env, 'AGENT_NETWORKS', DEFAULTS.agentNetworks),
-    publicUrl: env.AGENT_URL || undefined,
-    cpus: optionalInt(env, 'AGENT_CPUS', 1),
-    memoryMb: optionalInt(env, 'AGENT_MEMORY_MB', 1),
-    sim: simProfileFromEnv(env),
-    liveness: {
-      endpoints: etcd.endpoints,
-      prefix: etcd.prefix,
-      ttlSeconds: intSetting(env, 'HEALTH_TTL_S', DEFAULTS.healthTtlSeconds, 1),
-    },
-    fenceOnLeaseLoss: booleanSetting(env, 'FENCE_ON_LEASE_LOSS', true),
+    tlsDnTemplate: readDnTemplate(r),
+    migrationAddress: r.optional('MIGRATION_ADDRESS')?.trim() ?? null,
+    migrationLinkMbps,
+    networks: r.list('AGENT_NETWORKS', DEFAULTS.agentNetworks),
+    publicUrl,
+    cpus: r.optionalInt('AGENT_CPUS', 1),
+    memoryMb: r.optionalInt('AGENT_MEMORY_MB', 1),
+    sim: readSimProfile(r, migrationLinkMbps),
+    liveness: { ...etcd, ttlSeconds: r.int('HEALTH_TTL_S', DEFAULTS.healthTtlSeconds, 1) },
+    fenceOnLeaseLoss: r.bool('FENCE_ON_LEASE_LOSS', true),
     metrics: {
       url: influx.url,
       database: influx.database,
-      intervalSeconds: intSetting(env, 'METRICS_INTERVAL_S', DEFAULTS.metricsIntervalSeconds, 1),
+      intervalSeconds: r.int('METRICS_INTERVAL_S', DEFAULTS.metricsIntervalSeconds, 1),
+      write: influxWrite(influx),
     },
-    registration: env.API_URL
-      ? {
-          apiUrl: env.API_URL,
-          ...(env.AGENT_ENROLMENT_TOKEN ? { enrolmentToken: env.AGENT_ENROLMENT_TOKEN } : {}),
-        }
-      : null,
+    registration:
+      apiUrl !== undefined ? { apiUrl, ...(enrolmentToken !== undefined ? { enrolmentToken } : {}) } : null,
   };
+}
+
+/** Reads the agent's environment; throws a ConfigError naming every bad variable. */
+export function agentOptionsFromEnv(env: Env): AgentOptions {
+  const r = new EnvReader(env);
+  return r.result(readAgentOptions(r));
 }

@@ -10,6 +10,7 @@ import {
 import type { MigrationAlert } from '../db/schema.ts';
 import type { AlertCycleInput, AlertCycleTimings } from '../domain/alert-cycle.ts';
 import { ALERT_SCHEDULE_PREFIX, alertCycleWorkflowId, alertScheduleId } from '../domain/workflow-ids.ts';
+import { alertCycleSummary } from '../domain/workflow-summaries.ts';
 import type { alertCycle } from '../workflows/alert-cycle.ts';
 import { MigrationTriggerKey } from '../workflows/search-attributes.ts';
 
@@ -41,6 +42,10 @@ export function desiredAlertSchedule(home: AlertScheduleHome, rule: Rule): Sched
       args: [input],
       taskQueue: home.taskQueue,
       workflowId: alertCycleWorkflowId(rule.name),
+      staticSummary: alertCycleSummary(
+        rule.name,
+        `${rule.metric}.${rule.metric === 'cpu.usage_active' ? 'gt' : 'lt'} ${rule.threshold}`,
+      ),
       typedSearchAttributes: [{ key: MigrationTriggerKey, value: 'alert' }],
     },
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: rule.periodS * 1000 },

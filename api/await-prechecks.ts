@@ -1,60 +1,50 @@
-import type { Client } from '@temporalio/client';
-import { findMigration } from '../db/migration-store.ts';
-import type { PrecheckAnswer } from '../workflows/live-migrate-messages.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findHost } from '../db/inventory.ts';
+import { findMigration, migrationEvents } from '../db/migration-store.ts';
+import { DEFAULT_TIMINGS } from '../domain/live-migration.ts';
+import { readPrecheckVerdict, type PrecheckReading } from '../domain/precheck-verdict.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError } from './errors.ts';
-import { DEFAULT_TIMINGS } from '../domain/live-migration.ts';
+
+/** How often the record is read while the pre-checks run (they take tens of milliseconds). */
+const VERDICT_POLL_MS = 20;
 
 /**
  * What a migrate request answers once the workflow's pre-checks spoke (or did not within the timeout): a 422
- * with the failed checks, or the chosen destination. Shared by every kind of migration.
+ * with the failed checks, or the chosen destination. Shared by every kind of migration; read from the
+ * migration's record (domain/precheck-verdict.ts says why not from a workflow update).
  */
 export async function precheckVerdict(
   deps: ApiDeps,
   migrationId: string,
-  ask: () => Promise<PrecheckAnswer>,
 ): Promise<{ destination: { id: string; name: string } | null; phase: 'preparing' | 'prechecks' }> {
-  const { db, temporal } = deps;
   const timings = deps.liveMigrationTimings ?? DEFAULT_TIMINGS;
-  const answer = await awaitPrechecks(temporal, ask, timings.precheckAnswerTimeoutMs);
-  if (answer === 'workflow-ended' || (answer !== null && !answer.ok)) {
-    const row = await findMigration(db, migrationId);
-    const ended = row?.phase === 'failed' || row?.phase === 'cancelled';
-    if (answer !== 'workflow-ended' || ended) {
-      const failures =
-        answer === 'workflow-ended'
-          ? (row?.checks ?? []).filter((check) => check.ok === false)
-          : answer.failures;
-      const reason = answer === 'workflow-ended' ? undefined : answer.reason;
-      throw new ApiError(422, 'precheck_failed', row?.error ?? reason ?? 'pre-checks failed', undefined, {
-        migrationId,
-        failures,
-      });
-    }
+  const reading = await awaitPrecheckReading(deps, migrationId, timings.precheckAnswerTimeoutMs);
+  if (reading.kind === 'failed') {
+    throw new ApiError(422, 'precheck_failed', reading.reason, undefined, {
+      migrationId,
+      failures: reading.failures,
+    });
   }
-  const verdict = answer !== null && answer !== 'workflow-ended' && answer.ok ? answer : null;
-  return { destination: verdict?.destination ?? null, phase: verdict ? 'preparing' : 'prechecks' };
+  if (reading.kind === 'waiting') return { destination: null, phase: 'prechecks' };
+  const host = reading.destination === null ? undefined : await findHost(deps.db, reading.destination);
+  return { destination: host ? { id: host.id, name: host.name } : null, phase: 'preparing' };
 }
 
-/** The pre-check verdict, 'workflow-ended' if the run finished before it could answer, or null on timeout. */
-export async function awaitPrechecks(
-  temporal: Client,
-  ask: () => Promise<PrecheckAnswer>,
+/** The record's verdict, or `waiting` when the pre-checks did not speak within the timeout. */
+async function awaitPrecheckReading(
+  deps: ApiDeps,
+  migrationId: string,
   timeoutMs: number,
-): Promise<PrecheckAnswer | 'workflow-ended' | null> {
-  try {
-    return await temporal.connection.withDeadline(Date.now() + timeoutMs, ask);
-  } catch (err) {
-    return isDeadlineExceeded(err) ? null : 'workflow-ended';
+): Promise<PrecheckReading> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const [row, events] = await Promise.all([
+      findMigration(deps.db, migrationId),
+      migrationEvents(deps.db, migrationId),
+    ]);
+    const reading = row ? readPrecheckVerdict(row, events) : ({ kind: 'waiting' } as const);
+    if (reading.kind !== 'waiting' || Date.now() >= deadline) return reading;
+    await sleep(VERDICT_POLL_MS);
   }
-}
-
-/** gRPC status code DEADLINE_EXCEEDED. */
-const GRPC_DEADLINE_EXCEEDED = 4;
-
-function isDeadlineExceeded(err: unknown): boolean {
-  for (let e: unknown = err; e instanceof Error; e = e.cause) {
-    if ((e as { code?: unknown }).code === GRPC_DEADLINE_EXCEEDED) return true;
-  }
-  return false;
 }

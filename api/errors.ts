@@ -44,7 +44,7 @@ export function handleError(err: Error, c: Context) {
   return c.json({ error: { code: 'internal', message: 'internal error; see the API log' } }, 500);
 }
 
-function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
+export function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
   const field = issue.path.map(String).join('.') || '(body)';
   return { field, message: `${field}: ${issue.message}` };
 }

@@ -4,9 +4,15 @@ import { deleteMigration } from '../db/migration-store.ts';
 import type { Guest } from '../db/schema.ts';
 import { AFFINITY_LABEL_PREFIX, affinityGroupOf, affinityLabels } from '../domain/affinity.ts';
 import type { LiveMigrateOptions, LiveMigrationTimings } from '../domain/live-migration.ts';
-import { liveMigrationGroupWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { guestRunWorkflowId, liveMigrationGroupWorkflowId } from '../domain/workflow-ids.ts';
+import { groupSummary } from '../domain/workflow-summaries.ts';
 import type { GroupMember, liveMigrateGroup } from '../workflows/live-migrate-group.ts';
-import { GuestIdKey, MigrationKindKey, MigrationTriggerKey } from '../workflows/search-attributes.ts';
+import {
+  GuestIdKey,
+  GuestNameKey,
+  MigrationKindKey,
+  MigrationTriggerKey,
+} from '../workflows/search-attributes.ts';
 import { requireProjectScope, ruleCaller, type ApiCaller } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { alreadyRunning } from './already-running.ts';
@@ -43,12 +49,13 @@ export async function startLiveMigrationGroup(
     try {
       for (const g of group) {
         const trigger = g.id === guest.id ? 'manual' : 'affinity';
+        const childId = guestRunWorkflowId('live-migrate', g);
         const row = await recordPendingMigration(locked, temporal, g, {
           kind: 'live',
           sourceHostId: g.hostId,
           trigger,
           options: { ...options, withSameLabels: true },
-          workflowId: liveMigrationWorkflowId(g.id),
+          workflowId: childId,
           groupId,
           requestedBy: caller.requester,
         });
@@ -57,9 +64,11 @@ export async function startLiveMigrationGroup(
           guestName: g.name,
           sourceHost: hostName.get(g.hostId) ?? g.hostId,
           trigger,
+          workflowId: childId,
+          ...(options.preferHost ? { preferHost: options.preferHost } : {}),
         });
         // The guest's last migration may have ended a moment before its run closed: its child would clash.
-        if (!(await awaitNoRunningWorkflow(temporal, liveMigrationWorkflowId(g.id)))) {
+        if (!(await awaitNoRunningWorkflow(temporal, childId))) {
           throw alreadyRunning(g.name, undefined);
         }
       }
@@ -74,8 +83,14 @@ export async function startLiveMigrationGroup(
         taskQueue,
         workflowId,
         args: [{ groupId, members }],
+        staticSummary: groupSummary({
+          guests: members.map((m) => m.guestName),
+          labels: affinityLabels(guest.labels),
+          trigger: 'manual',
+        }),
         typedSearchAttributes: [
           { key: GuestIdKey, value: guest.id },
+          { key: GuestNameKey, value: guest.name },
           { key: MigrationKindKey, value: 'live-group' },
           { key: MigrationTriggerKey, value: 'manual' },
         ],

@@ -5,26 +5,21 @@ import { alertMetricsReader } from '../activities/alert-metrics.ts';
 import { HostLiveness } from '../activities/host-liveness.ts';
 import { listMigrationAlerts } from '../db/alert-store.ts';
 import { connectDb } from '../db/client.ts';
-import {
-  DEFAULTS,
-  etcdSettings,
-  influxSettings,
-  intSetting,
-  requiredSetting,
-  temporalSettings,
-} from '../domain/config.ts';
+import { readApiConfig } from '../domain/config.ts';
+import { configOrExit } from '../domain/config/startup.ts';
 import { reconcileAlertSchedules } from './alert-schedules.ts';
 import { createApp } from './app.ts';
 import { temporalConnectionOptions } from '../workers/temporal-connection.ts';
 import { startPendingReaper } from './pending-reaper.ts';
 
-const env = process.env;
-const temporalConf = temporalSettings(env);
-const db = connectDb(requiredSetting(env, 'DATABASE_URL'));
+// Everything is checked before anything connects: a bad environment stops here, naming every variable.
+const config = configOrExit('api', readApiConfig, process.env);
+const temporalConf = config.temporal;
+const db = connectDb(config.database);
 const connection = await Connection.connect(await temporalConnectionOptions(temporalConf));
-const liveness = new HostLiveness(etcdSettings(env));
+const liveness = new HostLiveness(config.etcd);
 const temporal = new Client({ connection, namespace: temporalConf.namespace });
-const agentCredentialKey = requiredSetting(env, 'AGENT_CREDENTIAL_KEY');
+const { agentCredentialKey } = config;
 const app = createApp({
   db: db.db,
   temporal,
@@ -32,8 +27,8 @@ const app = createApp({
   liveness,
   agentCredentials: agentCredentials(db.db, agentCredentialKey),
   agentCredentialKey,
-  apiToken: requiredSetting(env, 'API_TOKEN'),
-  metrics: alertMetricsReader(influxSettings(env)),
+  apiToken: config.apiToken,
+  metrics: alertMetricsReader(config.influx),
 });
 
 // Rules and their schedules are repaired before the API answers: a rule without its schedule gets one, a
@@ -46,8 +41,7 @@ for (const [what, names] of Object.entries(repair)) {
   if (names.length > 0) console.log(`migration-alert schedules ${what}: ${names.join(', ')}`);
 }
 
-const hostname = env.API_HOST ?? DEFAULTS.apiHost;
-const port = intSetting(env, 'API_PORT', DEFAULTS.apiPort, 1);
+const { host: hostname, port } = config;
 const server = serve({ fetch: app.fetch, hostname, port }, () =>
   console.log(`API listening on http://${hostname}:${port}`),
 );

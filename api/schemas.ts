@@ -2,7 +2,9 @@ import { guestStatuses } from '../domain/guest-status.ts';
 import { z } from 'zod';
 import { diskSpecSchema, networkSpecSchema } from '../domain/agent-contract.ts';
 
-const labels = z.record(z.string().min(1).max(63), z.string().max(63));
+const labelKey = z.string().min(1).max(63);
+const labelValue = z.string().max(63);
+const labels = z.record(labelKey, labelValue);
 
 export const hostFactsSchema = z.object({
   hostId: z.uuid(),
@@ -42,6 +44,11 @@ export const createServerSchema = z.object({
   diskTest: z.boolean().default(false),
 });
 export type CreateServerRequest = z.infer<typeof createServerSchema>;
+
+/** The body of PATCH /v1/servers/:id: labels to set (a string) or remove (null); the others stay. */
+export const updateServerSchema = z.strictObject({
+  labels: z.record(labelKey, labelValue.nullable()),
+});
 
 export const serverListQuerySchema = z.object({
   host: z.string().min(1).optional(),

@@ -4,16 +4,17 @@ import {
   WorkflowIdReusePolicy,
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
-import { deleteMigration } from '../db/migration-store.ts';
+import { deleteMigration, findMigration } from '../db/migration-store.ts';
 import type { Db } from '../db/client.ts';
 import { findGuest, findHost } from '../db/inventory.ts';
 import type { Guest, Host, Migration } from '../db/schema.ts';
-import { precheckUpdate } from '../workflows/live-migrate-messages.ts';
 import { precheckVerdict } from './await-prechecks.ts';
 import type { ColdMigrateInput } from '../workflows/cold-migrate.ts';
 import type { LiveMigrateInput } from '../workflows/live-migrate.ts';
+import { migrationSummary } from '../domain/workflow-summaries.ts';
 import {
   GuestIdKey,
+  GuestNameKey,
   MigrationKindKey,
   MigrationTriggerKey,
   SourceHostKey,
@@ -22,6 +23,7 @@ import { alreadyRunning } from './already-running.ts';
 import { requireProjectScope, type ApiCaller } from './caller.ts';
 import type { ApiDeps } from './deps.ts';
 import { ApiError, notFound } from './errors.ts';
+import { migrationDetail } from './migration-views.ts';
 import { underGuestMigrationLock } from './guest-migration-lock.ts';
 import { recordPendingMigration } from './pending-migration.ts';
 import { startOnceThePreviousRunCloses } from './workflow-runs.ts';
@@ -68,8 +70,16 @@ export async function startGuestMigration(
           args: [run.input(row.id)],
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+          staticSummary: migrationSummary({
+            guest: guest.name,
+            source: sourceName,
+            destination: typeof run.options.preferHost === 'string' ? run.options.preferHost : null,
+            kind: run.kind,
+            trigger: 'manual',
+          }),
           typedSearchAttributes: [
             { key: GuestIdKey, value: guest.id },
+            { key: GuestNameKey, value: guest.name },
             { key: SourceHostKey, value: sourceName },
             { key: MigrationKindKey, value: run.kind },
             { key: MigrationTriggerKey, value: 'manual' },
@@ -116,19 +126,20 @@ export async function migrationTarget(db: Db, caller: ApiCaller, id: string, pre
   return { guest, source: await findHost(db, guest.hostId) };
 }
 
-/** Records and starts the migration, then answers as a migrate request does: the run, and the pre-checks' verdict. */
+/**
+ * Records and starts the migration, then answers as a migrate request does: the migration as GET
+ * /v1/migrations/:id shows it once the pre-checks have spoken (a 422 when they failed), with the destination
+ * they chose even before the run writes it on the record.
+ */
 export async function answerGuestMigration(
   deps: ApiDeps,
   target: { guest: Guest; source: Host | undefined },
   run: MigrationRun & { workflowId: string; options: Record<string, unknown> },
 ) {
   const { guest, source } = target;
-  const { migration, handle } = await startGuestMigration(deps, guest, source?.name ?? guest.hostId, run);
-  const verdict = await precheckVerdict(deps, migration.id, () => handle.executeUpdate(precheckUpdate));
-  return {
-    migrationId: migration.id,
-    workflowId: run.workflowId,
-    runId: handle.firstExecutionRunId,
-    ...verdict,
-  };
+  const { migration } = await startGuestMigration(deps, guest, source?.name ?? guest.hostId, run);
+  const verdict = await precheckVerdict(deps, migration.id);
+  const row = (await findMigration(deps.db, migration.id)) ?? migration;
+  const detail = await migrationDetail(deps.db, row, guest.name);
+  return { ...detail, destination: detail.destination ?? verdict.destination };
 }

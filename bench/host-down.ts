@@ -81,8 +81,8 @@ async function watchKeyDeletions(servers: BenchServers, etcdPrefix: string) {
 }
 
 async function hostsView(stack: Stack): Promise<{ id: string; name: string; status: string }[]> {
-  return (await stack.api<{ hosts: { id: string; name: string; status: string }[] }>('GET', '/v1/hosts')).body
-    .hosts;
+  return (await stack.api<{ items: { id: string; name: string; status: string }[] }>('GET', '/v1/hosts')).body
+    .items;
 }
 
 /** Polls `probe` every POLL_MS until it returns a value; the error names what was awaited. */
@@ -93,7 +93,7 @@ const serialLog = (stack: Stack, host: string, guestId: string) =>
   readFile(path.join(stack.agentDir(host), 'guests', guestId, 'serial.log'), 'latin1').catch(() => '');
 
 async function hostEvents(stack: Stack, host: string, since: number): Promise<HostEvent[]> {
-  const { events } = (await stack.api<{ events: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body;
+  const { items: events } = (await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body;
   return events.filter((e) => new Date(e.at).getTime() >= since);
 }
 
@@ -128,7 +128,7 @@ async function runRound(stack: Stack, index: number, print: (line?: string) => v
   const victim = HOSTS[(index - 1) % HOSTS.length] as string;
   const guestName = `hd-bench-${index}`;
   const mac = `52:54:00:bd:00:${(index % 256).toString(16).padStart(2, '0')}`;
-  const created = await stack.api<{ server?: { id: string } }>('POST', '/v1/servers', {
+  const created = await stack.api<{ id?: string }>('POST', '/v1/servers', {
     name: guestName,
     host: victim,
     vcpus: 1,
@@ -137,9 +137,9 @@ async function runRound(stack: Stack, index: number, print: (line?: string) => v
     networks: [{ name: 'default', mac }],
     disks: [{ id: 'disk0', sizeMb: 64, storage: 'shared', cache: 'none' }],
   });
-  if (created.status !== 202 || !created.body.server)
+  if (created.status !== 202 || !created.body.id)
     throw new Error(`POST /v1/servers ${guestName}: ${created.status} ${JSON.stringify(created.body)}`);
-  const guestId = created.body.server.id;
+  const guestId = created.body.id;
   await waitUntil(`${guestName} running on ${victim}`, 180_000, async () => {
     const s = (await stack.api<ServerView>('GET', `/v1/servers/${guestId}`)).body;
     if (s.status === 'error') throw new Error(`${guestName} could not start: ${s.lastError}`);
@@ -197,8 +197,8 @@ async function runRound(stack: Stack, index: number, print: (line?: string) => v
   const otherCpu = cpuBetween(cpuBefore, cpuSnapshot()).other;
 
   const rescue = await waitUntil(`the rescue migration of ${guestName} completed`, 60_000, async () => {
-    const { migrations } = (
-      await stack.api<{ migrations: MigrationRow[] }>('GET', `/v1/migrations?guest=${guestName}`)
+    const { items: migrations } = (
+      await stack.api<{ items: MigrationRow[] }>('GET', `/v1/migrations?guest=${guestName}`)
     ).body;
     const row = migrations[0];
     if (row && ['failed', 'cancelled'].includes(row.phase))

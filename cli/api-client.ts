@@ -9,12 +9,23 @@ export class ApiRequestError extends Error {
   }
 }
 
+/** The answer's body; an error status throws, naming the API's message. */
 export async function apiRequest<T>(
   conn: ApiConnection,
   method: string,
   path: string,
   body?: unknown,
 ): Promise<T> {
+  return (await apiExchange<T>(conn, method, path, body)).body;
+}
+
+/** The answer's status and body, for a command that tells a 200 from a 202 (already so, or started). */
+export async function apiExchange<T>(
+  conn: ApiConnection,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: T }> {
   let res: Response;
   try {
     res = await fetch(`${conn.baseUrl}${path}`, {
@@ -34,5 +45,5 @@ export async function apiRequest<T>(
     const error = (parsed as { error?: { message?: string } } | null)?.error;
     throw new ApiRequestError(res.status, error?.message ?? `${res.status} ${text}`);
   }
-  return parsed as T;
+  return { status: res.status, body: parsed as T };
 }

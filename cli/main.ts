@@ -26,7 +26,14 @@ import {
   serverLiveMigrate,
   serverMigrate,
 } from './commands/migrations.ts';
-import { serverCreate, serverList, serverShow, serverStart, serverStop } from './commands/servers.ts';
+import {
+  serverCreate,
+  serverList,
+  serverShow,
+  serverStart,
+  serverStop,
+  serverUpdate,
+} from './commands/servers.ts';
 import {
   migrationConfigSet,
   migrationConfigShow,
@@ -38,6 +45,7 @@ import {
   serverMigrationPolicy,
 } from './commands/migration-settings.ts';
 import { enrolmentTokenCreate, tokenCreate, tokenList, tokenRevoke } from './commands/tokens.ts';
+import { hostDelete } from './commands/host-delete.ts';
 import { resolveConnection } from './connection.ts';
 
 const commands: Command[] = [
@@ -47,9 +55,11 @@ const commands: Command[] = [
   hostEvents,
   hostMaintenanceEnter,
   hostMaintenanceExit,
+  hostDelete,
   serverList,
   serverShow,
   serverCreate,
+  serverUpdate,
   serverStop,
   serverStart,
   serverLiveMigrate,

@@ -1,5 +1,7 @@
+import { readFileSync } from 'node:fs';
 import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
+import { databaseSettingsFromUrl, postgresSsl, type DatabaseSettings } from '../domain/config.ts';
 import * as schema from './schema.ts';
 
 export type Db = NodePgDatabase<typeof schema>;
@@ -30,10 +32,17 @@ export const DEFAULT_DB_POOL_OPTIONS: Required<DbPoolOptions> = {
   idleTimeoutMs: 30_000,
 };
 
-export function connectDb(url: string, options: DbPoolOptions = {}): DbHandle {
+/**
+ * A pool on DATABASE_URL's settings (domain/config/database.ts), TLS as its sslmode says; a bare URL (tests,
+ * tools) is read the same way, without TLS files.
+ */
+export function connectDb(database: string | DatabaseSettings, options: DbPoolOptions = {}): DbHandle {
   const o = { ...DEFAULT_DB_POOL_OPTIONS, ...options };
+  const settings = typeof database === 'string' ? databaseSettingsFromUrl(database) : database;
   const pool = new pg.Pool({
-    connectionString: url,
+    connectionString: settings.url,
+    // Always given, so node-postgres never falls back to PGSSLMODE from the environment.
+    ssl: postgresSsl(settings, readFileSync),
     max: o.max,
     connectionTimeoutMillis: o.connectTimeoutMs,
     statement_timeout: o.statementTimeoutMs,

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
 import type { HostFacts } from '../domain/agent-contract.ts';
 import type { Db } from './client.ts';
+import { firstCredentialGeneration } from './host-removal-store.ts';
 import type { Requester } from '../domain/requester.ts';
 import { clusters, events, guests, hosts, type Guest, type Host } from './schema.ts';
 
@@ -39,7 +40,12 @@ export async function upsertHostFromFacts(db: Db, facts: HostFacts): Promise<Hos
   };
   const [row] = await db
     .insert(hosts)
-    .values({ id: facts.hostId, clusterId, ...values })
+    .values({
+      id: facts.hostId,
+      clusterId,
+      credentialGeneration: firstCredentialGeneration(facts.hostId),
+      ...values,
+    })
     .onConflictDoUpdate({ target: hosts.id, set: values })
     .returning();
   if (!row) throw new Error(`host ${facts.name} was not stored`);

@@ -1,15 +1,19 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import { requiredSetting } from '../domain/config.ts';
+import { readMigrateConfig, type DatabaseSettings } from '../domain/config.ts';
+import { configOrExit } from '../domain/config/startup.ts';
 import { connectDb } from './client.ts';
 
 export const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 
 /** Applies the committed SQL migrations; already-applied ones are skipped, so running it twice is safe. */
-export async function migrateDatabase(url: string, folder = migrationsFolder): Promise<void> {
+export async function migrateDatabase(
+  database: string | DatabaseSettings,
+  folder = migrationsFolder,
+): Promise<void> {
   // Schema changes may rewrite whole tables: no statement or query limit here, only the connect timeout.
-  const handle = connectDb(url, { max: 1, statementTimeoutMs: 0, queryTimeoutMs: 0 });
+  const handle = connectDb(database, { max: 1, statementTimeoutMs: 0, queryTimeoutMs: 0 });
   try {
     await migrate(handle.db, { migrationsFolder: folder });
   } finally {
@@ -18,7 +22,7 @@ export async function migrateDatabase(url: string, folder = migrationsFolder): P
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const url = requiredSetting(process.env, 'DATABASE_URL');
-  await migrateDatabase(url);
+  const { database } = configOrExit('migrate', readMigrateConfig, process.env);
+  await migrateDatabase(database);
   console.log('database schema is up to date');
 }

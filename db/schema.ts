@@ -112,10 +112,12 @@ export const migrations = pgTable(
     guestId: uuid('guest_id')
       .notNull()
       .references(() => guests.id),
-    sourceHostId: uuid('source_host_id')
-      .notNull()
-      .references(() => hosts.id),
-    destinationHostId: uuid('destination_host_id').references(() => hosts.id),
+    /**
+     * No foreign key to hosts, on purpose: a removed host's finished migrations stay readable, its name kept in
+     * removed_hosts (DELETE /v1/hosts/:id refuses while a migration involving it is active).
+     */
+    sourceHostId: uuid('source_host_id').notNull(),
+    destinationHostId: uuid('destination_host_id'),
     trigger: text('trigger', { enum: migrationTriggers }).notNull().default('manual'),
     phase: text('phase', { enum: migrationPhases }).notNull().default('pending'),
     options: jsonb('options').$type<Record<string, unknown>>().notNull().default({}),
@@ -148,6 +150,19 @@ export const migrations = pgTable(
       .where(sql`${t.phase} not in (${sql.raw(terminalMigrationPhases.map((p) => `'${p}'`).join(', '))})`),
   ],
 );
+
+/**
+ * Hosts an admin removed (DELETE /v1/hosts/:id): who and when, the name their id had for the migration history,
+ * and the credential generation it had reached, so the same id enrolling again gets a credential the old one is
+ * not (db/host-removal-store.ts).
+ */
+export const removedHosts = pgTable('removed_hosts', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  credentialGeneration: integer('credential_generation').notNull(),
+  removedBy: jsonb('removed_by').$type<Requester>().notNull(),
+  removedAt: timestamp('removed_at', { withTimezone: true }).notNull().defaultNow(),
+});
 
 /** Capacity held on a destination while a migration to it is in flight; gone when it commits or rolls back. */
 export const reservations = pgTable(

@@ -31,11 +31,15 @@ export const ROUTE_ROLES = {
   'POST /v1/hosts/:id/auto-migrate-on-host-down': 'admin',
   'POST /v1/hosts/:id/maintenance': 'admin',
   'DELETE /v1/hosts/:id/maintenance': 'admin',
+  /** Removing a host frees its name for a reinstalled hypervisor (domain/host-removal.ts). */
+  'DELETE /v1/hosts/:id': 'admin',
 
   'GET /v1/servers': 'viewer',
   'GET /v1/servers/:id': 'viewer',
   'GET /v1/servers/:id/migration-policy': 'viewer',
   'POST /v1/servers': 'operator',
+  /** Labels select policies and affinity: whoever may create servers in the project may change them. */
+  'PATCH /v1/servers/:id': 'operator',
   'POST /v1/servers/:id/live-migrate': 'operator',
   'POST /v1/servers/:id/migrate': 'operator',
   'POST /v1/servers/:id/stop': 'operator',

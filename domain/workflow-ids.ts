@@ -1,4 +1,20 @@
 /** Workflow ids make starts idempotent: one run per subject at a time. */
+
+/** The runs that act on one guest, one at a time per kind. */
+export type GuestRunKind = 'live-migrate' | 'cold-migrate' | 'guest-create' | 'guest-power';
+
+/**
+ * A guest's run id carries its name, so an operator finds it in the Temporal UI, and its id, which alone
+ * keeps it unique: a name can come back on another guest. Runs started before names joined the ids have the
+ * bare-id forms below; the migration rows keep each run's id, so both stay reachable.
+ */
+export const guestRunWorkflowId = (kind: GuestRunKind, guest: { id: string; name: string }) =>
+  `${kind}-${guest.name}-${guest.id}`;
+
+/** An evacuation's id carries the host's name, as a guest's run does (the host's id keeps it unique). */
+export const evacuationWorkflowId = (host: { id: string; name: string }) =>
+  `evacuate-host-${host.name}-${host.id}`;
+
 export const createGuestWorkflowId = (guestId: string) => `guest-create-${guestId}`;
 
 /** One live migration per guest at a time: Temporal refuses a second run with the same id. */

@@ -1,11 +1,19 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Etcd3, type IKeyValue, type Watcher } from 'etcd3';
-import { hostHealthPrefix, hostWatchRevisionKey, type EtcdSettings } from '../domain/config.ts';
+import { readFileSync } from 'node:fs';
+import {
+  etcdClientOptions,
+  hostHealthPrefix,
+  hostWatchRevisionKey,
+  type EtcdSettings,
+} from '../domain/config.ts';
 import { DEFAULT_HOST_DOWN_TIMINGS, type HostDownTimings } from '../domain/host-down-timing.ts';
 import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../domain/live-migration.ts';
 import { hostDownWorkflowId, hostReturnWorkflowId } from '../domain/workflow-ids.ts';
+import { hostEventSummary } from '../domain/workflow-summaries.ts';
 import type { HostDownInput } from '../workflows/host-down.ts';
+import { SourceHostKey } from '../workflows/search-attributes.ts';
 import { WatchRevision } from './watch-revision.ts';
 
 const START_ATTEMPTS = 30;
@@ -18,6 +26,8 @@ export interface HostWatchOptions {
   log: (line: string) => void;
   timings?: HostDownTimings;
   migrationTimings?: LiveMigrationTimings;
+  /** A host's name for the run's summary and search attribute; the id stands in when it cannot be read. */
+  hostName?: (hostId: string) => Promise<string | undefined>;
 }
 
 /**
@@ -38,7 +48,7 @@ export class HostWatch {
   private behind = false;
 
   constructor(private readonly options: HostWatchOptions) {
-    this.client = new Etcd3({ hosts: options.etcd.endpoints, dialTimeout: 3000 });
+    this.client = new Etcd3(etcdClientOptions(options.etcd, readFileSync));
     this.revision = new WatchRevision(this.client, hostWatchRevisionKey(options.etcd.prefix));
   }
 
@@ -113,6 +123,8 @@ export class HostWatch {
             } satisfies HostDownInput,
           ]
         : [{ hostId, leaseId: lease }];
+    // The id stays the host's id on every worker (they must agree); the name is for the operator.
+    const hostName = (await this.options.hostName?.(hostId).catch(() => undefined)) ?? hostId;
     for (let attempt = 1; ; attempt++) {
       try {
         await this.options.temporal.workflow.start(kind, {
@@ -120,6 +132,8 @@ export class HostWatch {
           workflowId,
           args,
           workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+          staticSummary: hostEventSummary(hostName, kind === 'hostDown' ? 'down' : 'back'),
+          typedSearchAttributes: [{ key: SourceHostKey, value: hostName }],
         });
         this.options.log(`host watch: started ${workflowId}`);
         return true;

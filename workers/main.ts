@@ -5,20 +5,18 @@ import { alertMetricsReader } from '../activities/alert-metrics.ts';
 import { HostLiveness } from '../activities/host-liveness.ts';
 import { createActivities } from '../activities/index.ts';
 import { connectDb } from '../db/client.ts';
-import {
-  etcdSettings,
-  hostDownTimings,
-  influxSettings,
-  requiredSetting,
-  temporalSettings,
-} from '../domain/config.ts';
+import { findHost } from '../db/inventory.ts';
+import { readWorkerConfig } from '../domain/config.ts';
+import { configOrExit } from '../domain/config/startup.ts';
 import { HostWatch } from './host-watch.ts';
 import { temporalConnectionOptions } from './temporal-connection.ts';
 import { createWorker } from './worker.ts';
 
-const temporal = temporalSettings(process.env);
-const db = connectDb(requiredSetting(process.env, 'DATABASE_URL'));
-const liveness = new HostLiveness(etcdSettings(process.env));
+// Everything is checked before anything connects: a bad environment stops here, naming every variable.
+const config = configOrExit('worker', readWorkerConfig, process.env);
+const { temporal } = config;
+const db = connectDb(config.database);
+const liveness = new HostLiveness(config.etcd);
 const connectionOptions = await temporalConnectionOptions(temporal);
 const connection = await NativeConnection.connect(connectionOptions);
 // Activities talk to the slots workflow through an ordinary client.
@@ -29,21 +27,22 @@ const worker = await createWorker({
   taskQueue: temporal.taskQueue,
   activities: createActivities({
     db: db.db,
-    agentCredentials: agentCredentials(db.db, requiredSetting(process.env, 'AGENT_CREDENTIAL_KEY')),
+    agentCredentials: agentCredentials(db.db, config.agentCredentialKey),
     liveness,
     temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
-    metrics: alertMetricsReader(influxSettings(process.env)),
+    metrics: alertMetricsReader(config.influx),
   }),
   db: db.db,
 });
 
 // Every worker process watches the hosts' leases; the runs' ids keep two watchers from acting twice.
 const hostWatch = new HostWatch({
-  etcd: etcdSettings(process.env),
+  etcd: config.etcd,
   temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
   taskQueue: temporal.taskQueue,
   log: (line) => console.log(line),
-  timings: hostDownTimings(process.env),
+  timings: config.hostDown,
+  hostName: async (hostId) => (await findHost(db.db, hostId))?.name,
 });
 await hostWatch.start();
 

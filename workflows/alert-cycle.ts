@@ -3,6 +3,7 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -22,10 +23,18 @@ import {
   type AlertMove,
 } from '../domain/alert-events.ts';
 import { DEFAULT_LIVE_MIGRATE_OPTIONS } from '../domain/live-migration.ts';
-import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { guestRunWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { migrationSummary } from '../domain/workflow-summaries.ts';
+import { WORKFLOW_IDS_WITH_NAMES } from './workflow-patches.ts';
 import { failureReason } from './failure-reason.ts';
 import { liveMigrate } from './live-migrate.ts';
-import { GuestIdKey, MigrationKindKey, MigrationTriggerKey, SourceHostKey } from './search-attributes.ts';
+import {
+  GuestIdKey,
+  GuestNameKey,
+  MigrationKindKey,
+  MigrationTriggerKey,
+  SourceHostKey,
+} from './search-attributes.ts';
 
 const quick = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
@@ -119,7 +128,11 @@ async function runMove(
     );
     return { ...base, migrationId: null, outcome: 'refused', error };
   }
-  const recorded = await quick.recordAlertMigration({ ruleId: plan.ruleId, cycleKey, move });
+  // Moves started before names joined the ids keep the bare-id form on replay.
+  const workflowId = patched(WORKFLOW_IDS_WITH_NAMES)
+    ? guestRunWorkflowId('live-migrate', { id: move.guestId, name: move.guestName })
+    : liveMigrationWorkflowId(move.guestId);
+  const recorded = await quick.recordAlertMigration({ ruleId: plan.ruleId, cycleKey, move, workflowId });
   if ('refused' in recorded) {
     const error = recorded.refused;
     await record(
@@ -131,7 +144,14 @@ async function runMove(
   await record(migratingEvent(move, migrationId, cycleKey));
   try {
     await executeChild(liveMigrate, {
-      workflowId: liveMigrationWorkflowId(move.guestId),
+      workflowId,
+      staticSummary: migrationSummary({
+        guest: move.guestName,
+        source: move.fromHostName,
+        destination: move.toHostName,
+        kind: 'live',
+        trigger: 'alert',
+      }),
       args: [
         {
           migrationId,
@@ -145,6 +165,7 @@ async function runMove(
       parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: [
         { key: GuestIdKey, value: move.guestId },
+        { key: GuestNameKey, value: move.guestName },
         { key: SourceHostKey, value: move.fromHostName },
         { key: MigrationKindKey, value: 'live' },
         { key: MigrationTriggerKey, value: 'alert' },

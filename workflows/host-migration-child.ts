@@ -1,13 +1,25 @@
-import { ParentClosePolicy, proxyActivities, startChild } from '@temporalio/workflow';
+import { ParentClosePolicy, patched, proxyActivities, startChild } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { ColdMigrateOptions } from '../domain/cold-migration.ts';
 import { DEFAULT_LIVE_MIGRATE_OPTIONS, type LiveMigrationTimings } from '../domain/live-migration.ts';
 import { triggerRequester, type Requester } from '../domain/requester.ts';
-import { coldMigrationWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { migrationSummary } from '../domain/workflow-summaries.ts';
+import {
+  coldMigrationWorkflowId,
+  guestRunWorkflowId,
+  liveMigrationWorkflowId,
+} from '../domain/workflow-ids.ts';
+import { WORKFLOW_IDS_WITH_NAMES } from './workflow-patches.ts';
 import { coldMigrate } from './cold-migrate.ts';
 import { failureReason } from './failure-reason.ts';
 import { liveMigrate } from './live-migrate.ts';
-import { GuestIdKey, MigrationKindKey, MigrationTriggerKey, SourceHostKey } from './search-attributes.ts';
+import {
+  GuestIdKey,
+  GuestNameKey,
+  MigrationKindKey,
+  MigrationTriggerKey,
+  SourceHostKey,
+} from './search-attributes.ts';
 
 const { recordHostMigration, setMigrationPhase } = proxyActivities<Activities>({
   startToCloseTimeout: '30 seconds',
@@ -43,7 +55,16 @@ export async function startHostMigration(
   request: HostMigrationRequest,
 ): Promise<{ result: Promise<HostMigrationResult> }> {
   const { move, guestId } = request;
+  const guest = { id: guestId, name: request.guestName };
+  const runKind = move.kind === 'live' ? 'live-migrate' : 'cold-migrate';
+  // Children started before names joined the ids keep the bare-id form on replay.
+  const workflowId = patched(WORKFLOW_IDS_WITH_NAMES)
+    ? guestRunWorkflowId(runKind, guest)
+    : move.kind === 'live'
+      ? liveMigrationWorkflowId(guestId)
+      : coldMigrationWorkflowId(guestId);
   const recorded = await recordHostMigration({
+    workflowId,
     runKey: request.runKey,
     hostId: request.hostId,
     guestId,
@@ -58,9 +79,17 @@ export async function startHostMigration(
   }
   const { migrationId } = recorded;
   const common = {
+    workflowId,
     parentClosePolicy: ParentClosePolicy.ABANDON,
+    staticSummary: migrationSummary({
+      guest: request.guestName,
+      source: request.hostName,
+      kind: move.kind,
+      trigger: request.trigger,
+    }),
     typedSearchAttributes: [
       { key: GuestIdKey, value: guestId },
+      { key: GuestNameKey, value: request.guestName },
       { key: SourceHostKey, value: request.hostName },
       { key: MigrationKindKey, value: move.kind },
       { key: MigrationTriggerKey, value: request.trigger },
@@ -80,7 +109,6 @@ export async function startHostMigration(
       move.kind === 'live'
         ? await startChild(liveMigrate, {
             ...common,
-            workflowId: liveMigrationWorkflowId(guestId),
             args: [
               {
                 migrationId,
@@ -93,7 +121,6 @@ export async function startHostMigration(
           })
         : await startChild(coldMigrate, {
             ...common,
-            workflowId: coldMigrationWorkflowId(guestId),
             args: [{ migrationId, guestId, options: move.options, caller, timings: request.timings }],
           });
     const ended: Promise<{ destination: string }> = child.result();

@@ -7,15 +7,26 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
+import { migrationSummary } from '../domain/workflow-summaries.ts';
 import { failureReason } from './failure-reason.ts';
 import { liveMigrate, type LiveMigrateInput } from './live-migrate.ts';
-import { GuestIdKey, MigrationKindKey, MigrationTriggerKey, SourceHostKey } from './search-attributes.ts';
+import {
+  GuestIdKey,
+  GuestNameKey,
+  MigrationKindKey,
+  MigrationTriggerKey,
+  SourceHostKey,
+} from './search-attributes.ts';
 
 export interface GroupMember {
   input: LiveMigrateInput;
   guestName: string;
   sourceHost: string;
   trigger: 'manual' | 'affinity';
+  /** The child's run id, as the API recorded it on the row; absent in groups from before ids carried names. */
+  workflowId?: string;
+  /** The destination asked for, for the UI's summary line. */
+  preferHost?: string;
 }
 
 export interface LiveMigrateGroupInput {
@@ -59,7 +70,14 @@ async function migrateMember(member: GroupMember): Promise<GroupOutcome> {
   const base = { guestId: input.guestId, guestName: member.guestName, migrationId: input.migrationId };
   try {
     const result = await executeChild(liveMigrate, {
-      workflowId: liveMigrationWorkflowId(input.guestId),
+      workflowId: member.workflowId ?? liveMigrationWorkflowId(input.guestId),
+      staticSummary: migrationSummary({
+        guest: member.guestName,
+        source: member.sourceHost,
+        destination: member.preferHost,
+        kind: 'live',
+        trigger: member.trigger,
+      }),
       args: [input],
       // Each child is a durable migration of its own that must reach a terminal phase (rolled back or
       // committed) by itself: terminating it with the parent would strand the guest between two hosts.
@@ -67,6 +85,7 @@ async function migrateMember(member: GroupMember): Promise<GroupOutcome> {
       parentClosePolicy: ParentClosePolicy.ABANDON,
       typedSearchAttributes: [
         { key: GuestIdKey, value: input.guestId },
+        { key: GuestNameKey, value: member.guestName },
         { key: SourceHostKey, value: member.sourceHost },
         { key: MigrationKindKey, value: 'live' },
         { key: MigrationTriggerKey, value: member.trigger },

@@ -1,6 +1,7 @@
-import { condition, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
+import { condition, setCurrentDetails, setHandler, upsertSearchAttributes } from '@temporalio/workflow';
 import type { LiveMigrationTimings } from '../domain/live-migration.ts';
 import type { CheckResult } from '../domain/prechecks.ts';
+import { migrationDetails } from '../domain/workflow-summaries.ts';
 import { activitySteps, type RunSteps } from './live-migrate-activities.ts';
 import {
   precheckUpdate,
@@ -56,6 +57,12 @@ export function openMigrationRun(
     await condition(() => precheck !== null);
     return precheck as PrecheckAnswer;
   });
+  /** The Temporal UI's details line follows the view (no command: replay is unaffected). */
+  const showDetails = () =>
+    setCurrentDetails(
+      migrationDetails({ phase: view.phase, destination: view.destination?.name, error: view.error }),
+    );
+  showDetails();
   const run: MigrationRun = {
     migrationId,
     timings,
@@ -66,6 +73,7 @@ export function openMigrationRun(
       await steps.write.setMigrationPhase({ migrationId, phase, ...extra });
       // The query follows the row rather than leading it, so a reader never sees a phase the record lacks.
       view.phase = phase;
+      showDetails();
     },
     event: (type, message, data, level) =>
       steps.write.recordMigrationEvent({ migrationId, type, message, data, level }),
@@ -77,6 +85,7 @@ export function openMigrationRun(
       run.answerPrechecks({ ok: true, destination: { id: host.id, name: host.name } });
       view.destination = { id: host.id, name: host.name };
       upsertSearchAttributes([{ key: DestinationHostKey, value: host.name }]);
+      showDetails();
       await run.event('destination_chosen', `destination ${host.name}`, { destination: host.name });
     },
   };

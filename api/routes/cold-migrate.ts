@@ -1,14 +1,38 @@
-import { Hono } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
 import { probeSourceReach } from '../../activities/source-reach.ts';
 import type { Guest, Host } from '../../db/schema.ts';
 import { disksSurviveTheSource, sourceIsDown, type ColdMigrateOptions } from '../../domain/cold-migration.ts';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
-import { coldMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
 import { callerOf, ruleCaller } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, parseOr400 } from '../errors.ts';
+import { migrationPath } from '../migration-views.ts';
+import {
+  addRoute,
+  AUTH_ERRORS,
+  createdResponse,
+  errorResponses,
+  idParam,
+  jsonBody as bodyOf,
+  routeGroup,
+} from '../openapi.ts';
+import { migrationDetailSchema } from '../response-schemas.ts';
 import { coldMigrateSchema } from '../schemas.ts';
 import { answerGuestMigration, migrationTarget } from '../start-migration.ts';
+
+const coldMigrate = createRoute({
+  method: 'post',
+  path: '/{id}/migrate',
+  tags: ['migrations'],
+  summary:
+    'Migrate a stopped server cold, or with rescue_mode one whose host is down (Cloudpods server-migrate)',
+  request: { params: idParam('server id or name'), body: bodyOf(coldMigrateSchema) },
+  responses: {
+    202: createdResponse(migrationDetailSchema, 'the migration (kind cold or rescue)'),
+    ...errorResponses(400, 404, 409, 422, 503, ...AUTH_ERRORS),
+  },
+});
 
 /**
  * `POST /v1/servers/:id/migrate` (Cloudpods' server-migrate): a stopped guest moves cold, or with rescue_mode
@@ -18,8 +42,9 @@ export function coldMigrateRoutes(deps: ApiDeps) {
   const { db } = deps;
   const timings = deps.liveMigrationTimings ?? DEFAULT_TIMINGS;
 
-  return new Hono().post('/:id/migrate', async (c) => {
-    const id = c.req.param('id');
+  const app = routeGroup();
+  addRoute(app, coldMigrate, async (c) => {
+    const id = c.req.param('id') ?? '';
     const body = parseOr400(coldMigrateSchema, await jsonBody(c));
     const caller = callerOf(c);
     const target = await migrationTarget(db, caller, id, body.prefer_host);
@@ -31,10 +56,10 @@ export function coldMigrateRoutes(deps: ApiDeps) {
     };
     if (options.rescueMode) await refuseImpossibleRescue(deps, guest, source);
     const kind = options.rescueMode ? 'rescue' : 'cold';
-    const answer = await answerGuestMigration(deps, target, {
+    const migration = await answerGuestMigration(deps, target, {
       workflowType: 'coldMigrate',
       kind,
-      workflowId: coldMigrationWorkflowId(guest.id),
+      workflowId: guestRunWorkflowId('cold-migrate', guest),
       options: { ...options },
       input: (migrationId) => ({
         migrationId,
@@ -45,8 +70,10 @@ export function coldMigrateRoutes(deps: ApiDeps) {
       }),
       caller,
     });
-    return c.json({ ...answer, kind }, 202);
+    c.header('Location', migrationPath(migration.id));
+    return c.json(migration, 202);
   });
+  return app;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { Hono } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
 import { z } from 'zod';
 import {
   bumpCredentialGeneration,
@@ -18,6 +18,16 @@ import { ApiError, jsonBody, parseOr400 } from '../errors.ts';
 import { hostFactsSchema } from '../schemas.ts';
 import { generateEnrolmentToken, hashApiToken } from '../token-secret.ts';
 import { ENROLMENT_TOKEN_PREFIX } from '../../domain/api-tokens.ts';
+import {
+  addRoute,
+  AUTH_ERRORS,
+  createdResponse,
+  errorResponses,
+  jsonBody as bodyOf,
+  jsonResponse,
+  routeGroup,
+} from '../openapi.ts';
+import { enrolmentSchema, enrolmentTokenSchema } from '../response-schemas.ts';
 import { hostView } from '../views.ts';
 import { clusterPeers } from './hosts.ts';
 
@@ -52,9 +62,37 @@ function enrolmentTokenView(t: EnrolmentToken) {
   };
 }
 
+const createEnrolmentToken = createRoute({
+  method: 'post',
+  path: '/',
+  tags: ['hosts'],
+  summary: 'A one-time token a new host trades for its own credential (admin)',
+  request: { body: bodyOf(createEnrolmentTokenSchema) },
+  responses: {
+    201: createdResponse(enrolmentTokenSchema, 'the enrolment token, shown only in this answer'),
+    ...errorResponses(400, ...AUTH_ERRORS),
+  },
+});
+
+const enrol = createRoute({
+  method: 'post',
+  path: '/enrol',
+  tags: ['hosts'],
+  summary: 'A new host trades a one-time enrolment token (bearer vme_…) for its own credential',
+  description:
+    'An exchange rather than a resource: the host and the credential, which is shown only in this answer. ' +
+    'The bearer is the enrolment token, not an API token.',
+  request: { body: bodyOf(hostFactsSchema) },
+  responses: {
+    200: jsonResponse(enrolmentSchema, 'the host and its credential'),
+    ...errorResponses(400, 401, 403, 409),
+  },
+});
+
 /** POST /v1/enrolment-tokens (admin): a one-time token a new host trades for its own credential. */
 export function enrolmentTokenRoutes({ db }: ApiDeps) {
-  return new Hono().post('/', async (c) => {
+  const app = routeGroup();
+  addRoute(app, createEnrolmentToken, async (c) => {
     const body = parseOr400(createEnrolmentTokenSchema, await jsonBody(c));
     const expiresIn = body.expires_in ?? DEFAULT_EXPIRY_S;
     if (expiresIn > MAX_EXPIRY_S) {
@@ -68,6 +106,8 @@ export function enrolmentTokenRoutes({ db }: ApiDeps) {
       createdBy: callerOf(c).requester,
       expiresAt: new Date(Date.now() + expiresIn * 1000),
     });
+    // An enrolment token cannot be read back: the location names it for the record only.
+    c.header('Location', `/v1/enrolment-tokens/${created.id}`);
     return c.json(
       {
         ...enrolmentTokenView(created),
@@ -77,6 +117,7 @@ export function enrolmentTokenRoutes({ db }: ApiDeps) {
       201,
     );
   });
+  return app;
 }
 
 const unauthorized = (message: string) => new ApiError(401, 'unauthorized', message);
@@ -87,7 +128,8 @@ const unauthorized = (message: string) => new ApiError(401, 'unauthorized', mess
  * is bumped, revoking its old credential) and answers `{host, credential, peers}` once.
  */
 export function enrolRoute({ db, liveness, agentCredentialKey }: ApiDeps) {
-  return new Hono().post('/enrol', async (c) => {
+  const app = routeGroup();
+  addRoute(app, enrol, async (c) => {
     const token = bearerToken(c.req.header('authorization'));
     if (!token.startsWith(ENROLMENT_TOKEN_PREFIX)) {
       throw unauthorized('POST /v1/hosts/enrol takes an enrolment token (vme_…) as bearer token');
@@ -149,4 +191,5 @@ export function enrolRoute({ db, liveness, agentCredentialKey }: ApiDeps) {
       credential: hostCredential(agentCredentialKey, host.id, host.credentialGeneration),
     });
   });
+  return app;
 }

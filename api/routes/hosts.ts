@@ -1,5 +1,5 @@
 import { AgentClient } from '../../activities/agent-client.ts';
-import { Hono } from 'hono';
+import { createRoute } from '@hono/zod-openapi';
 import { z } from 'zod';
 import type { Db } from '../../db/client.ts';
 import { setHostAgentUrl } from '../../db/enrolment-store.ts';
@@ -13,6 +13,16 @@ import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
 import { hostEventView } from '../host-event-views.ts';
 import { hostAutoMigrateSchema, hostEventsQuerySchema } from '../host-schemas.ts';
 import { hostFactsSchema } from '../schemas.ts';
+import {
+  addRoute,
+  AUTH_ERRORS,
+  errorResponses,
+  idParam,
+  jsonBody as bodyOf,
+  jsonResponse,
+  routeGroup,
+} from '../openapi.ts';
+import { hostEventSchema, hostSchema, listOf, registeredHostSchema } from '../response-schemas.ts';
 import { hostView } from '../views.ts';
 
 /** Hosts by id or name; auto-migrate-on-host-down is Cloudpods' PerformAutoMigrateOnHostDown. */
@@ -36,6 +46,74 @@ const hostPatchSchema = z.strictObject({
   agent_url: z.url({ protocol: /^https?$/, error: 'agent_url: an http(s) URL' }),
 });
 
+const tags = ['hosts'];
+const hostId = idParam('host id or name');
+
+const listHostsRoute = createRoute({
+  method: 'get',
+  path: '/',
+  tags,
+  summary: 'Hosts with facts from their agents; status from the etcd lease',
+  responses: { 200: jsonResponse(listOf(hostSchema), 'the hosts'), ...errorResponses(...AUTH_ERRORS) },
+});
+
+const getHost = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags,
+  summary: 'One host',
+  request: { params: hostId },
+  responses: { 200: jsonResponse(hostSchema, 'the host'), ...errorResponses(404, ...AUTH_ERRORS) },
+});
+
+const hostEventsRoute = createRoute({
+  method: 'get',
+  path: '/{id}/events',
+  tags,
+  summary: "The host's events, newest first",
+  request: { params: hostId, query: hostEventsQuerySchema },
+  responses: {
+    200: jsonResponse(listOf(hostEventSchema), 'the events'),
+    ...errorResponses(400, 404, ...AUTH_ERRORS),
+  },
+});
+
+const hostFlags = createRoute({
+  method: 'post',
+  path: '/{id}/auto-migrate-on-host-down',
+  tags,
+  summary: "Cloudpods' host flags auto_migrate_on_host_down / auto_migrate_on_host_shutdown",
+  request: { params: hostId, body: bodyOf(hostAutoMigrateSchema) },
+  responses: {
+    200: jsonResponse(hostSchema, 'the host with its flags'),
+    ...errorResponses(400, 404, 503, ...AUTH_ERRORS),
+  },
+});
+
+const registerHost = createRoute({
+  method: 'post',
+  path: '/register',
+  tags,
+  summary: 'A host agent registers (and refreshes) its facts with its own credential',
+  request: { body: bodyOf(hostFactsSchema) },
+  responses: {
+    200: jsonResponse(registeredHostSchema, "the host and its cluster's registered hosts (peers)"),
+    ...errorResponses(400, 409, ...AUTH_ERRORS),
+  },
+});
+
+const patchHost = createRoute({
+  method: 'patch',
+  path: '/{id}',
+  tags,
+  summary: "Where the workers and the API call the host's agent (admin)",
+  request: { params: hostId, body: bodyOf(hostPatchSchema) },
+  responses: {
+    200: jsonResponse(hostSchema, 'the host'),
+    ...errorResponses(400, 404, 409, ...AUTH_ERRORS),
+  },
+});
+
 const forbidden = (message: string, field?: string) => new ApiError(403, 'forbidden', message, field);
 
 export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
@@ -44,125 +122,126 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
     if (!host) throw notFound('host', id);
     return host;
   };
-  return new Hono()
-    .get('/', async (c) => {
-      const [rows, online] = await Promise.all([listHosts(db), liveness.onlineHostIds()]);
-      return c.json({ hosts: rows.map((h) => hostView(h, online)) });
-    })
-    .get('/:id', async (c) => {
-      const host = await hostOr404(c.req.param('id'));
-      return c.json(hostView(host, await liveness.onlineHostIds()));
-    })
-    .get('/:id/events', async (c) => {
-      const { limit } = parseOr400(hostEventsQuerySchema, c.req.query());
-      const host = await hostOr404(c.req.param('id'));
-      return c.json({ events: (await hostEvents(db, host.id, limit)).map((e) => hostEventView(e, host)) });
-    })
-    .post('/:id/auto-migrate-on-host-down', async (c) => {
-      const patch = parseOr400(hostAutoMigrateSchema, await jsonBody(c));
-      const host = await hostOr404(c.req.param('id'));
-      // A rescue may only start the guests elsewhere once the host fences them when it loses its lease: the
-      // agent is armed first, and the flag stays off if it cannot be.
-      const requester = callerOf(c).requester;
-      const outcome = await updateHostAutoMigrateFlags(
-        db,
-        host.id,
-        patch,
-        async (locked) => {
-          try {
-            await new AgentClient(
-              locked.agentUrl,
-              agentCredentials.forHost(locked),
-              AGENT_ARM_TIMEOUT_MS,
-            ).setFencing(true);
-          } catch (err) {
-            throw new ApiError(
-              503,
-              'agent_unreachable',
-              `auto_migrate_on_host_down: the agent of host ${locked.name} did not confirm it will fence its guests (${(err as Error).message}); the flag stays off`,
-              'auto_migrate_on_host_down',
-            );
-          }
-        },
-        requester,
-      );
-      if (!outcome) throw notFound('host', c.req.param('id'));
-      if (!outcome.ok) throw new ApiError(400, 'invalid_request', outcome.message, outcome.field);
-      if (!outcome.host.autoMigrateOnHostDown && host.autoMigrateOnHostDown) {
-        // Best effort: an agent that misses it follows the flag at its next registration.
-        await new AgentClient(host.agentUrl, agentCredentials.forHost(host), AGENT_ARM_TIMEOUT_MS)
-          .setFencing(false)
-          .catch(() => undefined);
-      }
-      return c.json(hostView(outcome.host, await liveness.onlineHostIds()));
-    })
-    .post('/register', async (c) => {
-      const facts: HostFacts = parseOr400(hostFactsSchema, await jsonBody(c));
-      const caller = callerOf(c);
-      if (caller.host) {
-        // A host's own credential registers that host only, and never moves where the workers call it.
-        if (caller.host.id !== facts.hostId) {
-          throw forbidden(
-            `host_id: this credential is host ${caller.host.name}'s (${caller.host.id}), not ${facts.hostId}'s`,
-            'hostId',
+  const app = routeGroup();
+  addRoute(app, listHostsRoute, async (c) => {
+    const [rows, online] = await Promise.all([listHosts(db), liveness.onlineHostIds()]);
+    return c.json({ items: rows.map((h) => hostView(h, online)) });
+  });
+  addRoute(app, getHost, async (c) => {
+    const host = await hostOr404(c.req.param('id') ?? '');
+    return c.json(hostView(host, await liveness.onlineHostIds()));
+  });
+  addRoute(app, hostEventsRoute, async (c) => {
+    const { limit } = parseOr400(hostEventsQuerySchema, c.req.query());
+    const host = await hostOr404(c.req.param('id') ?? '');
+    return c.json({ items: (await hostEvents(db, host.id, limit)).map((e) => hostEventView(e, host)) });
+  });
+  addRoute(app, hostFlags, async (c) => {
+    const patch = parseOr400(hostAutoMigrateSchema, await jsonBody(c));
+    const host = await hostOr404(c.req.param('id') ?? '');
+    // A rescue may only start the guests elsewhere once the host fences them when it loses its lease: the
+    // agent is armed first, and the flag stays off if it cannot be.
+    const requester = callerOf(c).requester;
+    const outcome = await updateHostAutoMigrateFlags(
+      db,
+      host.id,
+      patch,
+      async (locked) => {
+        try {
+          await new AgentClient(
+            locked.agentUrl,
+            agentCredentials.forHost(locked),
+            AGENT_ARM_TIMEOUT_MS,
+          ).setFencing(true);
+        } catch (err) {
+          throw new ApiError(
+            503,
+            'agent_unreachable',
+            `auto_migrate_on_host_down: the agent of host ${locked.name} did not confirm it will fence its guests (${(err as Error).message}); the flag stays off`,
+            'auto_migrate_on_host_down',
           );
         }
-        const own = await findHost(db, caller.host.id);
-        if (own && own.agentUrl !== facts.agentUrl) {
-          throw forbidden(
-            `changing agent_url needs an admin: PATCH /v1/hosts/:id {agent_url} (registered ${own.agentUrl}, asked ${facts.agentUrl})`,
-            'agentUrl',
-          );
-        }
-        if (own && own.name !== facts.name) {
-          throw forbidden(
-            `changing a host's name needs a re-enrolment (registered '${own.name}', asked '${facts.name}')`,
-            'name',
-          );
-        }
-      }
-      const clash = await findHost(db, facts.name);
-      if (clash && clash.id !== facts.hostId) {
-        return c.json(
-          {
-            error: {
-              code: 'conflict',
-              message: `host name '${facts.name}' is already registered with id ${clash.id}`,
-              field: 'name',
-            },
-          },
-          409,
+      },
+      requester,
+    );
+    if (!outcome) throw notFound('host', c.req.param('id') ?? '');
+    if (!outcome.ok) throw new ApiError(400, 'invalid_request', outcome.message, outcome.field);
+    if (!outcome.host.autoMigrateOnHostDown && host.autoMigrateOnHostDown) {
+      // Best effort: an agent that misses it follows the flag at its next registration.
+      await new AgentClient(host.agentUrl, agentCredentials.forHost(host), AGENT_ARM_TIMEOUT_MS)
+        .setFencing(false)
+        .catch(() => undefined);
+    }
+    return c.json(hostView(outcome.host, await liveness.onlineHostIds()));
+  });
+  addRoute(app, registerHost, async (c) => {
+    const facts: HostFacts = parseOr400(hostFactsSchema, await jsonBody(c));
+    const caller = callerOf(c);
+    if (caller.host) {
+      // A host's own credential registers that host only, and never moves where the workers call it.
+      if (caller.host.id !== facts.hostId) {
+        throw forbidden(
+          `host_id: this credential is host ${caller.host.name}'s (${caller.host.id}), not ${facts.hostId}'s`,
+          'hostId',
         );
       }
-      const host = await upsertHostFromFacts(db, facts);
-      if (!clash) {
-        await recordEvent(db, {
-          subjectKind: 'host',
-          subjectId: host.id,
-          type: 'registered',
-          message: `host ${host.name} registered from ${host.agentUrl}`,
-          data: { qemuVersion: host.qemuVersion, cpuModel: host.cpuModel },
-          requestedBy: callerOf(c).requester,
-        });
+      const own = await findHost(db, caller.host.id);
+      if (own && own.agentUrl !== facts.agentUrl) {
+        throw forbidden(
+          `changing agent_url needs an admin: PATCH /v1/hosts/:id {agent_url} (registered ${own.agentUrl}, asked ${facts.agentUrl})`,
+          'agentUrl',
+        );
       }
-      const peers = await clusterPeers(db, host.clusterId);
-      return c.json({ ...hostView(host, await liveness.onlineHostIds()), peers });
-    })
-    .patch('/:id', async (c) => {
-      // Admin only (domain/api-roles.ts): where the workers send this host's credential.
-      const patch = parseOr400(hostPatchSchema, await jsonBody(c));
-      const host = await hostOr404(c.req.param('id'));
-      await assertAgentUrlFree(db, patch.agent_url, host.id, 'agent_url');
-      const updated = await setHostAgentUrl(db, host.id, patch.agent_url);
-      if (!updated) throw notFound('host', c.req.param('id'));
+      if (own && own.name !== facts.name) {
+        throw forbidden(
+          `changing a host's name needs a re-enrolment (registered '${own.name}', asked '${facts.name}')`,
+          'name',
+        );
+      }
+    }
+    const clash = await findHost(db, facts.name);
+    if (clash && clash.id !== facts.hostId) {
+      return c.json(
+        {
+          error: {
+            code: 'conflict',
+            message: `host name '${facts.name}' is already registered with id ${clash.id}`,
+            field: 'name',
+          },
+        },
+        409,
+      );
+    }
+    const host = await upsertHostFromFacts(db, facts);
+    if (!clash) {
       await recordEvent(db, {
         subjectKind: 'host',
         subjectId: host.id,
-        type: 'agent_url_changed',
-        message: `host ${host.name}: agent_url ${host.agentUrl} → ${updated.agentUrl}`,
+        type: 'registered',
+        message: `host ${host.name} registered from ${host.agentUrl}`,
+        data: { qemuVersion: host.qemuVersion, cpuModel: host.cpuModel },
         requestedBy: callerOf(c).requester,
       });
-      agentCredentials.forget?.(host.agentUrl);
-      return c.json(hostView(updated, await liveness.onlineHostIds()));
+    }
+    const peers = await clusterPeers(db, host.clusterId);
+    return c.json({ ...hostView(host, await liveness.onlineHostIds()), peers });
+  });
+  addRoute(app, patchHost, async (c) => {
+    // Admin only (domain/api-roles.ts): where the workers send this host's credential.
+    const patch = parseOr400(hostPatchSchema, await jsonBody(c));
+    const host = await hostOr404(c.req.param('id') ?? '');
+    await assertAgentUrlFree(db, patch.agent_url, host.id, 'agent_url');
+    const updated = await setHostAgentUrl(db, host.id, patch.agent_url);
+    if (!updated) throw notFound('host', c.req.param('id') ?? '');
+    await recordEvent(db, {
+      subjectKind: 'host',
+      subjectId: host.id,
+      type: 'agent_url_changed',
+      message: `host ${host.name}: agent_url ${host.agentUrl} → ${updated.agentUrl}`,
+      requestedBy: callerOf(c).requester,
     });
+    agentCredentials.forget?.(host.agentUrl);
+    return c.json(hostView(updated, await liveness.onlineHostIds()));
+  });
+  return app;
 }

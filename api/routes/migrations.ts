@@ -1,12 +1,9 @@
-import { Hono, type Context } from 'hono';
-import { findGuest, findHost, listGuests, listHosts, recordEvent } from '../../db/inventory.ts';
+import { createRoute } from '@hono/zod-openapi';
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { findGuest, findHost, listGuests, recordEvent } from '../../db/inventory.ts';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import {
-  closeUnstartedMigration,
-  findMigration,
-  listMigrations,
-  migrationEvents,
-} from '../../db/migration-store.ts';
+import { closeUnstartedMigration, findMigration, listMigrations } from '../../db/migration-store.ts';
 import type { Migration } from '../../db/schema.ts';
 import { forceCompleteSignal } from '../../workflows/live-migrate-messages.ts';
 import { isTerminalPhase } from '../../domain/migration-phases.ts';
@@ -16,6 +13,23 @@ import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, notFound, parseOr400 } from '../errors.ts';
 import { underGuestMigrationLock } from '../guest-migration-lock.ts';
+import {
+  hostNamesOf,
+  migrationDetail,
+  migrationGroupView,
+  migrationPath,
+  migrationView,
+} from '../migration-views.ts';
+import {
+  addRoute,
+  AUTH_ERRORS,
+  createdResponse,
+  errorResponses,
+  idParam,
+  jsonResponse,
+  routeGroup,
+} from '../openapi.ts';
+import { listOf, migrationDetailSchema, migrationGroupSchema, migrationSchema } from '../response-schemas.ts';
 import { migrationListQuerySchema } from '../schemas.ts';
 import { neverStarted } from '../unstarted-migrations.ts';
 
@@ -24,32 +38,73 @@ const PAST_SWITCH_OVER = new Set(['switching-over', 'verifying', 'committing', '
 
 const CANCELLED_BEFORE_START = 'cancelled by operator before its workflow started';
 
-export function migrationView(m: Migration, hostNames: Map<string, string>, guestName?: string) {
-  return {
-    id: m.id,
-    kind: m.kind,
-    guest: { id: m.guestId, name: guestName ?? null },
-    source: { id: m.sourceHostId, name: hostNames.get(m.sourceHostId) ?? null },
-    destination: m.destinationHostId
-      ? { id: m.destinationHostId, name: hostNames.get(m.destinationHostId) ?? null }
-      : null,
-    trigger: m.trigger,
-    groupId: m.groupId,
-    phase: m.phase,
-    options: m.options,
-    /** The cluster config and policy as resolved when the migration started, and the plan it ran. */
-    resolvedPolicy: m.resolvedPolicy,
-    progress: m.progress,
-    timings: m.timings,
-    checks: m.checks,
-    error: m.error,
-    workflowId: m.workflowId,
-    /** Who asked: `{by, role, tokenId?}`; null on rows from before it was recorded. */
-    requestedBy: m.requestedBy,
-    requestedAt: m.requestedAt,
-    finishedAt: m.finishedAt,
-  };
-}
+const tags = ['migrations'];
+const migrationId = idParam('migration id');
+
+const listMigrationsRoute = createRoute({
+  method: 'get',
+  path: '/',
+  tags,
+  summary: 'Migrations, newest first',
+  request: { query: migrationListQuerySchema },
+  responses: {
+    200: jsonResponse(listOf(migrationSchema), 'the migrations'),
+    ...errorResponses(400, 404, ...AUTH_ERRORS),
+  },
+});
+
+const getGroup = createRoute({
+  method: 'get',
+  path: '/groups/{groupId}',
+  tags,
+  summary: "Each guest's outcome of a with_same_labels request",
+  request: { params: z.object({ groupId: z.string() }) },
+  responses: {
+    200: jsonResponse(migrationGroupSchema, 'the group'),
+    ...errorResponses(404, ...AUTH_ERRORS),
+  },
+});
+
+const getMigration = createRoute({
+  method: 'get',
+  path: '/{id}',
+  tags,
+  summary: 'Phase, progress, ETA, events, error',
+  request: { params: migrationId },
+  responses: {
+    200: jsonResponse(migrationDetailSchema, 'the migration'),
+    ...errorResponses(404, ...AUTH_ERRORS),
+  },
+});
+
+const forceComplete = createRoute({
+  method: 'post',
+  path: '/{id}/force-complete',
+  tags,
+  summary: 'Finish now: post-copy when the policy allows it, else pause the guest for the final copy',
+  description: 'The `force_complete_requested` event says which (`data.action`, `data.effect`).',
+  request: { params: migrationId },
+  responses: {
+    202: createdResponse(migrationDetailSchema, 'the migration, with the request in its events'),
+    ...errorResponses(404, 409, ...AUTH_ERRORS),
+  },
+});
+
+const cancel = createRoute({
+  method: 'post',
+  path: '/{id}/cancel',
+  tags,
+  summary: 'Roll back; the guest keeps running on its source',
+  request: { params: migrationId },
+  responses: {
+    200: createdResponse(
+      migrationDetailSchema,
+      'the migration, cancelled at once (its workflow never started)',
+    ),
+    202: createdResponse(migrationDetailSchema, 'the migration, being cancelled'),
+    ...errorResponses(404, 409, ...AUTH_ERRORS),
+  },
+});
 
 /**
  * Reads come from the migration row alone: a run whose worker is down must not stall or break them. A token
@@ -58,7 +113,6 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
  */
 export function migrationRoutes(deps: ApiDeps) {
   const { db, temporal } = deps;
-  const hostNames = async () => new Map((await listHosts(db)).map((h) => [h.id, h.name]));
   /** The migration (404 if unknown) and its guest, once the caller may see it (403 naming the project). */
   const migrationOf = async (c: Context) => {
     const id = c.req.param('id') ?? '';
@@ -69,130 +123,115 @@ export function migrationRoutes(deps: ApiDeps) {
       requireProjectScope(callerOf(c), `migration ${row.id} of server '${guest.name}'`, guest.project);
     return { row, guest };
   };
+  /** The migration as it is now, after an action on it. */
+  const answer = async (c: Context, id: string, status: 200 | 202) => {
+    const row = await findMigration(db, id);
+    if (!row) throw notFound('migration', id);
+    c.header('Location', migrationPath(id));
+    return c.json(await migrationDetail(db, row), status);
+  };
+  const app = routeGroup();
 
-  return new Hono()
-    .get('/', async (c) => {
-      const query = parseOr400(migrationListQuerySchema, c.req.query());
-      const caller = callerOf(c);
-      const guest = query.guest !== undefined ? await findGuest(db, query.guest) : undefined;
-      if (query.guest !== undefined && !guest) throw notFound('server', query.guest);
-      if (guest) requireProjectScope(caller, `server '${guest.name}'`, guest.project);
-      const host = query.host !== undefined ? await findHost(db, query.host) : undefined;
-      if (query.host !== undefined && !host) throw notFound('host', query.host);
-      const rows = await listMigrations(db, {
-        guestId: guest?.id,
-        hostId: host?.id,
-        status: query.status,
-        projects: visibleProjects(caller),
-        limit: query.limit,
-      });
-      const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
-      const guestNames = new Map(guests.map((g) => [g.id, g.name]));
-      return c.json({ migrations: rows.map((m) => migrationView(m, names, guestNames.get(m.guestId))) });
-    })
-    .get('/groups/:groupId', async (c) => {
-      const groupId = c.req.param('groupId');
-      const projects = visibleProjects(callerOf(c));
-      // A scoped token sees its projects' members of the group; a group without any is not found.
-      const rows = /^[0-9a-f-]{36}$/i.test(groupId) ? await listMigrations(db, { groupId, projects }) : [];
-      if (rows.length === 0) throw notFound('migration group', groupId);
-      const [names, guests] = await Promise.all([hostNames(), listGuests(db)]);
-      const guestNames = new Map(guests.map((g) => [g.id, g.name]));
-      const views = rows.map((m) => migrationView(m, names, guestNames.get(m.guestId)));
-      return c.json({
-        groupId,
-        done: rows.every((m) => isTerminalPhase(m.phase)),
-        migrations: views.map((m) => ({
-          id: m.id,
-          server: m.guest.name,
-          trigger: m.trigger,
-          phase: m.phase,
-          source: m.source.name,
-          destination: m.destination?.name ?? null,
-          error: m.error,
-        })),
-      });
-    })
-    .get('/:id', async (c) => {
-      const { row, guest } = await migrationOf(c);
-      const [names, events] = await Promise.all([hostNames(), migrationEvents(db, row.id)]);
-      return c.json({
-        ...migrationView(row, names, guest?.name),
-        events: events.map((e) => ({
-          at: e.at,
-          type: e.type,
-          level: e.level,
-          message: e.message,
-          data: e.data,
-          requestedBy: e.requestedBy,
-        })),
-      });
-    })
-    .post('/:id/force-complete', async (c) => {
-      const { row } = await migrationOf(c);
-      if (isTerminalPhase(row.phase)) {
-        throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
-      }
-      if (row.phase !== 'copying') {
-        throw new ApiError(
-          409,
-          'not_copying',
-          `migration ${row.id} is ${row.phase}: force-complete acts only while memory is being copied`,
-        );
-      }
-      const plan = (row.resolvedPolicy as { plan?: { start?: { postCopy?: boolean } } } | null)?.plan;
-      const { requester } = callerOf(c);
-      // Who asked, in the migration's timeline before what the run does about it.
-      await recordEvent(db, {
-        subjectKind: 'migration',
-        subjectId: row.id,
-        type: 'force_complete_requested',
-        message: `force-complete requested by ${requester.by}`,
-        requestedBy: requester,
-      });
-      await temporal.workflow.getHandle(row.workflowId).signal(forceCompleteSignal);
-      return c.json(
-        {
-          migrationId: row.id,
-          action: plan?.start?.postCopy ? 'start-post-copy' : 'pause-guest',
-          message: plan?.start?.postCopy
-            ? 'switching to post-copy: the guest runs on the destination at once and pulls the rest of its memory'
-            : 'pausing the guest so the remaining memory is copied; it resumes on the destination',
-        },
-        202,
-      );
-    })
-    .post('/:id/cancel', async (c) => {
-      const { row } = await migrationOf(c);
-      const { requester } = callerOf(c);
-      if (row.phase === 'pending') {
-        const cancelled = await cancelIfNeverStarted(deps, row, requester);
-        if (cancelled) return c.json({ migrationId: row.id, status: 'cancelled' }, 200);
-      }
-      refuseCancel(row);
-      // Who asked, in the migration's timeline before what the run does about it.
-      await recordEvent(db, {
-        subjectKind: 'migration',
-        subjectId: row.id,
-        type: 'cancel_requested',
-        message: `cancel requested by ${requester.by}`,
-        requestedBy: requester,
-      });
-      try {
-        await temporal.workflow.getHandle(row.workflowId).cancel();
-      } catch (err) {
-        if (!(err instanceof WorkflowNotFoundError)) throw err;
-        // The run closed between reading the row and cancelling it.
-        const now = await findMigration(db, row.id);
-        if (now && isTerminalPhase(now.phase)) refuseCancel(now);
-        throw new ApiError(
-          409,
-          'workflow_not_running',
-          `migration ${row.id} is ${now?.phase ?? row.phase} but its workflow ${row.workflowId} is not running; try again in a moment`,
-        );
-      }
-      return c.json({ migrationId: row.id, status: 'cancelling' }, 202);
+  addRoute(app, listMigrationsRoute, async (c) => {
+    const query = parseOr400(migrationListQuerySchema, c.req.query());
+    const caller = callerOf(c);
+    const guest = query.guest !== undefined ? await findGuest(db, query.guest) : undefined;
+    if (query.guest !== undefined && !guest) throw notFound('server', query.guest);
+    if (guest) requireProjectScope(caller, `server '${guest.name}'`, guest.project);
+    const host = query.host !== undefined ? await findHost(db, query.host) : undefined;
+    if (query.host !== undefined && !host) throw notFound('host', query.host);
+    const rows = await listMigrations(db, {
+      guestId: guest?.id,
+      hostId: host?.id,
+      status: query.status,
+      projects: visibleProjects(caller),
+      limit: query.limit,
     });
+    const [names, guests] = await Promise.all([hostNamesOf(db), listGuests(db)]);
+    const guestNames = new Map(guests.map((g) => [g.id, g.name]));
+    return c.json({ items: rows.map((m) => migrationView(m, names, guestNames.get(m.guestId))) });
+  });
+
+  addRoute(app, getGroup, async (c) => {
+    const groupId = c.req.param('groupId') ?? '';
+    const projects = visibleProjects(callerOf(c));
+    // A scoped token sees its projects' members of the group; a group without any is not found.
+    const rows = /^[0-9a-f-]{36}$/i.test(groupId) ? await listMigrations(db, { groupId, projects }) : [];
+    if (rows.length === 0) throw notFound('migration group', groupId);
+    return c.json(await migrationGroupView(db, groupId, rows));
+  });
+
+  addRoute(app, getMigration, async (c) => {
+    const { row, guest } = await migrationOf(c);
+    return c.json(await migrationDetail(db, row, guest?.name));
+  });
+
+  addRoute(app, forceComplete, async (c) => {
+    const { row } = await migrationOf(c);
+    if (isTerminalPhase(row.phase)) {
+      throw new ApiError(409, 'migration_finished', `migration ${row.id} is already ${row.phase}`);
+    }
+    if (row.phase !== 'copying') {
+      throw new ApiError(
+        409,
+        'not_copying',
+        `migration ${row.id} is ${row.phase}: force-complete acts only while memory is being copied`,
+      );
+    }
+    const plan = (row.resolvedPolicy as { plan?: { start?: { postCopy?: boolean } } } | null)?.plan;
+    const postCopy = plan?.start?.postCopy === true;
+    const { requester } = callerOf(c);
+    // Who asked and what it does, in the migration's timeline before what the run does about it.
+    await recordEvent(db, {
+      subjectKind: 'migration',
+      subjectId: row.id,
+      type: 'force_complete_requested',
+      message: `force-complete requested by ${requester.by}`,
+      data: {
+        action: postCopy ? 'start-post-copy' : 'pause-guest',
+        effect: postCopy
+          ? 'switching to post-copy: the guest runs on the destination at once and pulls the rest of its memory'
+          : 'pausing the guest so the remaining memory is copied; it resumes on the destination',
+      },
+      requestedBy: requester,
+    });
+    await temporal.workflow.getHandle(row.workflowId).signal(forceCompleteSignal);
+    return answer(c, row.id, 202);
+  });
+
+  addRoute(app, cancel, async (c) => {
+    const { row } = await migrationOf(c);
+    const { requester } = callerOf(c);
+    if (row.phase === 'pending') {
+      const cancelled = await cancelIfNeverStarted(deps, row, requester);
+      if (cancelled) return answer(c, row.id, 200);
+    }
+    refuseCancel(row);
+    // Who asked, in the migration's timeline before what the run does about it.
+    await recordEvent(db, {
+      subjectKind: 'migration',
+      subjectId: row.id,
+      type: 'cancel_requested',
+      message: `cancel requested by ${requester.by}`,
+      requestedBy: requester,
+    });
+    try {
+      await temporal.workflow.getHandle(row.workflowId).cancel();
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+      // The run closed between reading the row and cancelling it.
+      const now = await findMigration(db, row.id);
+      if (now && isTerminalPhase(now.phase)) refuseCancel(now);
+      throw new ApiError(
+        409,
+        'workflow_not_running',
+        `migration ${row.id} is ${now?.phase ?? row.phase} but its workflow ${row.workflowId} is not running; try again in a moment`,
+      );
+    }
+    return answer(c, row.id, 202);
+  });
+
+  return app;
 }
 
 /** 409 when the migration cannot be cancelled any more. */

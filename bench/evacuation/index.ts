@@ -127,8 +127,8 @@ async function createGuests(stack: Orchestrator, hosts: string[], options: Optio
   await waitFor(
     `${specs.length} guests running`,
     async () => {
-      const { servers } = (
-        await stack.api<{ servers: { status: string }[] }>('GET', '/v1/servers?status=running')
+      const { items: servers } = (
+        await stack.api<{ items: { status: string }[] }>('GET', '/v1/servers?status=running')
       ).body;
       if (servers.length > specs.length) throw new Error(`${servers.length} running, more than created`);
       return servers.length === specs.length;
@@ -140,8 +140,8 @@ async function createGuests(stack: Orchestrator, hosts: string[], options: Optio
 
 /** The completed count now, for a progress line (the API reads the rows; a light query). */
 async function completedCount(stack: Orchestrator): Promise<number> {
-  const { migrations } = (
-    await stack.api<{ migrations: unknown[] }>('GET', '/v1/migrations?status=completed&limit=1000')
+  const { items: migrations } = (
+    await stack.api<{ items: unknown[] }>('GET', '/v1/migrations?status=completed&limit=1000')
   ).body;
   return migrations.length;
 }
@@ -252,11 +252,11 @@ export async function run(args: string[]): Promise<void> {
     // --- what the records say ----------------------------------------------------------------------------------
     const perHost = await Promise.all(
       evacuated.map(async (host) => {
-        const { events } = (
-          await stack.api<{ events: HostEvent[] }>('GET', `/v1/hosts/${host}/events?limit=1000`)
+        const { items: events } = (
+          await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events?limit=1000`)
         ).body;
-        const { migrations } = (
-          await stack.api<{ migrations: MigrationRow[] }>('GET', `/v1/migrations?host=${host}&limit=1000`)
+        const { items: migrations } = (
+          await stack.api<{ items: MigrationRow[] }>('GET', `/v1/migrations?host=${host}&limit=1000`)
         ).body;
         const completed = events.find((e) => e.action === 'evacuation_completed');
         return {

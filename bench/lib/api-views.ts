@@ -1,4 +1,12 @@
-/** The API's JSON views the benchmarks read (the fields they use; see api/host-event-views.ts, api/routes/). */
+/**
+ * The API's JSON views the benchmarks read (the fields they use; api/response-schemas.ts has them all). Lists
+ * answer `{ items: [...] }`; a single resource is bare (docs/api.md).
+ */
+
+/** A list's answer. */
+export interface ListOf<T> {
+  items: T[];
+}
 
 /** GET /v1/hosts/:id/events: newest first. */
 export interface HostEvent {

@@ -90,16 +90,16 @@ export async function migrateViaApi(
   });
   try {
     const requestAt = Date.now();
-    const res = await stack.api<{ migrationId?: string; runId?: string; phase?: string }>(
+    const res = await stack.api<{ id?: string; phase?: string }>(
       'POST',
       `/v1/servers/${guest.name}/live-migrate`,
       { prefer_host: to, max_bandwidth_mb: MAX_BANDWIDTH_MB },
     );
     const responseAt = Date.now();
-    if (res.status !== 202 || !res.body.migrationId) {
+    if (res.status !== 202 || !res.body.id) {
       throw new Error(`POST live-migrate ${from} -> ${to}: ${res.status} ${JSON.stringify(res.body)}`);
     }
-    const migrationId = res.body.migrationId;
+    const migrationId = res.body.id;
 
     let phase = '';
     let deadline = Date.now() + 300_000;
@@ -123,7 +123,8 @@ export async function migrateViaApi(
 
     const startedLine = seen.find((l) => l.message.includes(`migration ${migrationId} started`));
     const completedLine = seen.find((l) => l.message.includes(`migration ${migrationId} (source) completed`));
-    const handle = stack.temporal.workflow.getHandle(body.workflowId, res.body.runId);
+    // The migration's only run: a migrate request starts one per migration.
+    const handle = stack.temporal.workflow.getHandle(body.workflowId);
     const history = readRunHistory((await handle.fetchHistory()).events ?? []);
     const startedAt = startedAtOf(history);
     const migrateAt = startedAt ?? startedLine?.at;

@@ -126,16 +126,16 @@ export async function run(args: string[]): Promise<void> {
     });
 
     const t = Date.now();
-    const created = await stack.api<{ server?: { id: string; name: string } }>('POST', '/v1/servers', {
+    const created = await stack.api<{ id: string; name: string }>('POST', '/v1/servers', {
       name: 'bench-api',
       host: 'host-1',
       ...GUEST,
       networks: [{ name: NETWORK, mac: '52:54:00:be:00:01' }],
     });
-    if (created.status !== 202 || !created.body.server) {
+    if (created.status !== 202 || !created.body.id) {
       throw new Error(`POST /v1/servers: ${created.status} ${JSON.stringify(created.body)}`);
     }
-    const apiGuest = created.body.server;
+    const apiGuest = created.body;
     const bareBoot = BareGuest.boot(
       root,
       benchGuestSpec('bench-bare', 'bench-bare', '52:54:00:be:00:02'),

@@ -1,25 +1,18 @@
-import { fixedAgentCredential } from '../../activities/agent-credentials.ts';
 import { randomUUID } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { serve } from '@hono/node-server';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
-import { HostLiveness } from '../../activities/host-liveness.ts';
-import { createActivities, type Activities } from '../../activities/index.ts';
+import type { Client } from '@temporalio/client';
+import { fixedAgentCredential } from '../../activities/agent-credentials.ts';
+import type { Activities } from '../../activities/index.ts';
 import type { SimHostProfile } from '../../agent/drivers/sim.ts';
 import type { AgentOptions } from '../../agent/settings.ts';
-import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
-import { createApp } from '../../api/app.ts';
+import type { RunningAgent } from '../../agent/start-agent.ts';
 import { connectDb, type DbHandle } from '../../db/client.ts';
 import { DEFAULTS } from '../../domain/config.ts';
 import type { HostDownTimings } from '../../domain/host-down-timing.ts';
 import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
 import { guestImageDir } from '../../scripts/services/cache-dir.ts';
-import { sleep } from '../../scripts/services/proc-table.ts';
-import { HostWatch } from '../../workers/host-watch.ts';
-import { createWorker } from '../../workers/worker.ts';
+import { type InProcessStack, startInProcessStack } from '../../scripts/services/in-process-stack.ts';
 import { startBenchServers, type BenchServers } from '../lib/servers.ts';
 import { ms } from '../lib/stats.ts';
 import type { BenchWorkdir } from '../lib/workdir.ts';
@@ -70,105 +63,52 @@ export interface OrchestratorOptions {
 }
 
 /**
- * The orchestrator as one process, wired the way test/helpers/mini-stack.ts does it: the Hono API,
- * one Temporal worker with every workflow and activity (and, with `hostWatch`, the workers' host watch),
- * and host agents with the real QEMU driver (or the sim driver), each agent holding an etcd lease and
- * registering with the API. Timings are the production defaults (DEFAULT_TIMINGS) unless `timings`
- * overrides them.
+ * The orchestrator as one process (scripts/services/in-process-stack.ts, as the integration tests run it): the
+ * Hono API, one Temporal worker with every workflow and activity (and, with `hostWatch`, the workers' host
+ * watch), and host agents with the real QEMU driver (or the sim driver), each agent holding an etcd lease and
+ * registering with the API. Timings are the production defaults (DEFAULT_TIMINGS) unless `timings` overrides
+ * them; every agent log line goes to <root>/logs/agent-<host>.log and to the listeners.
  */
 export async function startOrchestrator(options: OrchestratorOptions): Promise<Orchestrator> {
   const { servers, root } = options;
-  try {
-    // Worker state chatter would drown the figures; warnings and errors still show.
-    Runtime.install({ logger: new DefaultLogger('WARN') });
-  } catch {
-    // Installed already (a second benchmark in this process).
-  }
   const apiToken = randomUUID();
   const agentToken = randomUUID();
-  const taskQueue = `bench-${randomUUID()}`;
-  const etcdPrefix = 'vmmig-bench';
-  const namespace = servers.temporal.namespace;
-  const address = servers.temporal.address;
+  const etcd = { endpoints: servers.etcd.endpoints, prefix: 'vmmig-bench' };
   const timings = options.timings ?? DEFAULT_TIMINGS;
   const logDir = path.join(root, 'logs');
   mkdirSync(logDir, { recursive: true });
   const log = (file: string, message: string, at = Date.now()) =>
     appendFileSync(path.join(logDir, file), `${new Date(at).toISOString()} ${message}\n`);
 
-  const stops: { what: string; stop: () => Promise<void> }[] = [];
-  const stopAll = async () => {
-    for (const { what, stop } of stops.reverse()) {
-      await stop().catch((error: unknown) => console.error(`stopping ${what}: ${String(error)}`));
+  const db = connectDb(servers.databaseUrl);
+  let stack: InProcessStack;
+  try {
+    stack = await startInProcessStack({
+      db: db.db,
+      temporal: { address: servers.temporal.address, namespace: servers.temporal.namespace },
+      taskQueue: `bench-${randomUUID()}`,
+      etcd,
+      apiToken,
+      agentCredentials: fixedAgentCredential(agentToken),
+      agentCredentialKey: randomUUID(),
+      timings,
+      ...(options.hostWatch
+        ? { hostWatch: { timings: options.hostWatch, log: (line: string) => log('host-watch.log', line) } }
+        : {}),
+    });
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  const stop = async () => {
+    try {
+      await stack.stop();
+    } finally {
+      await db.close();
     }
   };
   try {
-    const db = connectDb(options.servers.databaseUrl);
-    stops.push({ what: 'database pool', stop: () => db.close() });
-    const connection = await Connection.connect({ address });
-    stops.push({ what: 'Temporal client', stop: () => connection.close() });
-    const temporal = new Client({ connection, namespace });
-    const liveness = new HostLiveness({ endpoints: servers.etcd.endpoints, prefix: etcdPrefix });
-    stops.push({ what: 'etcd client', stop: async () => liveness.close() });
-
-    const app = createApp({
-      db: db.db,
-      temporal,
-      taskQueue,
-      liveness,
-      agentCredentials: fixedAgentCredential(agentToken),
-      agentCredentialKey: randomUUID(),
-      apiToken,
-      liveMigrationTimings: timings,
-    });
-    const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
-    await new Promise<void>((resolve) => server.once('listening', resolve));
-    stops.push({
-      what: 'API server',
-      stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
-    });
-    const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-
-    const nativeConnection = await NativeConnection.connect({ address });
-    stops.push({ what: 'worker connection', stop: () => nativeConnection.close() });
-    const activities = createActivities({
-      db: db.db,
-      agentCredentials: fixedAgentCredential(agentToken),
-      liveness,
-      temporal,
-    });
-    const worker: Worker = await createWorker({
-      connection: nativeConnection,
-      namespace,
-      taskQueue,
-      activities,
-      db: db.db,
-    });
-    const running = worker.run();
-    stops.push({
-      what: 'worker',
-      stop: async () => {
-        // The SDK stops the worker by itself on SIGINT/SIGTERM; shutdown() then throws.
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await running;
-      },
-    });
-
-    if (options.hostWatch) {
-      const hostWatch = new HostWatch({
-        etcd: { endpoints: servers.etcd.endpoints, prefix: etcdPrefix },
-        temporal,
-        taskQueue,
-        log: (line) => log('host-watch.log', line),
-        timings: options.hostWatch,
-        migrationTimings: timings,
-      });
-      await hostWatch.start();
-      stops.push({ what: 'host watch', stop: () => hostWatch.stop() });
-    }
-
     const listeners = new Set<(line: AgentLogLine) => void>();
-    const agents = new Map<string, RunningAgent>();
     const agentDir = (name: string) => path.join(root, 'agents', name);
     const agentOptions = (name: string): AgentOptions => ({
       name,
@@ -182,71 +122,39 @@ export async function startOrchestrator(options: OrchestratorOptions): Promise<O
       guestImageDir: guestImageDir(),
       migrationAddress: null,
       networks: [...DEFAULTS.agentNetworks],
-      liveness: {
-        endpoints: servers.etcd.endpoints,
-        prefix: etcdPrefix,
-        ttlSeconds: DEFAULTS.healthTtlSeconds,
-      },
+      liveness: { ...etcd, ttlSeconds: DEFAULTS.healthTtlSeconds },
       metrics: null,
-      registration: { apiUrl, apiToken },
+      registration: { apiUrl: stack.apiUrl, apiToken },
       log: (message) => {
         const line = { at: Date.now(), host: name, message };
         log(`agent-${name}.log`, message, line.at);
         for (const listener of listeners) listener(line);
       },
     });
-    stops.push({
-      what: 'agents',
-      stop: async () => {
-        await Promise.all([...agents.values()].map((agent) => agent.stop()));
-      },
-    });
-    for (const name of options.hosts) agents.set(name, await startAgent(agentOptions(name)));
-
-    const api = async <T>(method: string, urlPath: string, body?: unknown) => {
-      const res = await fetch(`${apiUrl}${urlPath}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${apiToken}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      });
-      const text = await res.text();
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-    };
-
-    // Every host registered and holding its etcd lease.
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      const res = await api<{ hosts: { name: string; status: string }[] }>('GET', '/v1/hosts');
-      const online = res.body.hosts.filter((h) => h.status === 'online').length;
-      if (online === options.hosts.length) break;
-      if (Date.now() > deadline) throw new Error(`hosts not online after 60 s: ${JSON.stringify(res.body)}`);
-      await sleep(200);
-    }
+    for (const name of options.hosts) await stack.startAgent(agentOptions(name));
+    await stack.waitForHosts(options.hosts.length, { online: true });
 
     return {
-      apiUrl,
-      temporal,
+      apiUrl: stack.apiUrl,
+      temporal: stack.temporal,
       db,
-      agents,
+      agents: stack.agents,
       agentToken,
-      etcdPrefix,
+      etcdPrefix: etcd.prefix,
       agentDir,
       async restartAgent(name) {
-        agents.set(name, await startAgent(agentOptions(name)));
+        await stack.restartAgent(name);
       },
-      activities,
+      activities: stack.activities as Activities,
       onAgentLog(listener) {
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
-      api,
-      stop: stopAll,
+      api: stack.api,
+      stop,
     };
   } catch (error) {
-    await stopAll();
+    await stop();
     throw error;
   }
 }

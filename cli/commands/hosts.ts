@@ -1,3 +1,4 @@
+import { evacuationWorkflowId } from '../../domain/workflow-ids.ts';
 import { apiRequest } from '../api-client.ts';
 import { onePositional, stringOption, type Command } from '../command.ts';
 import { table } from '../table.ts';
@@ -23,7 +24,7 @@ export const hostList: Command = {
   summary: 'List hosts with their status and facts',
   options: {},
   async run(_args, conn) {
-    const { hosts } = await apiRequest<{ hosts: HostView[] }>(conn, 'GET', '/v1/hosts');
+    const { items: hosts } = await apiRequest<{ items: HostView[] }>(conn, 'GET', '/v1/hosts');
     console.log(
       table(
         ['ID', 'Name', 'Status', 'Enabled', 'Address', 'CPUs', 'Mem(MB)', 'QEMU', 'CPU model'],
@@ -114,7 +115,7 @@ export const hostEvents: Command = {
     const query = new URLSearchParams();
     const limit = stringOption(args, 'limit');
     if (limit !== undefined) query.set('limit', limit);
-    const { events } = await apiRequest<{ events: HostEventView[] }>(
+    const { items: events } = await apiRequest<{ items: HostEventView[] }>(
       conn,
       'GET',
       `/v1/hosts/${encodeURIComponent(id)}/events?${query}`,
@@ -136,13 +137,13 @@ export const hostMaintenanceEnter: Command = {
   options: {},
   async run(args, conn) {
     const id = onePositional(args, 'HOST');
-    const res = await apiRequest<{ workflowId: string }>(
+    const host = await apiRequest<{ id: string; name: string }>(
       conn,
       'POST',
       `/v1/hosts/${encodeURIComponent(id)}/maintenance`,
     );
     console.log(
-      `host ${id} is in maintenance; evacuating (workflow ${res.workflowId}); follow it with: vmctl host-events ${id}`,
+      `host ${id} is in maintenance; evacuating (workflow ${evacuationWorkflowId(host)}); follow it with: vmctl host-events ${id}`,
     );
   },
 };

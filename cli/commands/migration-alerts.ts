@@ -107,7 +107,7 @@ export const alertList: Command = {
   summary: 'List migration-alert rules',
   options: {},
   async run(_args, conn) {
-    const { alerts } = await apiRequest<{ alerts: AlertView[] }>(conn, 'GET', '/v1/migration-alerts');
+    const { items: alerts } = await apiRequest<{ items: AlertView[] }>(conn, 'GET', '/v1/migration-alerts');
     console.log(
       table(
         [
@@ -183,12 +183,8 @@ export const alertDelete: Command = {
   summary: 'Delete a migration-alert rule and its schedule',
   options: {},
   async run(args, conn) {
-    const { deleted } = await apiRequest<{ deleted: string }>(
-      conn,
-      'DELETE',
-      path(onePositional(args, 'RULE')),
-    );
-    console.log(`deleted migration alert ${deleted}`);
+    const deleted = await apiRequest<{ name: string }>(conn, 'DELETE', path(onePositional(args, 'RULE')));
+    console.log(`deleted migration alert ${deleted.name}`);
   },
 };
 
@@ -204,7 +200,7 @@ export const alertEvents: Command = {
     if (args.positionals[0]) query.set('rule', args.positionals[0]);
     const limit = stringOption(args, 'limit');
     if (limit !== undefined) query.set('limit', limit);
-    const { events } = await apiRequest<{ events: AlertEventView[] }>(
+    const { items: events } = await apiRequest<{ items: AlertEventView[] }>(
       conn,
       'GET',
       `/v1/migration-alert-events?${query}`,

@@ -112,8 +112,8 @@ export const migrationPolicyList: Command = {
   summary: 'List migration policies',
   options: {},
   async run(_args, conn) {
-    const { policies } = await apiRequest<{
-      policies: {
+    const { items: policies } = await apiRequest<{
+      items: {
         name: string;
         convergence: string;
         selectors: { guestLabels: Record<string, string>; projectLabels: Record<string, string> };
@@ -196,11 +196,13 @@ export const migrationForceComplete: Command = {
   options: {},
   async run(args, conn) {
     const id = onePositional(args, 'ID');
-    const res = await apiRequest<{ message: string }>(
+    const migration = await apiRequest<{ events: { type: string; data: { effect?: string } | null }[] }>(
       conn,
       'POST',
       `/v1/migrations/${encodeURIComponent(id)}/force-complete`,
     );
-    console.log(res.message);
+    // The request's own event says what it does: post-copy, or pausing the guest.
+    const requested = migration.events.filter((e) => e.type === 'force_complete_requested').at(-1);
+    console.log(requested?.data?.effect ?? `force-complete of migration ${id} requested`);
   },
 };

@@ -23,6 +23,9 @@ interface MigrationView {
   events?: { at: string; type: string; level: string; message: string }[];
 }
 
+/** A migrate request answers the migration itself. */
+type StartedMigration = Pick<MigrationView, 'id' | 'kind' | 'destination'> & { workflowId: string };
+
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 
 export const serverLiveMigrate: Command = {
@@ -60,22 +63,23 @@ export const serverLiveMigrate: Command = {
     if (body.with_same_labels) {
       const group = await apiRequest<{
         groupId: string;
-        migrations: { server: string; migrationId: string }[];
+        migrations: { server: string; id: string }[];
       }>(conn, 'POST', `/v1/servers/${encodeURIComponent(id)}/live-migrate`, body);
       console.log(`migration group ${group.groupId}:`);
-      for (const m of group.migrations) console.log(`  ${m.server}: migration ${m.migrationId}`);
+      for (const m of group.migrations) console.log(`  ${m.server}: migration ${m.id}`);
       return;
     }
-    const res = await apiRequest<{
-      migrationId: string;
-      workflowId: string;
-      destination: { name: string } | null;
-    }>(conn, 'POST', `/v1/servers/${encodeURIComponent(id)}/live-migrate`, body);
-    console.log(
-      `migration ${res.migrationId} started${res.destination ? ` to ${res.destination.name}` : ''} (workflow ${res.workflowId})`,
+    const res = await apiRequest<StartedMigration>(
+      conn,
+      'POST',
+      `/v1/servers/${encodeURIComponent(id)}/live-migrate`,
+      body,
     );
-    if (flag('watch')) await watch(conn, res.migrationId);
-    else console.log(`follow it with: vmctl migration-show --watch ${res.migrationId}`);
+    console.log(
+      `migration ${res.id} started${res.destination ? ` to ${res.destination.name}` : ''} (workflow ${res.workflowId})`,
+    );
+    if (flag('watch')) await watch(conn, res.id);
+    else console.log(`follow it with: vmctl migration-show --watch ${res.id}`);
   },
 };
 
@@ -101,7 +105,7 @@ export const migrationList: Command = {
     if (status) query.set('status', status);
     if (limit !== undefined) query.set('limit', String(limit));
     const qs = query.size > 0 ? `?${query.toString()}` : '';
-    const { migrations } = await apiRequest<{ migrations: MigrationView[] }>(
+    const { items: migrations } = await apiRequest<{ items: MigrationView[] }>(
       conn,
       'GET',
       `/v1/migrations${qs}`,
@@ -206,20 +210,20 @@ export const serverMigrate: Command = {
   async run(args, conn) {
     const id = onePositional(args, 'ID');
     const flag = (name: string) => args.values[name] === true;
-    const res = await apiRequest<{
-      migrationId: string;
-      workflowId: string;
-      kind: string;
-      destination: { name: string } | null;
-    }>(conn, 'POST', `/v1/servers/${encodeURIComponent(id)}/migrate`, {
-      prefer_host: stringOption(args, 'prefer-host'),
-      auto_start: flag('auto-start'),
-      rescue_mode: flag('rescue-mode'),
-    });
-    console.log(
-      `${res.kind} migration ${res.migrationId} started${res.destination ? ` to ${res.destination.name}` : ''} (workflow ${res.workflowId})`,
+    const res = await apiRequest<StartedMigration>(
+      conn,
+      'POST',
+      `/v1/servers/${encodeURIComponent(id)}/migrate`,
+      {
+        prefer_host: stringOption(args, 'prefer-host'),
+        auto_start: flag('auto-start'),
+        rescue_mode: flag('rescue-mode'),
+      },
     );
-    if (flag('watch')) await watch(conn, res.migrationId);
-    else console.log(`follow it with: vmctl migration-show --watch ${res.migrationId}`);
+    console.log(
+      `${res.kind} migration ${res.id} started${res.destination ? ` to ${res.destination.name}` : ''} (workflow ${res.workflowId})`,
+    );
+    if (flag('watch')) await watch(conn, res.id);
+    else console.log(`follow it with: vmctl migration-show --watch ${res.id}`);
   },
 };

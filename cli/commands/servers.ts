@@ -1,4 +1,5 @@
-import { apiRequest } from '../api-client.ts';
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
+import { apiExchange, apiRequest } from '../api-client.ts';
 import {
   intOption,
   onePositional,
@@ -32,7 +33,7 @@ export const serverList: Command = {
     if (host) query.set('host', host);
     if (status) query.set('status', status);
     const qs = query.size > 0 ? `?${query.toString()}` : '';
-    const { servers } = await apiRequest<{ servers: ServerView[] }>(conn, 'GET', `/v1/servers${qs}`);
+    const { items: servers } = await apiRequest<{ items: ServerView[] }>(conn, 'GET', `/v1/servers${qs}`);
     console.log(
       table(
         ['ID', 'Name', 'Status', 'Host', 'vCPUs', 'Mem(MB)', 'Heartbeat'],
@@ -99,27 +100,25 @@ export const serverCreate: Command = {
             ]
           : [],
     };
-    const res = await apiRequest<{ server: ServerView; workflowId: string }>(
-      conn,
-      'POST',
-      '/v1/servers',
-      body,
+    const server = await apiRequest<ServerView>(conn, 'POST', '/v1/servers', body);
+    console.log(
+      `server ${server.name} (${server.id}) is being created; workflow ${guestRunWorkflowId('guest-create', server)}`,
     );
-    console.log(`server ${res.server.name} (${res.server.id}) is being created; workflow ${res.workflowId}`);
   },
 };
 
 async function power(action: 'stop' | 'start', args: ParsedArgs, conn: ApiConnection) {
   const name = onePositional(args, 'SERVER');
-  const answer = await apiRequest<{ workflowId: string | null; already: boolean }>(
+  // 200: it already was so; 202: the power workflow of the server runs.
+  const { status, body: server } = await apiExchange<ServerView>(
     conn,
     'POST',
     `/v1/servers/${encodeURIComponent(name)}/${action}`,
   );
   console.log(
-    answer.already
+    status === 200
       ? `server ${name} is already ${action === 'stop' ? 'stopped' : 'running'}`
-      : `${action === 'stop' ? 'stopping' : 'starting'} server ${name} (workflow ${answer.workflowId}); server-show tells when it is ${action === 'stop' ? 'ready' : 'running'}`,
+      : `${action === 'stop' ? 'stopping' : 'starting'} server ${name} (workflow ${guestRunWorkflowId('guest-power', server)}); server-show tells when it is ${action === 'stop' ? 'ready' : 'running'}`,
   );
 }
 
@@ -137,4 +136,46 @@ export const serverStart: Command = {
   summary: 'Start a stopped server',
   options: {},
   run: (args, conn) => power('start', args, conn),
+};
+
+/** `k=v` → set k, as `--label`; each `--remove-label k` removes k. */
+function labelPatch(args: ParsedArgs): Record<string, string | null> {
+  const list = (name: string) => {
+    const raw = args.values[name];
+    return (Array.isArray(raw) ? raw : raw === undefined ? [] : [raw]).map(String);
+  };
+  const patch: Record<string, string | null> = {};
+  for (const pair of list('label')) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--label expects KEY=VALUE, got '${pair}'`);
+    patch[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  for (const key of list('remove-label')) patch[key] = null;
+  if (Object.keys(patch).length === 0)
+    throw new UsageError('nothing to change: give --label KEY=VALUE or --remove-label KEY');
+  return patch;
+}
+
+export const serverUpdate: Command = {
+  name: 'server-update',
+  usage: 'server-update [--label KEY=VALUE]... [--remove-label KEY]... SERVER',
+  summary: "Set or remove a server's labels (the others stay); policies and affinity select on them",
+  options: {
+    label: { type: 'string', multiple: true },
+    'remove-label': { type: 'string', multiple: true },
+  },
+  async run(args, conn) {
+    const name = onePositional(args, 'SERVER');
+    const labels = labelPatch(args);
+    const server = await apiRequest<ServerView & { labels: Record<string, string> }>(
+      conn,
+      'PATCH',
+      `/v1/servers/${encodeURIComponent(name)}`,
+      { labels },
+    );
+    const shown = Object.entries(server.labels)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${k}=${v}`);
+    console.log(`server ${server.name}: labels ${shown.length > 0 ? shown.join(', ') : '(none)'}`);
+  },
 };

@@ -48,7 +48,7 @@ export const tokenList: Command = {
     'List API tokens (admin only): name, role, projects, last use, revoked; never the tokens themselves',
   options: {},
   async run(_args, conn) {
-    const { tokens } = await apiRequest<{ tokens: TokenView[] }>(conn, 'GET', '/v1/tokens');
+    const { items: tokens } = await apiRequest<{ items: TokenView[] }>(conn, 'GET', '/v1/tokens');
     console.log(
       table(
         ['ID', 'Name', 'Role', 'Projects', 'Created', 'Created by', 'Last used', 'Revoked'],

@@ -260,7 +260,7 @@ class Harness {
     });
     if (res.status !== 202)
       throw new Error(`POST /v1/servers ${name}: ${res.status} ${JSON.stringify(res.body)}`);
-    const id = (res.body.server as { id: string }).id;
+    const id = (res.body as { id: string }).id;
     const deadline = Date.now() + (this.options.driver === 'qemu' ? 180_000 : 60_000);
     for (;;) {
       const latest = this.watcher.latest(id).get(host);
@@ -428,7 +428,8 @@ class Harness {
       note(`POST failed: ${error instanceof Error ? error.message : String(error)}`);
     }
     const errorBody = (answer?.body.error ?? {}) as { code?: string; migrationId?: string; message?: string };
-    const id = (answer?.body.migrationId as string | undefined) ?? errorBody.migrationId;
+    const id =
+      (answer?.status === 202 ? (answer.body.id as string | undefined) : undefined) ?? errorBody.migrationId;
     record.migrationId = id ?? null;
     if (answer)
       note(`POST → ${answer.status}${errorBody.code ? ` ${errorBody.code}: ${errorBody.message}` : ''}`);

@@ -1,7 +1,8 @@
 /**
  * The orchestrator as separate OS processes that the chaos suite can SIGKILL, SIGSTOP and restart:
  * Temporal dev server, PostgreSQL, etcd, the API, the worker and N host agents. Every starter comes
- * from scripts/services (the ones `npm start` and the test global setup use); this file only keeps
+ * from scripts/services (the servers' from stack-servers.ts, as `npm start`, the test global setup and the
+ * benchmarks start theirs); this file only keeps
  * the handles, the ports (fixed, so a restarted process comes back at the same address) and the data
  * directory (a temporary one).
  */
@@ -11,17 +12,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { migrateDatabase } from '../../db/migrate.ts';
 import { guestImageDir } from '../services/cache-dir.ts';
-import { startEtcd, type EtcdServer } from '../services/etcd.ts';
+import type { EtcdServer } from '../services/etcd.ts';
 import { startNodeApp } from '../services/node-app.ts';
 import { freePorts, LOOPBACK } from '../services/ports.ts';
 import { ensureDatabase } from '../services/postgres-database.ts';
-import { startPostgres, type PostgresServer } from '../services/postgres.ts';
+import type { PostgresServer } from '../services/postgres.ts';
 import { killGroup, type ManagedProcess } from '../services/process.ts';
 import { listProcesses, sleep, type ProcEntry } from '../services/proc-table.ts';
 import { killStackProcesses, STACK_MARKER, stackProcesses } from '../services/stragglers.ts';
-import { findTemporalCli } from '../services/temporal-cli.ts';
-import { loadTemporalDevConfig } from '../services/temporal-config.ts';
-import { startTemporal, type TemporalServer } from '../services/temporal.ts';
+import { startStackServers } from '../services/stack-servers.ts';
+import type { TemporalServer } from '../services/temporal.ts';
 import { httpStatus, waitUntil } from '../services/wait.ts';
 
 export type Driver = 'sim' | 'qemu';
@@ -124,11 +124,12 @@ export class ChaosStack {
     this.postgresPort = postgresPort as number;
     this.apiPort = apiPort as number;
     this.apiUrl = `http://${LOOPBACK}:${this.apiPort}`;
-    const [temporal, postgres, etcd] = await Promise.all([
-      this.startTemporalServer(),
-      this.startPostgresServer(),
-      startEtcd({ dir: path.join(this.root, 'etcd'), logFile: path.join(this.logs, 'etcd.log') }),
-    ]);
+    const { temporal, postgres, etcd } = await startStackServers({
+      root: this.root,
+      temporal: this.temporalPlan(),
+      postgres: this.postgresPlan(),
+      etcd: {},
+    });
     this.temporal = temporal;
     this.postgres = postgres;
     this.etcd = etcd;
@@ -171,37 +172,26 @@ export class ChaosStack {
 
   // --- Temporal ------------------------------------------------------------------------------
 
-  private startTemporalServer(): Promise<TemporalServer> {
-    const config = loadTemporalDevConfig();
-    return startTemporal({
-      cli: findTemporalCli(),
+  /** Its SQLite file and port stay the same across restarts. */
+  private temporalPlan() {
+    return {
       dbFile: path.join(this.root, 'temporal', 'temporal.db'),
       port: this.temporalPort,
-      namespace: config.namespace,
-      logFile: path.join(this.logs, 'temporal.log'),
-      logLevel: config.logLevel,
-      searchAttributes: config.searchAttributes,
-      dynamicConfig: config.dynamicConfig,
       headless: true,
-    });
+    };
   }
 
   /** Stops the Temporal server (its SQLite file stays) and starts it again on the same port. */
   async restartTemporal(): Promise<void> {
     await this.temporal.stop();
     this.retired.push(this.temporal.process);
-    this.temporal = await this.startTemporalServer();
+    this.temporal = (await startStackServers({ root: this.root, temporal: this.temporalPlan() })).temporal;
   }
 
   // --- PostgreSQL ----------------------------------------------------------------------------
 
-  private startPostgresServer(): Promise<PostgresServer> {
-    return startPostgres({
-      dir: path.join(this.root, 'postgres'),
-      port: this.postgresPort,
-      logFile: path.join(this.logs, 'postgres.log'),
-      durable: true,
-    });
+  private postgresPlan() {
+    return { port: this.postgresPort, durable: true };
   }
 
   async stopPostgres(): Promise<void> {
@@ -214,7 +204,7 @@ export class ChaosStack {
 
   async startPostgresAgain(): Promise<void> {
     if (this.postgres) return;
-    this.postgres = await this.startPostgresServer();
+    this.postgres = (await startStackServers({ root: this.root, postgres: this.postgresPlan() })).postgres;
   }
 
   // --- worker and API ------------------------------------------------------------------------
@@ -434,8 +424,8 @@ export class ChaosStack {
           signal: AbortSignal.timeout(5_000),
         });
         if (res.status !== 200) return false;
-        const body = (await res.json()) as { hosts: { name: string; status: string }[] };
-        return names.every((n) => body.hosts.some((h) => h.name === n && h.status === 'online'));
+        const body = (await res.json()) as { items: { name: string; status: string }[] };
+        return names.every((n) => body.items.some((h) => h.name === n && h.status === 'online'));
       },
       { what: `hosts ${names.join(', ')} online`, timeoutMs, intervalMs: 300 },
     );

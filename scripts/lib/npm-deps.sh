@@ -13,7 +13,13 @@ ensure_npm_deps() {
   mkdir -p "$VMMIG_CACHE/logs"
   say "npm dependencies: running npm ci (log: $log)"
   # The lock file carries every platform's optional packages, so npm ci installs exactly what was tested.
-  if ! (cd "$REPO_ROOT" && npm ci --no-audit --no-fund >"$log" 2>&1); then
+  # Install scripts run only as package.json's allowScripts says (npm 11; README "Setup"): a dependency
+  # with a script nobody reviewed fails the install here rather than being skipped with a warning.
+  local strict=()
+  if [ "$(npm config get strict-allow-scripts 2>/dev/null)" != "undefined" ]; then
+    strict=(--strict-allow-scripts)
+  fi
+  if ! (cd "$REPO_ROOT" && npm ci --no-audit --no-fund "${strict[@]}" >"$log" 2>&1); then
     tail -n 30 "$log" >&2
     die "npm ci failed (log: $log); if it says the lock file is out of sync, run 'npm install --package-lock-only' and commit package-lock.json"
   fi

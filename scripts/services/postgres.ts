@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
-import { prepareClusterDir } from './postgres-cluster-dir.ts';
+import { prepareClusterDir, type ClusterDirOptions } from './postgres-cluster-dir.ts';
 import { asPostgresUser, postgresBinDir } from './postgres-install.ts';
 import { withLogTail } from './log-tail.ts';
 import { freePort, LOOPBACK } from './ports.ts';
@@ -18,6 +18,8 @@ export interface PostgresOptions {
   durable?: boolean;
   startTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Where a cluster the postgres user cannot reach goes (tests). */
+  clusterDirOptions?: ClusterDirOptions;
 }
 
 export interface PostgresServer {
@@ -26,6 +28,8 @@ export interface PostgresServer {
   port: number;
   /** Where the cluster really lives (differs from dir when the postgres user cannot reach dir). */
   clusterDir: string;
+  /** The cluster of a deleted data dir that was wiped before this one was made (postgres-cluster-dir.ts). */
+  wipedOrphan?: string;
   process: ManagedProcess;
   stop(): Promise<void>;
 }
@@ -35,8 +39,14 @@ const UNIX_SOCKET_PATH_MAX = 100;
 export async function startPostgres(options: PostgresOptions): Promise<PostgresServer> {
   const durable = options.durable ?? true;
   const binDir = postgresBinDir();
-  const clusterDir = prepareClusterDir(options.dir);
+  const { path: clusterDir, wipedOrphan } = prepareClusterDir(options.dir, options.clusterDirOptions);
   fs.mkdirSync(path.dirname(options.logFile), { recursive: true });
+  if (wipedOrphan) {
+    fs.appendFileSync(
+      options.logFile,
+      `vmmig: ${options.dir} was deleted: wiped its old cluster ${wipedOrphan} before making a new one\n`,
+    );
+  }
   if (!fs.existsSync(path.join(clusterDir, 'PG_VERSION')))
     initCluster(binDir, clusterDir, options.logFile, durable);
 
@@ -76,7 +86,7 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresS
     await child.stop();
     throw error;
   }
-  return { url, port, clusterDir, process: child, stop: () => child.stop() };
+  return { url, port, clusterDir, wipedOrphan, process: child, stop: () => child.stop() };
 }
 
 function initCluster(binDir: string, clusterDir: string, logFile: string, durable: boolean): void {

@@ -105,7 +105,7 @@ describe('a migration that never converges under plain pre-copy (real QEMU, 30 M
     });
     const started = await liveMigrate(stack, 'hot-c', { prefer_host: 'q2', ...CAP });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const id = started.body.migrationId;
+    const id = started.body.id;
     await waitFor(
       'a few memory passes',
       async () => {
@@ -114,9 +114,14 @@ describe('a migration that never converges under plain pre-copy (real QEMU, 30 M
       },
       { timeoutMs: 90_000 },
     );
-    const forced = await stack.api<{ action: string }>('POST', `/v1/migrations/${id}/force-complete`);
+    const forced = await stack.api<{ events: { type: string; data: { action?: string } }[] }>(
+      'POST',
+      `/v1/migrations/${id}/force-complete`,
+    );
     expect(forced.status).toBe(202);
-    expect(forced.body.action).toBe('pause-guest');
+    expect(forced.body.events.find((e) => e.type === 'force_complete_requested')?.data.action).toBe(
+      'pause-guest',
+    );
     const done = await waitForPhase(stack, id, ['completed', 'failed', 'cancelled'], 120_000);
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');

@@ -48,7 +48,7 @@ describe('host down on real QEMU: the shared-storage guest runs again elsewhere'
   afterAll(async () => stack?.stop());
 
   const hostEvents = async (host: string) =>
-    (await stack.api<{ events: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.events;
+    (await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.items;
   const eventAt = async (host: string, action: string, timeoutMs: number) => {
     const event = await waitFor(
       `${action} on ${host}`,
@@ -186,8 +186,8 @@ describe('host down on real QEMU: the shared-storage guest runs again elsewhere'
     };
     expect(decision.moving.map((m) => m.name)).toEqual(['hdq']);
     const rescue = await waitFor('the rescue migration completed', async () => {
-      const { migrations } = (
-        await stack.api<{ migrations: MigrationBody[] }>('GET', '/v1/migrations?guest=hdq')
+      const { items: migrations } = (
+        await stack.api<{ items: MigrationBody[] }>('GET', '/v1/migrations?guest=hdq')
       ).body;
       return migrations[0]?.phase === 'completed' ? migrations : null;
     });

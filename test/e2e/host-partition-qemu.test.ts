@@ -61,7 +61,7 @@ describe('a QEMU host partitioned from etcd fences before its guest runs elsewhe
     }
   };
   const hostEvents = async (host: string) =>
-    (await stack.api<{ events: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.events;
+    (await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.items;
 
   it('fences, is rescued elsewhere, reconnects, and never runs the guest twice', async () => {
     const flag = await stack.api('POST', `/v1/hosts/${VICTIM}/auto-migrate-on-host-down`, {

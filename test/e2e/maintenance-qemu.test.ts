@@ -45,7 +45,7 @@ describe('maintenance empties a QEMU host under the parallel limits', () => {
     const done = await waitFor(
       'the evacuation to complete',
       async () =>
-        (await stack.api<{ events: HostEvent[] }>('GET', '/v1/hosts/mq1/events')).body.events.find(
+        (await stack.api<{ items: HostEvent[] }>('GET', '/v1/hosts/mq1/events')).body.items.find(
           (e) => e.action === 'evacuation_completed',
         ) ?? null,
       { timeoutMs: 240_000 },
@@ -60,11 +60,8 @@ describe('maintenance empties a QEMU host under the parallel limits', () => {
         return (now.live?.heartbeat?.counter ?? 0) > (before.live?.heartbeat?.counter ?? 0) ? now : null;
       });
     }
-    const { migrations } = (
-      await stack.api<{ migrations: (MigrationBody & { trigger: string })[] }>(
-        'GET',
-        '/v1/migrations?host=mq1',
-      )
+    const { items: migrations } = (
+      await stack.api<{ items: (MigrationBody & { trigger: string })[] }>('GET', '/v1/migrations?host=mq1')
     ).body;
     expect(migrations).toHaveLength(3);
     expect(migrations.every((m) => m.trigger === 'maintenance' && m.phase === 'completed')).toBe(true);

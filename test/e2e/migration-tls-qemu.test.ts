@@ -399,11 +399,11 @@ describe('migration TLS by default through the API (real QEMU)', () => {
     });
     expect((await stack.api('POST', '/v1/servers/tlscold/stop')).status).toBe(202);
     await waitFor('tlscold ready', async () => ((await server('tlscold')).status === 'ready' ? true : null));
-    const started = await stack.api<{ migrationId: string }>('POST', '/v1/servers/tlscold/migrate', {
+    const started = await stack.api<{ id: string }>('POST', '/v1/servers/tlscold/migrate', {
       prefer_host: 'tq2',
     });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForMigrationEnd(stack, started.body.migrationId, 120_000);
+    const done = await waitForMigrationEnd(stack, started.body.id, 120_000);
     expect(done.phase, done.error ?? '').toBe('completed');
     const copied = done.events.find((e) => e.type === 'disk_copied');
     expect(copied?.data.tls).toBe(true);

@@ -12,8 +12,7 @@ export interface AlertEvent {
 
 /** A rule's events, newest first. */
 export async function alertEvents(stack: MiniStack, rule: string): Promise<AlertEvent[]> {
-  return (await stack.api<{ events: AlertEvent[] }>('GET', `/v1/migration-alerts/${rule}/events`)).body
-    .events;
+  return (await stack.api<{ items: AlertEvent[] }>('GET', `/v1/migration-alerts/${rule}/events`)).body.items;
 }
 
 export function waitForAlertEvent(

@@ -45,7 +45,7 @@ export async function createRunningServer(
 
 export async function liveMigrate(stack: MiniStack, server: string, options: Record<string, unknown> = {}) {
   return stack.api<{
-    migrationId: string;
+    id: string;
     destination: { name: string } | null;
     error?: { code: string; message: string; failures: { name: string }[]; field?: string };
   }>('POST', `/v1/servers/${server}/live-migrate`, options);
@@ -107,5 +107,5 @@ export async function migrateToEnd(
   const started = await liveMigrate(stack, server, options);
   if (started.status !== 202)
     throw new Error(`live-migrate ${server}: ${started.status} ${JSON.stringify(started.body)}`);
-  return waitForMigrationEnd(stack, started.body.migrationId, timeoutMs);
+  return waitForMigrationEnd(stack, started.body.id, timeoutMs);
 }

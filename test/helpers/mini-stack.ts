@@ -1,42 +1,35 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { serve } from '@hono/node-server';
-import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { inject } from 'vitest';
 import { influxqlReader } from '../../activities/alert-metrics.ts';
-import { HostLiveness } from '../../activities/host-liveness.ts';
-import { createActivities, type Activities } from '../../activities/index.ts';
+import type { Activities } from '../../activities/index.ts';
 import { agentCredentials } from '../../activities/agent-credentials.ts';
 import { loadOrCreateHostId } from '../../agent/host-id.ts';
 import { hostCredential } from '../../domain/host-credential.ts';
 import { defaultTlsDir } from '../../agent/settings.ts';
 import { assertNoSecrets, rememberPrivateKeys, rememberSecret } from './secret-ledger.ts';
 import { assertStackHoldsNoSecrets } from './secret-scan.ts';
-import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
+import type { RunningAgent } from '../../agent/start-agent.ts';
 import type { AgentOptions } from '../../agent/settings.ts';
 import type { SimHostProfile } from '../../agent/drivers/sim.ts';
-import { createApp } from '../../api/app.ts';
 import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
 import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
-import { HostWatch } from '../../workers/host-watch.ts';
-import { createWorker } from '../../workers/worker.ts';
 import type { HostDownTimings } from '../../domain/host-down-timing.ts';
+import { type ApiResponse, startInProcessStack } from '../../scripts/services/in-process-stack.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
-import { waitFor } from './wait.ts';
 
-// Worker state chatter drowns test output; warnings and errors still show. Once per test process.
-try {
-  Runtime.install({ logger: new DefaultLogger('WARN') });
-} catch {
-  // already installed by another helper in this process
-}
+export type { ApiResponse };
 
+/**
+ * The orchestrator in the test process (scripts/services/in-process-stack.ts) against the servers of
+ * test/global-setup.ts, with what only tests need: its own database, task queue, etcd prefix and migration
+ * lock, small timers, and the secret ledger (every token and credential it makes is remembered, every API
+ * answer and, at its stop, everything the stack holds is scanned for them).
+ */
 /** Small timers so a test exercises every path in seconds rather than minutes. */
 export const TEST_TIMINGS: LiveMigrationTimings = {
   ...DEFAULT_TIMINGS,
@@ -68,11 +61,6 @@ export interface HostPlan {
    * stored in its dir). Default: the stack hands the agent its derived credential and registers it as admin.
    */
   enrol?: boolean;
-}
-
-export interface ApiResponse<T = Record<string, unknown>> {
-  status: number;
-  body: T;
 }
 
 export interface MiniStack {
@@ -118,14 +106,9 @@ export interface MiniStackOptions {
   hostWatch?: HostDownTimings;
 }
 
-/** How long a stack's stop waits for its worker's activities to end. */
-const WORKER_STOP_WAIT_MS = 30_000;
-
 export async function startMiniStack(options: MiniStackOptions): Promise<MiniStack> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'vmmig-stack-'));
   const db = await createTestDatabase(inject('postgresAdminUrl'));
-  const namespace = inject('temporalNamespace');
-  const address = inject('temporalAddress');
   const etcdEndpoints = inject('etcdEndpoints');
   const etcdPrefix = `test-${randomBytes(4).toString('hex')}`;
   const apiToken = randomUUID();
@@ -135,7 +118,6 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
   rememberSecret('AGENT_CREDENTIAL_KEY', agentCredentialKey);
   rememberSecret('the agent peer token', peerToken);
   await rememberPrivateKeys(defaultTlsDir(process.env));
-  const credentials = agentCredentials(db.db, agentCredentialKey);
   const hostIds = new Map<string, string>();
   const enrolledDirs = new Map<string, string>();
   const agentCredential = (name: string): string => {
@@ -148,169 +130,105 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
   const taskQueue = `test-${randomUUID()}`;
   // The lock is a singleton per namespace; every stack shares the test server's, so each gets its own.
   const lockWorkflowId = `migration-lock-${taskQueue}`;
-  const connection = await Connection.connect({ address });
-  const temporal = new Client({ connection, namespace });
-  const liveness = new HostLiveness({ endpoints: etcdEndpoints, prefix: etcdPrefix });
   const influxUrl = inject('influxUrl');
-  const metrics = options.metrics
-    ? influxqlReader({ url: influxUrl, database: options.metrics.database })
-    : undefined;
+  const timings = options.timings ?? TEST_TIMINGS;
 
-  const app = createApp({
+  const stack = await startInProcessStack({
     db: db.db,
-    temporal,
+    temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace') },
     taskQueue,
-    liveness,
-    agentCredentials: credentials,
-    agentCredentialKey,
+    etcd: { endpoints: etcdEndpoints, prefix: etcdPrefix },
     apiToken,
-    liveMigrationTimings: options.timings ?? TEST_TIMINGS,
-    ...(metrics ? { metrics } : {}),
+    agentCredentials: agentCredentials(db.db, agentCredentialKey),
+    agentCredentialKey,
+    timings,
     ...(options.alertCycleTimings ? { alertCycleTimings: options.alertCycleTimings } : {}),
+    ...(options.metrics
+      ? { metrics: influxqlReader({ url: influxUrl, database: options.metrics.database }) }
+      : {}),
+    migrationLockWorkflowId: lockWorkflowId,
+    worker: options.worker !== false,
+    ...(options.hostWatch
+      ? {
+          hostWatch: {
+            timings: options.hostWatch,
+            log: (line: string) => (process.env.DEBUG_HOST_WATCH ? console.log(line) : undefined),
+          },
+        }
+      : {}),
+    onApiAnswer: (request, status, text) => {
+      assertNoSecrets(`the answer ${status} to ${request}`, text);
+      // A token made now is in its own answer, once; from here on it is a secret like the others.
+      const made = (text ? JSON.parse(text) : null) as { token?: string; credential?: string } | null;
+      rememberSecret(`a token made by ${request}`, made?.token);
+      rememberSecret(`a credential made by ${request}`, made?.credential);
+    },
   });
-  const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
-  await new Promise<void>((resolve) => server.once('listening', resolve));
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { api, apiUrl } = stack;
 
-  let worker: { worker: Worker; running: Promise<void>; connection: NativeConnection } | undefined;
-  const startWorker = async (wrap?: (activities: Activities) => Activities) => {
-    const nativeConnection = await NativeConnection.connect({ address });
-    const activities = createActivities({
-      db: db.db,
-      agentCredentials: credentials,
-      liveness,
-      temporal,
-      migrationLockWorkflowId: lockWorkflowId,
-      ...(metrics ? { metrics } : {}),
-    });
-    const w = await createWorker({
-      connection: nativeConnection,
-      namespace,
-      taskQueue,
-      activities: wrap ? wrap(activities) : activities,
-      db: db.db,
-    });
-    worker = { worker: w, running: w.run(), connection: nativeConnection };
-  };
-  const stopWorker = async () => {
-    if (!worker) return;
-    const current = worker;
-    worker = undefined;
-    current.worker.shutdown();
-    // A test's teardown must end: an activity that ignores the shutdown is left to the dying process.
-    const stopped = await Promise.race([
-      current.running.then(() => true),
-      sleep(WORKER_STOP_WAIT_MS).then(() => false),
-    ]);
-    if (!stopped) console.warn(`mini-stack: the worker did not stop within ${WORKER_STOP_WAIT_MS} ms`);
-    else await current.connection.close();
-  };
-  if (options.worker !== false) await startWorker();
-  const hostWatch = options.hostWatch
-    ? new HostWatch({
-        etcd: { endpoints: etcdEndpoints, prefix: etcdPrefix },
-        temporal,
-        taskQueue,
-        log: (line) => (process.env.DEBUG_HOST_WATCH ? console.log(line) : undefined),
-        timings: options.hostWatch,
-        migrationTimings: options.timings ?? TEST_TIMINGS,
-      })
-    : null;
-  await hostWatch?.start();
-
-  const api = async <T>(
-    method: string,
-    urlPath: string,
-    body?: unknown,
-    token = apiToken,
-  ): Promise<ApiResponse<T>> => {
-    const res = await fetch(`${apiUrl}${urlPath}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      },
-      body: body !== undefined ? JSON.stringify(body) : undefined,
-    });
-    const text = await res.text();
-    assertNoSecrets(`the answer ${res.status} to ${method} ${urlPath}`, text);
-    const parsed = (text ? JSON.parse(text) : null) as T;
-    // A token made now is in its own answer, once; from here on it is a secret like the others.
-    const made = parsed as { token?: string; credential?: string } | null;
-    rememberSecret(`a token made by ${method} ${urlPath}`, made?.token);
-    rememberSecret(`a credential made by ${method} ${urlPath}`, made?.credential);
-    return { status: res.status, body: parsed };
-  };
-
-  const agents = new Map<string, RunningAgent>();
   const agentLogs = new Map<string, string[]>();
-  const agentOptionsByName = new Map<string, AgentOptions>();
-  for (const plan of options.hosts) {
-    const logs: string[] = [];
-    agentLogs.set(plan.name, logs);
-    // Test-only: the stack hands each agent its derived credential (and registers it with the admin token);
-    // test/integration/host-credentials.test.ts covers the real enrolment.
-    const agentDir = path.join(dir, 'agents', plan.name);
-    let enrolmentToken: string | undefined;
-    if (plan.enrol) {
-      enrolledDirs.set(plan.name, agentDir);
-      const made = await api<{ token: string }>('POST', '/v1/enrolment-tokens', { host: plan.name });
-      if (made.status !== 201)
-        throw new Error(`enrolment token: ${made.status} ${JSON.stringify(made.body)}`);
-      enrolmentToken = made.body.token;
-    } else {
-      hostIds.set(plan.name, await loadOrCreateHostId(agentDir));
-      rememberSecret(`the credential of ${plan.name}`, agentCredential(plan.name));
+  try {
+    for (const plan of options.hosts) {
+      const logs: string[] = [];
+      agentLogs.set(plan.name, logs);
+      // Test-only: the stack hands each agent its derived credential (and registers it with the admin token);
+      // test/integration/host-credentials.test.ts covers the real enrolment.
+      const agentDir = path.join(dir, 'agents', plan.name);
+      let enrolmentToken: string | undefined;
+      if (plan.enrol) {
+        enrolledDirs.set(plan.name, agentDir);
+        const made = await api<{ token: string }>('POST', '/v1/enrolment-tokens', { host: plan.name });
+        if (made.status !== 201)
+          throw new Error(`enrolment token: ${made.status} ${JSON.stringify(made.body)}`);
+        enrolmentToken = made.body.token;
+      } else {
+        hostIds.set(plan.name, await loadOrCreateHostId(agentDir));
+        rememberSecret(`the credential of ${plan.name}`, agentCredential(plan.name));
+      }
+      const agentOptions: AgentOptions = {
+        name: plan.name,
+        host: '127.0.0.1',
+        port: 0,
+        dir: agentDir,
+        ...(plan.enrol ? {} : { token: agentCredential(plan.name) }),
+        peerToken,
+        driver: plan.driver ?? 'sim',
+        sharedStorageDir: plan.sharedStorageDir ?? path.join(dir, 'shared'),
+        guestImageDir: inject('guestImageDir'),
+        migrationAddress: plan.migrationAddress ?? null,
+        networks: plan.networks ?? ['default'],
+        sim: plan.sim,
+        cpus: plan.cpus,
+        memoryMb: plan.memoryMb,
+        liveness:
+          plan.liveness === false
+            ? null
+            : {
+                endpoints: plan.etcdEndpoints ?? etcdEndpoints,
+                prefix: etcdPrefix,
+                ttlSeconds: plan.ttlSeconds ?? 5,
+              },
+        metrics: options.metrics
+          ? {
+              url: influxUrl,
+              database: options.metrics.database,
+              intervalSeconds: options.metrics.intervalSeconds,
+            }
+          : null,
+        registration: enrolmentToken ? { apiUrl, enrolmentToken } : { apiUrl, apiToken },
+        log: (line) => logs.push(line),
+        stopGraceMs: 3_000,
+      };
+      await stack.startAgent(agentOptions);
     }
-    const agentOptions: AgentOptions = {
-      name: plan.name,
-      host: '127.0.0.1',
-      port: 0,
-      dir: agentDir,
-      ...(plan.enrol ? {} : { token: agentCredential(plan.name) }),
-      peerToken,
-      driver: plan.driver ?? 'sim',
-      sharedStorageDir: plan.sharedStorageDir ?? path.join(dir, 'shared'),
-      guestImageDir: inject('guestImageDir'),
-      migrationAddress: plan.migrationAddress ?? null,
-      networks: plan.networks ?? ['default'],
-      sim: plan.sim,
-      cpus: plan.cpus,
-      memoryMb: plan.memoryMb,
-      liveness:
-        plan.liveness === false
-          ? null
-          : {
-              endpoints: plan.etcdEndpoints ?? etcdEndpoints,
-              prefix: etcdPrefix,
-              ttlSeconds: plan.ttlSeconds ?? 5,
-            },
-      metrics: options.metrics
-        ? {
-            url: influxUrl,
-            database: options.metrics.database,
-            intervalSeconds: options.metrics.intervalSeconds,
-          }
-        : null,
-      registration: enrolmentToken ? { apiUrl, enrolmentToken } : { apiUrl, apiToken },
-      log: (line) => logs.push(line),
-      stopGraceMs: 3_000,
-    };
-    agentOptionsByName.set(plan.name, agentOptions);
-    agents.set(plan.name, await startAgent(agentOptions));
+    await stack.waitForHosts(options.hosts.length);
+  } catch (error) {
+    // A stack that did not come up leaves nothing running for the next test.
+    await stack.stop().catch(() => undefined);
+    await db.drop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   }
-  const restartAgent = async (name: string) => {
-    const agentOptions = agentOptionsByName.get(name);
-    if (!agentOptions) throw new Error(`no agent ${name}`);
-    const agent = await startAgent(agentOptions);
-    agents.set(name, agent);
-    return agent;
-  };
-
-  await waitFor('every host registered', async () => {
-    const res = await api<{ hosts: { name: string }[] }>('GET', '/v1/hosts');
-    return res.body.hosts.length === options.hosts.length;
-  });
 
   return {
     db,
@@ -319,35 +237,30 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
     agentCredentialKey,
     peerToken,
     agentCredential,
-    temporal,
+    temporal: stack.temporal,
     taskQueue,
     lockWorkflowId,
     etcdPrefix,
-    agents,
+    agents: stack.agents,
     agentLogs,
     dir,
     api,
-    startWorker,
-    stopWorker,
-    restartAgent,
+    startWorker: stack.startWorker,
+    stopWorker: stack.stopWorker,
+    restartAgent: stack.restartAgent,
     async stop() {
       for (const name of enrolledDirs.keys())
         rememberSecret(`the credential of ${name}`, agentCredential(name));
       const leak = await assertStackHoldsNoSecrets({
         databaseUrl: db.url,
-        temporal,
+        temporal: stack.temporal,
         taskQueue,
         agentLogs,
       }).then(
         () => null,
         (err: Error) => err,
       );
-      await hostWatch?.stop();
-      await stopWorker();
-      await Promise.all([...agents.values()].map((a) => a.stop()));
-      server.close();
-      liveness.close();
-      await connection.close();
+      await stack.stop();
       await db.drop();
       await rm(dir, { recursive: true, force: true });
       if (leak) throw leak;

@@ -1,7 +1,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { inject } from 'vitest';
 import type { MiniStack } from './mini-stack.ts';
 import { waitFor } from './wait.ts';
+
+/** How long a process stopped gracefully may take before it is killed. */
+const GRACEFUL_STOP_WAIT_MS = 30_000;
+/** A worker bundles the workflows at start: on a busy two-core machine that alone takes tens of seconds. */
+export const PROCESS_START_TIMEOUT_MS = 90_000;
 
 /** The real worker entry point in its own process for the stack, so it can die the way a host does: SIGKILL. */
 export function startWorkerProcess(stack: MiniStack, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
@@ -19,11 +26,50 @@ export function startWorkerProcess(stack: MiniStack, env: NodeJS.ProcessEnv = {}
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let output = '';
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return waitFor('the worker process to poll', async () => {
-    if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output}`);
-    return output.includes('worker polling') ? child : null;
-  });
+  const output = collectOutput(child, 'worker');
+  return waitFor(
+    'the worker process to poll',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`worker exited ${child.exitCode}: ${output.text}`);
+      return output.text.includes('worker polling') ? child : null;
+    },
+    { timeoutMs: PROCESS_START_TIMEOUT_MS },
+  );
+}
+
+/** A child's stdout and stderr as they come; DEBUG_PROCESSES=1 echoes them to the test's stderr too. */
+export function collectOutput(child: ChildProcess, label: string): { text: string } {
+  const output = { text: '' };
+  const take = (chunk: Buffer) => {
+    output.text += chunk.toString();
+    if (process.env.DEBUG_PROCESSES) process.stderr.write(`[${label} ${child.pid}] ${chunk.toString()}`);
+  };
+  child.stdout?.on('data', take);
+  child.stderr?.on('data', take);
+  return output;
+}
+
+/** The identity Temporal records for a worker process (the SDK's default: pid@hostname). */
+export function workerIdentity(child: ChildProcess): string {
+  return `${child.pid}@${os.hostname()}`;
+}
+
+/**
+ * Sends the signal and waits for the process to exit; one that outlives a graceful stop is SIGKILLed, so a
+ * test's teardown ends. Answers how it ended.
+ */
+export async function stopProcess(
+  child: ChildProcess,
+  signal: NodeJS.Signals = 'SIGTERM',
+): Promise<{ code: number | null; signal: NodeJS.Signals | null; forced: boolean }> {
+  if (child.exitCode !== null || child.signalCode !== null)
+    return { code: child.exitCode, signal: child.signalCode, forced: false };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, exitSignal) => resolve({ code, signal: exitSignal })),
+  );
+  child.kill(signal);
+  const ended = await Promise.race([exited, sleep(GRACEFUL_STOP_WAIT_MS).then(() => null)]);
+  if (ended) return { ...ended, forced: false };
+  child.kill('SIGKILL');
+  return { ...(await exited), forced: true };
 }

@@ -6,6 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEtcd } from '../../scripts/services/etcd.ts';
 import { startInflux } from '../../scripts/services/influx.ts';
+import { prepareClusterDir } from '../../scripts/services/postgres-cluster-dir.ts';
 import { startPostgres } from '../../scripts/services/postgres.ts';
 import { listProcesses, processGroupMembers } from '../../scripts/services/proc-table.ts';
 import { startProcess, type ManagedProcess } from '../../scripts/services/process.ts';
@@ -60,6 +61,58 @@ describe('startPostgres', () => {
       await second.stop();
     }
     expectNothingLeft(second.process, dir);
+  });
+});
+
+describe('a cluster the postgres user cannot reach', () => {
+  // Forced unreachable, with its own fallback root, so the test neither needs /root nor writes /var/lib/vmmig.
+  const setup = (name: string) => {
+    const dataDir = path.join(root, name);
+    const fallbackRoot = path.join(root, `${name}-fallback`);
+    return {
+      dataDir,
+      dir: path.join(dataDir, 'postgres'),
+      logFile: path.join(dataDir, 'logs', 'postgres.log'),
+      clusterDirOptions: { fallbackRoot, unreachable: () => true },
+      fallbackRoot,
+    };
+  };
+
+  it('lives in the fallback, linked from the data dir, and goes when the data dir is deleted', async () => {
+    const { dataDir, dir, logFile, clusterDirOptions, fallbackRoot } = setup('deleted-data-dir');
+    const first = await startPostgres({ dir, logFile, durable: false, clusterDirOptions });
+    try {
+      expect(path.dirname(first.clusterDir)).toBe(fallbackRoot);
+      expect(fs.readlinkSync(dir)).toBe(first.clusterDir);
+      expect(first.wipedOrphan).toBeUndefined();
+      await query(first.url, 'CREATE TABLE old_hosts (n int)');
+    } finally {
+      await first.stop();
+    }
+
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    const second = await startPostgres({ dir, logFile, durable: false, clusterDirOptions });
+    try {
+      expect(second.clusterDir).toBe(first.clusterDir);
+      expect(second.wipedOrphan).toBe(first.clusterDir);
+      const { rows } = await query(second.url, "SELECT to_regclass('old_hosts') AS t");
+      expect(rows).toEqual([{ t: null }]);
+      expect(fs.readFileSync(logFile, 'utf8')).toContain(`wiped its old cluster ${first.clusterDir}`);
+    } finally {
+      await second.stop();
+    }
+    expectNothingLeft(second.process, dir);
+  });
+
+  it('follows a moved data dir to its cluster instead of starting an empty one', () => {
+    const { dataDir, dir, clusterDirOptions } = setup('moved-data-dir');
+    const first = prepareClusterDir(dir, clusterDirOptions);
+    fs.writeFileSync(path.join(first.path, 'PG_VERSION'), '15\n');
+    const movedDataDir = `${dataDir}-moved`;
+    fs.renameSync(dataDir, movedDataDir);
+    const moved = prepareClusterDir(path.join(movedDataDir, 'postgres'), clusterDirOptions);
+    expect(moved).toEqual({ path: first.path });
+    expect(fs.existsSync(path.join(moved.path, 'PG_VERSION'))).toBe(true);
   });
 });
 

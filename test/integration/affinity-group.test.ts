@@ -77,14 +77,14 @@ describe('with_same_labels moves guests sharing affinity labels in one request',
   });
 
   it('children outlive a terminated parent: each is its own migration and runs to its end', async () => {
-    const res = await stack.api<{ groupId: string; migrations: { server: string; migrationId: string }[] }>(
+    const res = await stack.api<{ groupId: string; migrations: { server: string; id: string }[] }>(
       'POST',
       '/v1/servers/cache-1/live-migrate',
       // Slow enough that both children are still copying when the parent goes.
       { with_same_labels: true, prefer_host: 'dst', max_bandwidth_mb: 40 },
     );
     expect(res.status, JSON.stringify(res.body)).toBe(202);
-    const ids = res.body.migrations.map((m) => m.migrationId);
+    const ids = res.body.migrations.map((m) => m.id);
     expect(ids).toHaveLength(2);
     await Promise.all(ids.map((id) => waitForPhase(stack, id, ['copying'], 60_000)));
 

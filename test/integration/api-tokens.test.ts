@@ -83,10 +83,10 @@ describe('API tokens: roles, project scope, revocation', () => {
     expect(created).toMatchObject({ role: 'operator', projects: ['p1'], id: expect.any(String) });
     expect(created?.token).toMatch(/^vmt_[A-Za-z0-9_-]{43}$/);
 
-    const listed = await stack.api<{ tokens: TokenListing[] }>('GET', '/v1/tokens');
+    const listed = await stack.api<{ items: TokenListing[] }>('GET', '/v1/tokens');
     expect(listed.status).toBe(200);
-    expect(listed.body.tokens.map((t) => t.name).sort()).toEqual(['boss', 'ops', 'ops-p1', 'ro', 'ro-p1']);
-    expect(listed.body.tokens.find((t) => t.name === 'ro-p1')).toMatchObject({
+    expect(listed.body.items.map((t) => t.name).sort()).toEqual(['boss', 'ops', 'ops-p1', 'ro', 'ro-p1']);
+    expect(listed.body.items.find((t) => t.name === 'ro-p1')).toMatchObject({
       role: 'viewer',
       projects: ['p1'],
       revoked: false,
@@ -209,33 +209,30 @@ describe('API tokens: roles, project scope, revocation', () => {
   });
 
   it('lets a project-scoped operator migrate its own guest, recording who asked on the row and its events', async () => {
-    const started = await as<{ migrationId: string; destination: { name: string } | null }>(
+    const started = await as<{ id: string; destination: { name: string } | null }>(
       'ops-p1',
       'POST',
       '/v1/servers/vm-p1-solo/live-migrate',
       {},
     );
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled']);
     expect(done.phase, done.error ?? '').toBe('completed');
     const token = tokens.get('ops-p1');
     const requester = { by: 'token:ops-p1', role: 'operator', tokenId: token?.id };
     const view = await as<{ requestedBy: unknown; events: { type: string; requestedBy: unknown }[] }>(
       'ro-p1',
       'GET',
-      `/v1/migrations/${started.body.migrationId}`,
+      `/v1/migrations/${started.body.id}`,
     );
     expect(view.status).toBe(200);
     expect(view.body.requestedBy).toEqual(requester);
     expect(view.body.events.length).toBeGreaterThan(3);
     for (const e of view.body.events) expect(e.requestedBy, e.type).toEqual(requester);
-    const [row] = await stack.db.db
-      .select()
-      .from(migrations)
-      .where(eq(migrations.id, started.body.migrationId));
+    const [row] = await stack.db.db.select().from(migrations).where(eq(migrations.id, started.body.id));
     expect(row?.requestedBy).toEqual(requester);
 
-    const shown = await vmctl(token?.token ?? '', 'migration-show', started.body.migrationId);
+    const shown = await vmctl(token?.token ?? '', 'migration-show', started.body.id);
     expect(shown.stdout).toContain('requested by: token:ops-p1 (operator)');
   });
 
@@ -254,26 +251,26 @@ describe('API tokens: roles, project scope, revocation', () => {
   });
 
   it('shows a project-scoped viewer the servers and migrations of its projects only', async () => {
-    const mine = await as<{ servers: { name: string }[] }>('ro-p1', 'GET', '/v1/servers');
-    expect(mine.body.servers.map((s) => s.name).sort()).toEqual(['vm-p1', 'vm-p1-solo']);
-    const all = await as<{ servers: { name: string }[] }>('ro', 'GET', '/v1/servers');
-    expect(all.body.servers).toHaveLength(4);
+    const mine = await as<{ items: { name: string }[] }>('ro-p1', 'GET', '/v1/servers');
+    expect(mine.body.items.map((s) => s.name).sort()).toEqual(['vm-p1', 'vm-p1-solo']);
+    const all = await as<{ items: { name: string }[] }>('ro', 'GET', '/v1/servers');
+    expect(all.body.items).toHaveLength(4);
 
     // A migration of p2's guest by the unscoped operator: the p1 viewer does not see it.
-    const other = await as<{ migrationId: string }>('ops', 'POST', '/v1/servers/vm-p2/live-migrate', {});
+    const other = await as<{ id: string }>('ops', 'POST', '/v1/servers/vm-p2/live-migrate', {});
     expect(other.status, JSON.stringify(other.body)).toBe(202);
-    await waitForPhase(stack, other.body.migrationId, ['completed', 'failed', 'cancelled']);
-    const scoped = await as<{ migrations: { guest: { name: string } }[] }>('ro-p1', 'GET', '/v1/migrations');
-    expect(scoped.body.migrations.map((m) => m.guest.name)).toEqual(['vm-p1-solo']);
-    const everyone = await as<{ migrations: unknown[] }>('ro', 'GET', '/v1/migrations');
-    expect(everyone.body.migrations).toHaveLength(2);
-    const hidden = await as<ErrorBody>('ro-p1', 'GET', `/v1/migrations/${other.body.migrationId}`);
+    await waitForPhase(stack, other.body.id, ['completed', 'failed', 'cancelled']);
+    const scoped = await as<{ items: { guest: { name: string } }[] }>('ro-p1', 'GET', '/v1/migrations');
+    expect(scoped.body.items.map((m) => m.guest.name)).toEqual(['vm-p1-solo']);
+    const everyone = await as<{ items: unknown[] }>('ro', 'GET', '/v1/migrations');
+    expect(everyone.body.items).toHaveLength(2);
+    const hidden = await as<ErrorBody>('ro-p1', 'GET', `/v1/migrations/${other.body.id}`);
     expect(hidden.status).toBe(403);
     expect(hidden.body.error.message).toContain("belongs to project 'p2'");
     expect((await as<ErrorBody>('ro-p1', 'GET', '/v1/migrations?guest=vm-p2')).status).toBe(403);
-    expect(
-      (await as<ErrorBody>('ops-p1', 'POST', `/v1/migrations/${other.body.migrationId}/cancel`)).status,
-    ).toBe(403);
+    expect((await as<ErrorBody>('ops-p1', 'POST', `/v1/migrations/${other.body.id}/cancel`)).status).toBe(
+      403,
+    );
   });
 
   it('records the admin who put a host in maintenance on the evacuation’s moves and the host’s event', async () => {
@@ -291,11 +288,11 @@ describe('API tokens: roles, project scope, revocation', () => {
       { timeoutMs: 90_000 },
     );
     for (const m of moves) expect(m.requestedBy, m.kind).toEqual(boss);
-    const hostEvents = await stack.api<{ events: { action: string; requestedBy: unknown }[] }>(
+    const hostEvents = await stack.api<{ items: { action: string; requestedBy: unknown }[] }>(
       'GET',
       '/v1/hosts/h-b/events',
     );
-    expect(hostEvents.body.events.find((e) => e.action === 'maintenance_enter')?.requestedBy).toEqual(boss);
+    expect(hostEvents.body.items.find((e) => e.action === 'maintenance_enter')?.requestedBy).toEqual(boss);
     expect((await as('boss', 'DELETE', '/v1/hosts/h-b/maintenance')).status).toBe(200);
   });
 
@@ -312,8 +309,8 @@ describe('API tokens: roles, project scope, revocation', () => {
     expect((await as('ro', 'GET', '/v1/hosts')).status).toBe(200);
     expect((await stack.api('DELETE', '/v1/tokens/ro')).status).toBe(200);
     expect((await as('ro', 'GET', '/v1/hosts')).status).toBe(401);
-    const listed = await stack.api<{ tokens: TokenListing[] }>('GET', '/v1/tokens');
-    const byName = new Map(listed.body.tokens.map((t) => [t.name, t]));
+    const listed = await stack.api<{ items: TokenListing[] }>('GET', '/v1/tokens');
+    const byName = new Map(listed.body.items.map((t) => [t.name, t]));
     expect(byName.get('ops')?.revoked).toBe(true);
     expect(byName.get('ro')).toMatchObject({ revoked: true, lastUsedAt: expect.any(String) });
     expect(byName.get('boss')?.revoked).toBe(false);
@@ -334,8 +331,8 @@ describe('API tokens: roles, project scope, revocation', () => {
     const token = created.stdout.trim();
     expect(token).toMatch(/^vmt_[A-Za-z0-9_-]{43}$/);
     expect(created.stderr).toContain("token 'cli-ro' created");
-    const servers = await stack.api<{ servers: { name: string }[] }>('GET', '/v1/servers', undefined, token);
-    expect(servers.body.servers.map((s) => s.name).sort()).toEqual(['vm-p2', 'vm-p2-web']);
+    const servers = await stack.api<{ items: { name: string }[] }>('GET', '/v1/servers', undefined, token);
+    expect(servers.body.items.map((s) => s.name).sort()).toEqual(['vm-p2', 'vm-p2-web']);
 
     const listed = await vmctl(stack.apiToken, 'token-list');
     expect(listed.stdout).toMatch(/cli-ro\s+viewer\s+p2/);

@@ -46,9 +46,9 @@ describe('API over the real stack (sim hosts)', () => {
   });
 
   it('lists the hosts agents registered, with their facts and lease status', async () => {
-    const res = await stack.api<{ hosts: HostView[] }>('GET', '/v1/hosts');
+    const res = await stack.api<{ items: HostView[] }>('GET', '/v1/hosts');
     expect(res.status).toBe(200);
-    const byName = new Map(res.body.hosts.map((h) => [h.name, h]));
+    const byName = new Map(res.body.items.map((h) => [h.name, h]));
     expect(byName.get('h-a')).toMatchObject({ status: 'online', cpuModel: 'Test CPU A', driver: 'sim' });
     expect(byName.get('h-b')?.status).toBe('online');
     expect(byName.get('h-off')?.status).toBe('offline');
@@ -69,7 +69,7 @@ describe('API over the real stack (sim hosts)', () => {
   });
 
   it('creates and starts a server through the workflow, with an advancing heartbeat', async () => {
-    const created = await stack.api<{ server: ServerView; workflowId: string }>('POST', '/v1/servers', {
+    const created = await stack.api<ServerView>('POST', '/v1/servers', {
       name: 'vm1',
       host: 'h-a',
       memoryMb: 512,
@@ -77,23 +77,23 @@ describe('API over the real stack (sim hosts)', () => {
       networks: [{ name: 'default', mac: '52:54:00:00:00:01' }],
     });
     expect(created.status).toBe(202);
-    expect(created.body.server).toMatchObject({ name: 'vm1', status: 'creating', host: { name: 'h-a' } });
+    expect(created.body).toMatchObject({ name: 'vm1', status: 'creating', host: { name: 'h-a' } });
     const running = await waitFor('vm1 running', async () => {
       const res = await stack.api<ServerView>('GET', '/v1/servers/vm1');
       return res.body.status === 'running' && res.body.live?.heartbeat ? res.body : null;
     });
     const first = running.live?.heartbeat?.counter ?? 0;
     await waitFor('heartbeat advances', async () => {
-      const res = await stack.api<{ servers: ServerView[] }>('GET', '/v1/servers');
-      const vm = res.body.servers.find((s) => s.name === 'vm1');
+      const res = await stack.api<{ items: ServerView[] }>('GET', '/v1/servers');
+      const vm = res.body.items.find((s) => s.name === 'vm1');
       return (vm?.live?.heartbeat?.counter ?? 0) > first;
     });
-    const filtered = await stack.api<{ servers: ServerView[] }>('GET', '/v1/servers?host=h-b');
-    expect(filtered.body.servers).toEqual([]);
+    const filtered = await stack.api<{ items: ServerView[] }>('GET', '/v1/servers?host=h-b');
+    expect(filtered.body.items).toEqual([]);
   });
 
   it('rejects bad bodies with a 400 naming the field, and loses nothing', async () => {
-    const before = await stack.api<{ servers: ServerView[] }>('GET', '/v1/servers');
+    const before = await stack.api<{ items: ServerView[] }>('GET', '/v1/servers');
     const cases: [unknown, string][] = [
       [{ name: 'vm2', host: 'h-a', vcpus: 0 }, 'vcpus'],
       [{ name: 'vm2', host: 'h-a', memoryMb: 'big' }, 'memoryMb'],
@@ -113,8 +113,8 @@ describe('API over the real stack (sim hosts)', () => {
       body: '{oops',
     });
     expect(notJson.status).toBe(400);
-    const after = await stack.api<{ servers: ServerView[] }>('GET', '/v1/servers');
-    expect(after.body.servers.length).toBe(before.body.servers.length);
+    const after = await stack.api<{ items: ServerView[] }>('GET', '/v1/servers');
+    expect(after.body.items.length).toBe(before.body.items.length);
   });
 
   it('refuses a duplicate name and an offline host with 409', async () => {

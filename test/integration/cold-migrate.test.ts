@@ -5,7 +5,7 @@ import { agentGuest, createRunningServer, waitForPhase, type ServerBody } from '
 import { waitFor } from '../helpers/wait.ts';
 
 interface MigrateAnswer {
-  migrationId: string;
+  id: string;
   kind: string;
   destination: { name: string } | null;
   error?: { code: string; message: string; field?: string; failures?: { name: string; message: string }[] };
@@ -34,7 +34,7 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     const started = await migrate('cold1', { prefer_host: 'c2' });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     expect(started.body).toMatchObject({ kind: 'cold', destination: { name: 'c2' } });
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
     expect(done.phase, done.error ?? '').toBe('completed');
     const after = await server('cold1');
     expect(after).toMatchObject({ status: 'ready', host: { name: 'c2' } });
@@ -48,7 +48,7 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     await stopServer('cold2');
     const started = await migrate('cold2', { auto_start: true });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
     expect(done.phase, done.error ?? '').toBe('completed');
     const after = await server('cold2');
     expect(after.status).toBe('running');
@@ -107,7 +107,7 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     const started = await migrate('stranded', { rescue_mode: true, auto_start: true });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
     expect(started.body.kind).toBe('rescue');
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
     expect(done.phase, done.error ?? '').toBe('completed');
     const after = await server('stranded');
     expect(after.status).toBe('running');
@@ -119,7 +119,7 @@ describe('cold and rescue migration through the API, on sim hosts', () => {
     const vm = await server('localdisk');
     const started = await migrate('localdisk', { prefer_host: 'c2' });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
     expect(done.phase, done.error ?? '').toBe('completed');
     expect(done.timings.copying).toBeDefined();
     expect(done.events.map((e) => e.type)).toContain('disk_copied');

@@ -1,3 +1,4 @@
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -79,7 +80,7 @@ describe('a guest runs exactly once whatever fails', () => {
     const vm = await createRunningServer(stack, { name: 'late-abort', host: 'src', memoryMb: 1024 });
     const started = await liveMigrate(stack, 'late-abort', { prefer_host: 'dst' });
     expect(started.status).toBe(202);
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled']);
     expect(done.phase, done.error ?? '').toBe('completed');
     const types = done.events.map((e) => e.type);
     expect(types).toEqual(expect.arrayContaining(['recovery', 'rolled_forward', 'completed']));
@@ -104,7 +105,7 @@ describe('a guest runs exactly once whatever fails', () => {
     }));
     const vm = await createRunningServer(stack, { name: 'late-cancel', host: 'src', memoryMb: 1024 });
     const started = await liveMigrate(stack, 'late-cancel', { prefer_host: 'dst' });
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled']);
     expect(done.phase, done.error ?? '').toBe('completed');
     expect(done.events.map((e) => e.type)).toEqual(
       expect.arrayContaining(['cancel_refused', 'rolled_forward', 'completed']),
@@ -127,7 +128,7 @@ describe('a guest runs exactly once whatever fails', () => {
     }));
     const vm = await createRunningServer(stack, { name: 'dead-dest', host: 'src', memoryMb: 1024 });
     const started = await liveMigrate(stack, 'dead-dest', { prefer_host: 'dst' });
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled']);
     expect(done.phase).toBe('failed');
     expect(done.error).toContain('not alive');
     // Never two running copies: the destination was gone before the source ran again.
@@ -148,7 +149,7 @@ describe('a guest runs exactly once whatever fails', () => {
       prefer_host: 'dst',
       keep_dest_guest_on_failed: true,
     });
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled']);
     expect(done.phase).toBe('failed');
     expect(done.events.map((e) => e.type)).toContain('dest_guest_kept');
     expect((await agentGuest(stack, 'dst', vm.id)).body.status).toBe('paused');
@@ -167,7 +168,7 @@ describe('a guest runs exactly once whatever fails', () => {
     }));
     const vm = await createRunningServer(stack, { name: 'db-down', host: 'src', memoryMb: 1024 });
     const started = await liveMigrate(stack, 'db-down', { prefer_host: 'dst' });
-    const done = await waitForMigrationEnd(stack, started.body.migrationId, 120_000);
+    const done = await waitForMigrationEnd(stack, started.body.id, 120_000);
     expect(done.phase, done.error ?? '').toBe('completed');
     const waiting = done.events.filter((e) => e.type === 'waiting');
     expect(waiting.length).toBeGreaterThan(0);
@@ -189,7 +190,7 @@ describe('a guest runs exactly once whatever fails', () => {
     }));
     const vm = await createRunningServer(stack, { name: 'late-prepare', host: 'src', memoryMb: 8192 });
     const started = await liveMigrate(stack, 'late-prepare', { prefer_host: 'dst', max_bandwidth_mb: 50 });
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed', 'cancelled']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled']);
     expect(done.phase).toBe('cancelled');
     await sleep(1_000);
     expect((await agentGuest(stack, 'dst', vm.id)).status).toBe(404);
@@ -212,7 +213,7 @@ describe('a guest runs exactly once whatever fails', () => {
     }));
     const vm = await createRunningServer(stack, { name: 'db-first', host: 'src', memoryMb: 8192 });
     const started = await liveMigrate(stack, 'db-first', { prefer_host: 'dst', max_bandwidth_mb: 50 });
-    const id = started.body.migrationId;
+    const id = started.body.id;
     await waitFor(
       'bytes moving',
       async () => ((await migrationOf(stack, id)).progress?.transferredBytes ?? 0) > 0,
@@ -228,12 +229,12 @@ describe('a guest runs exactly once whatever fails', () => {
   it('does not grow its history while the copy runs (progress travels outside it)', async () => {
     const vm = await createRunningServer(stack, { name: 'long-copy', host: 'src', memoryMb: 4096 });
     const started = await liveMigrate(stack, 'long-copy', { prefer_host: 'dst', max_bandwidth_mb: 100 });
-    const id = started.body.migrationId;
+    const id = started.body.id;
     await waitFor(
       'bytes moving',
       async () => ((await migrationOf(stack, id)).progress?.transferredBytes ?? 0) > 0,
     );
-    const handle = stack.temporal.workflow.getHandle(`live-migrate-${vm.id}`);
+    const handle = stack.temporal.workflow.getHandle(guestRunWorkflowId('live-migrate', vm));
     const eventsAt = async () => (await handle.fetchHistory()).events?.length ?? 0;
     const first = await eventsAt();
     const progressBefore = (await migrationOf(stack, id)).progress?.transferredBytes ?? 0;

@@ -121,7 +121,7 @@ describe('per-host credentials: enrolment, registration, worker → agent, agent
     await createRunningServer(stack, { name: 'cred-vm', host: 'enr-a', memoryMb: 1024, dirtyRateMibs: 1 });
     const started = await liveMigrate(stack, 'cred-vm');
     expect(started.status).toBe(202);
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');
   });

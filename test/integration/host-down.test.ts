@@ -19,7 +19,7 @@ interface HostEvent {
 function helpersOf(current: () => MiniStack) {
   const server = async (name: string) => (await current().api<ServerBody>('GET', `/v1/servers/${name}`)).body;
   const hostEvents = async (host: string) =>
-    (await current().api<{ events: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.events;
+    (await current().api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.items;
   const flags = (host: string, body: Record<string, string>) =>
     current().api('POST', `/v1/hosts/${host}/auto-migrate-on-host-down`, body);
   /** The host dies: no more keepalives (the lease expires) and its in-memory sim guests are gone. */
@@ -122,8 +122,8 @@ describe('host down: detection over etcd and rescue by policy and flags', () => 
       ]),
     );
     const rescue = await waitFor('the rescue migration completed', async () => {
-      const { migrations } = (
-        await stack.api<{ migrations: { kind: string; trigger: string; phase: string }[] }>(
+      const { items: migrations } = (
+        await stack.api<{ items: { kind: string; trigger: string; phase: string }[] }>(
           'GET',
           '/v1/migrations?guest=hd-shared',
         )
@@ -309,11 +309,8 @@ describe('host watch: resumes from the last handled revision after every watcher
       runs.push(run.runId);
     }
     expect(runs).toHaveLength(1);
-    const { migrations } = (
-      await stack.api<{ migrations: { kind: string; trigger: string }[] }>(
-        'GET',
-        '/v1/migrations?guest=hr-shared',
-      )
+    const { items: migrations } = (
+      await stack.api<{ items: { kind: string; trigger: string }[] }>('GET', '/v1/migrations?guest=hr-shared')
     ).body;
     expect(migrations).toEqual([expect.objectContaining({ kind: 'rescue', trigger: 'host-down' })]);
   });

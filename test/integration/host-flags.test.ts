@@ -16,7 +16,7 @@ interface ErrorBody {
   error: { code: string; field?: string; message: string };
 }
 interface EventsBody {
-  events: { id: number; at: string; hostId: string; hostName: string; action: string; notes: string }[];
+  items: { id: number; at: string; hostId: string; hostName: string; action: string; notes: string }[];
 }
 
 describe("hosts' auto-migrate flags, their events, and the cluster resilience policy", () => {
@@ -103,15 +103,15 @@ describe("hosts' auto-migrate flags, their events, and the cluster resilience po
 
   it('records what changed as update events, readable newest first, with a limit', async () => {
     const { body } = await stack.api<EventsBody>('GET', '/v1/hosts/f1/events');
-    expect(body.events.map((e) => e.action)).toEqual(['update', 'update', 'update', 'registered']);
-    expect(body.events.map((e) => e.notes).slice(0, 3)).toEqual([
+    expect(body.items.map((e) => e.action)).toEqual(['update', 'update', 'update', 'registered']);
+    expect(body.items.map((e) => e.notes).slice(0, 3)).toEqual([
       'host f1: auto_migrate_on_host_down enable -> disable, auto_migrate_on_host_shutdown enable -> disable',
       'host f1: auto_migrate_on_host_shutdown disable -> enable',
       'host f1: auto_migrate_on_host_down disable -> enable',
     ]);
-    expect(body.events[0]).toMatchObject({ hostName: 'f1', hostId: expect.any(String) });
+    expect(body.items[0]).toMatchObject({ hostName: 'f1', hostId: expect.any(String) });
     const limited = await stack.api<EventsBody>('GET', '/v1/hosts/f1/events?limit=1');
-    expect(limited.body.events).toHaveLength(1);
+    expect(limited.body.items).toHaveLength(1);
     const bad = await stack.api<ErrorBody>('GET', '/v1/hosts/f1/events?limit=0');
     expect(bad.status).toBe(400);
     expect(bad.body.error.field).toBe('limit');

@@ -1,3 +1,4 @@
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
@@ -47,7 +48,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     const started = await liveMigrate(stack, 'happy');
     expect(started.status).toBe(202);
     expect(started.body.destination?.name).toBe('dst');
-    const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');
     expect(done.progress?.percent).toBe(100);
@@ -85,22 +86,29 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     const attributes = runs[0]?.typedSearchAttributes;
     expect(attributes?.getAll().map((p) => [p.key.name, p.value])).toEqual(
       expect.arrayContaining([
+        ['GuestName', 'happy'],
         ['SourceHost', 'src'],
         ['DestinationHost', 'dst'],
         ['MigrationTrigger', 'manual'],
       ]),
     );
+    // What the Temporal UI lists: an id with the guest's name, a summary line, a details line by names.
+    expect(runs[0]?.workflowId).toBe(`live-migrate-happy-${vm.id}`);
+    const handle = stack.temporal.workflow.getHandle(runs[0]!.workflowId);
+    expect(await (await handle.describe()).staticSummary()).toBe('happy: src → any host, live, manual');
+    const metadata = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    expect(metadata.currentDetails).toBe('completed → dst');
 
     if (process.env.RECORD_HISTORIES) {
-      const history = await stack.temporal.workflow.getHandle(`live-migrate-${vm.id}`).fetchHistory();
+      const history = await stack.temporal.workflow
+        .getHandle(guestRunWorkflowId('live-migrate', vm))
+        .fetchHistory();
       await writeFile(path.join('test', 'histories', process.env.RECORD_HISTORIES), historyToJSON(history));
     }
 
     const back = await liveMigrate(stack, 'happy', { prefer_host: 'src' });
     expect(back.status).toBe(202);
-    expect((await waitForPhase(stack, back.body.migrationId, ['completed', 'failed'])).phase).toBe(
-      'completed',
-    );
+    expect((await waitForPhase(stack, back.body.id, ['completed', 'failed'])).phase).toBe('completed');
     expect((await stack.api<ServerBody>('GET', '/v1/servers/happy')).body.host.name).toBe('src');
   });
 
@@ -177,9 +185,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     it('skip_cpu_check and skip_kernel_check let those hosts through', async () => {
       const cpu = await liveMigrate(stack, 'checked', { prefer_host: 'dst-amd', skip_cpu_check: true });
       expect(cpu.status, JSON.stringify(cpu.body)).toBe(202);
-      expect((await waitForPhase(stack, cpu.body.migrationId, ['completed', 'failed'])).phase).toBe(
-        'completed',
-      );
+      expect((await waitForPhase(stack, cpu.body.id, ['completed', 'failed'])).phase).toBe('completed');
       const kernel = await liveMigrate(stack, 'checked', {
         prefer_host: 'dst-kernel',
         skip_kernel_check: true,
@@ -187,9 +193,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
         skip_cpu_check: true,
       });
       expect(kernel.status, JSON.stringify(kernel.body)).toBe(202);
-      expect((await waitForPhase(stack, kernel.body.migrationId, ['completed', 'failed'])).phase).toBe(
-        'completed',
-      );
+      expect((await waitForPhase(stack, kernel.body.id, ['completed', 'failed'])).phase).toBe('completed');
     });
   });
 
@@ -215,7 +219,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     const vm = await createRunningServer(stack, { name: 'slow', host: 'src', memoryMb: 8192 });
     const started = await liveMigrate(stack, 'slow', { max_bandwidth_mb: 50 });
     expect(started.status).toBe(202);
-    const id = started.body.migrationId;
+    const id = started.body.id;
     await waitFor(
       'bytes moving',
       async () => ((await migrationOf(stack, id)).progress?.transferredBytes ?? 0) > 0,
@@ -272,7 +276,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     const vm = await createRunningServer(stack, { name: 'squeezed', host: 'src', memoryMb: 2048 });
     const started = await liveMigrate(stack, 'squeezed', { prefer_host: 'dst-tight' });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    const failed = await waitForPhase(stack, started.body.migrationId, ['failed', 'completed']);
+    const failed = await waitForPhase(stack, started.body.id, ['failed', 'completed']);
     expect(failed.phase).toBe('failed');
     expect(failed.error).toMatch(/insufficient_memory|free/);
     expect(failed.events.map((e) => e.type)).not.toContain('rollback_incomplete');
@@ -293,7 +297,7 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     });
     const started = await liveMigrate(stack, 'localdisk', { prefer_host: 'dst' });
     expect(started.status).toBe(202);
-    const done = await waitForPhase(stack, started.body.migrationId, ['failed', 'completed']);
+    const done = await waitForPhase(stack, started.body.id, ['failed', 'completed']);
     expect(done.error).toBeNull();
     expect((await agentGuest(stack, 'dst', vm.id)).body.status).toBe('running');
   });
@@ -315,11 +319,11 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
     try {
       const vm = await createRunningServer(stack, { name: 'retried', host: 'src', memoryMb: 1024 });
       const started = await liveMigrate(stack, 'retried');
-      const done = await waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+      const done = await waitForPhase(stack, started.body.id, ['completed', 'failed']);
       expect(done.phase).toBe('completed');
       expect(crashed).toBe(true);
       const starts = (stack.agentLogs.get('src') ?? []).filter((line) =>
-        line.includes(`sim migration ${started.body.migrationId} of ${vm.id} started`),
+        line.includes(`sim migration ${started.body.id} of ${vm.id} started`),
       );
       expect(starts).toHaveLength(1);
     } finally {

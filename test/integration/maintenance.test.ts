@@ -40,7 +40,7 @@ describe('host maintenance and evacuation, on sim hosts', () => {
 
   const server = async (name: string) => (await stack.api<ServerBody>('GET', `/v1/servers/${name}`)).body;
   const hostEvents = async (host: string) =>
-    (await stack.api<{ events: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.events;
+    (await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body.items;
   const hostStatus = async (host: string) =>
     (await stack.api<{ status: string }>('GET', `/v1/hosts/${host}`)).body.status;
 
@@ -66,12 +66,9 @@ describe('host maintenance and evacuation, on sim hosts', () => {
       await waitFor(`${name} ready`, async () => ((await server(name)).status === 'ready' ? 1 : null));
     }
 
-    const entered = await stack.api<{ workflowId: string; host: { status: string } }>(
-      'POST',
-      '/v1/hosts/m1/maintenance',
-    );
+    const entered = await stack.api<{ status: string }>('POST', '/v1/hosts/m1/maintenance');
     expect(entered.status).toBe(202);
-    expect(entered.body.host.status).toBe('maintenance');
+    expect(entered.body.status).toBe('maintenance');
     const done = await waitFor(
       'the evacuation to complete',
       async () => (await hostEvents('m1')).find((e) => e.action === 'evacuation_completed') ?? null,
@@ -96,9 +93,9 @@ describe('host maintenance and evacuation, on sim hosts', () => {
       expect((await server(name)).host.name).not.toBe('m1');
     }
 
-    const { migrations } = (
+    const { items: migrations } = (
       await stack.api<{
-        migrations: (MigrationBody & { trigger: string; guest: { name: string }; requestedAt: string })[];
+        items: (MigrationBody & { trigger: string; guest: { name: string }; requestedAt: string })[];
       }>('GET', '/v1/migrations?host=m1')
     ).body;
     expect(migrations.every((m) => m.trigger === 'maintenance' && m.phase === 'completed')).toBe(true);
@@ -126,7 +123,7 @@ describe('host maintenance and evacuation, on sim hosts', () => {
     const exited = await stack.api<{ status: string }>('DELETE', '/v1/hosts/m1/maintenance');
     expect(exited.status).toBe(200);
     expect(exited.body.status).toBe('online');
-    const back = await stack.api<{ migrationId: string }>('POST', '/v1/servers/mv-next/live-migrate', {
+    const back = await stack.api<{ id: string }>('POST', '/v1/servers/mv-next/live-migrate', {
       prefer_host: 'm1',
     });
     expect(back.status).toBe(202);

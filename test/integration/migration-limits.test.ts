@@ -81,9 +81,7 @@ describe('parallel migration limits with a fair queue', () => {
     );
     for (const res of started) expect(res.status, JSON.stringify(res.body)).toBe(202);
     const finished = await Promise.all(
-      started.map((res) =>
-        waitForPhase(stack, res.body.migrationId, ['completed', 'failed', 'cancelled'], 120_000),
-      ),
+      started.map((res) => waitForPhase(stack, res.body.id, ['completed', 'failed', 'cancelled'], 120_000)),
     );
     sampling = false;
     await sampler;

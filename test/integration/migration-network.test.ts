@@ -32,7 +32,7 @@ describe('migration network', () => {
     await createRunningServer(stack, { name, host: from });
     const started = await liveMigrate(stack, name, { prefer_host: to });
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    return waitForPhase(stack, started.body.migrationId, ['completed', 'failed']);
+    return waitForPhase(stack, started.body.id, ['completed', 'failed']);
   }
 
   it('uses the dedicated network when both hosts have one and it is reachable', async () => {

@@ -99,8 +99,8 @@ describe('cluster migration config and label-selected policies', () => {
       expect((await stack.api('POST', '/v1/migration-policies', p)).status).toBe(201);
     expect((await stack.api('POST', '/v1/migration-policies', postCopy)).status).toBe(409);
 
-    const listed = await stack.api<{ policies: { name: string }[] }>('GET', '/v1/migration-policies');
-    expect(listed.body.policies.map((p) => p.name)).toEqual(['a-gold', 'b-gold', 'z-gold-prod']);
+    const listed = await stack.api<{ items: { name: string }[] }>('GET', '/v1/migration-policies');
+    expect(listed.body.items.map((p) => p.name)).toEqual(['a-gold', 'b-gold', 'z-gold-prod']);
 
     const effective = await stack.api<EffectiveBody>('GET', '/v1/servers/gold/migration-policy');
     expect(effective.body.policy).toBe('z-gold-prod');

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NEVER_STARTED_REASON } from '../../api/unstarted-migrations.ts';
 import { insertMigration } from '../../db/migration-store.ts';
 import { migrations } from '../../db/schema.ts';
-import { liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import {
   createRunningServer,
@@ -23,7 +23,7 @@ function orphanRow(vm: ServerBody) {
     trigger: 'manual',
     phase: 'pending',
     options: {},
-    workflowId: liveMigrationWorkflowId(vm.id),
+    workflowId: guestRunWorkflowId('live-migrate', vm),
   });
 }
 
@@ -41,7 +41,7 @@ describe('starting a live migration exactly once', () => {
 
     const started = await liveMigrate(stack, 'orphaned');
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    expect(started.body.migrationId).not.toBe(orphan.id);
+    expect(started.body.id).not.toBe(orphan.id);
 
     const old = await migrationOf(stack, orphan.id);
     expect(old.phase).toBe('failed');
@@ -49,9 +49,7 @@ describe('starting a live migration exactly once', () => {
     expect(old.events).toEqual([
       expect.objectContaining({ type: 'never_started', message: NEVER_STARTED_REASON }),
     ]);
-    expect((await waitForPhase(stack, started.body.migrationId, ['completed', 'failed'])).phase).toBe(
-      'completed',
-    );
+    expect((await waitForPhase(stack, started.body.id, ['completed', 'failed'])).phase).toBe('completed');
   });
 
   it('fails a never-started migration of a group member too, and moves the group', async () => {
@@ -63,7 +61,7 @@ describe('starting a live migration exactly once', () => {
     });
     const orphan = await orphanRow(member);
 
-    const res = await stack.api<{ migrations: { server: string; migrationId: string }[] }>(
+    const res = await stack.api<{ migrations: { server: string; id: string }[] }>(
       'POST',
       '/v1/servers/pair-1/live-migrate',
       { with_same_labels: true, prefer_host: 'dst' },
@@ -71,9 +69,7 @@ describe('starting a live migration exactly once', () => {
     expect(res.status, JSON.stringify(res.body)).toBe(202);
     expect((await migrationOf(stack, orphan.id)).error).toBe(NEVER_STARTED_REASON);
     const ended = await Promise.all(
-      res.body.migrations.map((m) =>
-        waitForPhase(stack, m.migrationId, ['completed', 'failed', 'cancelled']),
-      ),
+      res.body.migrations.map((m) => waitForPhase(stack, m.id, ['completed', 'failed', 'cancelled'])),
     );
     expect(ended.map((m) => m.phase)).toEqual(['completed', 'completed']);
   });
@@ -84,7 +80,7 @@ describe('starting a live migration exactly once', () => {
 
     const cancel = await stack.api('POST', `/v1/migrations/${orphan.id}/cancel`);
     expect(cancel.status, JSON.stringify(cancel.body)).toBe(200);
-    expect(cancel.body).toEqual({ migrationId: orphan.id, status: 'cancelled' });
+    expect(cancel.body).toMatchObject({ id: orphan.id, phase: 'cancelled' });
     const row = await migrationOf(stack, orphan.id);
     expect(row.phase).toBe('cancelled');
     expect(row.error).toContain('cancelled by operator');
@@ -99,7 +95,7 @@ describe('starting a live migration exactly once', () => {
     const answers = await Promise.all([1, 2, 3, 4].map(() => liveMigrate(stack, 'raced')));
     const statuses = answers.map((a) => a.status).sort();
     expect(statuses, JSON.stringify(answers.map((a) => a.body))).toEqual([202, 409, 409, 409]);
-    const winner = answers.find((a) => a.status === 202)?.body.migrationId ?? '';
+    const winner = answers.find((a) => a.status === 202)?.body.id ?? '';
     for (const loser of answers.filter((a) => a.status === 409)) {
       expect(loser.body.error?.code).toBe('migration_in_progress');
       expect(loser.body.error?.message).toContain(winner);
@@ -115,7 +111,7 @@ describe('starting a live migration exactly once', () => {
     // whose record is already final but which has not closed yet.
     const previous = await stack.temporal.workflow.start('liveMigrate', {
       taskQueue: `nobody-polls-${randomUUID()}`,
-      workflowId: liveMigrationWorkflowId(vm.id),
+      workflowId: guestRunWorkflowId('live-migrate', vm),
       args: [],
     });
     const closes = new Promise((resolve) => setTimeout(resolve, 1_000)).then(() =>
@@ -124,16 +120,14 @@ describe('starting a live migration exactly once', () => {
     const started = await liveMigrate(stack, 'closing');
     await closes;
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    expect((await waitForPhase(stack, started.body.migrationId, ['completed', 'failed'])).phase).toBe(
-      'completed',
-    );
+    expect((await waitForPhase(stack, started.body.id, ['completed', 'failed'])).phase).toBe('completed');
   });
 
   it('still refuses with a 409 when the previous run does not close within the wait', async () => {
     const vm = await createRunningServer(stack, { name: 'stuck', host: 'src', memoryMb: 512 });
     const previous = await stack.temporal.workflow.start('liveMigrate', {
       taskQueue: `nobody-polls-${randomUUID()}`,
-      workflowId: liveMigrationWorkflowId(vm.id),
+      workflowId: guestRunWorkflowId('live-migrate', vm),
       args: [],
     });
     try {

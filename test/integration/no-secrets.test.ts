@@ -52,16 +52,14 @@ describe('no secret leaves in an answer, a log, an event or a history', () => {
 
     // A migration between an enrolled host and a host handed its credential, asked by the operator.
     const guest = await createRunningServer(stack, { name: 'ns-vm', host: 'ns1' });
-    const started = await stack.api<{ migrationId: string }>(
+    const started = await stack.api<{ id: string }>(
       'POST',
       `/v1/servers/${guest.id}/live-migrate`,
       { prefer_host: 'ns2' },
       operator.body.token,
     );
     expect(started.status, JSON.stringify(started.body)).toBe(202);
-    expect((await waitForPhase(stack, started.body.migrationId, ['completed', 'failed'])).phase).toBe(
-      'completed',
-    );
+    expect((await waitForPhase(stack, started.body.id, ['completed', 'failed'])).phase).toBe('completed');
     expect((await stack.api('DELETE', `/v1/tokens/${operator.body.id}`)).status).toBe(200);
 
     expect(rememberedSecretCount()).toBeGreaterThanOrEqual(6);

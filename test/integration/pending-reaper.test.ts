@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PENDING_GRACE_MS, reapNeverStartedMigrations } from '../../api/pending-reaper.ts';
 import { NEVER_STARTED_REASON } from '../../api/unstarted-migrations.ts';
 import { migrations } from '../../db/schema.ts';
-import { liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { createRunningServer } from '../helpers/migrations.ts';
 
@@ -29,7 +29,7 @@ describe('the reaper of migrations whose workflow never started', () => {
         sourceHostId: vm.host.id,
         trigger: 'manual',
         phase: 'pending',
-        workflowId: liveMigrationWorkflowId(vm.id),
+        workflowId: guestRunWorkflowId('live-migrate', vm),
       })
       .returning();
     const now = new Date(row!.requestedAt.getTime() + PENDING_GRACE_MS / 2);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { liveMigrationGroupWorkflowId, liveMigrationWorkflowId } from '../../domain/workflow-ids.ts';
+import { guestRunWorkflowId, liveMigrationGroupWorkflowId } from '../../domain/workflow-ids.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import {
   createRunningServer,
@@ -56,7 +56,7 @@ describe.runIf(process.env.RECORD_HISTORIES)('record a history of every live-mig
   const migrate = async (server: string, options: Record<string, unknown>) => {
     const started = await liveMigrate(stack, server, options);
     if (started.status !== 202) throw new Error(`${server}: ${JSON.stringify(started.body)}`);
-    return started.body.migrationId;
+    return started.body.id;
   };
   const record = async (
     name: string,
@@ -68,7 +68,7 @@ describe.runIf(process.env.RECORD_HISTORIES)('record a history of every live-mig
     const id = await migrate(name, { prefer_host: 'dst', ...options });
     await during?.(id);
     const done = await toEnd(id);
-    await save(`live-migrate-${name}.json`, liveMigrationWorkflowId(vm.id));
+    await save(`live-migrate-${name}.json`, guestRunWorkflowId('live-migrate', vm));
     return done;
   };
 
@@ -128,7 +128,7 @@ describe.runIf(process.env.RECORD_HISTORIES)('record a history of every live-mig
       const vm = await createRunningServer(stack, { host: 'src', name: 'rolled-forward', memoryMb: 1024 });
       forwardId = await migrate('rolled-forward', { prefer_host: 'dst' });
       expect((await toEnd(forwardId)).phase).toBe('completed');
-      await save('live-migrate-rolled-forward.json', liveMigrationWorkflowId(vm.id));
+      await save('live-migrate-rolled-forward.json', guestRunWorkflowId('live-migrate', vm));
     } finally {
       await stack.stopWorker();
       await stack.startWorker();
@@ -147,7 +147,7 @@ describe.runIf(process.env.RECORD_HISTORIES)('record a history of every live-mig
       });
       expect(done.phase).toBe('completed');
       await toEnd(firstId);
-      await save('live-migrate-first.json', liveMigrationWorkflowId(first.id));
+      await save('live-migrate-first.json', guestRunWorkflowId('live-migrate', first));
     } finally {
       await stack.api('PUT', '/v1/migration-config', {});
     }

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guestPowerWorkflowId } from '../../domain/workflow-ids.ts';
+import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { agentGuest, createRunningServer, liveMigrate, type ServerBody } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -22,7 +22,7 @@ describe('server-stop and server-start through the API, on sim hosts', () => {
     const vm = await createRunningServer(stack, { name: 'pw', host: 'p1', memoryMb: 512 });
     const stopped = await stack.api('POST', '/v1/servers/pw/stop');
     expect(stopped.status).toBe(202);
-    expect(stopped.body).toMatchObject({ action: 'stop', already: false });
+    expect(stopped.body).toMatchObject({ id: vm.id, name: 'pw' });
     await waitFor('pw ready', async () => ((await status('pw')) === 'ready' ? true : null));
     expect((await agentGuest(stack, 'p1', vm.id)).body.status).toBe('stopped');
 
@@ -31,12 +31,17 @@ describe('server-stop and server-start through the API, on sim hosts', () => {
     expect(refused.status).toBe(422);
     expect(refused.body.error?.failures.map((f) => f.name)).toContain('guest_running');
 
-    expect((await stack.api('POST', '/v1/servers/pw/stop')).body).toMatchObject({ already: true });
+    // Already stopped: a 200 with the server, and no workflow started.
+    const again = await stack.api('POST', '/v1/servers/pw/stop');
+    expect(again.status).toBe(200);
+    expect(again.body).toMatchObject({ id: vm.id, status: 'ready' });
     expect((await stack.api('POST', '/v1/servers/pw/start')).status).toBe(202);
     await waitFor('pw running', async () => ((await status('pw')) === 'running' ? true : null));
     expect((await agentGuest(stack, 'p1', vm.id)).body.status).toBe('running');
     if (process.env.RECORD_HISTORIES) {
-      const history = await stack.temporal.workflow.getHandle(guestPowerWorkflowId(vm.id)).fetchHistory();
+      const history = await stack.temporal.workflow
+        .getHandle(guestRunWorkflowId('guest-power', vm))
+        .fetchHistory();
       await writeFile(path.join('test', 'histories', 'guest-power-start.json'), historyToJSON(history));
     }
   });
@@ -52,7 +57,7 @@ describe('server-stop and server-start through the API, on sim hosts', () => {
     );
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('migration_in_progress');
-    expect(refused.body.error.message).toContain(started.body.migrationId);
+    expect(refused.body.error.message).toContain(started.body.id);
     await stack.api('PUT', '/v1/migration-config', {});
   });
 

@@ -22,7 +22,7 @@ describe('a worker killed mid-migration', () => {
     const vm = await createRunningServer(stack, { name: 'crashy', host: 'src', memoryMb: 4096 });
     const started = await liveMigrate(stack, 'crashy', { max_bandwidth_mb: 256 });
     expect(started.status).toBe(202);
-    const id = started.body.migrationId;
+    const id = started.body.id;
     await waitFor(
       'bytes moving',
       async () => ((await migrationOf(stack, id)).progress?.transferredBytes ?? 0) > 0,

@@ -35,6 +35,7 @@ const concrete = (pattern: string) => pattern.replace(/:[A-Za-z]+/g, 'some-id');
  */
 const OPERATOR_ROUTES = new Set([
   'POST /v1/servers',
+  'PATCH /v1/servers/:id',
   'POST /v1/servers/:id/live-migrate',
   'POST /v1/servers/:id/migrate',
   'POST /v1/servers/:id/stop',
@@ -122,7 +123,7 @@ describe('matchRoute', () => {
   it('answers undefined for what no route serves, so the request ends in a 404', () => {
     expect(matchRoute('GET', '/v1/nothing')).toBeUndefined();
     expect(matchRoute('POST', '/v1/hosts')).toBeUndefined();
-    expect(matchRoute('PATCH', '/v1/servers/vm-1')).toBeUndefined();
+    expect(matchRoute('PATCH', '/v1/servers/vm-1/stop')).toBeUndefined();
     expect(matchRoute('OPTIONS', '/v1/servers')).toBeUndefined();
     expect(matchRoute('GET', '/v1/servers/')).toBeUndefined();
     expect(matchRoute('GET', '/v1/servers//migration-policy')).toBeUndefined();

@@ -70,7 +70,7 @@ describe('influx settings for alert-rule reads', () => {
     expect(influxSettings({ INFLUX_DB: 'metrics', INFLUX_API: '' }).bucket).toBe('metrics/autogen');
   });
 
-  it('reads the Flux and credential settings', () => {
+  it('reads the Flux settings, and the InfluxQL credentials', () => {
     expect(
       influxSettings({
         INFLUX_URL: 'http://influx:8086',
@@ -78,8 +78,6 @@ describe('influx settings for alert-rule reads', () => {
         INFLUX_TOKEN: 'user:secret',
         INFLUX_ORG: 'ops',
         INFLUX_BUCKET: 'telegraf/two_weeks',
-        INFLUX_USERNAME: 'reader',
-        INFLUX_PASSWORD: 'pw',
       }),
     ).toEqual({
       url: 'http://influx:8086',
@@ -88,6 +86,9 @@ describe('influx settings for alert-rule reads', () => {
       token: 'user:secret',
       org: 'ops',
       bucket: 'telegraf/two_weeks',
+    });
+    expect(influxSettings({ INFLUX_USERNAME: 'reader', INFLUX_PASSWORD: 'pw' })).toMatchObject({
+      api: 'influxql',
       username: 'reader',
       password: 'pw',
     });

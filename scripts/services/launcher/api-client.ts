@@ -45,8 +45,8 @@ export interface ServerSummary {
 }
 
 export async function listHosts(api: LauncherApi): Promise<HostSummary[]> {
-  const body = (await api.get('/v1/hosts')) as { hosts?: HostSummary[] };
-  return body.hosts ?? [];
+  const body = (await api.get('/v1/hosts')) as { items?: HostSummary[] };
+  return body.items ?? [];
 }
 
 /** The server, or null on 404. */

@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { QmpClient, QmpClosedError, QmpError, type QmpEvent, QmpTimeoutError } from '../../agent/qmp.ts';
+import { QmpClient, QmpClosedError, QmpError, type QmpEvent, QmpTimeoutError } from '../../../agent/qmp.ts';
 
 interface FakeQemu {
   socketPath: string;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { AgentError, GuestState } from '../../domain/agent-contract.ts';
-import { defaultSimProfile, SimDriver } from '../../agent/drivers/sim.ts';
-import { createAgentApp } from '../../agent/server.ts';
-import { testSpec } from './specs.ts';
+import type { AgentError, GuestState } from '../../../domain/agent-contract.ts';
+import { defaultSimProfile, SimDriver } from '../../../agent/drivers/sim.ts';
+import { createAgentApp } from '../../../agent/server.ts';
+import { testSpec } from '../../agent/specs.ts';
 
 function app(ready = true) {
   const driver = new SimDriver({

@@ -3,8 +3,8 @@ import type {
   GuestRunState,
   MigrationStatusName,
   StartMigrationRequest,
-} from '../../domain/agent-contract.ts';
-import { AgentFailure } from '../../agent/errors.ts';
+} from '../../../domain/agent-contract.ts';
+import { AgentFailure } from '../../../agent/errors.ts';
 import {
   assertMemoryAvailable,
   assertMigrationParameters,
@@ -26,8 +26,8 @@ import {
   nbdUri,
   parseNbdUri,
   tcpUriHost,
-} from '../../agent/guest-rules.ts';
-import { testSpec } from './specs.ts';
+} from '../../../agent/guest-rules.ts';
+import { testSpec } from '../../agent/specs.ts';
 
 function failure(run: () => unknown): AgentFailure {
   try {

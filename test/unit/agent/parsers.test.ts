@@ -2,19 +2,19 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { AgentFailure } from '../../agent/errors.ts';
-import { cacheModeFor, supportsDirectIo } from '../../agent/drivers/disk-images.ts';
-import { listeningPorts, mirrorJobs, processListeningPorts } from '../../agent/drivers/qemu-block.ts';
-import { qemuArguments } from '../../agent/drivers/qemu-command.ts';
-import { assertTlsFiles, missingTlsFiles, tlsReady } from '../../agent/drivers/qemu-tls.ts';
-import { incomingPort, normaliseQueryMigrate, runStateOf } from '../../agent/drivers/qemu-migration.ts';
-import { lastHeartbeatCounter } from '../../agent/drivers/serial-heartbeat.ts';
-import { parseSimUri, simUri } from '../../agent/drivers/sim-peer.ts';
-import { cpuinfoField, parseQemuVersion } from '../../agent/facts.ts';
-import { cpuPercent, parseProcStat } from '../../agent/proc-stat.ts';
-import { agentOptionsFromEnv } from '../../agent/settings.ts';
-import { testQemuLaunch } from '../helpers/qemu-launch.ts';
-import { testSpec } from './specs.ts';
+import { AgentFailure } from '../../../agent/errors.ts';
+import { cacheModeFor, supportsDirectIo } from '../../../agent/drivers/disk-images.ts';
+import { listeningPorts, mirrorJobs, processListeningPorts } from '../../../agent/drivers/qemu-block.ts';
+import { qemuArguments } from '../../../agent/drivers/qemu-command.ts';
+import { assertTlsFiles, missingTlsFiles, tlsReady } from '../../../agent/drivers/qemu-tls.ts';
+import { incomingPort, normaliseQueryMigrate, runStateOf } from '../../../agent/drivers/qemu-migration.ts';
+import { lastHeartbeatCounter } from '../../../agent/drivers/serial-heartbeat.ts';
+import { parseSimUri, simUri } from '../../../agent/drivers/sim-peer.ts';
+import { cpuinfoField, parseQemuVersion } from '../../../agent/facts.ts';
+import { cpuPercent, parseProcStat } from '../../../agent/proc-stat.ts';
+import { agentOptionsFromEnv } from '../../../agent/settings.ts';
+import { testQemuLaunch } from '../../helpers/qemu-launch.ts';
+import { testSpec } from '../../agent/specs.ts';
 
 describe('what the agent reads from QEMU, /proc and the environment', () => {
   it('finds the last heartbeat on a serial console', () => {

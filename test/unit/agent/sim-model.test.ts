@@ -8,8 +8,8 @@ import {
   statusFigures,
   switchToPostCopy,
   workloadOf,
-} from '../../agent/drivers/sim-model.ts';
-import { defaultSimProfile, simLinkFact } from '../../agent/drivers/sim.ts';
+} from '../../../agent/drivers/sim-model.ts';
+import { defaultSimProfile, simLinkFact } from '../../../agent/drivers/sim.ts';
 
 const MIB = 1024 * 1024;
 

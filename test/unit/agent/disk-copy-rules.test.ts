@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { lastProgress, nbdExportUri, parseNbdExportUri } from '../../agent/drivers/qemu-disk-copy.ts';
-import { defaultSimProfile, parseSimExportUri, SimDriver, simExportUri } from '../../agent/drivers/sim.ts';
-import { AgentFailure } from '../../agent/errors.ts';
+import { lastProgress, nbdExportUri, parseNbdExportUri } from '../../../agent/drivers/qemu-disk-copy.ts';
+import { defaultSimProfile, parseSimExportUri, SimDriver, simExportUri } from '../../../agent/drivers/sim.ts';
+import { AgentFailure } from '../../../agent/errors.ts';
 import {
   assertDiskQuiet,
   assertNoDiskCopy,
@@ -10,8 +10,8 @@ import {
   decideExport,
   decideImport,
   localDiskOf,
-} from '../../agent/guest-rules.ts';
-import { testSpec } from './specs.ts';
+} from '../../../agent/guest-rules.ts';
+import { testSpec } from '../../agent/specs.ts';
 
 function failure(run: () => unknown): AgentFailure {
   try {
