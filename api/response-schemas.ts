@@ -22,6 +22,13 @@ const requester = z
 /** `{ "items": [...] }`: every list. A later cursor goes beside `items`. */
 export const listOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
 
+/** A page of a list that pages: the items, and the cursor of the next page (null on the last one). */
+export const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({
+    items: z.array(item),
+    next_cursor: z.string().nullable().describe('pass as `cursor` for the next page; null: no more'),
+  });
+
 export const errorResponseSchema = z
   .object({
     error: z

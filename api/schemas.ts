@@ -1,6 +1,7 @@
 import { guestStatuses } from '../domain/guest-status.ts';
 import { z } from 'zod';
 import { diskSpecSchema, networkSpecSchema } from '../domain/agent-contract.ts';
+import { MAX_PAGE_LIMIT } from '../domain/paging.ts';
 
 const labelKey = z.string().min(1).max(63);
 const labelValue = z.string().max(63);
@@ -53,6 +54,8 @@ export const updateServerSchema = z.strictObject({
 export const serverListQuerySchema = z.object({
   host: z.string().min(1).optional(),
   status: z.enum(guestStatuses).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT).optional(),
+  cursor: z.string().min(1).optional().describe('next_cursor of the previous page'),
 });
 
 /** The body of POST /v1/servers/:id/live-migrate: climc's server-live-migrate flags, snake_case. */
@@ -82,7 +85,8 @@ export const migrationListQuerySchema = z.object({
   guest: z.string().min(1).optional(),
   host: z.string().min(1).optional(),
   status: z.enum(['running', 'completed', 'failed', 'cancelled']).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT).optional(),
+  cursor: z.string().min(1).optional().describe('next_cursor of the previous page'),
 });
 
 export const coldMigrateSchema = z.strictObject({

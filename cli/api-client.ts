@@ -47,3 +47,23 @@ export async function apiExchange<T>(
   }
   return { status: res.status, body: parsed as T };
 }
+
+/** The items of a list that pages: follows `next_cursor` until the last page, or until `max` items. */
+export async function apiAllPages<T>(
+  conn: ApiConnection,
+  path: string,
+  query: URLSearchParams = new URLSearchParams(),
+  max = Number.POSITIVE_INFINITY,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | null = null;
+  do {
+    const params = new URLSearchParams(query);
+    if (cursor !== null) params.set('cursor', cursor);
+    const qs = params.size > 0 ? `?${params.toString()}` : '';
+    const page: { items: T[]; next_cursor?: string | null } = await apiRequest(conn, 'GET', `${path}${qs}`);
+    items.push(...page.items);
+    cursor = page.next_cursor ?? null;
+  } while (cursor !== null && items.length < max);
+  return items.slice(0, max);
+}

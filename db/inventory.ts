@@ -62,6 +62,24 @@ export async function findHost(db: Db, idOrName: string): Promise<Host | undefin
 
 export const listHosts = (db: Db) => db.select().from(hosts).orderBy(asc(hosts.name));
 
+/** The guests one page of another list names. */
+export const guestsByIds = (db: Db, ids: readonly string[]) =>
+  ids.length === 0
+    ? Promise.resolve([])
+    : db
+        .select()
+        .from(guests)
+        .where(inArray(guests.id, [...ids]));
+
+/** The hosts of one page of guests: as many rows as the page names, whatever the fleet's size. */
+export const hostsByIds = (db: Db, ids: readonly string[]) =>
+  ids.length === 0
+    ? Promise.resolve([])
+    : db
+        .select()
+        .from(hosts)
+        .where(inArray(hosts.id, [...ids]));
+
 export async function findGuest(db: Db, idOrName: string): Promise<Guest | undefined> {
   const where = isUuid(idOrName)
     ? or(eq(guests.id, idOrName), eq(guests.name, idOrName))
@@ -75,6 +93,9 @@ export interface GuestFilter {
   status?: Guest['status'];
   /** Only guests of these projects (a scoped token's view); undefined: every project. */
   projects?: string[];
+  /** Keyset paging in the list's order (name, then id): the guests after this one, at most `limit`. */
+  after?: { name: string; id: string } | null;
+  limit?: number;
 }
 
 export function listGuests(db: Db, filter: GuestFilter = {}) {
@@ -82,12 +103,16 @@ export function listGuests(db: Db, filter: GuestFilter = {}) {
     filter.hostId !== undefined ? eq(guests.hostId, filter.hostId) : undefined,
     filter.status !== undefined ? eq(guests.status, filter.status) : undefined,
     filter.projects !== undefined ? inArray(guests.project, filter.projects) : undefined,
+    filter.after
+      ? sql`(${guests.name}, ${guests.id}) > (${filter.after.name}, ${filter.after.id})`
+      : undefined,
   ].filter((c) => c !== undefined);
-  return db
+  const ordered = db
     .select()
     .from(guests)
     .where(conditions.length > 0 ? and(...conditions) : undefined)
-    .orderBy(asc(guests.name));
+    .orderBy(asc(guests.name), asc(guests.id));
+  return filter.limit === undefined ? ordered : ordered.limit(filter.limit);
 }
 
 export type NewGuest = typeof guests.$inferInsert;

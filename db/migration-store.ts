@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, notInArray, or, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { isTerminalPhase, terminalMigrationPhases, type MigrationPhase } from '../domain/migration-phases.ts';
 import type { Requester } from '../domain/requester.ts';
@@ -87,6 +87,8 @@ export interface MigrationFilter {
   /** Only migrations of guests of these projects (a scoped token's view); undefined: every project. */
   projects?: string[];
   limit?: number;
+  /** Keyset paging in the list's order (newest first): the migrations older than this one. */
+  before?: { requestedAt: string; id: string } | null;
 }
 
 export function listMigrations(db: Db, filter: MigrationFilter = {}) {
@@ -107,12 +109,19 @@ export function listMigrations(db: Db, filter: MigrationFilter = {}) {
       : filter.status !== undefined
         ? eq(migrations.phase, filter.status)
         : undefined,
+    filter.before
+      ? sql`(${migrations.requestedAt}, ${migrations.id}) < (${filter.before.requestedAt}::timestamptz, ${filter.before.id}::uuid)`
+      : undefined,
   ].filter((c) => c !== undefined);
   return db
-    .select()
+    .select({
+      ...getTableColumns(migrations),
+      // The page key at the database's precision (microseconds); a JS Date would round it to milliseconds.
+      pageKey: sql<string>`${migrations.requestedAt}::text`,
+    })
     .from(migrations)
     .where(conditions.length > 0 ? and(...conditions) : undefined)
-    .orderBy(desc(migrations.requestedAt))
+    .orderBy(desc(migrations.requestedAt), desc(migrations.id))
     .limit(filter.limit ?? 100);
 }
 

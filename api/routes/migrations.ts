@@ -1,7 +1,8 @@
 import { createRoute } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { z } from 'zod';
-import { findGuest, findHost, listGuests, recordEvent } from '../../db/inventory.ts';
+import { findGuest, findHost, guestsByIds, recordEvent } from '../../db/inventory.ts';
+import { DEFAULT_PAGE_LIMIT, pageOf as pageOfRows } from '../../domain/paging.ts';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { closeUnstartedMigration, findMigration, listMigrations } from '../../db/migration-store.ts';
 import type { Migration } from '../../db/schema.ts';
@@ -29,7 +30,8 @@ import {
   jsonResponse,
   routeGroup,
 } from '../openapi.ts';
-import { listOf, migrationDetailSchema, migrationGroupSchema, migrationSchema } from '../response-schemas.ts';
+import { cursorKey } from '../paging.ts';
+import { migrationDetailSchema, migrationGroupSchema, migrationSchema, pageOf } from '../response-schemas.ts';
 import { migrationListQuerySchema } from '../schemas.ts';
 import { neverStarted } from '../unstarted-migrations.ts';
 
@@ -39,6 +41,10 @@ const PAST_SWITCH_OVER = new Set(['switching-over', 'verifying', 'committing', '
 const CANCELLED_BEFORE_START = 'cancelled by operator before its workflow started';
 
 const tags = ['migrations'];
+
+/** A migrations cursor names the last one served: the next page holds the older ones. */
+const olderThan = (key: { sort: string | number; id: string } | null) =>
+  key && { requestedAt: String(key.sort), id: key.id };
 const migrationId = idParam('migration id');
 
 const listMigrationsRoute = createRoute({
@@ -48,7 +54,7 @@ const listMigrationsRoute = createRoute({
   summary: 'Migrations, newest first',
   request: { query: migrationListQuerySchema },
   responses: {
-    200: jsonResponse(listOf(migrationSchema), 'the migrations'),
+    200: jsonResponse(pageOf(migrationSchema), 'a page of the migrations, newest first'),
     ...errorResponses(400, 404, ...AUTH_ERRORS),
   },
 });
@@ -140,16 +146,25 @@ export function migrationRoutes(deps: ApiDeps) {
     if (guest) requireProjectScope(caller, `server '${guest.name}'`, guest.project);
     const host = query.host !== undefined ? await findHost(db, query.host) : undefined;
     if (query.host !== undefined && !host) throw notFound('host', query.host);
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
     const rows = await listMigrations(db, {
       guestId: guest?.id,
       hostId: host?.id,
       status: query.status,
       projects: visibleProjects(caller),
-      limit: query.limit,
+      limit: limit + 1,
+      before: olderThan(cursorKey('migrations', query.cursor)),
     });
-    const [names, guests] = await Promise.all([hostNamesOf(db), listGuests(db)]);
+    const page = pageOfRows('migrations', rows, limit, (m) => ({ sort: m.pageKey, id: m.id }));
+    const [names, guests] = await Promise.all([
+      hostNamesOf(db),
+      guestsByIds(db, [...new Set(page.items.map((m) => m.guestId))]),
+    ]);
     const guestNames = new Map(guests.map((g) => [g.id, g.name]));
-    return c.json({ items: rows.map((m) => migrationView(m, names, guestNames.get(m.guestId))) });
+    return c.json({
+      items: page.items.map(({ pageKey: _key, ...m }) => migrationView(m, names, guestNames.get(m.guestId))),
+      next_cursor: page.next_cursor,
+    });
   });
 
   addRoute(app, getGroup, async (c) => {

@@ -2,7 +2,9 @@ import { createRoute } from '@hono/zod-openapi';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { eq } from 'drizzle-orm';
 import type { Db } from '../../db/client.ts';
-import { findGuest, findHost, insertGuest, listGuests, listHosts } from '../../db/inventory.ts';
+import { findGuest, findHost, hostsByIds, insertGuest, listGuests } from '../../db/inventory.ts';
+import { DEFAULT_PAGE_LIMIT, pageOf as pageOfRows } from '../../domain/paging.ts';
+import { cursorKey } from '../paging.ts';
 import { guests, type Guest } from '../../db/schema.ts';
 import { mergeLabels, type LabelPatch } from '../../domain/guest-labels.ts';
 import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
@@ -24,7 +26,7 @@ import {
   jsonResponse,
   routeGroup,
 } from '../openapi.ts';
-import { listOf, serverSchema } from '../response-schemas.ts';
+import { pageOf, serverSchema } from '../response-schemas.ts';
 import { createServerSchema, serverListQuerySchema, updateServerSchema } from '../schemas.ts';
 import { serverView } from '../views.ts';
 
@@ -40,7 +42,7 @@ const listServers = createRoute({
   summary: 'List servers with live state from their agents',
   request: { query: serverListQuerySchema },
   responses: {
-    200: jsonResponse(listOf(serverSchema), 'the servers'),
+    200: jsonResponse(pageOf(serverSchema), 'a page of the servers, by name'),
     ...errorResponses(400, 404, ...AUTH_ERRORS),
   },
 });
@@ -97,15 +99,18 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentCredentia
       if (!host) throw notFound('host', query.host);
       hostId = host.id;
     }
-    const [rows, hosts] = await Promise.all([
-      listGuests(db, { hostId, status: query.status, projects }),
-      listHosts(db),
-    ]);
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+    const key = cursorKey('servers', query.cursor);
+    const after = key && { name: String(key.sort), id: key.id };
+    const rows = await listGuests(db, { hostId, status: query.status, projects, after, limit: limit + 1 });
+    const page = pageOfRows('servers', rows, limit, (g) => ({ sort: g.name, id: g.id }));
+    // Only the hosts of this page: a page costs the same whatever the fleet's size.
+    const hosts = await hostsByIds(db, [...new Set(page.items.map((g) => g.hostId))]);
     const hostsById = new Map(hosts.map((h) => [h.id, h]));
-    const involved = hosts.filter((h) => rows.some((g) => g.hostId === h.id));
-    const live = await liveGuestsByHost(involved, agentCredentials);
+    const live = await liveGuestsByHost(hosts, agentCredentials);
     return c.json({
-      items: rows.map((g) => serverView(g, hostsById.get(g.hostId), liveGuestOn(live, g.hostId, g.id))),
+      items: page.items.map((g) => serverView(g, hostsById.get(g.hostId), liveGuestOn(live, g.hostId, g.id))),
+      next_cursor: page.next_cursor,
     });
   });
 

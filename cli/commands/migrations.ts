@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MigrationProgress } from '../../domain/live-migration.ts';
 import { describeRequester, type Requester } from '../../domain/requester.ts';
-import { apiRequest } from '../api-client.ts';
+import { DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT } from '../../domain/paging.ts';
+import { apiAllPages, apiRequest } from '../api-client.ts';
 import { intOption, onePositional, stringOption, UsageError, type Command } from '../command.ts';
 import type { ApiConnection } from '../connection.ts';
 import { formatBytes, formatDuration, progressBar } from '../progress-bar.ts';
@@ -103,13 +104,10 @@ export const migrationList: Command = {
     if (server) query.set('guest', server);
     if (host) query.set('host', host);
     if (status) query.set('status', status);
-    if (limit !== undefined) query.set('limit', String(limit));
-    const qs = query.size > 0 ? `?${query.toString()}` : '';
-    const { items: migrations } = await apiRequest<{ items: MigrationView[] }>(
-      conn,
-      'GET',
-      `/v1/migrations${qs}`,
-    );
+    // The newest `--limit` (100 by default), across as many pages as that takes.
+    const wanted = limit ?? DEFAULT_PAGE_LIMIT;
+    query.set('limit', String(Math.min(wanted, MAX_PAGE_LIMIT)));
+    const migrations = await apiAllPages<MigrationView>(conn, '/v1/migrations', query, wanted);
     console.log(
       table(
         ['ID', 'Kind', 'Server', 'Source', 'Destination', 'Phase', 'Progress', 'Requested', 'By'],

@@ -1,5 +1,5 @@
 import { guestRunWorkflowId } from '../../domain/workflow-ids.ts';
-import { apiExchange, apiRequest } from '../api-client.ts';
+import { apiAllPages, apiExchange, apiRequest } from '../api-client.ts';
 import {
   intOption,
   onePositional,
@@ -32,8 +32,7 @@ export const serverList: Command = {
     const status = stringOption(args, 'status');
     if (host) query.set('host', host);
     if (status) query.set('status', status);
-    const qs = query.size > 0 ? `?${query.toString()}` : '';
-    const { items: servers } = await apiRequest<{ items: ServerView[] }>(conn, 'GET', `/v1/servers${qs}`);
+    const servers = await apiAllPages<ServerView>(conn, '/v1/servers', query);
     console.log(
       table(
         ['ID', 'Name', 'Status', 'Host', 'vCPUs', 'Mem(MB)', 'Heartbeat'],

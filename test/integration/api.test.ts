@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { apiAllPages } from '../../cli/api-client.ts';
 
 interface HostView {
   id: string;
@@ -124,5 +125,58 @@ describe('API over the real stack (sim hosts)', () => {
     const offline = await stack.api('POST', '/v1/servers', { name: 'vm3', host: 'h-off' });
     expect(offline.status).toBe(409);
     expect(offline.body).toMatchObject({ error: { code: 'host_offline' } });
+  });
+
+  it('pages the servers by name with an opaque cursor, and vmctl follows the cursors', async () => {
+    for (const name of ['pg-c', 'pg-a', 'pg-e', 'pg-b', 'pg-d']) {
+      expect((await stack.api('POST', '/v1/servers', { name, host: 'h-b' })).status).toBe(202);
+    }
+    const all = (await stack.api<{ items: ServerView[] }>('GET', '/v1/servers?host=h-b')).body.items;
+    expect(all.map((s) => s.name)).toEqual(['pg-a', 'pg-b', 'pg-c', 'pg-d', 'pg-e']);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const qs: string = `?host=h-b&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const page = await stack.api<{ items: ServerView[]; next_cursor: string | null }>(
+        'GET',
+        `/v1/servers${qs}`,
+      );
+      expect(page.status).toBe(200);
+      expect(page.body.items.length).toBeLessThanOrEqual(2);
+      seen.push(...page.body.items.map((s) => s.name));
+      cursor = page.body.next_cursor;
+      pages++;
+    } while (cursor !== null);
+    expect(seen).toEqual(['pg-a', 'pg-b', 'pg-c', 'pg-d', 'pg-e']);
+    expect(pages).toBe(3);
+
+    // A server added before the cursor's position does not shift the next page (keyset, not offset).
+    const first = await stack.api<{ next_cursor: string }>('GET', '/v1/servers?host=h-b&limit=2');
+    expect((await stack.api('POST', '/v1/servers', { name: 'pg-0', host: 'h-b' })).status).toBe(202);
+    const second = await stack.api<{ items: ServerView[] }>(
+      'GET',
+      `/v1/servers?host=h-b&limit=2&cursor=${encodeURIComponent(first.body.next_cursor)}`,
+    );
+    expect(second.body.items.map((s) => s.name)).toEqual(['pg-c', 'pg-d']);
+
+    const conn = { baseUrl: stack.apiUrl, token: stack.apiToken };
+    const listed = await apiAllPages<ServerView>(
+      conn,
+      '/v1/servers',
+      new URLSearchParams({ host: 'h-b', limit: '2' }),
+    );
+    expect(listed.map((s) => s.name)).toEqual(['pg-0', 'pg-a', 'pg-b', 'pg-c', 'pg-d', 'pg-e']);
+
+    const badCursor = await stack.api<{ error: { field: string; message: string } }>(
+      'GET',
+      '/v1/servers?cursor=nonsense',
+    );
+    expect(badCursor.status).toBe(400);
+    expect(badCursor.body.error.field).toBe('cursor');
+    const badLimit = await stack.api<{ error: { field: string } }>('GET', '/v1/servers?limit=0');
+    expect(badLimit.status).toBe(400);
+    expect(badLimit.body.error.field).toBe('limit');
   });
 });

@@ -16,6 +16,7 @@ import {
   type ServerBody,
 } from '../helpers/migrations.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { apiAllPages } from '../../cli/api-client.ts';
 
 describe('liveMigrate workflow on the real dev server with sim hosts', () => {
   let stack: MiniStack;
@@ -330,5 +331,36 @@ describe('liveMigrate workflow on the real dev server with sim hosts', () => {
       await stack.stopWorker();
       await stack.startWorker();
     }
+  });
+
+  it('pages the migrations newest first with a cursor, in the same order as one big page', async () => {
+    type Row = { id: string; requestedAt: string };
+    type Page = { items: Row[]; next_cursor: string | null };
+    const whole = (await stack.api<Page>('GET', '/v1/migrations?limit=1000')).body;
+    expect(whole.next_cursor).toBeNull();
+    expect(whole.items.length).toBeGreaterThan(5);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const qs: string = `limit=3${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
+      const page: Page = (await stack.api<Page>('GET', `/v1/migrations?${qs}`)).body;
+      expect(page.items.length).toBeLessThanOrEqual(3);
+      seen.push(...page.items.map((m) => m.id));
+      cursor = page.next_cursor;
+    } while (cursor !== null);
+    expect(seen).toEqual(whole.items.map((m) => m.id));
+    const conn = { baseUrl: stack.apiUrl, token: stack.apiToken };
+    const newest = await apiAllPages<Row>(conn, '/v1/migrations', new URLSearchParams({ limit: '2' }), 5);
+    expect(newest.map((m) => m.id)).toEqual(seen.slice(0, 5));
+    const foreign = await stack.api<{ next_cursor: string }>('GET', '/v1/servers?limit=1');
+    const misused = await stack.api<{ error: { field: string; message: string } }>(
+      'GET',
+      `/v1/migrations?cursor=${encodeURIComponent(foreign.body.next_cursor)}`,
+    );
+    expect(misused.status).toBe(400);
+    expect(misused.body.error).toMatchObject({
+      field: 'cursor',
+      message: 'cursor: it pages servers, not migrations',
+    });
   });
 });
