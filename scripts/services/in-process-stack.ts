@@ -59,6 +59,30 @@ export interface ApiResponse<T = Record<string, unknown>> {
   body: T;
 }
 
+/**
+ * JSON requests to an API with a bearer token (the bootstrap admin's unless a call names another); `onAnswer`
+ * sees every answer's text (the tests check it for secrets).
+ */
+export function jsonApi(
+  apiUrl: string,
+  defaultToken: string,
+  onAnswer?: (request: string, status: number, text: string) => void,
+): InProcessStack['api'] {
+  return async <T>(method: string, urlPath: string, body?: unknown, token = defaultToken) => {
+    const res = await fetch(`${apiUrl}${urlPath}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    onAnswer?.(`${method} ${urlPath}`, res.status, text);
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  };
+}
+
 export interface InProcessStack {
   apiUrl: string;
   temporal: Client;
@@ -209,24 +233,7 @@ export async function startInProcessStack(options: InProcessStackOptions): Promi
       stops.push({ what: 'host watch', stop: () => hostWatch.stop() });
     }
 
-    const api = async <T>(
-      method: string,
-      urlPath: string,
-      body?: unknown,
-      token = options.apiToken,
-    ): Promise<ApiResponse<T>> => {
-      const res = await fetch(`${apiUrl}${urlPath}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${token}`,
-          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-        },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-      });
-      const text = await res.text();
-      options.onApiAnswer?.(`${method} ${urlPath}`, res.status, text);
-      return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
-    };
+    const api = jsonApi(apiUrl, options.apiToken, options.onApiAnswer);
 
     const waitForHosts = async (count: number, { online = false } = {}): Promise<void> => {
       let lastAnswer = '';

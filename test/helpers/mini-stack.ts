@@ -156,13 +156,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
           },
         }
       : {}),
-    onApiAnswer: (request, status, text) => {
-      assertNoSecrets(`the answer ${status} to ${request}`, text);
-      // A token made now is in its own answer, once; from here on it is a secret like the others.
-      const made = (text ? JSON.parse(text) : null) as { token?: string; credential?: string } | null;
-      rememberSecret(`a token made by ${request}`, made?.token);
-      rememberSecret(`a credential made by ${request}`, made?.credential);
-    },
+    onApiAnswer: checkAnswerForSecrets,
   });
   const { api, apiUrl } = stack;
 
@@ -266,4 +260,13 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       if (leak) throw leak;
     },
   };
+}
+
+/** Every API answer holds none of the test's secrets; a token or credential it makes is one from then on. */
+export function checkAnswerForSecrets(request: string, status: number, text: string): void {
+  assertNoSecrets(`the answer ${status} to ${request}`, text);
+  // A token made now is in its own answer, once; from here on it is a secret like the others.
+  const made = (text ? JSON.parse(text) : null) as { token?: string; credential?: string } | null;
+  rememberSecret(`a token made by ${request}`, made?.token);
+  rememberSecret(`a credential made by ${request}`, made?.credential);
 }

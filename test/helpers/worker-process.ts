@@ -7,23 +7,27 @@ import { waitFor } from './wait.ts';
 
 /** How long a process stopped gracefully may take before it is killed. */
 const GRACEFUL_STOP_WAIT_MS = 30_000;
+/** What an entry point (worker, API) run as a child process needs to join the stack's servers. */
+export function stackProcessEnv(stack: MiniStack): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    DATABASE_URL: stack.db.url,
+    TEMPORAL_ADDRESS: inject('temporalAddress'),
+    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+    TEMPORAL_TASK_QUEUE: stack.taskQueue,
+    ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
+    ETCD_PREFIX: stack.etcdPrefix,
+    AGENT_CREDENTIAL_KEY: stack.agentCredentialKey,
+  };
+}
+
 /** A worker bundles the workflows at start: on a busy two-core machine that alone takes tens of seconds. */
 export const PROCESS_START_TIMEOUT_MS = 90_000;
 
 /** The real worker entry point in its own process for the stack, so it can die the way a host does: SIGKILL. */
 export function startWorkerProcess(stack: MiniStack, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], {
-    env: {
-      ...process.env,
-      DATABASE_URL: stack.db.url,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      TEMPORAL_TASK_QUEUE: stack.taskQueue,
-      ETCD_ENDPOINTS: inject('etcdEndpoints').join(','),
-      ETCD_PREFIX: stack.etcdPrefix,
-      AGENT_CREDENTIAL_KEY: stack.agentCredentialKey,
-      ...env,
-    },
+    env: { ...stackProcessEnv(stack), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = collectOutput(child, 'worker');
