@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Etcd3, Range } from 'etcd3';
@@ -9,6 +8,7 @@ import { Liveness } from '../../agent/liveness.ts';
 import { etcdClientOptions, etcdSettings, type Env } from '../../domain/config.ts';
 import { freePorts } from '../../scripts/services/ports.ts';
 import { startProcess, type ManagedProcess } from '../../scripts/services/process.ts';
+import { makeTestPki } from '../helpers/test-pki.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -35,26 +35,12 @@ describe('etcd over TLS with auth, from configuration', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'etcd-tls-'));
-    const certtool = (...args: string[]) => execFileSync('certtool', args, { cwd: dir, stdio: 'pipe' });
-    writeFileSync(file('ca.info'), 'cn = "test etcd CA"\nca\ncert_signing_key\nexpiration_days = 2\n');
-    writeFileSync(
-      file('server.info'),
-      'cn = "etcd"\nip_address = "127.0.0.1"\ntls_www_server\ntls_www_client\nencryption_key\nsigning_key\nexpiration_days = 2\n',
-    );
-    writeFileSync(file('client.info'), 'cn = "vmmig"\ntls_www_client\nsigning_key\nexpiration_days = 2\n');
-    certtool('--generate-privkey', '--bits', '2048', '--outfile', 'ca-key.pem');
-    certtool(
-      ...['--generate-self-signed', '--load-privkey', 'ca-key.pem', '--template', 'ca.info'],
-      '--outfile',
-      'ca.pem',
-    );
-    for (const role of ['server', 'client']) {
-      certtool('--generate-privkey', '--bits', '2048', '--outfile', `${role}-key.pem`);
-      certtool(
-        ...['--generate-certificate', '--load-privkey', `${role}-key.pem`, '--load-ca-certificate', 'ca.pem'],
-        ...['--load-ca-privkey', 'ca-key.pem', '--template', `${role}.info`, '--outfile', `${role}.pem`],
-      );
-    }
+    makeTestPki(dir, {
+      ca: 'cn = "test etcd CA"\nca\ncert_signing_key',
+      server:
+        'cn = "etcd"\nip_address = "127.0.0.1"\ntls_www_server\ntls_www_client\nencryption_key\nsigning_key',
+      client: 'cn = "vmmig"\ntls_www_client\nsigning_key',
+    });
     const [clientPort, peerPort] = (await freePorts(2)) as [number, number];
     endpoint = `https://127.0.0.1:${clientPort}`;
     const peer = `http://127.0.0.1:${peerPort}`;

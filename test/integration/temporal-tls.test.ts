@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,6 +8,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { temporalSettings } from '../../domain/config.ts';
 import { temporalConnectionOptions } from '../../workers/temporal-connection.ts';
+import { makeTestPki } from '../helpers/test-pki.ts';
 
 /**
  * A production Temporal cluster behind TLS with client certificates, as the API and workers reach it from
@@ -24,33 +24,11 @@ describe('Temporal over mTLS from configuration', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'temporal-mtls-'));
-    const certtool = (...args: string[]) => execFileSync('certtool', args, { cwd: dir, stdio: 'pipe' });
-    writeFileSync(file('ca.info'), 'cn = "test temporal CA"\nca\ncert_signing_key\nexpiration_days = 2\n');
-    writeFileSync(
-      file('server.info'),
-      'cn = "temporal.test"\ndns_name = "temporal.test"\ntls_www_server\nencryption_key\nsigning_key\nexpiration_days = 2\n',
-    );
-    writeFileSync(
-      file('client.info'),
-      'cn = "vmmig-worker"\ntls_www_client\nsigning_key\nexpiration_days = 2\n',
-    );
-    certtool('--generate-privkey', '--bits', '2048', '--outfile', 'ca-key.pem');
-    certtool(
-      '--generate-self-signed',
-      '--load-privkey',
-      'ca-key.pem',
-      '--template',
-      'ca.info',
-      '--outfile',
-      'ca.pem',
-    );
-    for (const role of ['server', 'client']) {
-      certtool('--generate-privkey', '--bits', '2048', '--outfile', `${role}-key.pem`);
-      certtool(
-        ...['--generate-certificate', '--load-privkey', `${role}-key.pem`, '--load-ca-certificate', 'ca.pem'],
-        ...['--load-ca-privkey', 'ca-key.pem', '--template', `${role}.info`, '--outfile', `${role}.pem`],
-      );
-    }
+    makeTestPki(dir, {
+      ca: 'cn = "test temporal CA"\nca\ncert_signing_key',
+      server: 'cn = "temporal.test"\ndns_name = "temporal.test"\ntls_www_server\nencryption_key\nsigning_key',
+      client: 'cn = "vmmig-worker"\ntls_www_client\nsigning_key',
+    });
     const [host, port] = inject('temporalAddress').split(':') as [string, string];
     proxy = tls.createServer(
       {
