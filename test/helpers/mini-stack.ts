@@ -6,7 +6,6 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { inject } from 'vitest';
 import { influxqlReader } from '../../activities/alert-metrics.ts';
-import type { Activities } from '../../activities/index.ts';
 import { agentCredentials } from '../../activities/agent-credentials.ts';
 import { loadOrCreateHostId } from '../../agent/host-id.ts';
 import { hostCredential } from '../../domain/host-credential.ts';
@@ -19,7 +18,11 @@ import type { SimHostProfile } from '../../agent/drivers/sim.ts';
 import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
 import { DEFAULT_TIMINGS, type LiveMigrationTimings } from '../../domain/live-migration.ts';
 import type { HostDownTimings } from '../../domain/host-down-timing.ts';
-import { type ApiResponse, startInProcessStack } from '../../scripts/services/in-process-stack.ts';
+import {
+  type ApiResponse,
+  type InProcessStack,
+  startInProcessStack,
+} from '../../scripts/services/in-process-stack.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 
 export type { ApiResponse };
@@ -81,13 +84,8 @@ export interface MiniStack {
   agents: Map<string, RunningAgent>;
   agentLogs: Map<string, string[]>;
   dir: string;
-  api<T = Record<string, unknown>>(
-    method: string,
-    path: string,
-    body?: unknown,
-    token?: string,
-  ): Promise<ApiResponse<T>>;
-  startWorker(wrap?: (activities: Activities) => Activities): Promise<void>;
+  api: InProcessStack['api'];
+  startWorker: InProcessStack['startWorker'];
   /** Starts a host's agent again on its own dir (so with its host id), after its `stop`. */
   restartAgent(name: string): Promise<RunningAgent>;
   stopWorker(): Promise<void>;

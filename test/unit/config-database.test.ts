@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { problemsOf, readFixtureFile } from './config-fixtures.ts';
 import {
   ConfigError,
   databaseSettings,
@@ -9,21 +10,9 @@ import {
 
 const URL_ = 'postgres://vmmig:pw@db.internal:5432/vmmig';
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    databaseSettings(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
-}
+const problems = (env: Record<string, string>) => problemsOf(databaseSettings, env);
 
-const files: Record<string, string> = { '/ca.pem': 'CA', '/c.pem': 'CERT', '/k.pem': 'KEY' };
-const read = (file: string): Buffer => {
-  if (!(file in files)) throw new Error(`ENOENT: no such file, open '${file}'`);
-  return Buffer.from(files[file]!);
-};
+const read = readFixtureFile;
 const settings = (env: Record<string, string>): DatabaseSettings =>
   databaseSettings({ DATABASE_URL: URL_, ...env });
 

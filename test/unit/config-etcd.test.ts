@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, etcdClientOptions, etcdSettings } from '../../domain/config.ts';
+import { problemsOf, readFixtureFile } from './config-fixtures.ts';
+import { etcdClientOptions, etcdSettings } from '../../domain/config.ts';
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    etcdSettings(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
-}
+const problems = (env: Record<string, string>) => problemsOf(etcdSettings, env);
 
-const files: Record<string, string> = { '/ca.pem': 'CA', '/c.pem': 'CERT', '/k.pem': 'KEY' };
-const read = (file: string): Buffer => {
-  if (!(file in files)) throw new Error(`ENOENT: no such file, open '${file}'`);
-  return Buffer.from(files[file]!);
-};
+const read = readFixtureFile;
 
 describe('etcd settings', () => {
   it('defaults to the local etcd, prefix vmmig, no TLS, no auth', () => {

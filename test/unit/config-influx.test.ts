@@ -1,15 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, influxSettings, influxWrite, influxWriteRequests } from '../../domain/config.ts';
+import { problemsOf } from './config-fixtures.ts';
+import { influxSettings, influxWrite, influxWriteRequests } from '../../domain/config.ts';
 
-function problems(env: Record<string, string>): string[] {
-  try {
-    influxSettings(env);
-  } catch (error) {
-    if (error instanceof ConfigError) return [...error.problems];
-    throw error;
-  }
-  return [];
-}
+const problems = (env: Record<string, string>) => problemsOf(influxSettings, env);
 
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
