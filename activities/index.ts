@@ -6,6 +6,7 @@ import { hostDownActivities } from './host-down-activities.ts';
 import { guestActivities, type GuestActivityDeps } from './guest-activities.ts';
 import { migrationActivities, type MigrationActivityDeps } from './migration-activities.ts';
 import { recoveryActivities } from './migration-recovery.ts';
+import { retentionActivities } from './retention-activities.ts';
 import { migrationLockActivities, type MigrationLockDeps } from './migration-lock-activities.ts';
 import { slotActivities } from './slot-activities.ts';
 
@@ -23,6 +24,7 @@ export function createActivities(deps: ActivityDeps) {
     ...slotActivities(deps),
     ...migrationLockActivities(deps),
     ...alertActivities(deps),
+    ...retentionActivities(deps),
   };
 }
 

@@ -12,6 +12,7 @@ import {
 } from '../domain/config.ts';
 import { DEFAULT_DN_TEMPLATE, dnTemplateProblem } from './drivers/qemu-tls.ts';
 import { MAX_LINK_MBPS } from './facts.ts';
+import { DEFAULT_REPORT_INTERVAL_S } from '../domain/guest-reports.ts';
 import type { SimHostProfile } from './drivers/sim.ts';
 import type { Logger } from './log.ts';
 import type { PeerHost } from './peers.ts';
@@ -41,6 +42,8 @@ export interface RegistrationOptions {
    * credential when <dir>/credential does not exist yet (POST /v1/hosts/enrol).
    */
   enrolmentToken?: string;
+  /** AGENT_REPORT_INTERVAL_S: how often the agent reports its guests when nothing changed (domain/guest-reports.ts). */
+  reportIntervalS?: number;
 }
 
 /** Everything startAgent() needs; main.ts builds it from the environment, tests build it directly. */
@@ -207,6 +210,8 @@ const HTTP = ['http:', 'https:'];
  * names them all at once.
  */
 export function readAgentOptions(r: EnvReader): AgentOptions {
+  // Read even without API_URL: a bad value is named whatever else is set.
+  const reportIntervalS = r.int('AGENT_REPORT_INTERVAL_S', DEFAULT_REPORT_INTERVAL_S, 1, 3600);
   const env = r.env;
   const driver = r.oneOf('AGENT_DRIVER', ['qemu', 'sim'] as const, 'qemu');
   if (!r.isSet('AGENT_PORT')) r.required('AGENT_PORT', '0 picks a free port');
@@ -254,7 +259,13 @@ export function readAgentOptions(r: EnvReader): AgentOptions {
       write: influxWrite(influx),
     },
     registration:
-      apiUrl !== undefined ? { apiUrl, ...(enrolmentToken !== undefined ? { enrolmentToken } : {}) } : null,
+      apiUrl !== undefined
+        ? {
+            apiUrl,
+            ...(enrolmentToken !== undefined ? { enrolmentToken } : {}),
+            reportIntervalS,
+          }
+        : null,
   };
 }
 

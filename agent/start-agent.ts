@@ -17,6 +17,7 @@ import { consoleLogger, errorMessage, type Logger } from './log.ts';
 import { MetricsReporter } from './metrics.ts';
 import { PeerStore } from './peers.ts';
 import { Registration } from './register.ts';
+import { StateReporter } from './state-reporter.ts';
 import { createAgentApp } from './server.ts';
 import { type AgentOptions, tlsDefaults } from './settings.ts';
 
@@ -259,12 +260,25 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           },
         });
   registration?.start();
+  const reporter =
+    options.registration === null
+      ? null
+      : new StateReporter({
+          apiUrl: options.registration.apiUrl,
+          hostId,
+          credential: () => options.registration?.apiToken ?? credential ?? '',
+          guests: () => driver.listGuests(),
+          log,
+          intervalS: options.registration.reportIntervalS,
+        });
+  reporter?.start();
 
   let stopping: Promise<void> | null = null;
   const stop = (stopOptions: { leaveGuests?: boolean } = {}): Promise<void> =>
     (stopping ??= (async () => {
       log(stopOptions.leaveGuests ? 'stopping, leaving the guests running' : 'stopping');
       registration?.stop();
+      reporter?.stop();
       metrics?.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await (stopOptions.leaveGuests ? driver.detach() : driver.shutdown()).catch((error) =>

@@ -16,6 +16,7 @@ import { coldMigrateRoutes } from './routes/cold-migrate.ts';
 import { enrolmentTokenRoutes, enrolRoute } from './routes/enrolment.ts';
 import { hostMaintenanceRoutes } from './routes/host-maintenance.ts';
 import { hostRemovalRoutes } from './routes/host-removal.ts';
+import { hostReportRoutes } from './routes/host-reports.ts';
 import { hostRoutes } from './routes/hosts.ts';
 import { liveMigrateRoutes } from './routes/live-migrate.ts';
 import { migrationAlertEventRoutes, migrationAlertRoutes } from './routes/migration-alerts.ts';
@@ -78,6 +79,7 @@ export function createApp(deps: ApiDeps) {
   app.route('/v1/hosts', hostRoutes(deps));
   app.route('/v1/hosts', hostMaintenanceRoutes(deps));
   app.route('/v1/hosts', hostRemovalRoutes(deps));
+  app.route('/v1/hosts', hostReportRoutes(deps));
   app.route('/v1/servers', serverRoutes(deps));
   app.route('/v1/servers', liveMigrateRoutes(deps));
   app.route('/v1/servers', coldMigrateRoutes(deps));

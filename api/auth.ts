@@ -1,6 +1,11 @@
 import type { MiddlewareHandler } from 'hono';
 import type { Db } from '../db/client.ts';
-import { callerKindMayCall, ENROLMENT_ROUTE, requiredRole } from '../domain/api-roles.ts';
+import {
+  callerKindMayCall,
+  ENROLMENT_ROUTE,
+  HOST_CREDENTIAL_ROUTES,
+  requiredRole,
+} from '../domain/api-roles.ts';
 import { authenticate, bearerToken } from './authenticate.ts';
 import { ApiError } from './errors.ts';
 
@@ -32,7 +37,7 @@ export function apiAuth({
       throw new ApiError(
         403,
         'forbidden',
-        `${needed.route}: a host credential (${caller.requester.by}) may call only POST /v1/hosts/register`,
+        `${needed.route}: a host credential (${caller.requester.by}) may call only ${HOST_CREDENTIAL_ROUTES.join(' and ')}`,
         undefined,
         { requiredRole: needed.role, role: 'host' },
       );

@@ -25,7 +25,3 @@ export const hostAutoMigrateSchema = z
       ? { autoMigrateOnHostShutdown: body.auto_migrate_on_host_shutdown === 'enable' }
       : {}),
   }));
-
-export const hostEventsQuerySchema = z.object({
-  limit: z.coerce.number().int().min(1).max(1000).default(200),
-});

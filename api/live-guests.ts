@@ -1,44 +1,36 @@
-import type { AgentCredentials } from '../activities/agent-credentials.ts';
-import type { Host } from '../db/schema.ts';
-import { AgentClient } from '../activities/agent-client.ts';
+import type { Db } from '../db/client.ts';
+import { guestReportsOf } from '../db/guest-report-store.ts';
+import type { Guest, GuestReport, Host } from '../db/schema.ts';
+import { reportFreshness, staleReportMessage } from '../domain/guest-reports.ts';
 import type { LiveGuest } from './views.ts';
 
-const LIVE_STATE_TIMEOUT_MS = 2_000;
-/** Stands for every guest of a host whose agent did not answer. */
-const ANY_GUEST = '*';
-
-/** Asks each host's agent for its guests at once; a slow or dead agent costs at most the timeout. */
-export async function liveGuestsByHost(
-  hosts: Host[],
-  agentCredentials: AgentCredentials,
-): Promise<Map<string, Map<string, LiveGuest>>> {
-  const result = new Map<string, Map<string, LiveGuest>>();
-  await Promise.all(
-    hosts.map(async (host) => {
-      const perGuest = new Map<string, LiveGuest>();
-      try {
-        const { guests } = await new AgentClient(
-          host.agentUrl,
-          agentCredentials,
-          LIVE_STATE_TIMEOUT_MS,
-        ).listGuests();
-        for (const state of guests) perGuest.set(state.id, { reachable: true, state });
-        result.set(host.id, perGuest);
-      } catch (err) {
-        perGuest.set(ANY_GUEST, { reachable: false, error: (err as Error).message });
-        result.set(host.id, perGuest);
-      }
-    }),
+/**
+ * What the agents last reported of these guests, each on the host the inventory has it on: one query, whatever
+ * the fleet's size, and never a call to an agent (they report on their own: domain/guest-reports.ts).
+ */
+export async function liveGuestsOf(
+  db: Db,
+  guests: readonly Pick<Guest, 'id' | 'hostId'>[],
+  hostsById: ReadonlyMap<string, Host>,
+  nowMs = Date.now(),
+): Promise<Map<string, LiveGuest>> {
+  const reports = await guestReportsOf(
+    db,
+    guests.map((g) => g.id),
   );
-  return result;
+  const byHostAndGuest = new Map<string, GuestReport>(reports.map((r) => [`${r.hostId}/${r.guestId}`, r]));
+  const live = new Map<string, LiveGuest>();
+  for (const guest of guests) {
+    const host = hostsById.get(guest.hostId);
+    if (!host) continue;
+    live.set(guest.id, liveGuestOn(host, byHostAndGuest.get(`${host.id}/${guest.id}`) ?? null, nowMs));
+  }
+  return live;
 }
 
-export function liveGuestOn(
-  live: Map<string, Map<string, LiveGuest>>,
-  hostId: string,
-  guestId: string,
-): LiveGuest | undefined {
-  const perGuest = live.get(hostId);
-  if (!perGuest) return undefined;
-  return perGuest.get(guestId) ?? perGuest.get(ANY_GUEST) ?? { reachable: true, state: null };
+export function liveGuestOn(host: Host, report: GuestReport | null, nowMs: number): LiveGuest {
+  const freshness = reportFreshness(host.lastReportAt, host.reportIntervalS, nowMs);
+  const stale = staleReportMessage(host.name, freshness);
+  if (stale !== null) return { reported: false, error: stale, lastReportAt: host.lastReportAt };
+  return { reported: true, report, lastReportAt: host.lastReportAt! };
 }

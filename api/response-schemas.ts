@@ -19,10 +19,7 @@ const requester = z
   .nullable()
   .describe('who asked: a token, the bootstrap token, or the trigger');
 
-/** `{ "items": [...] }`: every list. A later cursor goes beside `items`. */
-export const listOf = <T extends z.ZodType>(item: T) => z.object({ items: z.array(item) });
-
-/** A page of a list that pages: the items, and the cursor of the next page (null on the last one). */
+/** A page of a list (every list pages): the items, and the cursor of the next page (null on the last one). */
 export const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({
     items: z.array(item),
@@ -65,6 +62,10 @@ export const hostSchema = z
     autoMigrateOnHostShutdown: z.boolean(),
     registeredAt: timestamp,
     updatedAt: timestamp,
+    lastReportAt: timestamp.nullable().describe("when the host's agent last reported its guests"),
+    reports: z
+      .enum(['current', 'late', 'never'])
+      .describe('late: no report for 3 of its intervals (the guests shown are as of lastReportAt)'),
   })
   .openapi('Host');
 
@@ -100,17 +101,20 @@ export const hostEventSchema = eventSchema
 
 const liveStateSchema = z
   .union([
-    z.object({ agentReachable: z.literal(false), error: z.string() }),
+    z.object({ agentReachable: z.literal(false), error: z.string(), lastReportAt: timestamp.nullable() }),
     z.object({
       agentReachable: z.literal(true),
       status: z.string(),
       hypervisorStatus: z.string().nullable(),
       pid: z.number().nullable(),
       heartbeat: jsonValue,
+      lastReportAt: timestamp,
     }),
   ])
   .nullable()
-  .describe("what the host's agent says about the guest now (null: not asked)");
+  .describe(
+    "what the host's agent last reported of the guest (its reports come on every change and every interval); agentReachable false when they stopped coming",
+  );
 
 export const serverSchema = z
   .object({

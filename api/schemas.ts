@@ -2,6 +2,9 @@ import { guestStatuses } from '../domain/guest-status.ts';
 import { z } from 'zod';
 import { diskSpecSchema, networkSpecSchema } from '../domain/agent-contract.ts';
 import { MAX_PAGE_LIMIT } from '../domain/paging.ts';
+import { alertMetrics } from '../domain/alert-rule.ts';
+import { apiRoles } from '../domain/api-roles.ts';
+import { LABEL_FILTER } from '../domain/list-filters.ts';
 
 const labelKey = z.string().min(1).max(63);
 const labelValue = z.string().max(63);
@@ -76,9 +79,57 @@ export const liveMigrateSchema = z.strictObject({
   with_same_labels: z.boolean().default(false),
 });
 
+/** Every list that pages takes these two (domain/paging.ts); `limit` defaults to DEFAULT_PAGE_LIMIT. */
+const pageQuery = {
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT).optional(),
+  cursor: z.string().min(1).optional().describe('next_cursor of the previous page'),
+};
+const trueOrFalse = z.enum(['true', 'false'], { error: 'true or false' });
+const since = z.iso
+  .datetime({ offset: true, error: 'an ISO 8601 time such as 2026-01-02T03:04:05Z' })
+  .optional()
+  .describe('only events at or after this time');
+const eventFilters = {
+  type: z.string().min(1).optional().describe("only events of this type (the view's `action`)"),
+  level: z.enum(['info', 'warning', 'error']).optional(),
+  since,
+};
+
+export const hostListQuerySchema = z.object({
+  status: z
+    .enum(['online', 'offline', 'maintenance'])
+    .optional()
+    .describe('as the list reports it: maintenance is stored, online/offline come from the etcd lease'),
+  enabled: trueOrFalse.optional(),
+  driver: z.enum(['qemu', 'sim']).optional(),
+  label: z
+    .string()
+    .regex(LABEL_FILTER, 'key=value')
+    .optional()
+    .describe('key=value: only hosts with this label'),
+  ...pageQuery,
+});
+
+export const hostEventListQuerySchema = z.object({ ...eventFilters, ...pageQuery });
+
+export const alertRuleListQuerySchema = z.object({
+  enabled: trueOrFalse.optional(),
+  metric: z.enum(alertMetrics).optional(),
+  ...pageQuery,
+});
+
 export const alertEventsQuerySchema = z.object({
-  rule: z.string().min(1).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(200),
+  rule: z.string().min(1).optional().describe('rule id or name: only its events'),
+  ...eventFilters,
+  ...pageQuery,
+});
+
+export const policyListQuerySchema = z.object({ ...pageQuery });
+
+export const tokenListQuerySchema = z.object({
+  role: z.enum(apiRoles).optional(),
+  revoked: trueOrFalse.optional(),
+  ...pageQuery,
 });
 
 export const migrationListQuerySchema = z.object({

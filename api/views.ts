@@ -1,5 +1,5 @@
-import type { Guest, Host } from '../db/schema.ts';
-import type { GuestState } from '../domain/agent-contract.ts';
+import type { Guest, GuestReport, Host } from '../db/schema.ts';
+import { reportFreshness } from '../domain/guest-reports.ts';
 import { effectiveHostStatus } from '../domain/host-status.ts';
 
 export function hostView(host: Host, online: Set<string>) {
@@ -27,11 +27,16 @@ export function hostView(host: Host, online: Set<string>) {
     autoMigrateOnHostShutdown: host.autoMigrateOnHostShutdown,
     registeredAt: host.registeredAt,
     updatedAt: host.updatedAt,
+    /** When the agent last reported its guests; `reports` says whether they still come. */
+    lastReportAt: host.lastReportAt,
+    reports: reportFreshness(host.lastReportAt, host.reportIntervalS, Date.now()).state,
   };
 }
 
-/** What the host's agent says about the guest right now, or why we could not ask. */
-export type LiveGuest = { reachable: true; state: GuestState | null } | { reachable: false; error: string };
+/** What the host's agent last reported of the guest (null: it holds none), or why that report is not current. */
+export type LiveGuest =
+  | { reported: true; report: GuestReport | null; lastReportAt: Date }
+  | { reported: false; error: string; lastReportAt: Date | null };
 
 export function serverView(guest: Guest, host: Host | undefined, live: LiveGuest | undefined) {
   return {
@@ -58,13 +63,17 @@ export function serverView(guest: Guest, host: Host | undefined, live: LiveGuest
 
 function liveView(live: LiveGuest | undefined) {
   if (!live) return null;
-  if (!live.reachable) return { agentReachable: false, error: live.error };
-  const state = live.state;
+  if (!live.reported) return { agentReachable: false, error: live.error, lastReportAt: live.lastReportAt };
+  const report = live.report;
   return {
     agentReachable: true,
-    status: state?.status ?? 'absent',
-    hypervisorStatus: state?.hypervisorStatus ?? null,
-    pid: state?.pid ?? null,
-    heartbeat: state?.heartbeat ?? null,
+    status: report?.status ?? 'absent',
+    hypervisorStatus: report?.hypervisorStatus ?? null,
+    pid: report?.pid ?? null,
+    heartbeat:
+      report?.heartbeatCounter != null && report.heartbeatAt !== null
+        ? { counter: report.heartbeatCounter, at: report.heartbeatAt.toISOString() }
+        : null,
+    lastReportAt: live.lastReportAt,
   };
 }

@@ -93,8 +93,11 @@ const serialLog = (stack: Stack, host: string, guestId: string) =>
   readFile(path.join(stack.agentDir(host), 'guests', guestId, 'serial.log'), 'latin1').catch(() => '');
 
 async function hostEvents(stack: Stack, host: string, since: number): Promise<HostEvent[]> {
-  const { items: events } = (await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events`)).body;
-  return events.filter((e) => new Date(e.at).getTime() >= since);
+  const query = new URLSearchParams({ since: new Date(since).toISOString(), limit: '1000' });
+  const { items: events } = (
+    await stack.api<{ items: HostEvent[] }>('GET', `/v1/hosts/${host}/events?${query}`)
+  ).body;
+  return events;
 }
 
 async function eventAfter(stack: Stack, host: string, action: string, since: number, timeoutMs: number) {

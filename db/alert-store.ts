@@ -1,6 +1,7 @@
-import { and, asc, desc, eq, gt, inArray, notInArray, or } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, notInArray, or, sql } from 'drizzle-orm';
 import { terminalMigrationPhases } from '../domain/migration-phases.ts';
 import type { Db } from './client.ts';
+import { eventPage, type EventPageFilter } from './event-page.ts';
 import { isUuid } from './inventory.ts';
 import { events, migrationAlerts, migrations, type MigrationAlert } from './schema.ts';
 
@@ -20,8 +21,38 @@ export async function insertMigrationAlert(
   return created ?? 'exists';
 }
 
-export const listMigrationAlerts = (db: Db) =>
-  db.select().from(migrationAlerts).orderBy(asc(migrationAlerts.name));
+export interface MigrationAlertFilter {
+  enabled?: boolean;
+  metric?: MigrationAlert['metric'];
+  /** Keyset paging in the list's order (name, then id): the rules after this one, at most `limit`. */
+  after?: { name: string; id: string } | null;
+  limit?: number;
+}
+
+export function listMigrationAlerts(db: Db, filter: MigrationAlertFilter = {}) {
+  const conditions = [
+    filter.enabled !== undefined ? eq(migrationAlerts.enabled, filter.enabled) : undefined,
+    filter.metric !== undefined ? eq(migrationAlerts.metric, filter.metric) : undefined,
+    filter.after
+      ? sql`(${migrationAlerts.name}, ${migrationAlerts.id}) > (${filter.after.name}, ${filter.after.id}::uuid)`
+      : undefined,
+  ].filter((c) => c !== undefined);
+  const ordered = db
+    .select()
+    .from(migrationAlerts)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(asc(migrationAlerts.name), asc(migrationAlerts.id));
+  return filter.limit === undefined ? ordered : ordered.limit(filter.limit);
+}
+
+/** The rules one page of events names. */
+export const migrationAlertsByIds = (db: Db, ids: readonly string[]) =>
+  ids.length === 0
+    ? Promise.resolve([])
+    : db
+        .select()
+        .from(migrationAlerts)
+        .where(inArray(migrationAlerts.id, [...ids]));
 
 /** By id or by name, as every other resource. */
 export async function findMigrationAlert(db: Db, idOrName: string): Promise<MigrationAlert | undefined> {
@@ -49,14 +80,13 @@ export async function deleteMigrationAlert(db: Db, id: string): Promise<void> {
   await db.delete(migrationAlerts).where(eq(migrationAlerts.id, id));
 }
 
-/** Events of one rule, or of every rule, newest first. */
-export function migrationAlertEvents(db: Db, ruleId: string | null, limit: number) {
-  return db
-    .select()
-    .from(events)
-    .where(and(eq(events.subjectKind, 'rule'), ruleId === null ? undefined : eq(events.subjectId, ruleId)))
-    .orderBy(desc(events.at), desc(events.id))
-    .limit(limit);
+/** A page of the events of one rule, or of every rule, newest first. */
+export function migrationAlertEvents(db: Db, ruleId: string | null, filter: EventPageFilter) {
+  return eventPage(
+    db,
+    and(eq(events.subjectKind, 'rule'), ruleId === null ? undefined : eq(events.subjectId, ruleId)),
+    filter,
+  );
 }
 
 export interface AlertMoveHistory {

@@ -1,4 +1,4 @@
-import { and, desc, eq } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import {
   hostFlagChanges,
   validateHostFlags,
@@ -9,6 +9,7 @@ import {
 import { hostFlagsUpdatedEvent } from '../domain/host-events.ts';
 import type { Requester } from '../domain/requester.ts';
 import type { Db } from './client.ts';
+import { eventPage, type EventPageFilter } from './event-page.ts';
 import { events, hosts, type Host } from './schema.ts';
 
 export type HostFlagsOutcome =
@@ -47,14 +48,9 @@ export function updateHostAutoMigrateFlags(
   });
 }
 
-/** A host's events, newest first. */
-export function hostEvents(db: Db, hostId: string, limit: number) {
-  return db
-    .select()
-    .from(events)
-    .where(and(eq(events.subjectKind, 'host'), eq(events.subjectId, hostId)))
-    .orderBy(desc(events.at), desc(events.id))
-    .limit(limit);
+/** A page of a host's events, newest first. */
+export function hostEvents(db: Db, hostId: string, filter: EventPageFilter) {
+  return eventPage(db, and(eq(events.subjectKind, 'host'), eq(events.subjectId, hostId)), filter);
 }
 
 /** Maintenance is the operator's: in it, no placement targets the host; out of it, the lease says online. */

@@ -1,4 +1,5 @@
-import { and, asc, eq, inArray, or, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, ne, notInArray, or, sql } from 'drizzle-orm';
+import type { HostStatusCondition } from '../domain/list-filters.ts';
 import type { HostFacts } from '../domain/agent-contract.ts';
 import type { Db } from './client.ts';
 import { firstCredentialGeneration } from './host-removal-store.ts';
@@ -60,7 +61,51 @@ export async function findHost(db: Db, idOrName: string): Promise<Host | undefin
   return row;
 }
 
-export const listHosts = (db: Db) => db.select().from(hosts).orderBy(asc(hosts.name));
+export interface HostFilter {
+  /** Status as the list reports it, from the stored status and the etcd lease set (domain/list-filters.ts). */
+  status?: HostStatusCondition;
+  enabled?: boolean;
+  driver?: Host['driver'];
+  label?: { key: string; value: string };
+  /** Keyset paging in the list's order (name, then id): the hosts after this one, at most `limit`. */
+  after?: { name: string; id: string } | null;
+  limit?: number;
+}
+
+function hostStatusWhere({ storedMaintenance, ids }: HostStatusCondition) {
+  return and(
+    storedMaintenance ? eq(hosts.status, 'maintenance') : ne(hosts.status, 'maintenance'),
+    ids === undefined
+      ? undefined
+      : 'in' in ids
+        ? ids.in.length > 0
+          ? inArray(hosts.id, ids.in)
+          : sql`false`
+        : ids.notIn.length > 0
+          ? notInArray(hosts.id, ids.notIn)
+          : undefined,
+  );
+}
+
+export function listHosts(db: Db, filter: HostFilter = {}) {
+  const conditions = [
+    filter.status !== undefined ? hostStatusWhere(filter.status) : undefined,
+    filter.enabled !== undefined ? eq(hosts.enabled, filter.enabled) : undefined,
+    filter.driver !== undefined ? eq(hosts.driver, filter.driver) : undefined,
+    filter.label !== undefined
+      ? sql`${hosts.labels} @> ${JSON.stringify({ [filter.label.key]: filter.label.value })}::jsonb`
+      : undefined,
+    filter.after
+      ? sql`(${hosts.name}, ${hosts.id}) > (${filter.after.name}, ${filter.after.id}::uuid)`
+      : undefined,
+  ].filter((c) => c !== undefined);
+  const ordered = db
+    .select()
+    .from(hosts)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(asc(hosts.name), asc(hosts.id));
+  return filter.limit === undefined ? ordered : ordered.limit(filter.limit);
+}
 
 /** The guests one page of another list names. */
 export const guestsByIds = (db: Db, ids: readonly string[]) =>

@@ -7,6 +7,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -60,6 +61,10 @@ export const hosts = pgTable(
     autoMigrateOnHostShutdown: boolean('auto_migrate_on_host_shutdown').notNull().default(false),
     /** The host's credential is derived from its id and this (domain/host-credential.ts); a bump revokes it. */
     credentialGeneration: integer('credential_generation').notNull().default(1),
+    /** When the agent's last state report arrived (PUT /v1/hosts/:id/report); null before the first. */
+    lastReportAt: timestamp('last_report_at', { withTimezone: true }),
+    /** How often the agent said it reports: its reports are late after a few intervals (domain/guest-reports.ts). */
+    reportIntervalS: integer('report_interval_s'),
     registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -96,6 +101,30 @@ export const guests = pgTable(
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
   (t) => [uniqueIndex('guests_name_unique').on(t.name), index('guests_host_idx').on(t.hostId)],
+);
+
+/**
+ * What each host's agent last reported of each guest it holds: reads of live state come from here, never from
+ * the agents. A guest in flight has a row on both hosts. Written only when something but the heartbeat changed,
+ * or the heartbeat is older than the refresh window (db/guest-report-store.ts).
+ */
+export const guestReports = pgTable(
+  'guest_reports',
+  {
+    hostId: uuid('host_id')
+      .notNull()
+      .references(() => hosts.id, { onDelete: 'cascade' }),
+    /** Text, not a reference: an agent may hold a guest the inventory does not know (a leftover, a test's). */
+    guestId: text('guest_id').notNull(),
+    status: text('status').notNull(),
+    hypervisorStatus: text('hypervisor_status'),
+    pid: integer('pid'),
+    heartbeatCounter: integer('heartbeat_counter'),
+    heartbeatAt: timestamp('heartbeat_at', { withTimezone: true }),
+    /** When the agent took the state this row holds. */
+    reportedAt: timestamp('reported_at', { withTimezone: true }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.hostId, t.guestId] }), index('guest_reports_guest_idx').on(t.guestId)],
 );
 
 export const migrationKinds = ['live', 'cold', 'rescue'] as const;
@@ -145,6 +174,7 @@ export const migrations = pgTable(
     index('migrations_phase_idx').on(t.phase),
     index('migrations_workflow_idx').on(t.workflowId),
     index('migrations_group_idx').on(t.groupId),
+    index('migrations_finished_at_idx').on(t.finishedAt),
     uniqueIndex(ONE_ACTIVE_MIGRATION_PER_GUEST)
       .on(t.guestId)
       .where(sql`${t.phase} not in (${sql.raw(terminalMigrationPhases.map((p) => `'${p}'`).join(', '))})`),
@@ -207,7 +237,15 @@ export const events = pgTable(
     requestedBy: jsonb('requested_by').$type<Requester>(),
   },
   (t) => [
-    index('events_subject_idx').on(t.subjectKind, t.subjectId, t.at),
+    /** The event lists page newest first by (at, id): of one subject, and of one kind (every rule's events). */
+    index('events_subject_idx').on(
+      t.subjectKind,
+      t.subjectId,
+      t.at.desc().nullsFirst(),
+      t.id.desc().nullsFirst(),
+    ),
+    index('events_kind_at_idx').on(t.subjectKind, t.at.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('events_at_idx').on(t.at),
     uniqueIndex('events_dedupe_key_unique').on(t.dedupeKey),
   ],
 );
@@ -287,6 +325,7 @@ export const enrolmentTokens = pgTable('enrolment_tokens', {
 export type EnrolmentToken = typeof enrolmentTokens.$inferSelect;
 export type Host = typeof hosts.$inferSelect;
 export type Guest = typeof guests.$inferSelect;
+export type GuestReport = typeof guestReports.$inferSelect;
 export type Migration = typeof migrations.$inferSelect;
 export type Event = typeof events.$inferSelect;
 export type Reservation = typeof reservations.$inferSelect;

@@ -1,4 +1,4 @@
-import { asc, eq } from 'drizzle-orm';
+import { asc, eq, gt } from 'drizzle-orm';
 import { DEFAULT_MIGRATION_CONFIG, type ClusterMigrationConfig } from '../domain/migration-config.ts';
 import type { MigrationPolicy } from '../domain/migration-policy.ts';
 import type { Db } from './client.ts';
@@ -17,8 +17,17 @@ export async function putClusterMigrationConfig(db: Db, clusterId: string, confi
     .onConflictDoUpdate({ target: migrationConfigs.clusterId, set: { config, updatedAt: new Date() } });
 }
 
-export async function listMigrationPolicies(db: Db): Promise<MigrationPolicy[]> {
-  const rows = await db.select().from(migrationPolicies).orderBy(asc(migrationPolicies.name));
+/** Policies by name (the key: no tie to break); a page is the `limit` after the name `after`. */
+export async function listMigrationPolicies(
+  db: Db,
+  page: { after?: string | null; limit?: number } = {},
+): Promise<MigrationPolicy[]> {
+  const ordered = db
+    .select()
+    .from(migrationPolicies)
+    .where(page.after ? gt(migrationPolicies.name, page.after) : undefined)
+    .orderBy(asc(migrationPolicies.name));
+  const rows = await (page.limit === undefined ? ordered : ordered.limit(page.limit));
   return rows.map((r) => r.policy);
 }
 

@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, or } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, isNotNull, isNull, or, sql } from 'drizzle-orm';
 import type { Db } from './client.ts';
 import { isUuid } from './inventory.ts';
 import { apiTokens, type ApiToken } from './schema.ts';
@@ -15,8 +15,34 @@ export async function insertApiToken(db: Db, row: NewApiToken): Promise<ApiToken
   return created ?? 'name-taken';
 }
 
-export const listApiTokens = (db: Db) =>
-  db.select().from(apiTokens).orderBy(asc(apiTokens.createdAt), asc(apiTokens.name));
+export interface ApiTokenFilter {
+  role?: ApiToken['role'];
+  revoked?: boolean;
+  /** Keyset paging in the list's order (oldest first, then id): the tokens after this one, at most `limit`. */
+  after?: { createdAt: string; id: string } | null;
+  limit?: number;
+}
+
+/** Tokens, oldest first; each row carries `pageKey`, its creation time at the database's precision. */
+export function listApiTokens(db: Db, filter: ApiTokenFilter = {}) {
+  const conditions = [
+    filter.role !== undefined ? eq(apiTokens.role, filter.role) : undefined,
+    filter.revoked === undefined
+      ? undefined
+      : filter.revoked
+        ? isNotNull(apiTokens.revokedAt)
+        : isNull(apiTokens.revokedAt),
+    filter.after
+      ? sql`(${apiTokens.createdAt}, ${apiTokens.id}) > (${filter.after.createdAt}::timestamptz, ${filter.after.id}::uuid)`
+      : undefined,
+  ].filter((c) => c !== undefined);
+  const ordered = db
+    .select({ ...getTableColumns(apiTokens), pageKey: sql<string>`${apiTokens.createdAt}::text` })
+    .from(apiTokens)
+    .where(conditions.length > 0 ? and(...conditions) : undefined)
+    .orderBy(asc(apiTokens.createdAt), asc(apiTokens.id));
+  return filter.limit === undefined ? ordered : ordered.limit(filter.limit);
+}
 
 /** The token with this hash, revoked or not; the caller decides what a revoked one means. */
 export async function findApiTokenByHash(db: Db, tokenHash: string): Promise<ApiToken | undefined> {

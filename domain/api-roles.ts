@@ -25,6 +25,8 @@ export const ROUTE_ROLES = {
   'GET /v1/hosts/:id/events': 'viewer',
   /** Admins may register hosts; a host's own credential may too, as itself only (HOST_CREDENTIAL_ROUTES). */
   'POST /v1/hosts/register': 'admin',
+  /** What the agents hold: a host reports itself (HOST_CREDENTIAL_ROUTES); an admin may stand in for one. */
+  'PUT /v1/hosts/:id/report': 'admin',
   'POST /v1/enrolment-tokens': 'admin',
   /** Changing where the workers call a host's agent: never the host itself. */
   'PATCH /v1/hosts/:id': 'admin',
@@ -81,7 +83,7 @@ export type RouteKey = keyof typeof ROUTE_ROLES;
  * The other kind of caller: a host presenting its own credential (domain/host-credential.ts). It may call these
  * routes and nothing else (a 403 everywhere else, whatever the role table says).
  */
-export const HOST_CREDENTIAL_ROUTES: readonly RouteKey[] = ['POST /v1/hosts/register'];
+export const HOST_CREDENTIAL_ROUTES: readonly RouteKey[] = ['POST /v1/hosts/register', 'PUT /v1/hosts/:id/report'];
 
 /** Every kind of caller: the API roles, and a host with its own credential. */
 export const callerKinds = [...apiRoles, 'host'] as const;

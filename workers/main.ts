@@ -9,6 +9,7 @@ import { findHost } from '../db/inventory.ts';
 import { readWorkerConfig } from '../domain/config.ts';
 import { configOrExit } from '../domain/config/startup.ts';
 import { HostWatch } from './host-watch.ts';
+import { applyRetention } from './retention-schedule.ts';
 import { temporalConnectionOptions } from './temporal-connection.ts';
 import { createWorker } from './worker.ts';
 
@@ -45,6 +46,14 @@ const hostWatch = new HostWatch({
   hostName: async (hostId) => (await findHost(db.db, hostId))?.name,
 });
 await hostWatch.start();
+await applyRetention(
+  {
+    temporal: new Client({ connection: clientConnection, namespace: temporal.namespace }),
+    taskQueue: temporal.taskQueue,
+    log: (line) => console.log(line),
+  },
+  config.retentionDays,
+);
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => worker.shutdown());
 console.log(

@@ -9,3 +9,4 @@ export { liveMigrate } from './live-migrate.ts';
 export { liveMigrateGroup } from './live-migrate-group.ts';
 export { migrationSlots } from './migration-slots.ts';
 export { migrationLock } from './migration-lock.ts';
+export { pruneHistoryCycle } from './prune-history.ts';

@@ -11,8 +11,12 @@ import { callerOf } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
 import { hostEventView } from '../host-event-views.ts';
-import { hostAutoMigrateSchema, hostEventsQuerySchema } from '../host-schemas.ts';
-import { hostFactsSchema } from '../schemas.ts';
+import { hostAutoMigrateSchema } from '../host-schemas.ts';
+import { hostEventListQuerySchema, hostFactsSchema, hostListQuerySchema } from '../schemas.ts';
+import { listCursor } from '../list-cursors.ts';
+import { booleanFilter, hostStatusCondition, labelFilter } from '../../domain/list-filters.ts';
+import { nameKey, timeKey } from '../../domain/page-keys.ts';
+import { DEFAULT_PAGE_LIMIT, pageOf as pageOfRows } from '../../domain/paging.ts';
 import {
   addRoute,
   AUTH_ERRORS,
@@ -22,7 +26,7 @@ import {
   jsonResponse,
   routeGroup,
 } from '../openapi.ts';
-import { hostEventSchema, hostSchema, listOf, registeredHostSchema } from '../response-schemas.ts';
+import { hostEventSchema, hostSchema, pageOf, registeredHostSchema } from '../response-schemas.ts';
 import { hostView } from '../views.ts';
 
 /** Hosts by id or name; auto-migrate-on-host-down is Cloudpods' PerformAutoMigrateOnHostDown. */
@@ -54,7 +58,11 @@ const listHostsRoute = createRoute({
   path: '/',
   tags,
   summary: 'Hosts with facts from their agents; status from the etcd lease',
-  responses: { 200: jsonResponse(listOf(hostSchema), 'the hosts'), ...errorResponses(...AUTH_ERRORS) },
+  request: { query: hostListQuerySchema },
+  responses: {
+    200: jsonResponse(pageOf(hostSchema), 'a page of the hosts, by name'),
+    ...errorResponses(400, ...AUTH_ERRORS),
+  },
 });
 
 const getHost = createRoute({
@@ -71,9 +79,9 @@ const hostEventsRoute = createRoute({
   path: '/{id}/events',
   tags,
   summary: "The host's events, newest first",
-  request: { params: hostId, query: hostEventsQuerySchema },
+  request: { params: hostId, query: hostEventListQuerySchema },
   responses: {
-    200: jsonResponse(listOf(hostEventSchema), 'the events'),
+    200: jsonResponse(pageOf(hostEventSchema), 'a page of the events, newest first'),
     ...errorResponses(400, 404, ...AUTH_ERRORS),
   },
 });
@@ -124,17 +132,43 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
   };
   const app = routeGroup();
   addRoute(app, listHostsRoute, async (c) => {
-    const [rows, online] = await Promise.all([listHosts(db), liveness.onlineHostIds()]);
-    return c.json({ items: rows.map((h) => hostView(h, online)) });
+    const query = parseOr400(hostListQuerySchema, c.req.query());
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+    const after = listCursor('hosts', query.cursor, (key) => nameKey(key, 'uuid'));
+    // One read of the leases serves the status filter and the page's statuses alike.
+    const online = await liveness.onlineHostIds();
+    const rows = await listHosts(db, {
+      status: query.status !== undefined ? hostStatusCondition(query.status, online) : undefined,
+      enabled: booleanFilter(query.enabled),
+      driver: query.driver,
+      label: query.label !== undefined ? labelFilter(query.label) : undefined,
+      after,
+      limit: limit + 1,
+    });
+    const page = pageOfRows('hosts', rows, limit, (h) => ({ sort: h.name, id: h.id }));
+    return c.json({ items: page.items.map((h) => hostView(h, online)), next_cursor: page.next_cursor });
   });
   addRoute(app, getHost, async (c) => {
     const host = await hostOr404(c.req.param('id') ?? '');
     return c.json(hostView(host, await liveness.onlineHostIds()));
   });
   addRoute(app, hostEventsRoute, async (c) => {
-    const { limit } = parseOr400(hostEventsQuerySchema, c.req.query());
+    const query = parseOr400(hostEventListQuerySchema, c.req.query());
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+    const before = listCursor('host-events', query.cursor, (key) => timeKey(key, 'serial'));
     const host = await hostOr404(c.req.param('id') ?? '');
-    return c.json({ items: (await hostEvents(db, host.id, limit)).map((e) => hostEventView(e, host)) });
+    const rows = await hostEvents(db, host.id, {
+      type: query.type,
+      level: query.level,
+      since: query.since !== undefined ? new Date(query.since) : undefined,
+      before,
+      limit: limit + 1,
+    });
+    const page = pageOfRows('host-events', rows, limit, (e) => ({ sort: e.pageKey, id: String(e.id) }));
+    return c.json({
+      items: page.items.map(({ pageKey: _key, ...e }) => hostEventView(e, host)),
+      next_cursor: page.next_cursor,
+    });
   });
   addRoute(app, hostFlags, async (c) => {
     const patch = parseOr400(hostAutoMigrateSchema, await jsonBody(c));

@@ -1,4 +1,5 @@
 import { createRoute } from '@hono/zod-openapi';
+import type { z } from 'zod';
 import { loadAlertSnapshot } from '../../activities/alert-snapshot.ts';
 import {
   deleteMigrationAlert,
@@ -6,11 +7,16 @@ import {
   insertMigrationAlert,
   listMigrationAlerts,
   migrationAlertEvents,
+  migrationAlertsByIds,
   updateMigrationAlert,
   type MigrationAlertPatch,
 } from '../../db/alert-store.ts';
 import type { Db } from '../../db/client.ts';
-import { findGuest, findHost, listGuests, listHosts, recordEvent } from '../../db/inventory.ts';
+import { findGuest, findHost, guestsByIds, hostsByIds, isUuid, recordEvent } from '../../db/inventory.ts';
+import { booleanFilter } from '../../domain/list-filters.ts';
+import { nameKey, timeKey } from '../../domain/page-keys.ts';
+import { DEFAULT_PAGE_LIMIT, pageOf as pageOfRows } from '../../domain/paging.ts';
+import { listCursor } from '../list-cursors.ts';
 import type { MigrationAlert } from '../../db/schema.ts';
 import { planAlertMoves } from '../../domain/alert-planner.ts';
 import {
@@ -35,10 +41,13 @@ import {
   jsonResponse,
   routeGroup,
 } from '../openapi.ts';
-import { alertEventSchema, alertPlanSchema, alertRuleSchema, listOf } from '../response-schemas.ts';
-import { alertEventsQuerySchema } from '../schemas.ts';
+import { alertEventSchema, alertPlanSchema, alertRuleSchema, pageOf } from '../response-schemas.ts';
+import { alertEventsQuerySchema, alertRuleListQuerySchema } from '../schemas.ts';
 
 const tags = ['migration alerts'];
+const ruleEventsQuerySchema = alertEventsQuerySchema.omit({ rule: true });
+/** One cursor list for both routes: a rule's events are a part of every rule's, in the same order. */
+const EVENTS_LIST = 'migration-alert-events';
 const ruleId = idParam('rule id or name');
 
 const listRules = createRoute({
@@ -46,7 +55,11 @@ const listRules = createRoute({
   path: '/',
   tags,
   summary: "Cloudpods' migration-alert rules",
-  responses: { 200: jsonResponse(listOf(alertRuleSchema), 'the rules'), ...errorResponses(...AUTH_ERRORS) },
+  request: { query: alertRuleListQuerySchema },
+  responses: {
+    200: jsonResponse(pageOf(alertRuleSchema), 'a page of the rules, by name'),
+    ...errorResponses(400, ...AUTH_ERRORS),
+  },
 });
 
 const createRule = createRoute({
@@ -99,9 +112,9 @@ const ruleEvents = createRoute({
   path: '/{id}/events',
   tags,
   summary: "The rule's events, newest first",
-  request: { params: ruleId, query: alertEventsQuerySchema.omit({ rule: true }) },
+  request: { params: ruleId, query: ruleEventsQuerySchema },
   responses: {
-    200: jsonResponse(listOf(alertEventSchema), 'the events'),
+    200: jsonResponse(pageOf(alertEventSchema), 'a page of the events, newest first'),
     ...errorResponses(400, 404, ...AUTH_ERRORS),
   },
 });
@@ -122,7 +135,7 @@ const allEvents = createRoute({
   summary: "Every rule's events, or one rule's, newest first",
   request: { query: alertEventsQuerySchema },
   responses: {
-    200: jsonResponse(listOf(alertEventSchema), 'the events'),
+    200: jsonResponse(pageOf(alertEventSchema), 'a page of the events, newest first'),
     ...errorResponses(400, 404, ...AUTH_ERRORS),
   },
 });
@@ -169,10 +182,18 @@ export function migrationAlertRoutes(deps: ApiDeps) {
     taskQueue: deps.taskQueue,
     ...(deps.alertCycleTimings ? { cycleTimings: deps.alertCycleTimings } : {}),
   };
-  const view = async (rule: MigrationAlert) => {
-    const [hosts, guests] = await Promise.all([listHosts(db), listGuests(db)]);
-    return alertRuleView(rule, new Map(hosts.map((h) => [h.id, h])), new Map(guests.map((g) => [g.id, g])));
+  /** The rules with the names of the hosts and guests they name: only those rows are read. */
+  const views = async (rules: MigrationAlert[]) => {
+    const hostIds = rules.flatMap((r) => [...r.sourceHostIds, ...r.targetHostIds, ...r.hostsWithoutData]);
+    const [hosts, guests] = await Promise.all([
+      hostsByIds(db, [...new Set(hostIds)]),
+      guestsByIds(db, [...new Set(rules.flatMap((r) => r.sourceGuestIds))]),
+    ]);
+    const hostMap = new Map(hosts.map((h) => [h.id, h]));
+    const guestMap = new Map(guests.map((g) => [g.id, g]));
+    return rules.map((r) => alertRuleView(r, hostMap, guestMap));
   };
+  const view = async (rule: MigrationAlert) => (await views([rule]))[0]!;
   const ruleOr404 = async (idOrName: string) => {
     const rule = await findMigrationAlert(db, idOrName);
     if (!rule) throw notFound('migration alert', idOrName);
@@ -181,14 +202,16 @@ export function migrationAlertRoutes(deps: ApiDeps) {
 
   const app = routeGroup();
   addRoute(app, listRules, async (c) => {
-    const [rules, hosts, guests] = await Promise.all([
-      listMigrationAlerts(db),
-      listHosts(db),
-      listGuests(db),
-    ]);
-    const hostMap = new Map(hosts.map((h) => [h.id, h]));
-    const guestMap = new Map(guests.map((g) => [g.id, g]));
-    return c.json({ items: rules.map((r) => alertRuleView(r, hostMap, guestMap)) });
+    const query = parseOr400(alertRuleListQuerySchema, c.req.query());
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+    const rows = await listMigrationAlerts(db, {
+      enabled: booleanFilter(query.enabled),
+      metric: query.metric,
+      after: listCursor('migration-alerts', query.cursor, (key) => nameKey(key, 'uuid')),
+      limit: limit + 1,
+    });
+    const page = pageOfRows('migration-alerts', rows, limit, (r) => ({ sort: r.name, id: r.id }));
+    return c.json({ items: await views(page.items), next_cursor: page.next_cursor });
   });
   addRoute(app, createRule, async (c) => {
     const body = parseOr400(createAlertRuleSchema, await jsonBody(c));
@@ -270,8 +293,8 @@ export function migrationAlertRoutes(deps: ApiDeps) {
     return c.json(deleted);
   });
   addRoute(app, ruleEvents, async (c) => {
-    const { limit } = parseOr400(alertEventsQuerySchema, c.req.query());
-    return c.json(await alertEvents(db, await ruleOr404(c.req.param('id') ?? ''), limit));
+    const query = parseOr400(ruleEventsQuerySchema, c.req.query());
+    return c.json(await alertEvents(db, await ruleOr404(c.req.param('id') ?? ''), query));
   });
   addRoute(app, planRule, async (c) => {
     const rule = await ruleOr404(c.req.param('id') ?? '');
@@ -300,24 +323,39 @@ export function migrationAlertRoutes(deps: ApiDeps) {
   return app;
 }
 
-/** One rule's events, or every rule's (`rule` null), newest first, each with its rule's name. */
-async function alertEvents(db: Db, rule: MigrationAlert | null, limit: number) {
-  const [events, rules] = await Promise.all([
-    migrationAlertEvents(db, rule?.id ?? null, limit),
-    rule ? [rule] : listMigrationAlerts(db),
-  ]);
+/** A page of one rule's events, or of every rule's (`rule` null), newest first, each with its rule's name. */
+async function alertEvents(
+  db: Db,
+  rule: MigrationAlert | null,
+  query: Omit<z.output<typeof alertEventsQuerySchema>, 'rule'>,
+) {
+  const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+  const rows = await migrationAlertEvents(db, rule?.id ?? null, {
+    type: query.type,
+    level: query.level,
+    since: query.since !== undefined ? new Date(query.since) : undefined,
+    before: listCursor(EVENTS_LIST, query.cursor, (key) => timeKey(key, 'serial')),
+    limit: limit + 1,
+  });
+  const page = pageOfRows(EVENTS_LIST, rows, limit, (e) => ({ sort: e.pageKey, id: String(e.id) }));
+  // The rules of this page only; an event whose rule was deleted since keeps its id, with no name.
+  const ruleIds = [...new Set(page.items.map((e) => e.subjectId))].filter(isUuid);
+  const rules = rule ? [rule] : await migrationAlertsByIds(db, ruleIds);
   const names = new Map(rules.map((r) => [r.id, r.name]));
-  return { items: events.map((e) => alertEventView(e, names.get(e.subjectId) ?? null)) };
+  return {
+    items: page.items.map(({ pageKey: _key, ...e }) => alertEventView(e, names.get(e.subjectId) ?? null)),
+    next_cursor: page.next_cursor,
+  };
 }
 
 /** GET /v1/migration-alert-events[?rule=ID|NAME]: every rule's events, or one rule's, newest first. */
 export function migrationAlertEventRoutes({ db }: ApiDeps) {
   const app = routeGroup();
   addRoute(app, allEvents, async (c) => {
-    const { rule: ruleRef, limit } = parseOr400(alertEventsQuerySchema, c.req.query());
+    const { rule: ruleRef, ...query } = parseOr400(alertEventsQuerySchema, c.req.query());
     const rule = ruleRef === undefined ? null : await findMigrationAlert(db, ruleRef);
     if (rule === undefined) throw notFound('migration alert', ruleRef!);
-    return c.json(await alertEvents(db, rule, limit));
+    return c.json(await alertEvents(db, rule, query));
   });
   return app;
 }

@@ -19,7 +19,11 @@ import {
 import { migrationPolicySchema, policyFromRequest } from '../../domain/migration-policy.ts';
 import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
-import { ApiError, jsonBody, notFound } from '../errors.ts';
+import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
+import { listCursor } from '../list-cursors.ts';
+import { policyListQuerySchema } from '../schemas.ts';
+import { nameKey } from '../../domain/page-keys.ts';
+import { DEFAULT_PAGE_LIMIT, pageOf as pageOfRows } from '../../domain/paging.ts';
 import {
   addRoute,
   AUTH_ERRORS,
@@ -32,8 +36,8 @@ import {
   viaJsonSchema,
 } from '../openapi.ts';
 import {
-  listOf,
   migrationConfigSchema,
+  pageOf,
   serverMigrationPolicySchema,
   storedPolicySchema,
 } from '../response-schemas.ts';
@@ -68,9 +72,10 @@ const listPolicies = createRoute({
   path: '/',
   tags: policyTags,
   summary: "Migration policies (KubeVirt's MigrationPolicy)",
+  request: { query: policyListQuerySchema },
   responses: {
-    200: jsonResponse(listOf(storedPolicySchema), 'the policies'),
-    ...errorResponses(...AUTH_ERRORS),
+    200: jsonResponse(pageOf(storedPolicySchema), 'a page of the policies, by name'),
+    ...errorResponses(400, ...AUTH_ERRORS),
   },
 });
 
@@ -149,7 +154,14 @@ export function migrationConfigRoutes({ db }: ApiDeps) {
 
 export function migrationPolicyRoutes({ db }: ApiDeps) {
   const app = routeGroup();
-  addRoute(app, listPolicies, async (c) => c.json({ items: await listMigrationPolicies(db) }));
+  addRoute(app, listPolicies, async (c) => {
+    const query = parseOr400(policyListQuerySchema, c.req.query());
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+    // The name is the key: the cursor's id repeats it.
+    const after = listCursor('migration-policies', query.cursor, (key) => nameKey(key, 'text'));
+    const rows = await listMigrationPolicies(db, { after: after?.name, limit: limit + 1 });
+    return c.json(pageOfRows('migration-policies', rows, limit, (p) => ({ sort: p.name, id: p.name })));
+  });
   addRoute(app, createPolicy, async (c) => {
     const body = await jsonBody(c);
     const policy = asApiError(() => policyFromRequest(body));

@@ -15,7 +15,7 @@ import { visibleProjects } from '../../domain/project-scope.ts';
 import { callerOf, requireProjectScope } from '../caller.ts';
 import type { ApiDeps } from '../deps.ts';
 import { ApiError, jsonBody, notFound, parseOr400 } from '../errors.ts';
-import { liveGuestOn, liveGuestsByHost } from '../live-guests.ts';
+import { liveGuestsOf } from '../live-guests.ts';
 import {
   addRoute,
   AUTH_ERRORS,
@@ -82,12 +82,12 @@ const updateServer = createRoute({
 });
 
 /** A token limited to projects lists their servers only, and reads or creates nothing else (403 naming the project). */
-export function serverRoutes({ db, temporal, taskQueue, liveness, agentCredentials }: ApiDeps) {
+export function serverRoutes({ db, temporal, taskQueue, liveness }: ApiDeps) {
   const app = routeGroup();
   const withLiveState = async (guest: Guest) => {
     const host = await findHost(db, guest.hostId);
-    const live = await liveGuestsByHost(host ? [host] : [], agentCredentials);
-    return serverView(guest, host, liveGuestOn(live, guest.hostId, guest.id));
+    const live = await liveGuestsOf(db, [guest], new Map(host ? [[host.id, host]] : []));
+    return serverView(guest, host, live.get(guest.id));
   };
 
   addRoute(app, listServers, async (c) => {
@@ -107,9 +107,9 @@ export function serverRoutes({ db, temporal, taskQueue, liveness, agentCredentia
     // Only the hosts of this page: a page costs the same whatever the fleet's size.
     const hosts = await hostsByIds(db, [...new Set(page.items.map((g) => g.hostId))]);
     const hostsById = new Map(hosts.map((h) => [h.id, h]));
-    const live = await liveGuestsByHost(hosts, agentCredentials);
+    const live = await liveGuestsOf(db, page.items, hostsById);
     return c.json({
-      items: page.items.map((g) => serverView(g, hostsById.get(g.hostId), liveGuestOn(live, g.hostId, g.id))),
+      items: page.items.map((g) => serverView(g, hostsById.get(g.hostId), live.get(g.id))),
       next_cursor: page.next_cursor,
     });
   });

@@ -14,8 +14,13 @@ import {
   jsonResponse,
   routeGroup,
 } from '../openapi.ts';
-import { createdTokenSchema, listOf, tokenSchema } from '../response-schemas.ts';
+import { createdTokenSchema, pageOf, tokenSchema } from '../response-schemas.ts';
+import { tokenListQuerySchema } from '../schemas.ts';
 import { createTokenSchema } from '../token-schemas.ts';
+import { listCursor } from '../list-cursors.ts';
+import { booleanFilter } from '../../domain/list-filters.ts';
+import { timeKey } from '../../domain/page-keys.ts';
+import { DEFAULT_PAGE_LIMIT, pageOf as pageOfRows } from '../../domain/paging.ts';
 
 const tags = ['tokens'];
 
@@ -24,7 +29,11 @@ const listTokens = createRoute({
   path: '/',
   tags,
   summary: 'API tokens: name, role, projects, last use, revoked; never the token',
-  responses: { 200: jsonResponse(listOf(tokenSchema), 'the tokens'), ...errorResponses(...AUTH_ERRORS) },
+  request: { query: tokenListQuerySchema },
+  responses: {
+    200: jsonResponse(pageOf(tokenSchema), 'a page of the tokens, oldest first'),
+    ...errorResponses(400, ...AUTH_ERRORS),
+  },
 });
 
 const createToken = createRoute({
@@ -70,7 +79,19 @@ export function tokenView(t: ApiToken) {
  */
 export function tokenRoutes({ db }: ApiDeps) {
   const app = routeGroup();
-  addRoute(app, listTokens, async (c) => c.json({ items: (await listApiTokens(db)).map(tokenView) }));
+  addRoute(app, listTokens, async (c) => {
+    const query = parseOr400(tokenListQuerySchema, c.req.query());
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
+    const key = listCursor('tokens', query.cursor, (k) => timeKey(k, 'uuid'));
+    const rows = await listApiTokens(db, {
+      role: query.role,
+      revoked: booleanFilter(query.revoked),
+      after: key && { createdAt: key.at, id: key.id },
+      limit: limit + 1,
+    });
+    const page = pageOfRows('tokens', rows, limit, (t) => ({ sort: t.pageKey, id: t.id }));
+    return c.json({ items: page.items.map(tokenView), next_cursor: page.next_cursor });
+  });
   addRoute(app, createToken, async (c) => {
     const body = parseOr400(createTokenSchema, await jsonBody(c));
     const token = generateApiToken();

@@ -1,6 +1,7 @@
 import { evacuationWorkflowId } from '../../domain/workflow-ids.ts';
-import { apiRequest } from '../api-client.ts';
-import { onePositional, stringOption, type Command } from '../command.ts';
+import { apiAllPages, apiRequest } from '../api-client.ts';
+import { intOption, onePositional, stringOption, type Command } from '../command.ts';
+import { filterQuery, newestPages } from '../list-pages.ts';
 import { table } from '../table.ts';
 
 interface HostView {
@@ -20,11 +21,18 @@ interface HostView {
 
 export const hostList: Command = {
   name: 'host-list',
-  usage: 'host-list',
+  usage:
+    'host-list [--status online|offline|maintenance] [--enabled true|false] [--driver qemu|sim] [--label KEY=VALUE]',
   summary: 'List hosts with their status and facts',
-  options: {},
-  async run(_args, conn) {
-    const { items: hosts } = await apiRequest<{ items: HostView[] }>(conn, 'GET', '/v1/hosts');
+  options: {
+    status: { type: 'string' },
+    enabled: { type: 'string' },
+    driver: { type: 'string' },
+    label: { type: 'string' },
+  },
+  async run(args, conn) {
+    const query = filterQuery(args, ['status', 'enabled', 'driver', 'label']);
+    const hosts = await apiAllPages<HostView>(conn, '/v1/hosts', query);
     console.log(
       table(
         ['ID', 'Name', 'Status', 'Enabled', 'Address', 'CPUs', 'Mem(MB)', 'QEMU', 'CPU model'],
@@ -106,20 +114,20 @@ interface HostEventView {
 
 export const hostEvents: Command = {
   name: 'host-events',
-  usage: 'host-events [--limit N] HOST',
+  usage: 'host-events [--limit N] [--type TYPE] [--level info|warning|error] [--since TIME] HOST',
   summary:
-    "A host's events, newest first: flag updates, host_down, host_down_auto_migrate (who moves and why)",
-  options: { limit: { type: 'string' } },
+    "A host's newest events (--limit, 100 by default): flag updates, host_down, host_down_auto_migrate (who moves and why)",
+  options: {
+    limit: { type: 'string' },
+    type: { type: 'string' },
+    level: { type: 'string' },
+    since: { type: 'string' },
+  },
   async run(args, conn) {
     const id = onePositional(args, 'HOST');
-    const query = new URLSearchParams();
-    const limit = stringOption(args, 'limit');
-    if (limit !== undefined) query.set('limit', limit);
-    const { items: events } = await apiRequest<{ items: HostEventView[] }>(
-      conn,
-      'GET',
-      `/v1/hosts/${encodeURIComponent(id)}/events?${query}`,
-    );
+    const query = filterQuery(args, ['type', 'level', 'since']);
+    const path = `/v1/hosts/${encodeURIComponent(id)}/events`;
+    const events = await newestPages<HostEventView>(conn, path, query, intOption(args, 'limit'));
     console.log(
       table(
         ['ID', 'Time', 'Action', 'Level', 'Notes'],

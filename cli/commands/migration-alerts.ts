@@ -1,5 +1,7 @@
-import { apiRequest } from '../api-client.ts';
+import { apiAllPages, apiRequest } from '../api-client.ts';
+import { filterQuery, newestPages } from '../list-pages.ts';
 import {
+  intOption,
   onePositional,
   stringOption,
   UsageError,
@@ -103,11 +105,12 @@ export const alertCreate: Command = {
 
 export const alertList: Command = {
   name: 'monitor-migrationalert-list',
-  usage: 'monitor-migrationalert-list',
+  usage: 'monitor-migrationalert-list [--enabled true|false] [--metric cpu.usage_active|mem.available]',
   summary: 'List migration-alert rules',
-  options: {},
-  async run(_args, conn) {
-    const { items: alerts } = await apiRequest<{ items: AlertView[] }>(conn, 'GET', '/v1/migration-alerts');
+  options: { enabled: { type: 'string' }, metric: { type: 'string' } },
+  async run(args, conn) {
+    const query = filterQuery(args, ['enabled', 'metric']);
+    const alerts = await apiAllPages<AlertView>(conn, '/v1/migration-alerts', query);
     console.log(
       table(
         [
@@ -190,20 +193,25 @@ export const alertDelete: Command = {
 
 export const alertEvents: Command = {
   name: 'monitor-migrationalert-event',
-  usage: 'monitor-migrationalert-event [--limit N] [RULE]',
+  usage:
+    'monitor-migrationalert-event [--limit N] [--type TYPE] [--level info|warning|error] [--since TIME] [RULE]',
   summary:
-    "A rule's events (every rule's without RULE): create, migrating, migrate_success/fail, find_result_fail, skipped",
-  options: { limit: { type: 'string' } },
+    "A rule's newest events (every rule's without RULE; --limit, 100 by default): create, migrating, migrate_success/fail, find_result_fail, skipped",
+  options: {
+    limit: { type: 'string' },
+    type: { type: 'string' },
+    level: { type: 'string' },
+    since: { type: 'string' },
+  },
   async run(args, conn) {
     if (args.positionals.length > 1) throw new UsageError(`unexpected argument '${args.positionals[1]}'`);
-    const query = new URLSearchParams();
+    const query = filterQuery(args, ['type', 'level', 'since']);
     if (args.positionals[0]) query.set('rule', args.positionals[0]);
-    const limit = stringOption(args, 'limit');
-    if (limit !== undefined) query.set('limit', limit);
-    const { items: events } = await apiRequest<{ items: AlertEventView[] }>(
+    const events = await newestPages<AlertEventView>(
       conn,
-      'GET',
-      `/v1/migration-alert-events?${query}`,
+      '/v1/migration-alert-events',
+      query,
+      intOption(args, 'limit'),
     );
     console.log(
       table(

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { apiRequest } from '../api-client.ts';
+import { apiAllPages, apiRequest } from '../api-client.ts';
 import { onePositional, stringOption, UsageError, type Command, type ParsedArgs } from '../command.ts';
 import { table } from '../table.ts';
 
@@ -112,13 +112,11 @@ export const migrationPolicyList: Command = {
   summary: 'List migration policies',
   options: {},
   async run(_args, conn) {
-    const { items: policies } = await apiRequest<{
-      items: {
-        name: string;
-        convergence: string;
-        selectors: { guestLabels: Record<string, string>; projectLabels: Record<string, string> };
-      }[];
-    }>(conn, 'GET', '/v1/migration-policies');
+    const policies = await apiAllPages<{
+      name: string;
+      convergence: string;
+      selectors: { guestLabels: Record<string, string>; projectLabels: Record<string, string> };
+    }>(conn, '/v1/migration-policies');
     const labels = (l: Record<string, string>) =>
       Object.entries(l)
         .map(([k, v]) => `${k}=${v}`)

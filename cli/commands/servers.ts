@@ -18,13 +18,25 @@ interface ServerView {
   host: { id: string; name: string | null };
   vcpus: number;
   memoryMb: number;
-  live: { agentReachable: boolean; status?: string; heartbeat?: { counter: number } | null } | null;
+  live: {
+    agentReachable: boolean;
+    status?: string;
+    heartbeat?: { counter: number } | null;
+    lastReportAt?: string | null;
+  } | null;
+}
+
+/** The heartbeat as last reported, or since when the host has not reported. */
+function heartbeatCell(live: ServerView['live']): string | number {
+  if (live === null) return '';
+  if (live.agentReachable) return live.heartbeat?.counter ?? '';
+  return live.lastReportAt ? `no report since ${live.lastReportAt}` : 'no report yet';
 }
 
 export const serverList: Command = {
   name: 'server-list',
   usage: 'server-list [--host HOST] [--status STATUS]',
-  summary: 'List servers with their host and live heartbeat',
+  summary: 'List servers with their host and heartbeat, as the hosts last reported them',
   options: { host: { type: 'string' }, status: { type: 'string' } },
   async run(args, conn) {
     const query = new URLSearchParams();
@@ -43,7 +55,7 @@ export const serverList: Command = {
           s.host.name ?? s.host.id,
           s.vcpus,
           s.memoryMb,
-          s.live?.heartbeat?.counter ?? (s.live?.agentReachable === false ? 'agent unreachable' : ''),
+          heartbeatCell(s.live),
         ]),
       ),
     );

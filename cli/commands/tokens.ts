@@ -1,4 +1,5 @@
-import { apiRequest } from '../api-client.ts';
+import { apiAllPages, apiRequest } from '../api-client.ts';
+import { filterQuery } from '../list-pages.ts';
 import { onePositional, stringOption, UsageError, type Command } from '../command.ts';
 import { table } from '../table.ts';
 
@@ -43,12 +44,13 @@ export const tokenCreate: Command = {
 
 export const tokenList: Command = {
   name: 'token-list',
-  usage: 'token-list',
+  usage: 'token-list [--role viewer|operator|admin] [--revoked true|false]',
   summary:
     'List API tokens (admin only): name, role, projects, last use, revoked; never the tokens themselves',
-  options: {},
-  async run(_args, conn) {
-    const { items: tokens } = await apiRequest<{ items: TokenView[] }>(conn, 'GET', '/v1/tokens');
+  options: { role: { type: 'string' }, revoked: { type: 'string' } },
+  async run(args, conn) {
+    const query = filterQuery(args, ['role', 'revoked']);
+    const tokens = await apiAllPages<TokenView>(conn, '/v1/tokens', query);
     console.log(
       table(
         ['ID', 'Name', 'Role', 'Projects', 'Created', 'Created by', 'Last used', 'Revoked'],

@@ -3,6 +3,7 @@ import {
   MIN_FENCING_MARGIN_MS,
   type HostDownTimings,
 } from '../host-down-timing.ts';
+import { DEFAULT_RETENTION_DAYS, parseRetentionDays, type RetentionDays } from '../retention.ts';
 import { readDatabase, type DatabaseSettings } from './database.ts';
 import type { EnvReader } from './env-reader.ts';
 import { readEtcd, type EtcdSettings } from './etcd.ts';
@@ -33,6 +34,8 @@ export interface WorkerConfig {
   etcd: EtcdSettings;
   influx: InfluxSettings;
   hostDown: HostDownTimings;
+  /** Days of events and finished migrations kept, and the Temporal namespace's retention; null: off. */
+  retentionDays: RetentionDays;
 }
 
 export interface MigrateConfig {
@@ -64,6 +67,7 @@ export function readWorkerConfig(r: EnvReader): WorkerConfig {
     etcd: readEtcd(r),
     influx: readInflux(r),
     hostDown: readHostDownTimings(r),
+    retentionDays: readRetentionDays(r),
   };
 }
 
@@ -80,4 +84,14 @@ export function readHostDownTimings(r: EnvReader): HostDownTimings {
       MIN_FENCING_MARGIN_MS,
     ),
   };
+}
+
+/** RETENTION_DAYS (domain/retention.ts): the default when unset, null when 'off'. */
+export function readRetentionDays(r: EnvReader): RetentionDays {
+  const reading = parseRetentionDays(r.optional('RETENTION_DAYS'));
+  if ('problem' in reading) {
+    r.problem(reading.problem);
+    return DEFAULT_RETENTION_DAYS;
+  }
+  return reading.days;
 }

@@ -207,7 +207,10 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
               intervalSeconds: options.metrics.intervalSeconds,
             }
           : null,
-        registration: enrolmentToken ? { apiUrl, enrolmentToken } : { apiUrl, apiToken },
+        // Reports every 2 s: live state (read from the reports) follows quickly enough for the tests' waits.
+        registration: enrolmentToken
+          ? { apiUrl, enrolmentToken, reportIntervalS: 2 }
+          : { apiUrl, apiToken, reportIntervalS: 2 },
         log: (line) => logs.push(line),
         stopGraceMs: 3_000,
       };

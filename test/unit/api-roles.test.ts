@@ -89,15 +89,18 @@ describe('the route role table', () => {
     it.each(routes)('%s', (route) => {
       const allowed = callerKindMayCall(kind, route as keyof typeof ROUTE_ROLES);
       const expected =
-        kind === 'host' ? route === 'POST /v1/hosts/register' : roleAtLeast(kind, expectedMinimum(route));
+        kind === 'host'
+          ? route === 'POST /v1/hosts/register' || route === 'PUT /v1/hosts/:id/report'
+          : roleAtLeast(kind, expectedMinimum(route));
       expect(allowed).toBe(expected);
     });
   });
 
-  it('lets a host credential call host registration and nothing else', () => {
-    expect(HOST_CREDENTIAL_ROUTES).toEqual(['POST /v1/hosts/register']);
+  it('lets a host credential register and report its guests, and nothing else', () => {
+    expect(HOST_CREDENTIAL_ROUTES).toEqual(['POST /v1/hosts/register', 'PUT /v1/hosts/:id/report']);
     expect(routes.filter((r) => callerKindMayCall('host', r as keyof typeof ROUTE_ROLES))).toEqual([
       'POST /v1/hosts/register',
+      'PUT /v1/hosts/:id/report',
     ]);
   });
 

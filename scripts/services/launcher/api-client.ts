@@ -44,9 +44,20 @@ export interface ServerSummary {
   live?: { status?: string; heartbeat?: { counter: number } | null } | null;
 }
 
+/** Every host, following the list's cursor. */
 export async function listHosts(api: LauncherApi): Promise<HostSummary[]> {
-  const body = (await api.get('/v1/hosts')) as { items?: HostSummary[] };
-  return body.items ?? [];
+  const hosts: HostSummary[] = [];
+  let cursor: string | null = null;
+  do {
+    const query: string = cursor === null ? '' : `?cursor=${encodeURIComponent(cursor)}`;
+    const page = (await api.get(`/v1/hosts${query}`)) as {
+      items?: HostSummary[];
+      next_cursor?: string | null;
+    };
+    hosts.push(...(page.items ?? []));
+    cursor = page.next_cursor ?? null;
+  } while (cursor !== null);
+  return hosts;
 }
 
 /** The server, or null on 404. */

@@ -170,7 +170,7 @@ describe('what the agent reads from QEMU, /proc and the environment', () => {
       networks: ['default', 'storage'],
     });
     // An agent takes no API token from its environment: it enrols, then registers with its own credential.
-    expect(sim.registration).toEqual({ apiUrl: 'http://api', enrolmentToken: 'vme_k' });
+    expect(sim.registration).toEqual({ apiUrl: 'http://api', enrolmentToken: 'vme_k', reportIntervalS: 10 });
     expect(sim.peerToken).toBe('p');
     expect(sim.token).toBeUndefined();
     expect(sim.guestImageDir).toBe('/c/guest-image');
