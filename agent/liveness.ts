@@ -36,6 +36,16 @@ export interface LivenessOptions extends EtcdSettings {
    * yet past: its lease still holds the key, so the deadline runs until this agent's lease holds it.
    */
   previousRenewal?: { sentAtMs: number; deadlineMs: number };
+  /**
+   * An etcd client shared with other hosts of this process (a sim fleet): its leases are this host's own,
+   * and stop() leaves the client open for its owner to close. Absent: a client of its own from the settings.
+   */
+  client?: Etcd3;
+  /**
+   * Sends one renewal and resolves once etcd acknowledged that very request (a fleet's shared keepalive stream,
+   * agent/fleet-keepalive.ts). Absent: the lease's own keepaliveOnce.
+   */
+  renewLease?: (lease: Lease) => Promise<unknown>;
 }
 
 /** What the state file holds. */
@@ -164,7 +174,7 @@ export class Liveness {
   private renewalFailuresLogged = 0;
 
   constructor(private readonly options: LivenessOptions) {
-    this.client = new Etcd3(etcdClientOptions(options, readFileSync));
+    this.client = options.client ?? new Etcd3(etcdClientOptions(options, readFileSync));
     this.deadlineMs = fencingDeadlineMs(options.ttlSeconds);
     this.renewalMs = renewalIntervalMs(this.deadlineMs);
     this.record = options.stateFile ? new RenewalRecordFile(options.stateFile, options.log) : null;
@@ -229,7 +239,7 @@ export class Liveness {
       }
     }
     await this.record?.flushed();
-    this.client.close();
+    if (this.options.client === undefined) this.client.close();
   }
 
   private newGuard(name: string, lease: Lease | null): Guard {
@@ -312,7 +322,7 @@ export class Liveness {
     if (lease === null || guard.lost || this.stopped) return;
     const sentMs = monotonicMs();
     const sentWallMs = Date.now();
-    lease.keepaliveOnce().then(
+    (this.options.renewLease?.(lease) ?? lease.keepaliveOnce()).then(
       () => this.onRenewed(guard, sentMs, sentWallMs),
       (error: unknown) => this.onRenewalFailed(guard, error),
     );

@@ -3,17 +3,21 @@ import { influxWriteRequests, type InfluxWrite, type InfluxWriteRequests } from 
 import type { HostUsage } from './driver.ts';
 import { errorMessage, type Logger } from './log.ts';
 
-export interface MetricsOptions {
+interface MetricsTarget {
   url: string;
   database: string;
   intervalSeconds: number;
   /** How points are written (INFLUX_API and its credentials); absent: 1.x /write on `database`, no auth. */
   write?: InfluxWrite;
-  hostId: string;
-  hostName: string;
-  usage: () => Promise<HostUsage>;
   log: Logger;
 }
+
+/** One host's usage (an agent), or the lines of many at once (a sim fleet: one write for all its hosts). */
+export type MetricsOptions = MetricsTarget &
+  (
+    | { hostId: string; hostName: string; usage: () => Promise<HostUsage> }
+    | { lines: (at: Date) => Promise<string[]> }
+  );
 
 /** Line protocol in the telegraf schema: cpu.usage_active, mem.available (host), vm_cpu.usage_active (guest). */
 export function usageLines(usage: HostUsage, hostId: string, hostName: string, at: Date): string[] {
@@ -73,7 +77,12 @@ export class MetricsReporter {
       if (status === 403)
         this.options.log('metrics: may not create the database (not an admin); writing anyway');
     }
-    const lines = usageLines(await this.options.usage(), this.options.hostId, this.options.hostName, at);
+    const options = this.options;
+    const lines =
+      'lines' in options
+        ? await options.lines(at)
+        : usageLines(await options.usage(), options.hostId, options.hostName, at);
+    if (lines.length === 0) return;
     await this.post(write, lines.join('\n'));
   }
 

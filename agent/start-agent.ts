@@ -2,7 +2,9 @@ import { serve } from '@hono/node-server';
 import { mkdir } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import type { Etcd3, Lease } from 'etcd3';
 import type { Hono } from 'hono';
+import type { GuestSpec } from '../domain/agent-contract.ts';
 import { fenceAtStartup, fencingDeadlineMs, type StartupFencing } from '../domain/fencing.ts';
 import type { AgentIdentity, HypervisorDriver } from './driver.ts';
 import { QemuDriver } from './drivers/qemu.ts';
@@ -79,8 +81,30 @@ function advertisedUrl(options: AgentOptions, port: number): string {
   return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** What the hosts of one process share, or are told apart by, when it runs many (agent/fleet.ts). */
+export interface SharedAgentResources {
+  /** One etcd client for every host's lease (each host still grants and revokes its own). */
+  etcdClient?: Etcd3;
+  /** Renews a lease over a stream shared by every host (LivenessOptions.renewLease). */
+  renewLease?: (lease: Lease) => Promise<unknown>;
+  /**
+   * false: no liveness.json, so no write per renewal (sim fleets: their guests live in this process only, and a
+   * restart finds none to fence). Default true.
+   */
+  recordRenewals?: boolean;
+  /** The first registration waits this long, so that a fleet's hosts register one by one. */
+  registrationDelayMs?: number;
+  /** Registration refresh period (default the Registration's: a minute). */
+  registrationRefreshMs?: number;
+  /** The sim driver's guests running from the start (SimDriverOptions.seedGuests). */
+  simGuests?: readonly GuestSpec[];
+}
+
 /** Runs one host agent in this process: HTTP API, driver, liveness lease, metrics, registration. */
-export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+export async function startAgent(
+  options: AgentOptions,
+  shared: SharedAgentResources = {},
+): Promise<RunningAgent> {
   const log = options.log ?? consoleLogger(options.name);
   await mkdir(options.dir, { recursive: true });
   await mkdir(options.sharedStorageDir, { recursive: true });
@@ -123,7 +147,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       ...(options.cpus === undefined ? {} : { cpus: options.cpus }),
       ...(options.memoryMb === undefined ? {} : { memoryMb: options.memoryMb }),
     };
-    const sim = new SimDriver({ identity, profile, log, peerCredential });
+    const sim = new SimDriver({ identity, profile, log, peerCredential, seedGuests: shared.simGuests });
     internal = simInternalRoutes(sim);
     driver = sim;
   } else {
@@ -222,8 +246,11 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           agentUrl: () => identity.agentUrl,
           log,
           onFence: fence,
-          stateFile: path.join(options.dir, LIVENESS_STATE_FILE),
+          stateFile:
+            shared.recordRenewals === false ? undefined : path.join(options.dir, LIVENESS_STATE_FILE),
           previousRenewal: startupFencing.previousRenewal,
+          client: shared.etcdClient,
+          renewLease: shared.renewLease,
         });
   if (liveness !== null) {
     log(
@@ -254,12 +281,17 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
           apiToken: options.registration.apiToken ?? credential ?? '',
           facts: () => driver.facts(),
           log,
+          refreshMs: shared.registrationRefreshMs,
           onRegistered: async (hostView) => {
             peers.follow(hostView);
             await arm.follow(hostView);
           },
         });
-  registration?.start();
+  const registrationDelay =
+    registration !== null && shared.registrationDelayMs
+      ? setTimeout(() => void registration?.refreshNow(), shared.registrationDelayMs).unref()
+      : null;
+  if (registrationDelay === null) registration?.start();
   const reporter =
     options.registration === null
       ? null
@@ -277,6 +309,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const stop = (stopOptions: { leaveGuests?: boolean } = {}): Promise<void> =>
     (stopping ??= (async () => {
       log(stopOptions.leaveGuests ? 'stopping, leaving the guests running' : 'stopping');
+      if (registrationDelay !== null) clearTimeout(registrationDelay);
       registration?.stop();
       reporter?.stop();
       metrics?.stop();

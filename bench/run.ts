@@ -2,6 +2,7 @@ import { installSignalHandlers, runCleanups, wasInterrupted } from './lib/lifecy
 import * as alertPlanner from './alert-planner/index.ts';
 import * as convergence from './convergence/index.ts';
 import * as evacuation from './evacuation/index.ts';
+import * as fleet from './fleet/index.ts';
 import * as hostDown from './host-down.ts';
 import * as liveMigrate from './live-migrate/index.ts';
 import * as replay from './replay/index.ts';
@@ -20,7 +21,7 @@ interface Benchmark {
   run(args: string[]): Promise<void>;
 }
 
-const benchmarks: Benchmark[] = [liveMigrate, convergence, alertPlanner, replay, hostDown, evacuation];
+const benchmarks: Benchmark[] = [liveMigrate, convergence, alertPlanner, replay, hostDown, evacuation, fleet];
 
 function help(): string {
   return [

@@ -83,7 +83,10 @@ export type RouteKey = keyof typeof ROUTE_ROLES;
  * The other kind of caller: a host presenting its own credential (domain/host-credential.ts). It may call these
  * routes and nothing else (a 403 everywhere else, whatever the role table says).
  */
-export const HOST_CREDENTIAL_ROUTES: readonly RouteKey[] = ['POST /v1/hosts/register', 'PUT /v1/hosts/:id/report'];
+export const HOST_CREDENTIAL_ROUTES: readonly RouteKey[] = [
+  'POST /v1/hosts/register',
+  'PUT /v1/hosts/:id/report',
+];
 
 /** Every kind of caller: the API roles, and a host with its own credential. */
 export const callerKinds = [...apiRoles, 'host'] as const;

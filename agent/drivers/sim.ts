@@ -173,6 +173,11 @@ export interface SimDriverOptions {
   /** What this agent presents to a destination agent it sends migration events to (peer-client.ts). */
   peerCredential: string;
   now?: () => number;
+  /**
+   * Guests defined and running from init() on, as if started through the API (a sim fleet's seeded guests:
+   * whoever seeds them holds their inventory rows). Each must fit the host's memory as any start must.
+   */
+  seedGuests?: readonly GuestSpec[];
 }
 
 /**
@@ -195,6 +200,10 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
 
   async init(): Promise<void> {
     this.unregisterPeer = registerInProcessPeer(this.options.identity.agentUrl, this);
+    for (const spec of this.options.seedGuests ?? []) {
+      await this.defineGuest(spec);
+      await this.startGuest(spec.id);
+    }
   }
 
   async facts(): Promise<HostFacts> {

@@ -1,0 +1,338 @@
+import { Client, Connection } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'drizzle-orm';
+import { planFleet } from '../../agent/fleet-plan.ts';
+import { connectDb } from '../../db/client.ts';
+import { jsonApi } from '../../scripts/services/in-process-stack.ts';
+import { freePort } from '../../scripts/services/ports.ts';
+import { waitFor } from '../../test/helpers/wait.ts';
+import { parseFlags } from '../lib/args.ts';
+import { runCleanups } from '../lib/lifecycle.ts';
+import { UsageMeter, type UsageWindow } from '../lib/process-usage.ts';
+import { machineLine, revisionLine } from '../lib/provenance.ts';
+import { startBenchServers } from '../lib/servers.ts';
+import { ms } from '../lib/stats.ts';
+import { benchWorkdir } from '../lib/workdir.ts';
+import {
+  historyCounts,
+  influxPointsWritten,
+  pageReads,
+  sustainMigrations,
+  tableWrites,
+  triggerCycle,
+  writesBetween,
+  type Api,
+} from './measure.ts';
+import { startEntryPoint, type BenchProcess } from './processes.ts';
+import { report, type FleetFigures } from './report.ts';
+import { guestsFile, insertGuestRows, insertMigrationHistory, planGuests } from './seed.ts';
+
+export const name = 'fleet';
+
+export const summary =
+  '1,000 sim hosts and 20,000 guests (one agent process): page reads, alert cycles, sustained migrations on 1 and 2 workers';
+
+export const usage = `npm run bench -- fleet [--hosts N] [--guests-per-host N] [--hot-hosts N] [--history N]
+                         [--in-flight N] [--warmup-s S] [--window-s S] [--page-reads N] [--keep] [--json FILE]
+
+  --hosts N            sim hosts, all in one agent process (agent/fleet.ts); default 1000
+  --guests-per-host N  running guests per host; default 20 (so 20,000)
+  --hot-hosts N        hosts carrying a CPU hog, for the alert cycle with moves; default 50
+  --history N          finished migrations (5 events each) seeded for the migration list; default 20000
+  --in-flight N        live migrations kept in flight in the sustained runs; default 40
+  --warmup-s S         sustained runs: seconds before the measured window; default 30
+  --window-s S         sustained runs: the measured window, seconds; default 120
+  --page-reads N       reads of each list, 100 items a page; default 300
+  --keep               keep the temporary directory (logs of every process) after the run
+  --json FILE          also write the figures to FILE
+  Quick try: npm run bench -- fleet --hosts 50 --guests-per-host 4 --hot-hosts 5 --history 500 --window-s 30`;
+
+interface Options {
+  hosts: number;
+  guestsPerHost: number;
+  hotHosts: number;
+  history: number;
+  inFlight: number;
+  warmupS: number;
+  windowS: number;
+  pageReads: number;
+  keep: boolean;
+  json: string | null;
+}
+
+function parseOptions(args: string[]): Options {
+  const options = parseFlags(
+    { name, usage },
+    args,
+    {
+      hosts: 1000,
+      guestsPerHost: 20,
+      hotHosts: 50,
+      history: 20_000,
+      inFlight: 40,
+      warmupS: 30,
+      windowS: 120,
+      pageReads: 300,
+      keep: false,
+      json: null,
+    } as Options,
+    {
+      '--hosts': { key: 'hosts', min: 4 },
+      '--guests-per-host': { key: 'guestsPerHost', min: 2 },
+      '--hot-hosts': { key: 'hotHosts', min: 1 },
+      '--history': { key: 'history', min: 0 },
+      '--in-flight': { key: 'inFlight', min: 1 },
+      '--warmup-s': { key: 'warmupS', min: 0 },
+      '--window-s': { key: 'windowS', min: 10 },
+      '--page-reads': { key: 'pageReads', min: 10 },
+      '--keep': { key: 'keep', switch: true },
+      '--json': { key: 'json', text: true },
+    },
+  );
+  if (options.hotHosts * 2 > options.hosts) throw new Error('--hot-hosts must leave most hosts cool');
+  return options;
+}
+
+/** The idle fleet is watched this long for its steady costs (reports, keepalives, metrics). */
+const IDLE_S = 60;
+/** Alert rules average over one period; the fleet writes metrics every METRICS_INTERVAL_S. */
+const RULE_PERIOD = '1m';
+const METRICS_INTERVAL_S = 10;
+
+export async function run(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const print = (line = '') => console.log(line);
+  const { root, succeeded, track } = benchWorkdir({
+    prefix: 'vmmig-bench-fleet-',
+    keep: options.keep,
+    print,
+  });
+  const logDir = path.join(root, 'logs');
+  const plans = planFleet({ count: options.hosts, prefix: 'sim-', seed: 1 });
+  const guests = planGuests(plans, {
+    guestsPerHost: options.guestsPerHost,
+    hotHosts: options.hotHosts,
+    memoryMb: 4096,
+    dirtyMibs: 8,
+  });
+
+  print(`fleet: ${summary}`);
+  print(`machine: ${machineLine(null)}`);
+  print(`code: ${revisionLine()}`);
+  print(
+    `fleet: ${options.hosts} sim hosts (32–96 CPUs, 256–768 GiB), ${guests.length} running guests ` +
+      `(${options.guestsPerHost} per host, 2 vCPU, 4 GiB, dirtying 8 MiB/s; the first ${options.hotHosts} hosts ` +
+      `carry a hog: half their CPUs, 8 GiB); metrics every ${METRICS_INTERVAL_S} s, state reports every 10 s`,
+  );
+  print(`temp dir: ${root}`);
+  print();
+
+  try {
+    let t = Date.now();
+    const servers = track(await startBenchServers(root, { influx: true }), 'servers');
+    const influxUrl = servers.influx!.url;
+    print(`servers: Temporal, PostgreSQL, etcd, InfluxDB 1.x up in ${ms(Date.now() - t)}`);
+    const db = connectDb(servers.databaseUrl);
+    track({ stop: () => db.close() }, 'database pool');
+
+    const apiToken = `vmt_${randomUUID().replaceAll('-', '')}`;
+    const credentialKey = randomUUID();
+    const common: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATABASE_URL: servers.databaseUrl,
+      TEMPORAL_ADDRESS: servers.temporal.address,
+      TEMPORAL_NAMESPACE: servers.temporal.namespace,
+      TEMPORAL_TASK_QUEUE: 'vm-migration',
+      ETCD_ENDPOINTS: servers.etcd.endpoints.join(','),
+      ETCD_PREFIX: 'vmmig-fleet',
+      INFLUX_URL: influxUrl,
+      AGENT_CREDENTIAL_KEY: credentialKey,
+    };
+    const apiPort = await freePort();
+    const apiUrl = `http://127.0.0.1:${apiPort}`;
+    const processes = new Map<string, BenchProcess>();
+    const start = async (label: string, entry: string, env: NodeJS.ProcessEnv, ready: RegExp) => {
+      const started = track(
+        await startEntryPoint({ name: label, entry, env: { ...common, ...env }, logDir, ready }),
+        label,
+      );
+      processes.set(label, started);
+      return started;
+    };
+
+    t = Date.now();
+    await start(
+      'api',
+      'api/main.ts',
+      { API_TOKEN: apiToken, API_HOST: '127.0.0.1', API_PORT: String(apiPort) },
+      /API listening on/,
+    );
+    await start('worker-1', 'workers/main.ts', {}, /worker polling/);
+    print(`orchestrator: API and one worker (their own processes) up in ${ms(Date.now() - t)}`);
+    const api: Api = jsonApi(apiUrl, apiToken) as Api;
+
+    const guestsPath = path.join(root, 'guests.json');
+    writeFileSync(guestsPath, JSON.stringify(guestsFile(guests)));
+    t = Date.now();
+    await start(
+      'fleet',
+      'agent/fleet.ts',
+      {
+        SIM_FLEET_HOSTS: String(options.hosts),
+        SIM_FLEET_DIR: path.join(root, 'fleet'),
+        SIM_FLEET_PREFIX: 'sim-',
+        SIM_FLEET_SEED: '1',
+        SIM_FLEET_CREDENTIAL_KEY: credentialKey,
+        SIM_FLEET_API_TOKEN: apiToken,
+        SIM_FLEET_GUESTS_FILE: guestsPath,
+        SIM_FLEET_QUIET: 'true',
+        SIM_FLEET_REGISTER_SPREAD_S: '30',
+        API_URL: apiUrl,
+        AGENT_HOST: '127.0.0.1',
+        AGENT_PEER_TOKEN: randomUUID(),
+        AGENT_SIM_LINK_MBPS: '10000',
+        METRICS_INTERVAL_S: String(METRICS_INTERVAL_S),
+      },
+      /sim hosts running/,
+    );
+    const fleetStartedMs = Date.now() - t;
+    await waitFor(
+      `${options.hosts} hosts registered`,
+      async () => {
+        const rows = await db.db.execute<{ n: string }>(sql`select count(*)::text as n from hosts`);
+        return Number(rows.rows[0]?.n) >= options.hosts;
+      },
+      { timeoutMs: 5 * 60_000, intervalMs: 1_000 },
+    );
+    print(
+      `fleet: ${options.hosts} hosts started in ${ms(fleetStartedMs)}, all registered ${ms(Date.now() - t)} after the start`,
+    );
+
+    t = Date.now();
+    await insertGuestRows(db.db, guests);
+    await insertMigrationHistory(db.db, options.history);
+    print(
+      `seeded: ${guests.length} guest rows (the fleet runs them), ${options.history} finished migrations with ` +
+        `${options.history * 5} events, in ${ms(Date.now() - t)}`,
+    );
+
+    const roots = () =>
+      new Map([
+        ...[...processes].map(([label, p]) => [label, p.pid] as const),
+        ['temporal', servers.temporal.process.pid],
+        ['postgres', servers.postgres.process.pid],
+        ['etcd', servers.etcd.process.pid],
+        ['influxd', servers.influx!.process.pid],
+      ]);
+    const meter = new UsageMeter(roots);
+    /** CPU and memory of every process, PostgreSQL rows written and InfluxDB points over a window. */
+    const openWindow = async () => {
+      const writes0 = await tableWrites(db.db);
+      const points0 = await influxPointsWritten(influxUrl);
+      meter.start();
+      return async () => {
+        const usage: UsageWindow = meter.end();
+        const writes = writesBetween(writes0, await tableWrites(db.db));
+        const influxPoints = (await influxPointsWritten(influxUrl)) - points0;
+        return { usage, writes, influxPoints };
+      };
+    };
+    const windowOf = async <T>(work: () => Promise<T>) => {
+      const close = await openWindow();
+      const result = await work();
+      return { result, ...(await close()) };
+    };
+
+    print(`idle: watching the fleet for ${IDLE_S} s…`);
+    const idle = await windowOf(() => sleep(IDLE_S * 1000));
+
+    print(`page reads: ${options.pageReads} of each list…`);
+    const pages = await windowOf(async () => ({
+      servers: await pageReads(api, '/v1/servers', options.pageReads),
+      migrations: await pageReads(api, '/v1/migrations', options.pageReads),
+      hosts: await pageReads(api, '/v1/hosts', Math.min(options.pageReads, 100)),
+    }));
+
+    print('alert cycles: one with no move, one with the hot hosts…');
+    const temporalConnection = await Connection.connect({ address: servers.temporal.address });
+    track({ stop: () => temporalConnection.close() }, 'temporal connection');
+    const temporal = new Client({ connection: temporalConnection, namespace: servers.temporal.namespace });
+    const ruleName = 'fleet-cpu';
+    const created = await api('POST', '/v1/migration-alerts', {
+      name: ruleName,
+      metric: 'cpu.usage_active',
+      threshold: 99,
+      period: RULE_PERIOD,
+    });
+    if (created.status !== 201)
+      throw new Error(`POST /v1/migration-alerts: ${created.status} ${JSON.stringify(created.body)}`);
+    const quiet = await windowOf(() => triggerCycle(temporal, ruleName));
+    const patched = await api('PATCH', `/v1/migration-alerts/${ruleName}`, { threshold: 40 });
+    if (patched.status !== 200) throw new Error(`PATCH /v1/migration-alerts: ${patched.status}`);
+    const hot = await windowOf(() => triggerCycle(temporal, ruleName));
+    await api('DELETE', `/v1/migration-alerts/${ruleName}`);
+
+    const config = await api('PUT', '/v1/migration-config', {
+      parallelMigrationsPerCluster: 500,
+      parallelOutboundMigrationsPerNode: 4,
+      parallelInboundMigrationsPerNode: 4,
+    });
+    if (config.status !== 200) throw new Error(`PUT /v1/migration-config: ${config.status}`);
+    const movable = guests.filter((g) => !g.hog).map((g) => g.id);
+    const sustained = async (workers: number) => {
+      print(
+        `sustained live migrations, ${workers} worker(s): ${options.inFlight} in flight, ` +
+          `${options.warmupS} s warm-up, ${options.windowS} s measured…`,
+      );
+      type Close = Awaited<ReturnType<typeof openWindow>>;
+      const window: { close?: Close; measured?: Awaited<ReturnType<Close>> } = {};
+      const result = await sustainMigrations({
+        api,
+        db: db.db,
+        guestIds: movable,
+        inFlight: options.inFlight,
+        warmupS: options.warmupS,
+        seconds: options.windowS,
+        onProgress: print,
+        onWindow: async (edge) => {
+          if (edge === 'open') window.close = await openWindow();
+          else window.measured = await window.close!();
+        },
+      });
+      if (window.measured === undefined) throw new Error('the measured window never closed');
+      return { result, ...window.measured };
+    };
+    const one = await sustained(1);
+    await start('worker-2', 'workers/main.ts', {}, /worker polling/);
+    const two = await sustained(2);
+    const histories = await historyCounts(temporal, one.result.workflowIds, 20);
+
+    const figures: FleetFigures = {
+      options,
+      hosts: options.hosts,
+      guests: guests.length,
+      fleetStartMs: fleetStartedMs,
+      idle,
+      pages,
+      quiet,
+      hot,
+      one,
+      two,
+      histories,
+    };
+    report(figures, print);
+    const json = JSON.stringify(
+      figures,
+      (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v),
+      2,
+    );
+    writeFileSync(path.join(root, 'results.json'), `${json}\n`);
+    if (options.json) writeFileSync(options.json, `${json}\n`);
+    succeeded();
+  } finally {
+    await runCleanups();
+  }
+}
