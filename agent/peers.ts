@@ -17,7 +17,29 @@ export const peerHostSchema = z.object({
 });
 export type PeerHost = z.infer<typeof peerHostSchema>;
 
-/** The peers of a registration answer; null when it lists none (an older API): keep what we had. */
+/** The revision naming a registration answer's peer list (sent back so an unchanged list is not sent again). */
+export function peersRevisionOf(hostView: unknown): string | null {
+  const revision = (hostView as { peersRevision?: unknown } | null)?.peersRevision;
+  return typeof revision === 'string' && revision.length > 0 ? revision : null;
+}
+
+/**
+ * The peer lists this process holds, by revision: the hosts of a sim fleet (agent/fleet.ts) share one copy of
+ * their cluster's list instead of one each (a thousand hosts each holding a thousand peers).
+ */
+const sharedLists = new Map<string, readonly PeerHost[]>();
+const SHARED_LISTS_KEPT = 4;
+
+function sharedList(revision: string | null, peers: PeerHost[]): readonly PeerHost[] {
+  if (revision === null) return peers;
+  const held = sharedLists.get(revision);
+  if (held) return held;
+  sharedLists.set(revision, peers);
+  if (sharedLists.size > SHARED_LISTS_KEPT) sharedLists.delete(sharedLists.keys().next().value!);
+  return peers;
+}
+
+/** The peers of a registration answer; null when it lists none (unchanged, or an older API): keep what we had. */
 export function peersFromRegistration(hostView: unknown): PeerHost[] | null {
   const listed = (hostView as { peers?: unknown } | null)?.peers;
   if (!Array.isArray(listed)) return null;
@@ -60,6 +82,7 @@ export interface PeerStoreOptions {
 
 export class PeerStore {
   private registered: readonly PeerHost[] = [];
+  private registeredRevision: string | null = null;
   private refreshing: Promise<void> | null = null;
   private lastRefreshMs = Number.NEGATIVE_INFINITY;
 
@@ -73,10 +96,22 @@ export class PeerStore {
       : "the peers in this agent's options (it does not register with an API)";
   }
 
-  /** From a registration answer. */
+  /** From a registration answer: its peers, or none when the API saw this agent holds that revision already. */
   follow(hostView: unknown): void {
     const peers = peersFromRegistration(hostView);
-    if (peers !== null) this.registered = peers;
+    const revision = peersRevisionOf(hostView);
+    if (peers !== null) {
+      this.registered = sharedList(revision, peers);
+      this.registeredRevision = revision;
+    } else if (revision !== this.registeredRevision) {
+      // An answer without the list for a revision we do not hold: ask for the whole list next time.
+      this.registeredRevision = null;
+    }
+  }
+
+  /** The revision of the registered peers held, for the next registration (null: send the list). */
+  revision(): string | null {
+    return this.registeredRevision;
   }
 
   list(): PeerHost[] {

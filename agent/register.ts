@@ -13,6 +13,8 @@ export interface RegistrationOptions {
    * the cluster's registered hosts (agent/peers.ts).
    */
   onRegistered?: (hostView: unknown) => Promise<void>;
+  /** The revision of the peer list the agent holds (sent as `x-peers-revision`; the API then omits the list). */
+  peersRevision?: () => string | null;
 }
 
 /**
@@ -57,7 +59,11 @@ export class Registration {
     try {
       const response = await fetch(`${this.options.apiUrl.replace(/\/$/, '')}/v1/hosts/register`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.options.apiToken}` },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${this.options.apiToken}`,
+          ...peersRevisionHeader(this.options.peersRevision?.() ?? null),
+        },
         body: JSON.stringify(await this.options.facts()),
         signal: AbortSignal.timeout(5000),
       });
@@ -84,3 +90,7 @@ export class Registration {
     this.failing = true;
   }
 }
+
+/** Same name as api/peer-list.ts's PEERS_REVISION_HEADER (the agent does not import the API). */
+const peersRevisionHeader = (revision: string | null): Record<string, string> =>
+  revision === null ? {} : { 'x-peers-revision': revision };

@@ -286,6 +286,7 @@ export async function startAgent(
             peers.follow(hostView);
             await arm.follow(hostView);
           },
+          peersRevision: () => peers.revision(),
         });
   const registrationDelay =
     registration !== null && shared.registrationDelayMs

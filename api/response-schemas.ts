@@ -78,7 +78,13 @@ const peerSchema = z.object({
 });
 
 /** A registration's answer: the host, and the cluster's hosts its agent may migrate to. */
-export const registeredHostSchema = hostSchema.extend({ peers: z.array(peerSchema) });
+export const registeredHostSchema = hostSchema.extend({
+  peers: z
+    .array(peerSchema)
+    .optional()
+    .describe('absent when the agent sent the current `peersRevision` in `x-peers-revision`: it holds them'),
+  peersRevision: z.string().optional().describe('names this peer list (a registration always has it)'),
+});
 
 export const enrolmentSchema = z.object({
   host: registeredHostSchema,

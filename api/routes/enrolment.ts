@@ -29,7 +29,7 @@ import {
 } from '../openapi.ts';
 import { enrolmentSchema, enrolmentTokenSchema } from '../response-schemas.ts';
 import { hostView } from '../views.ts';
-import { clusterPeers } from './hosts.ts';
+import { clusterPeers } from '../peer-list.ts';
 
 const DEFAULT_EXPIRY_S = 3600;
 const MAX_EXPIRY_S = 7 * 24 * 3600;

@@ -1,7 +1,6 @@
 import { AgentClient } from '../../activities/agent-client.ts';
 import { createRoute } from '@hono/zod-openapi';
 import { z } from 'zod';
-import type { Db } from '../../db/client.ts';
 import { setHostAgentUrl } from '../../db/enrolment-store.ts';
 import { assertAgentUrlFree } from '../agent-url-conflict.ts';
 import { hostEvents, updateHostAutoMigrateFlags } from '../../db/host-store.ts';
@@ -28,23 +27,11 @@ import {
 } from '../openapi.ts';
 import { hostEventSchema, hostSchema, pageOf, registeredHostSchema } from '../response-schemas.ts';
 import { hostView } from '../views.ts';
+import { PEERS_REVISION_HEADER, PeerListCache } from '../peer-list.ts';
 
 /** Hosts by id or name; auto-migrate-on-host-down is Cloudpods' PerformAutoMigrateOnHostDown. */
 /** How long the flags endpoint waits for the host's agent to confirm its fencing. */
 const AGENT_ARM_TIMEOUT_MS = 5_000;
-
-/** The cluster's registered hosts: the only ones its agents migrate to or from (agent/peers.ts). */
-export async function clusterPeers(db: Db, clusterId: string) {
-  return (await listHosts(db))
-    .filter((peer) => peer.clusterId === clusterId)
-    .map(({ id, name, address, migrationAddress, agentUrl }) => ({
-      id,
-      name,
-      address,
-      migrationAddress,
-      agentUrl,
-    }));
-}
 
 const hostPatchSchema = z.strictObject({
   agent_url: z.url({ protocol: /^https?$/, error: 'agent_url: an http(s) URL' }),
@@ -125,6 +112,7 @@ const patchHost = createRoute({
 const forbidden = (message: string, field?: string) => new ApiError(403, 'forbidden', message, field);
 
 export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
+  const peerLists = new PeerListCache(db);
   const hostOr404 = async (id: string) => {
     const host = await findHost(db, id);
     if (!host) throw notFound('host', id);
@@ -257,8 +245,15 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
         requestedBy: callerOf(c).requester,
       });
     }
-    const peers = await clusterPeers(db, host.clusterId);
-    return c.json({ ...hostView(host, await liveness.onlineHostIds()), peers });
+    // The peer list only when the agent does not hold this revision already: at a fleet's size it is most of
+    // the answer, and every host registers every minute.
+    const { revision, peers } = await peerLists.withHost(host);
+    const held = c.req.header(PEERS_REVISION_HEADER);
+    return c.json({
+      ...hostView(host, await liveness.onlineHostIds()),
+      peersRevision: revision,
+      ...(held === revision ? {} : { peers }),
+    });
   });
   addRoute(app, patchHost, async (c) => {
     // Admin only (domain/api-roles.ts): where the workers send this host's credential.

@@ -165,6 +165,38 @@ describe('per-host credentials: enrolment, registration, worker → agent, agent
     expect((await stack.api('PATCH', `/v1/hosts/enr-a`, { agent_url: b2 })).status).toBe(409);
   });
 
+  it('sends the peer list only to an agent that does not hold its revision', async () => {
+    const own = stack.agentCredential('enr-a');
+    const first = await registerHost(own, facts);
+    expect(first.status).toBe(200);
+    const revision = first.body.peersRevision as string;
+    expect(revision).toMatch(/^[\w-]{10,}$/);
+    const listed = (first.body.peers as { name: string }[]).map((p) => p.name);
+    expect(listed).toEqual(expect.arrayContaining(['enr-a', 'enr-b']));
+    const again = await fetch(`${stack.apiUrl}/v1/hosts/register`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${own}`,
+        'content-type': 'application/json',
+        'x-peers-revision': revision,
+      },
+      body: JSON.stringify(facts),
+    });
+    const held = (await again.json()) as Record<string, unknown>;
+    expect(held.peersRevision).toBe(revision);
+    expect(held).not.toHaveProperty('peers');
+    const stale = await fetch(`${stack.apiUrl}/v1/hosts/register`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${own}`,
+        'content-type': 'application/json',
+        'x-peers-revision': 'old',
+      },
+      body: JSON.stringify(facts),
+    });
+    expect(((await stale.json()) as { peers: unknown[] }).peers).toHaveLength(listed.length);
+  });
+
   it('has each agent accept its own credential only; the peer token only on the peer routes', async () => {
     const a = agentUrl('enr-a');
     expect((await call(`${a}/v1/guests`, 'GET', stack.agentCredential('enr-a'))).status).toBe(200);
