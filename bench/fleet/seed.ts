@@ -14,8 +14,8 @@ export interface SeededGuest extends GuestSpec {
 
 export interface GuestPlanOptions {
   guestsPerHost: number;
-  /** The first `hotHosts` hosts carry a hog: half the host's CPUs busy. */
-  hotHosts: number;
+  /** Hosts that carry a hog (HOG_VCPUS nearly all busy): the alert cycle's moves. */
+  hotHosts: ReadonlySet<string>;
   memoryMb: number;
   dirtyMibs: number;
 }
@@ -23,6 +23,17 @@ export interface GuestPlanOptions {
 /** A normal guest keeps 2 + dirtyMibs percent of its vCPUs busy (the sim's model: guestCpuPercent). */
 const HOG_DIRTY_MIBS = 96;
 const HOG_MEMORY_MB = 8192;
+/** 15.7 CPUs busy: half of the smallest host (32 CPUs), and fits under the line on any host of 64 or more. */
+const HOG_VCPUS = 16;
+
+/**
+ * The hosts to make hot: the smallest ones (a hog there crosses the rule's line, and moving it to a larger host
+ * does not), `count` of them in index order.
+ */
+export function hotHostNames(plans: readonly FleetHostPlan[], count: number): Set<string> {
+  const smallest = [...plans].sort((a, b) => a.cpus - b.cpus || a.index - b.index);
+  return new Set(smallest.slice(0, count).map((p) => p.name));
+}
 
 function mac(n: number): string {
   const bytes = [(n >> 16) & 255, (n >> 8) & 255, n & 255].map((b) => b.toString(16).padStart(2, '0'));
@@ -34,7 +45,7 @@ export function planGuests(plans: readonly FleetHostPlan[], options: GuestPlanOp
   const planned: SeededGuest[] = [];
   let n = 0;
   for (const host of plans) {
-    const hot = host.index <= options.hotHosts;
+    const hot = options.hotHosts.has(host.name);
     for (let g = 0; g < options.guestsPerHost; g++) {
       const hog = hot && g === options.guestsPerHost - 1;
       n++;
@@ -43,7 +54,7 @@ export function planGuests(plans: readonly FleetHostPlan[], options: GuestPlanOp
         name: `${host.name}-g${String(g + 1).padStart(2, '0')}`,
         host: host.name,
         hog,
-        vcpus: hog ? Math.min(64, Math.floor(host.cpus / 2)) : 2,
+        vcpus: hog ? HOG_VCPUS : 2,
         memoryMb: hog ? HOG_MEMORY_MB : options.memoryMb,
         disks: [],
         networks: [{ name: 'default', mac: mac(n) }],
