@@ -27,7 +27,7 @@ import {
   type Api,
 } from './measure.ts';
 import { startEntryPoint, type BenchProcess } from './processes.ts';
-import { report, type FleetFigures } from './report.ts';
+import { reportCycles, reportIdle, reportPages, reportSustained, type FleetFigures } from './report.ts';
 import { guestsFile, hotHostNames, insertGuestRows, insertMigrationHistory, planGuests } from './seed.ts';
 
 export const name = 'fleet';
@@ -233,6 +233,20 @@ export async function run(args: string[]): Promise<void> {
         ['influxd', servers.influx!.process.pid],
       ]);
     const meter = new UsageMeter(roots);
+    /** A host that lost its lease is offline for a while: the figures after it are not those of a healthy fleet. */
+    const leaseCheck = async () => {
+      const rows = await db.db.execute<{ n: string }>(
+        sql`select count(*)::text as n from events where type = 'host_lease_lost'`,
+      );
+      const lost = Number(rows.rows[0]?.n);
+      print(
+        lost === 0
+          ? '  (no host has lost its lease so far)'
+          : `  WARNING: ${lost} host leases lost so far (hostDown runs): those hosts were offline for a while`,
+      );
+      print();
+    };
+
     /** CPU and memory of every process, PostgreSQL rows written and InfluxDB points over a window. */
     const openWindow = async () => {
       const writes0 = await tableWrites(db.db);
@@ -253,6 +267,8 @@ export async function run(args: string[]): Promise<void> {
 
     print(`idle: watching the fleet for ${IDLE_S} s…`);
     const idle = await windowOf(() => sleep(IDLE_S * 1000));
+    reportIdle({ idle, hosts: options.hosts }, print);
+    await leaseCheck();
 
     print(`page reads: ${options.pageReads} of each list…`);
     const pages = await windowOf(async () => ({
@@ -260,6 +276,7 @@ export async function run(args: string[]): Promise<void> {
       migrations: await pageReads(api, '/v1/migrations', options.pageReads),
       hosts: await pageReads(api, '/v1/hosts', Math.min(options.pageReads, 100)),
     }));
+    reportPages({ pages }, print);
 
     print('alert cycles: one with no move, one with the hot hosts…');
     const temporalConnection = await Connection.connect({ address: servers.temporal.address });
@@ -279,6 +296,8 @@ export async function run(args: string[]): Promise<void> {
     if (patched.status !== 200) throw new Error(`PATCH /v1/migration-alerts: ${patched.status}`);
     const hot = await windowOf(() => triggerCycle(temporal, ruleName));
     await api('DELETE', `/v1/migration-alerts/${ruleName}`);
+    reportCycles({ quiet, hot }, print);
+    await leaseCheck();
 
     const config = await api('PUT', '/v1/migration-config', {
       parallelMigrationsPerCluster: 500,
@@ -311,8 +330,10 @@ export async function run(args: string[]): Promise<void> {
       return { result, ...window.measured };
     };
     const one = await sustained(1);
+    await leaseCheck();
     await start('worker-2', 'workers/main.ts', {}, /worker polling/);
     const two = await sustained(2);
+    await leaseCheck();
     const histories = await historyCounts(temporal, one.result.workflowIds, 20);
 
     const figures: FleetFigures = {
@@ -328,7 +349,7 @@ export async function run(args: string[]): Promise<void> {
       two,
       histories,
     };
-    report(figures, print);
+    reportSustained(figures, print);
     const json = JSON.stringify(
       figures,
       (_k, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v),

@@ -167,10 +167,14 @@ export async function sustainMigrations(options: {
     }
     while (running.size < options.inFlight && idle.length > 0) {
       const guestId = idle.splice(Math.floor(Math.random() * idle.length), 1)[0]!;
-      const res = await api<{ id?: string; error?: { code: string } }>(
-        'POST',
-        `/v1/servers/${guestId}/live-migrate`,
-        {},
+      type Answer = { status: number; body: { id?: string; error?: { code: string } } };
+      const res: Answer = await api<Answer['body']>('POST', `/v1/servers/${guestId}/live-migrate`, {}).catch(
+        (error: unknown) => ({
+          status: 0,
+          body: {
+            error: { code: `request failed: ${error instanceof Error ? error.message : String(error)}` },
+          },
+        }),
       );
       if (res.status === 202 && res.body.id) running.set(res.body.id, guestId);
       else {

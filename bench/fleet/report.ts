@@ -78,13 +78,12 @@ function sustainedLine(label: string, run: Measured<SustainedRun>, workers: stri
   };
 }
 
-export function report(f: FleetFigures, print: (line?: string) => void): void {
+type Print = (line?: string) => void;
+
+export function reportIdle(f: Pick<FleetFigures, 'idle' | 'hosts'>, print: Print): void {
   const idleS = f.idle.usage.seconds;
   const idleWrites = writesSplit(f.idle.writes);
   const pointsPerS = f.idle.influxPoints / idleS;
-  print();
-  print(`=== fleet: ${f.hosts} hosts, ${f.guests} guests ===`);
-  print();
   print(`idle fleet (${idleS.toFixed(0)} s): ${usageLine(f.idle.usage)}`);
   print(
     `  state reports: ${(idleWrites.reports / idleS).toFixed(1)} PostgreSQL rows/s ` +
@@ -95,7 +94,9 @@ export function report(f: FleetFigures, print: (line?: string) => void): void {
     `  InfluxDB: ${pointsPerS.toFixed(0)} points/s written by the fleet (${(pointsPerS / f.hosts).toFixed(2)} per host)`,
   );
   print();
+}
 
+export function reportPages(f: Pick<FleetFigures, 'pages'>, print: Print): void {
   const p = f.pages.result;
   print(`page reads (100 items): ${usageLine(f.pages.usage)}`);
   print(
@@ -118,7 +119,9 @@ export function report(f: FleetFigures, print: (line?: string) => void): void {
     ),
   );
   print();
+}
 
+export function reportCycles(f: Pick<FleetFigures, 'quiet' | 'hot'>, print: Print): void {
   print('alert cycle over every host (InfluxDB read + plan + lock; the migrations not counted):');
   const cycleRow = (label: string, c: CycleTiming) => {
     const withoutMigrations = c.moves > 0 ? c.toLastMoveStartedMs : c.totalMs;
@@ -142,7 +145,12 @@ export function report(f: FleetFigures, print: (line?: string) => void): void {
   print(`  no move: ${usageLine(f.quiet.usage)}`);
   print(`  hot hosts (until every move ended): ${usageLine(f.hot.usage)}`);
   print();
+}
 
+export function reportSustained(f: FleetFigures, print: Print): void {
+  const idleS = f.idle.usage.seconds;
+  const idleWrites = writesSplit(f.idle.writes);
+  const pointsPerS = f.idle.influxPoints / idleS;
   const one = sustainedLine('1 worker', f.one, ['worker-1']);
   const two = sustainedLine('2 workers', f.two, ['worker-1', 'worker-2']);
   const scale = two.perMinute / one.perMinute;

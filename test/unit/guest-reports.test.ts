@@ -104,7 +104,8 @@ describe('reportFreshness: late after three of its own intervals', () => {
     expect(staleReportMessage('h1', late)).toBe('host h1 has not reported since 2026-12-02T10:00:00.000Z');
     expect(staleReportMessage('h1', reportFreshness(last, 10, at(5)))).toBeNull();
   });
-  it('refreshes a stored heartbeat once an interval', () => {
-    expect(heartbeatRefreshS({ intervalS: 7 })).toBe(7);
+  it("rewrites a stored heartbeat alone once every six of the host's intervals", () => {
+    expect(heartbeatRefreshS({ intervalS: 10 })).toBe(60);
+    expect(heartbeatRefreshS({ intervalS: 2 })).toBe(12);
   });
 });
