@@ -47,13 +47,51 @@ class StreamState {
  * reports the loss as for a single agent.
  */
 export class SharedKeepalive {
+  private readonly lanes: KeepaliveLane[];
+
+  /**
+   * etcd serves one stream's renewals one after another, and a renewal waits for etcd's applied index to catch up
+   * with its commits: under a burst of writes, a thousand renewals queued on one stream took longer than the
+   * TTL. So the leases are spread over `lanes` streams (by lease id), which etcd serves side by side.
+   */
+  constructor(client: Etcd3, lanes = DEFAULT_KEEPALIVE_LANES) {
+    this.lanes = Array.from({ length: Math.max(1, lanes) }, () => new KeepaliveLane(client));
+  }
+
+  async renew(lease: Lease): Promise<void> {
+    const id = await lease.grant();
+    return this.lanes[laneOf(id, this.lanes.length)]!.renew(lease, id);
+  }
+
+  close(): void {
+    for (const lane of this.lanes) lane.close();
+  }
+}
+
+/** Keepalive streams of a fleet: enough that no lane holds more than a few dozen of a thousand leases. */
+export const DEFAULT_KEEPALIVE_LANES = 32;
+
+/** A lease's lane: its id (a decimal string) modulo the lanes, stable for the lease's life. */
+export function laneOf(id: string, lanes: number): number {
+  // FNV-1a, then murmur3's finaliser: lease ids are counters, and their last digits alone would crowd lanes.
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return (hash >>> 0) % lanes;
+}
+
+/** One keepalive stream and the renewals it owes. */
+class KeepaliveLane {
   private current: Promise<StreamState> | null = null;
   private open: StreamState | null = null;
 
   constructor(private readonly client: Etcd3) {}
 
-  async renew(lease: Lease): Promise<void> {
-    const id = await lease.grant();
+  async renew(lease: Lease, id: string): Promise<void> {
     const state = await this.stream();
     const answer = await new Promise<ILeaseKeepAliveResponse>((resolve, reject) => {
       state.push(id, { resolve, reject });

@@ -173,9 +173,14 @@ export async function run(args: string[]): Promise<void> {
       { API_TOKEN: apiToken, API_HOST: '127.0.0.1', API_PORT: String(apiPort) },
       /API listening on/,
     );
-    await start('worker-1', 'workers/main.ts', {}, /worker polling/);
-    print(`orchestrator: API and one worker (their own processes) up in ${ms(Date.now() - t)}`);
-    const api: Api = jsonApi(apiUrl, apiToken) as Api;
+    print(`orchestrator: API (its own process) up in ${ms(Date.now() - t)}`);
+    const raw = jsonApi(apiUrl, apiToken) as Api;
+    // A read may meet a keep-alive connection the loaded API has just closed ('fetch failed'): read it again.
+    const api: Api = <T>(method: string, urlPath: string, body?: unknown) =>
+      raw<T>(method, urlPath, body).catch((error: unknown) => {
+        if (method !== 'GET') throw error;
+        return raw<T>(method, urlPath, body);
+      });
 
     const guestsPath = path.join(root, 'guests.json');
     writeFileSync(guestsPath, JSON.stringify(guestsFile(guests)));
@@ -191,8 +196,9 @@ export async function run(args: string[]): Promise<void> {
         SIM_FLEET_CREDENTIAL_KEY: credentialKey,
         SIM_FLEET_API_TOKEN: apiToken,
         SIM_FLEET_GUESTS_FILE: guestsPath,
-        SIM_FLEET_QUIET: 'true',
-        SIM_FLEET_REGISTER_SPREAD_S: '30',
+        // Each host's lines too (a few at start, then only what goes wrong: a renewal, a report).
+        SIM_FLEET_QUIET: 'false',
+        SIM_FLEET_REGISTER_SPREAD_S: '60',
         API_URL: apiUrl,
         AGENT_HOST: '127.0.0.1',
         AGENT_PEER_TOKEN: randomUUID(),
@@ -222,6 +228,13 @@ export async function run(args: string[]): Promise<void> {
         `${options.history * 5} events, in ${ms(Date.now() - t)}`,
     );
 
+    // The worker only now: its host watch reconciles each host whose lease appeared (hostReturn), and a guest the
+    // inventory does not hold yet would be removed from its host as one that no longer exists.
+    t = Date.now();
+    await start('worker-1', 'workers/main.ts', {}, /worker polling/);
+    print(
+      `worker: its own process, up in ${ms(Date.now() - t)} (its host watch then reconciles the ${options.hosts} new leases)`,
+    );
     // Statistics of idle connections reach pg_stat_user_tables within 10 s: the seeding must not count as idle.
     await sleep(11_000);
     const roots = () =>

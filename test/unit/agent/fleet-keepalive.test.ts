@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Etcd3, ILeaseKeepAliveResponse, Lease } from 'etcd3';
 import { describe, expect, it } from 'vitest';
-import { SharedKeepalive } from '../../../agent/fleet-keepalive.ts';
+import { laneOf, SharedKeepalive } from '../../../agent/fleet-keepalive.ts';
 
 /** A keepalive stream that records what was written and answers when told. */
 class FakeStream extends EventEmitter {
@@ -62,7 +62,7 @@ function outcome(promise: Promise<void>): { value: string | null } {
 describe('SharedKeepalive', () => {
   it('renews every lease over one stream', async () => {
     const { client, streams } = fakeClient();
-    const keepalive = new SharedKeepalive(client);
+    const keepalive = new SharedKeepalive(client, 1);
     const a = outcome(keepalive.renew(fakeLease('1') as unknown as Lease));
     const b = outcome(keepalive.renew(fakeLease('2') as unknown as Lease));
     await flush();
@@ -79,7 +79,7 @@ describe('SharedKeepalive', () => {
 
   it("matches a lease's answers to its requests in order: an early answer never acknowledges a later request", async () => {
     const { client, streams } = fakeClient();
-    const keepalive = new SharedKeepalive(client);
+    const keepalive = new SharedKeepalive(client, 1);
     const lease = fakeLease('7') as unknown as Lease;
     const first = outcome(keepalive.renew(lease));
     await flush();
@@ -96,7 +96,7 @@ describe('SharedKeepalive', () => {
 
   it('fails every renewal a broken stream owes, and opens a new stream for the next', async () => {
     const { client, streams } = fakeClient();
-    const keepalive = new SharedKeepalive(client);
+    const keepalive = new SharedKeepalive(client, 1);
     const a = outcome(keepalive.renew(fakeLease('1') as unknown as Lease));
     const b = outcome(keepalive.renew(fakeLease('2') as unknown as Lease));
     await flush();
@@ -117,7 +117,7 @@ describe('SharedKeepalive', () => {
 
   it("hands an expired lease (TTL 0) to the lease's own keepaliveOnce, which reports the loss", async () => {
     const { client, streams } = fakeClient();
-    const keepalive = new SharedKeepalive(client);
+    const keepalive = new SharedKeepalive(client, 1);
     const lease = fakeLease('9');
     const renewal = outcome(keepalive.renew(lease as unknown as Lease));
     await flush();
@@ -129,12 +129,24 @@ describe('SharedKeepalive', () => {
 
   it('fails what is owed when closed, and ends the stream', async () => {
     const { client, streams } = fakeClient();
-    const keepalive = new SharedKeepalive(client);
+    const keepalive = new SharedKeepalive(client, 1);
     const a = outcome(keepalive.renew(fakeLease('1') as unknown as Lease));
     await flush();
     keepalive.close();
     await flush();
     expect(a.value).toBe('keepalive stream closed');
     expect(streams[0]!.ended).toBe(true);
+  });
+});
+
+describe('laneOf: leases spread over the keepalive streams', () => {
+  it('puts a lease on the same lane every time, and a thousand leases on every lane', () => {
+    const ids = Array.from({ length: 1000 }, (_, i) => String(7_000_000_000_000_000_000n + BigInt(i * 2)));
+    expect(laneOf(ids[0]!, 32)).toBe(laneOf(ids[0]!, 32));
+    const perLane = new Map<number, number>();
+    for (const id of ids) perLane.set(laneOf(id, 32), (perLane.get(laneOf(id, 32)) ?? 0) + 1);
+    expect(perLane.size).toBe(32);
+    expect(Math.max(...perLane.values())).toBeLessThan(80);
+    expect(laneOf('123', 1)).toBe(0);
   });
 });
