@@ -16,7 +16,9 @@ import {
   durationLiteral,
   guestSeries,
   guestUsageOf,
-  idBatches,
+  EVERY_SERIES,
+  idSelections,
+  type IdSelection,
   idRegex,
   periodsBeforeEnd,
   seriesOf,
@@ -89,13 +91,13 @@ export function fluxReader(settings: {
   const source = (
     { measurement, field }: { measurement: string; field: string },
     tag: 'host_id' | 'vm_id',
-    ids: string[],
+    ids: IdSelection,
     startNs: bigint,
     endNs: bigint,
   ) => flux`from(bucket: ${settings.bucket})
   |> range(start: ${fluxDateTime(rfc3339Nano(startNs + 1n))}, stop: ${fluxDateTime(rfc3339Nano(endNs + 1n))})
   |> filter(fn: (r) => r._measurement == ${measurement} and r._field == ${field})
-  |> filter(fn: (r) => ${tagIn(tag, ids)})
+  |> filter(fn: (r) => ${ids === EVERY_SERIES ? fluxExpression('true') : tagIn(tag, ids)})
   |> filter(fn: (r) => r._time <= ${fluxDateTime(rfc3339Nano(endNs))})`;
 
   return {
@@ -104,8 +106,8 @@ export function fluxReader(settings: {
       const series = seriesOf(metric);
       const wanted = new Set(hostIds);
       const means = new Map<string, number>();
-      for (const batch of idBatches(hostIds)) {
-        const query = flux`${source(series, 'host_id', batch, windows.startNs, windows.endNs)}
+      for (const selection of idSelections(hostIds)) {
+        const query = flux`${source(series, 'host_id', selection, windows.startNs, windows.endNs)}
   |> group(columns: ["host_id"])
   |> mean()`;
         for (const row of await rows(query)) {
@@ -126,8 +128,8 @@ export function fluxReader(settings: {
       const every = fluxExpression(durationLiteral(windows.periodNs));
       const offset = fluxExpression(`${(windows.endNs + 1n) % windows.periodNs}ns`);
       const means: WindowMean[] = [];
-      for (const batch of idBatches(guestIds)) {
-        const query = flux`${source(guestSeries, 'vm_id', batch, windows.startNs, windows.endNs)}
+      for (const selection of idSelections(guestIds)) {
+        const query = flux`${source(guestSeries, 'vm_id', selection, windows.startNs, windows.endNs)}
   |> group(columns: ["vm_id"])
   |> window(every: ${every}, offset: ${offset}, createEmpty: false)
   |> mean()`;

@@ -13,7 +13,9 @@ import {
   durationLiteral,
   guestSeries,
   guestUsageOf,
-  idBatches,
+  EVERY_SERIES,
+  idSelections,
+  type IdSelection,
   idRegex,
   periodsBeforeEnd,
   seriesOf,
@@ -41,6 +43,10 @@ export const ident = (name: string): string => `"${name.replace(/\\/g, '\\\\').r
 
 /** `"tag" =~ /^(?:a|b)$/`: see idRegex for the escaping. */
 export const tagIn = (tag: string, ids: readonly string[]): string => `${ident(tag)} =~ ${idRegex(ids)}`;
+
+/** ` AND <tag> =~ /…/`, or nothing when every series is read. */
+const tagCondition = (tag: string, selection: IdSelection): string =>
+  selection === EVERY_SERIES ? '' : ` AND ${tagIn(tag, selection)}`;
 
 export function influxqlReader(settings: {
   url: string;
@@ -97,10 +103,10 @@ export function influxqlReader(settings: {
       const { measurement, field } = seriesOf(metric);
       const wanted = new Set(hostIds);
       const means = new Map<string, number>();
-      for (const batch of idBatches(hostIds)) {
+      for (const selection of idSelections(hostIds)) {
         const series = await select(
           `SELECT mean(${ident(field)}) FROM ${ident(measurement)} ` +
-            `WHERE time > ${windows.startNs} AND time <= ${windows.endNs} AND ${tagIn('host_id', batch)} ` +
+            `WHERE time > ${windows.startNs} AND time <= ${windows.endNs}${tagCondition('host_id', selection)} ` +
             `GROUP BY ${ident('host_id')}`,
         );
         for (const { tags, values } of series) {
@@ -119,10 +125,10 @@ export function influxqlReader(settings: {
       const windows = windowsOf(periodS, historyPeriods + 1, end);
       const offsetNs = (windows.endNs + 1n) % windows.periodNs;
       const means: WindowMean[] = [];
-      for (const batch of idBatches(guestIds)) {
+      for (const selection of idSelections(guestIds)) {
         const series = await select(
           `SELECT mean(${ident(guestSeries.field)}) FROM ${ident(guestSeries.measurement)} ` +
-            `WHERE time > ${windows.startNs} AND time <= ${windows.endNs} AND ${tagIn('vm_id', batch)} ` +
+            `WHERE time > ${windows.startNs} AND time <= ${windows.endNs}${tagCondition('vm_id', selection)} ` +
             `GROUP BY time(${durationLiteral(windows.periodNs)}, ${offsetNs}ns), ${ident('vm_id')} fill(none)`,
         );
         for (const { tags, values } of series) {

@@ -72,6 +72,21 @@ export function idBatches(ids: readonly string[], size = ID_BATCH_SIZE): string[
   return batches;
 }
 
+/** Read every series and keep the wanted ones: what `idSelections` answers for a large set of ids. */
+export const EVERY_SERIES = 'every' as const;
+export type IdSelection = string[] | typeof EVERY_SERIES;
+
+/**
+ * How to select the series of these ids: in batches of regexes when they are few, or no tag filter at all (every
+ * series, the unwanted ones dropped here) when they are more than a batch. A fleet's rule watches most of its
+ * series, and matching 20,000 guests' series against forty 500-id regexes took InfluxDB 1.8 about 15 s; reading
+ * every series takes well under a second.
+ */
+export function idSelections(ids: readonly string[], size = ID_BATCH_SIZE): IdSelection[] {
+  const batches = idBatches(ids, size);
+  return batches.length > 1 ? [EVERY_SERIES] : batches;
+}
+
 /**
  * `/^(?:a|b)$/`, matching exactly these ids, as a regex literal that InfluxQL and Flux both read the same
  * way: both hand the text to Go's RE2 after turning every `\/` into `/`. ASCII punctuation gets a

@@ -121,6 +121,9 @@ export async function triggerCycle(temporal: Client, ruleName: string): Promise<
   };
 }
 
+/** Live-migrate requests in flight at once, at most. */
+const REQUESTS_AT_ONCE = 16;
+
 export interface SustainedRun {
   seconds: number;
   completed: number;
@@ -160,29 +163,36 @@ export async function sustainMigrations(options: {
   const workflowIds: string[] = [];
   let lastProgress = Date.now();
   let windowOpen = false;
+  let pending = 0;
+  type Answer = { status: number; body: { id?: string; error?: { code: string } } };
+  const request = async (guestId: string): Promise<void> => {
+    const res: Answer = await api<Answer['body']>('POST', `/v1/servers/${guestId}/live-migrate`, {}).catch(
+      (error: unknown) => ({
+        status: 0,
+        body: {
+          error: { code: `request failed: ${error instanceof Error ? error.message : String(error)}` },
+        },
+      }),
+    );
+    if (res.status === 202 && res.body.id) running.set(res.body.id, guestId);
+    else {
+      const code = `${res.status} ${res.body.error?.code ?? ''}`.trim();
+      requestErrors.set(code, (requestErrors.get(code) ?? 0) + 1);
+      idle.push(guestId);
+    }
+  };
   while (Date.now() < windowTo) {
     if (!windowOpen && Date.now() >= windowFrom) {
       windowOpen = true;
       await options.onWindow?.('open');
     }
-    while (running.size < options.inFlight && idle.length > 0) {
+    // Requests go out side by side (each waits for its pre-check verdict): one after another, they and not the
+    // workers would set the pace.
+    const want = Math.min(options.inFlight - running.size - pending, REQUESTS_AT_ONCE - pending, idle.length);
+    for (let i = 0; i < want; i++) {
       const guestId = idle.splice(Math.floor(Math.random() * idle.length), 1)[0]!;
-      type Answer = { status: number; body: { id?: string; error?: { code: string } } };
-      const res: Answer = await api<Answer['body']>('POST', `/v1/servers/${guestId}/live-migrate`, {}).catch(
-        (error: unknown) => ({
-          status: 0,
-          body: {
-            error: { code: `request failed: ${error instanceof Error ? error.message : String(error)}` },
-          },
-        }),
-      );
-      if (res.status === 202 && res.body.id) running.set(res.body.id, guestId);
-      else {
-        const code = `${res.status} ${res.body.error?.code ?? ''}`.trim();
-        requestErrors.set(code, (requestErrors.get(code) ?? 0) + 1);
-        idle.push(guestId);
-        break;
-      }
+      pending++;
+      void request(guestId).finally(() => pending--);
     }
     await sleep(500);
     if (running.size === 0) continue;
@@ -224,7 +234,7 @@ export async function sustainMigrations(options: {
   await options.onWindow?.('close');
   // What is still in flight finishes outside the window: let it, so the next run starts from quiet.
   const drainUntil = Date.now() + 120_000;
-  while (running.size > 0 && Date.now() < drainUntil) {
+  while ((running.size > 0 || pending > 0) && Date.now() < drainUntil) {
     await sleep(1_000);
     const rows = await db.execute<{ id: string }>(
       sql`select id from migrations where id in (${sql.join(

@@ -133,9 +133,12 @@ describe('influxqlReader', () => {
     });
   });
 
-  it('batches more than 500 hosts over several queries', async () => {
+  it('reads more than 500 hosts from every series, keeping only those asked for', async () => {
     const hosts = Array.from({ length: 1234 }, (_, i) => `host-${i}`);
-    const database = await createDatabase(hosts.map((host, i) => cpu(host, i % 100, END_NS - BigInt(i))));
+    const database = await createDatabase([
+      ...hosts.map((host, i) => cpu(host, i % 100, END_NS - BigInt(i))),
+      cpu('not-asked', 50, END_NS),
+    ]);
     const means = await influxqlReader({ url: influxUrl, database }).hostMeans(
       'cpu.usage_active',
       [...hosts, 'missing'],
@@ -143,6 +146,7 @@ describe('influxqlReader', () => {
       END,
     );
     expect(means.size).toBe(hosts.length);
+    expect(means.has('not-asked')).toBe(false);
     expect(means.get('host-0')).toBe(0);
     expect(means.get('host-1233')).toBe(33);
   });
