@@ -236,6 +236,7 @@ export async function sustainMigrations(options: {
   const drainUntil = Date.now() + 120_000;
   while ((running.size > 0 || pending > 0) && Date.now() < drainUntil) {
     await sleep(1_000);
+    if (running.size === 0) continue;
     const rows = await db.execute<{ id: string }>(
       sql`select id from migrations where id in (${sql.join(
         [...running.keys()].map((id) => sql`${id}::uuid`),
