@@ -58,30 +58,75 @@ export function alertActivities(deps: AlertActivityDeps) {
      * Records the move's migration as pending (trigger `alert`), under the guest's migration lock. A retry finds
      * the row it made before. A guest that started migrating since the plan is refused, with the reason.
      */
-    async recordAlertMigration(input: {
+    async recordAlertMigration(input: RecordAlertMigrationInput): Promise<RecordedAlertMigration> {
+      return recordAlertMigration(input);
+    },
+
+    /**
+     * Every move of a cycle at once (a few side by side), each as recordAlertMigration records it: one activity
+     * for fifty moves instead of fifty. A retry finds the rows it made before.
+     */
+    async recordAlertMigrations(input: {
       ruleId: string;
       cycleKey: string;
-      move: AlertMove;
-      /** The child run's id as the workflow starts it; absent in cycles from before ids carried names. */
-      workflowId?: string;
-    }): Promise<{ migrationId: string } | { refused: string }> {
-      if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
-      const { move } = input;
-      const rule = await findMigrationAlert(deps.db, input.ruleId);
-      return recordRunMigration(
-        deps.db,
-        deps.temporal,
-        { id: move.guestId, name: move.guestName },
-        input.cycleKey,
-        {
-          kind: 'live',
-          sourceHostId: move.fromHostId,
-          trigger: 'alert',
-          options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
-          workflowId: input.workflowId ?? liveMigrationWorkflowId(move.guestId),
-          requestedBy: triggerRequester('alert', rule?.name ?? input.ruleId),
-        },
-      );
+      moves: { move: AlertMove; workflowId: string }[];
+    }): Promise<RecordedAlertMigration[]> {
+      const results: RecordedAlertMigration[] = new Array(input.moves.length);
+      let next = 0;
+      const lane = async () => {
+        while (next < input.moves.length) {
+          const i = next++;
+          const { move, workflowId } = input.moves[i]!;
+          results[i] = await recordAlertMigration({
+            ruleId: input.ruleId,
+            cycleKey: input.cycleKey,
+            move,
+            workflowId,
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(RECORD_MOVES_AT_ONCE, input.moves.length) }, lane));
+      return results;
+    },
+
+    /** Several events of one rule, in order; each with its dedupe key, so a retry records none twice. */
+    async recordAlertEvents(input: { ruleId: string; events: AlertEvent[] }): Promise<void> {
+      for (const event of input.events) {
+        await recordEvent(deps.db, { subjectKind: 'rule', subjectId: input.ruleId, ...event });
+      }
     },
   };
+
+  async function recordAlertMigration(input: RecordAlertMigrationInput): Promise<RecordedAlertMigration> {
+    if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
+    const { move } = input;
+    const rule = await findMigrationAlert(deps.db, input.ruleId);
+    return recordRunMigration(
+      deps.db,
+      deps.temporal,
+      { id: move.guestId, name: move.guestName },
+      input.cycleKey,
+      {
+        kind: 'live',
+        sourceHostId: move.fromHostId,
+        trigger: 'alert',
+        options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
+        workflowId: input.workflowId ?? liveMigrationWorkflowId(move.guestId),
+        requestedBy: triggerRequester('alert', rule?.name ?? input.ruleId),
+      },
+    );
+  }
 }
+
+export interface RecordAlertMigrationInput {
+  ruleId: string;
+  cycleKey: string;
+  move: AlertMove;
+  /** The child run's id as the workflow starts it; absent in cycles from before ids carried names. */
+  workflowId?: string;
+}
+
+export type RecordedAlertMigration = { migrationId: string } | { refused: string };
+
+/** Moves recorded side by side by recordAlertMigrations (each takes the guest's lock and asks Temporal). */
+const RECORD_MOVES_AT_ONCE = 8;

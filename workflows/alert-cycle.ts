@@ -26,6 +26,9 @@ import { DEFAULT_LIVE_MIGRATE_OPTIONS } from '../domain/live-migration.ts';
 import { guestRunWorkflowId, liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { migrationSummary } from '../domain/workflow-summaries.ts';
 import { WORKFLOW_IDS_WITH_NAMES } from './workflow-patches.ts';
+
+/** A cycle's moves are recorded by one activity and their events by another, before the children start. */
+export const ALERT_MOVES_RECORDED_TOGETHER = 'alert-moves-recorded-together';
 import { failureReason } from './failure-reason.ts';
 import { liveMigrate } from './live-migrate.ts';
 import {
@@ -98,9 +101,9 @@ export async function alertCycle(input: AlertCycleInput): Promise<AlertCycleOutc
       if (!isCancellation(err)) lockLost = true;
     });
   try {
-    const moves = await Promise.all(
-      plan.moves.map((move) => runMove(plan, move, timings, cycleKey, () => lockLost)),
-    );
+    const moves = patched(ALERT_MOVES_RECORDED_TOGETHER)
+      ? await runMovesRecordedTogether(plan, timings, cycleKey, () => lockLost)
+      : await Promise.all(plan.moves.map((move) => runMove(plan, move, timings, cycleKey, () => lockLost)));
     return { outcome: 'migrated', moves, lockLost };
   } finally {
     keeper.cancel();
@@ -142,6 +145,74 @@ async function runMove(
   }
   const { migrationId } = recorded;
   await record(migratingEvent(move, migrationId, cycleKey));
+  return runChild(plan, move, migrationId, workflowId, timings, cycleKey);
+}
+
+/**
+ * The cycle's moves recorded in one activity and their `migrating` events in another, then every child started:
+ * fifty moves took a hundred activities before the last child started (5.6 s on a loaded two-core machine).
+ */
+async function runMovesRecordedTogether(
+  plan: AlertCyclePlan,
+  timings: AlertCycleTimings,
+  cycleKey: string,
+  lockLost: () => boolean,
+): Promise<AlertCycleMoveOutcome[]> {
+  const base = (move: AlertMove) => ({ guest: move.guestId, from: move.fromHostId, to: move.toHostId });
+  const refused = (move: AlertMove, error: string): AlertCycleMoveOutcome => ({
+    ...base(move),
+    migrationId: null,
+    outcome: 'refused',
+    error,
+  });
+  const refusedEvent = (move: AlertMove, error: string) =>
+    migrationOutcomeEvent(move, { migrationId: null, ok: false, error, destination: null }, cycleKey);
+  if (lockLost()) {
+    const error = 'the migration lock was lost before this move started';
+    await quick.recordAlertEvents({
+      ruleId: plan.ruleId,
+      events: plan.moves.map((m) => refusedEvent(m, error)),
+    });
+    return plan.moves.map((move) => refused(move, error));
+  }
+  const workflowIds = plan.moves.map((move) =>
+    guestRunWorkflowId('live-migrate', { id: move.guestId, name: move.guestName }),
+  );
+  const recorded = await quick.recordAlertMigrations({
+    ruleId: plan.ruleId,
+    cycleKey,
+    moves: plan.moves.map((move, i) => ({ move, workflowId: workflowIds[i]! })),
+  });
+  await quick.recordAlertEvents({
+    ruleId: plan.ruleId,
+    events: plan.moves.map((move, i) => {
+      const outcome = recorded[i]!;
+      return 'refused' in outcome
+        ? refusedEvent(move, outcome.refused)
+        : migratingEvent(move, outcome.migrationId, cycleKey);
+    }),
+  });
+  return Promise.all(
+    plan.moves.map((move, i) => {
+      const outcome = recorded[i]!;
+      if ('refused' in outcome) return refused(move, outcome.refused);
+      return runChild(plan, move, outcome.migrationId, workflowIds[i]!, timings, cycleKey);
+    }),
+  );
+}
+
+/** One move's child migration, from its start to its outcome event. */
+async function runChild(
+  plan: AlertCyclePlan,
+  move: AlertMove,
+  migrationId: string,
+  workflowId: string,
+  timings: AlertCycleTimings,
+  cycleKey: string,
+): Promise<AlertCycleMoveOutcome> {
+  const base = { guest: move.guestId, from: move.fromHostId, to: move.toHostId };
+  const record = (event: Parameters<Activities['recordAlertEvent']>[0]['event']) =>
+    quick.recordAlertEvent({ ruleId: plan.ruleId, event });
   try {
     await executeChild(liveMigrate, {
       workflowId,
