@@ -13,6 +13,7 @@ import { FleetMetrics } from './fleet-metrics.ts';
 import { type FleetHostPlan, type FleetHostSize, planFleet, registrationDelayMs } from './fleet-plan.ts';
 import { readSimFleetOptions } from './fleet-settings.ts';
 import { loadOrCreateHostId } from './host-id.ts';
+import { exitOnSignal } from './exit-on-signal.ts';
 import { consoleLogger, errorMessage, type Logger } from './log.ts';
 import type { PeerHost } from './peers.ts';
 import type { LivenessOptions, MetricsOptions } from './settings.ts';
@@ -220,21 +221,7 @@ async function main(): Promise<void> {
   log(
     `started in ${Math.round(performance.now() - startedMs)} ms; RSS ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB`,
   );
-  let exiting = false;
-  const onSignal = (name: string): void => {
-    if (exiting) return;
-    exiting = true;
-    log(`${name} received; stopping ${fleet.hosts.length} hosts`);
-    fleet.stop().then(
-      () => process.exit(0),
-      (error) => {
-        log(`stop failed: ${errorMessage(error)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  exitOnSignal(log, () => fleet.stop(), `; stopping ${fleet.hosts.length} hosts`);
 }
 
 const guestsFileSchema = z.record(z.string(), z.array(guestSpecSchema));

@@ -1,5 +1,6 @@
 import { pathToFileURL } from 'node:url';
 import { configOrExit } from '../domain/config/startup.ts';
+import { exitOnSignal } from './exit-on-signal.ts';
 import { consoleLogger, errorMessage } from './log.ts';
 import { readAgentOptions } from './settings.ts';
 import { startAgent } from './start-agent.ts';
@@ -46,21 +47,7 @@ async function main(): Promise<void> {
   const options = configOrExit('agent', readAgentOptions, process.env);
   const log = consoleLogger(options.name);
   const agent = await startAgent({ ...options, log });
-  let exiting = false;
-  const onSignal = (name: string): void => {
-    if (exiting) return;
-    exiting = true;
-    log(`${name} received`);
-    agent.stop().then(
-      () => process.exit(0),
-      (error) => {
-        log(`stop failed: ${errorMessage(error)}`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGINT', () => onSignal('SIGINT'));
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  exitOnSignal(log, () => agent.stop());
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
