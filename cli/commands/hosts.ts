@@ -17,7 +17,13 @@ interface HostView {
   cpus: number;
   memoryMb: number;
   driver: string;
+  lastReportAt: string | null;
+  reports: 'current' | 'late' | 'never';
 }
+
+/** Whether the host's state reports still come; since when they stopped. */
+const reportsCell = (h: HostView): string =>
+  h.reports === 'late' ? `late (last ${h.lastReportAt})` : h.reports;
 
 export const hostList: Command = {
   name: 'host-list',
@@ -35,7 +41,7 @@ export const hostList: Command = {
     const hosts = await apiAllPages<HostView>(conn, '/v1/hosts', query);
     console.log(
       table(
-        ['ID', 'Name', 'Status', 'Enabled', 'Address', 'CPUs', 'Mem(MB)', 'QEMU', 'CPU model'],
+        ['ID', 'Name', 'Status', 'Enabled', 'Address', 'CPUs', 'Mem(MB)', 'QEMU', 'CPU model', 'Reports'],
         hosts.map((h) => [
           h.id,
           h.name,
@@ -46,6 +52,7 @@ export const hostList: Command = {
           h.memoryMb,
           h.qemuVersion,
           h.cpuModel,
+          reportsCell(h),
         ]),
       ),
     );

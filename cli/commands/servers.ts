@@ -29,7 +29,8 @@ interface ServerView {
 /** The heartbeat as last reported, or since when the host has not reported. */
 function heartbeatCell(live: ServerView['live']): string | number {
   if (live === null) return '';
-  if (live.agentReachable) return live.heartbeat?.counter ?? '';
+  if (live.agentReachable)
+    return live.status === 'running' ? (live.heartbeat?.counter ?? '') : (live.status ?? '');
   return live.lastReportAt ? `no report since ${live.lastReportAt}` : 'no report yet';
 }
 
