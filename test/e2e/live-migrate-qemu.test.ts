@@ -43,7 +43,8 @@ async function migrateAndVerify(
   // when it decides to stop the guest; the measured figure adds the device state and the start on the
   // destination, which a loaded two-CPU runner has been seen to stretch past the limit (312 ms).
   expect(done.progress?.downtimeMs).not.toBeNull();
-  expect(done.progress?.downtimeMs ?? 0).toBeGreaterThan(0);
+  // QEMU counts it in whole ms: a guest this small may stop for less than one.
+  expect(done.progress?.downtimeMs ?? -1).toBeGreaterThanOrEqual(0);
   expect(done.progress?.downtimeMs ?? Infinity).toBeLessThanOrEqual(DEFAULT_DOWNTIME_LIMIT_MS * 1.5);
 
   // The heartbeat goes on from the destination, past where it was before the move.
