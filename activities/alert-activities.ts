@@ -3,6 +3,7 @@ import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
 import type { Db } from '../db/client.ts';
 import { recordEvent, type NewEvent } from '../db/inventory.ts';
 import { planAlertMoves } from '../domain/alert-planner.ts';
+import { mapLimited } from '../domain/map-limited.ts';
 import { triggerRequester } from '../domain/requester.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { alertCycleEvents, type AlertCyclePlan, type AlertMove } from '../domain/alert-events.ts';
@@ -71,22 +72,9 @@ export function alertActivities(deps: AlertActivityDeps) {
       cycleKey: string;
       moves: { move: AlertMove; workflowId: string }[];
     }): Promise<RecordedAlertMigration[]> {
-      const results: RecordedAlertMigration[] = new Array(input.moves.length);
-      let next = 0;
-      const lane = async () => {
-        while (next < input.moves.length) {
-          const i = next++;
-          const { move, workflowId } = input.moves[i]!;
-          results[i] = await recordAlertMigration({
-            ruleId: input.ruleId,
-            cycleKey: input.cycleKey,
-            move,
-            workflowId,
-          });
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(RECORD_MOVES_AT_ONCE, input.moves.length) }, lane));
-      return results;
+      return mapLimited(input.moves, RECORD_MOVES_AT_ONCE, ({ move, workflowId }) =>
+        recordAlertMigration({ ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId }),
+      );
     },
 
     /** Several events of one rule, in order; each with its dedupe key, so a retry records none twice. */

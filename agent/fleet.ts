@@ -14,6 +14,7 @@ import { type FleetHostPlan, type FleetHostSize, planFleet, registrationDelayMs 
 import { readSimFleetOptions } from './fleet-settings.ts';
 import { loadOrCreateHostId } from './host-id.ts';
 import { exitOnSignal } from './exit-on-signal.ts';
+import { mapLimited } from '../domain/map-limited.ts';
 import { consoleLogger, errorMessage, type Logger } from './log.ts';
 import type { PeerHost } from './peers.ts';
 import type { LivenessOptions, MetricsOptions } from './settings.ts';
@@ -82,24 +83,6 @@ export interface SimFleet {
   stop(): Promise<void>;
 }
 
-/** Runs `work` on the items, at most `limit` at once; after a failure no new item starts, and it is thrown. */
-async function eachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  let failure: unknown = null;
-  const lane = async (): Promise<void> => {
-    while (next < items.length && failure === null) {
-      const item = items[next++]!;
-      try {
-        await work(item);
-      } catch (error) {
-        failure ??= error;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
-  if (failure !== null) throw failure;
-}
-
 /**
  * Many sim hosts in this process, each a whole host as the control plane sees it: its own host id, agent
  * (HTTP server and port), lease and health key, facts, metrics series and registration. What is a cost per
@@ -124,7 +107,7 @@ export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet>
     (stopping ??= (async () => {
       metrics?.stop();
       for (const remove of removals) remove();
-      await eachLimited(hosts, 64, (host) =>
+      await mapLimited(hosts, 64, (host) =>
         host.agent.stop().catch((error) => log(`${host.name}: stop failed: ${errorMessage(error)}`)),
       );
       keepalive?.close();
@@ -184,7 +167,7 @@ export async function startSimFleet(options: SimFleetOptions): Promise<SimFleet>
   };
 
   try {
-    await eachLimited(
+    await mapLimited(
       planFleet({ count: options.count, prefix: options.prefix, seed: options.seed, sizes: options.sizes }),
       options.startConcurrency ?? 16,
       startHost,

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EvacuationOutcome } from '../../domain/evacuation.ts';
 import { DEFAULT_TIMINGS } from '../../domain/live-migration.ts';
+import { mapLimited } from '../../domain/map-limited.ts';
 import type { SlotLimits } from '../../domain/slots.ts';
 import { waitFor } from '../../test/helpers/wait.ts';
 import type { HostEvent, MigrationRow } from '../lib/api-views.ts';
@@ -86,19 +87,6 @@ function parseOptions(args: string[]): Options {
 
 const hostName = (i: number) => `sim-${String(i + 1).padStart(2, '0')}`;
 
-/** Runs `work` over `items`, at most `limit` at a time. */
-async function inPool<T>(
-  items: readonly T[],
-  limit: number,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await work(items[next++] as T);
-  });
-  await Promise.all(lanes);
-}
-
 /** Every guest created through the API (createGuest workflows on the sim agents) and running. */
 async function createGuests(stack: Orchestrator, hosts: string[], options: Options): Promise<number> {
   const specs = hosts.flatMap((host, h) =>
@@ -119,7 +107,7 @@ async function createGuests(stack: Orchestrator, hosts: string[], options: Optio
       };
     }),
   );
-  await inPool(specs, CREATE_CONCURRENCY, async (spec) => {
+  await mapLimited(specs, CREATE_CONCURRENCY, async (spec) => {
     const res = await stack.api('POST', '/v1/servers', spec);
     if (res.status !== 202)
       throw new Error(`POST /v1/servers ${spec.name}: ${res.status} ${JSON.stringify(res.body)}`);
