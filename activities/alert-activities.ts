@@ -1,3 +1,4 @@
+import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
 import type { Db } from '../db/client.ts';
@@ -37,7 +38,9 @@ export function alertActivities(deps: AlertActivityDeps) {
         rule,
         new Date(),
       );
+      const planning = performance.now();
       const plan = planAlertMoves(snapshot.input);
+      const planMs = Math.round(performance.now() - planning);
       const { cyclePlan, events, hostsWithoutData } = alertCycleEvents({
         rule,
         plan,
@@ -45,9 +48,18 @@ export function alertActivities(deps: AlertActivityDeps) {
         guests: snapshot.guests,
         cycleKey: input.cycleKey,
       });
+      const recording = performance.now();
       for (const event of events)
         await recordEvent(deps.db, { subjectKind: 'rule', subjectId: rule.id, ...event });
       await updateMigrationAlert(deps.db, rule.id, { hostsWithoutData });
+      log.info('alert plan', {
+        rule: rule.name,
+        moves: cyclePlan.moves.length,
+        events: events.length,
+        readMs: snapshot.readMs,
+        planMs,
+        recordMs: Math.round(performance.now() - recording),
+      });
       return cyclePlan;
     },
 

@@ -16,6 +16,11 @@ export class HostLiveness {
     return new Set(keys.map((k) => k.slice(prefix.length)));
   }
 
+  /** One host's health key, read alone: what a single host's view needs, whatever the size of the fleet. */
+  async isOnline(hostId: string): Promise<boolean> {
+    return this.client.get(`${hostHealthPrefix(this.settings.prefix)}${hostId}`).exists();
+  }
+
   close(): void {
     this.client.close();
   }

@@ -6,6 +6,7 @@ import {
   type Client,
 } from '@temporalio/client';
 import type { LockRequest, TryAcquireAnswer } from '../domain/migration-lock.ts';
+import { askWhileBusy } from './ask-while-busy.ts';
 import { renewUntilCancelled } from './lease-keeper.ts';
 import { MIGRATION_LOCK_WORKFLOW_ID } from '../domain/workflow-ids.ts';
 import type { migrationLock } from '../workflows/migration-lock.ts';
@@ -41,21 +42,27 @@ export function migrationLockActivities(deps: MigrationLockDeps) {
   return {
     /** Update-with-start: the singleton comes into being with the first request. */
     async tryAcquireMigrationLock(request: LockRequest): Promise<TryAcquireAnswer> {
-      return client('tryAcquireMigrationLock').workflow.executeUpdateWithStart(tryAcquireLockUpdate, {
-        args: [request],
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof migrationLock>('migrationLock', {
-          workflowId: lockId,
-          taskQueue: Context.current().info.taskQueue,
-          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-          args: [],
+      const temporal = client('tryAcquireMigrationLock');
+      const taskQueue = Context.current().info.taskQueue;
+      // Many rules' cycles can ask at once, past the lock workflow's in-flight update limit.
+      return askWhileBusy(() =>
+        temporal.workflow.executeUpdateWithStart(tryAcquireLockUpdate, {
+          args: [request],
+          startWorkflowOperation: new WithStartWorkflowOperation<typeof migrationLock>('migrationLock', {
+            workflowId: lockId,
+            taskQueue,
+            workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+            args: [],
+          }),
         }),
-      });
+      );
     },
 
     /** Frees the lock if the owner still holds it; a lock that is gone or held by another frees nothing. */
     async releaseMigrationLock(input: { owner: string }): Promise<{ released: boolean }> {
       try {
-        return await lock('releaseMigrationLock').executeUpdate(releaseLockUpdate, { args: [input] });
+        const handle = lock('releaseMigrationLock');
+        return await askWhileBusy(() => handle.executeUpdate(releaseLockUpdate, { args: [input] }));
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) return { released: false };
         throw err;

@@ -2,6 +2,7 @@ import { Context, log } from '@temporalio/activity';
 import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import type { migrationSlots } from '../workflows/migration-slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
+import { askWhileBusy } from './ask-while-busy.ts';
 import { renewUntilCancelled } from './lease-keeper.ts';
 import {
   acquireSlotUpdate,
@@ -51,15 +52,20 @@ export function slotActivities(deps: { temporal?: Client }) {
     async acquireMigrationSlot(input: AcquireSlotInput & { clusterId: string }): Promise<AcquireSlotAnswer> {
       const temporal = client('acquireMigrationSlot');
       const { clusterId, ...request } = input;
-      return temporal.workflow.executeUpdateWithStart(acquireSlotUpdate, {
-        args: [request],
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof migrationSlots>('migrationSlots', {
-          workflowId: migrationSlotsWorkflowId(clusterId),
-          taskQueue: Context.current().info.taskQueue,
-          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-          args: [],
+      const taskQueue = Context.current().info.taskQueue;
+      // A burst of migrations (an alert cycle's fifty, an evacuation) meets the slots workflow's in-flight limit.
+      return askWhileBusy(() =>
+        temporal.workflow.executeUpdateWithStart(acquireSlotUpdate, {
+          args: [request],
+          // A fresh operation per attempt: one is bound to the call it was sent with.
+          startWorkflowOperation: new WithStartWorkflowOperation<typeof migrationSlots>('migrationSlots', {
+            workflowId: migrationSlotsWorkflowId(clusterId),
+            taskQueue,
+            workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+            args: [],
+          }),
         }),
-      });
+      );
     },
 
     /**
@@ -71,9 +77,11 @@ export function slotActivities(deps: { temporal?: Client }) {
       migrationId: string;
     }): Promise<LeaveSlotQueueAnswer> {
       const temporal = client('leaveMigrationSlotQueue');
-      return temporal.workflow
-        .getHandle(input.slotsWorkflowId)
-        .executeUpdate(leaveSlotQueueUpdate, { args: [{ migrationId: input.migrationId }] });
+      return askWhileBusy(() =>
+        temporal.workflow
+          .getHandle(input.slotsWorkflowId)
+          .executeUpdate(leaveSlotQueueUpdate, { args: [{ migrationId: input.migrationId }] }),
+      );
     },
 
     /**

@@ -6,8 +6,10 @@ import { readPrecheckVerdict, type PrecheckReading } from '../domain/precheck-ve
 import type { ApiDeps } from './deps.ts';
 import { ApiError } from './errors.ts';
 
-/** How often the record is read while the pre-checks run (they take tens of milliseconds). */
+/** How often the record is read while the pre-checks run (they take tens of milliseconds), without notifications. */
 const VERDICT_POLL_MS = 20;
+/** With notifications, the record is read again when it changes, or after this long in case one was lost. */
+const VERDICT_NOTIFIED_POLL_MS = 500;
 
 /**
  * What a migrate request answers once the workflow's pre-checks spoke (or did not within the timeout): a 422
@@ -38,13 +40,22 @@ async function awaitPrecheckReading(
   timeoutMs: number,
 ): Promise<PrecheckReading> {
   const deadline = Date.now() + timeoutMs;
+  const changes = deps.migrationChanges;
   for (;;) {
+    // Asked before the read, so a change landing between the read and the wait still wakes it.
+    const next = changes?.listening
+      ? changes.next(migrationId, Math.max(1, Math.min(VERDICT_NOTIFIED_POLL_MS, deadline - Date.now())))
+      : null;
     const [row, events] = await Promise.all([
       findMigration(deps.db, migrationId),
       migrationEvents(deps.db, migrationId),
     ]);
     const reading = row ? readPrecheckVerdict(row, events) : ({ kind: 'waiting' } as const);
-    if (reading.kind !== 'waiting' || Date.now() >= deadline) return reading;
-    await sleep(VERDICT_POLL_MS);
+    if (reading.kind !== 'waiting' || Date.now() >= deadline) {
+      next?.cancel();
+      return reading;
+    }
+    if (next) await next.changed;
+    else await sleep(VERDICT_POLL_MS);
   }
 }

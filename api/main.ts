@@ -5,6 +5,7 @@ import { alertMetricsReader } from '../activities/alert-metrics.ts';
 import { HostLiveness } from '../activities/host-liveness.ts';
 import { listMigrationAlerts } from '../db/alert-store.ts';
 import { connectDb } from '../db/client.ts';
+import { MigrationChanges } from '../db/migration-changes.ts';
 import { readApiConfig } from '../domain/config.ts';
 import { configOrExit } from '../domain/config/startup.ts';
 import { reconcileAlertSchedules } from './alert-schedules.ts';
@@ -18,6 +19,8 @@ const temporalConf = config.temporal;
 const db = connectDb(config.database);
 const connection = await Connection.connect(await temporalConnectionOptions(temporalConf));
 const liveness = new HostLiveness(config.etcd);
+const migrationChanges = new MigrationChanges(config.database);
+await migrationChanges.start();
 const temporal = new Client({ connection, namespace: temporalConf.namespace });
 const { agentCredentialKey } = config;
 const app = createApp({
@@ -29,6 +32,7 @@ const app = createApp({
   agentCredentialKey,
   apiToken: config.apiToken,
   metrics: alertMetricsReader(config.influx),
+  migrationChanges,
 });
 
 // Rules and their schedules are repaired before the API answers: a rule without its schedule gets one, a
@@ -53,6 +57,7 @@ async function shutdown() {
   stopReaper();
   server.close();
   liveness.close();
+  await migrationChanges.close();
   await connection.close();
   await db.close();
   console.log('API stopped');

@@ -2,11 +2,11 @@ import type { Guest, GuestReport, Host } from '../db/schema.ts';
 import { reportFreshness } from '../domain/guest-reports.ts';
 import { effectiveHostStatus } from '../domain/host-status.ts';
 
-export function hostView(host: Host, online: Set<string>) {
+export function hostView(host: Host, online: boolean) {
   return {
     id: host.id,
     name: host.name,
-    status: effectiveHostStatus(host.status, online.has(host.id)),
+    status: effectiveHostStatus(host.status, online),
     enabled: host.enabled,
     address: host.address,
     agentUrl: host.agentUrl,

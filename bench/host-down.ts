@@ -17,6 +17,7 @@ import { machineLine, revisionLine } from './lib/provenance.ts';
 import type { BenchServers } from './lib/servers.ts';
 import { ms, summarize, table } from './lib/stats.ts';
 import { benchWorkdir } from './lib/workdir.ts';
+import { guestOnAgent } from './lib/agent-guest.ts';
 import { historyCounts, type HistoryCounts } from './live-migrate/history.ts';
 import { startRunStack, type Orchestrator } from './live-migrate/stack.ts';
 
@@ -185,9 +186,9 @@ async function runRound(stack: Stack, index: number, print: (line?: string) => v
     180_000,
     async () => {
       const s = (await stack.api<ServerView>('GET', `/v1/servers/${guestId}`)).body;
-      const counter = s.live?.heartbeat?.counter;
-      if (s.status !== 'running' || !s.host.name || s.host.name === victim || counter === undefined)
-        return null;
+      if (s.status !== 'running' || !s.host.name || s.host.name === victim) return null;
+      const counter = (await guestOnAgent(stack, s.host.name, guestId))?.heartbeat?.counter;
+      if (counter === undefined) return null;
       if (first === null || first.host !== s.host.name) {
         first = { counter, at: Date.now(), host: s.host.name };
         return null;

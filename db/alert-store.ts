@@ -3,7 +3,7 @@ import { terminalMigrationPhases } from '../domain/migration-phases.ts';
 import type { Db } from './client.ts';
 import { eventPage, type EventPageFilter } from './event-page.ts';
 import { isUuid } from './inventory.ts';
-import { events, migrationAlerts, migrations, type MigrationAlert } from './schema.ts';
+import { events, guests, migrationAlerts, migrations, type MigrationAlert } from './schema.ts';
 
 export type NewMigrationAlert = typeof migrationAlerts.$inferInsert;
 export type MigrationAlertPatch = Partial<Omit<NewMigrationAlert, 'id' | 'name' | 'createdAt'>>;
@@ -104,10 +104,12 @@ export async function alertMoveHistory(
   since: Date,
 ): Promise<Map<string, AlertMoveHistory>> {
   if (guestIds.length === 0) return new Map();
+  // One array parameter: a fleet's 20,000 ids as 20,000 bind parameters cost more than the query itself.
+  const ofGuests = sql`${migrations.guestId} = any(${sql.param(guestIds)}::uuid[])`;
   const latest = await db
     .selectDistinctOn([migrations.guestId], { guestId: migrations.guestId, at: migrations.requestedAt })
     .from(migrations)
-    .where(and(eq(migrations.trigger, 'alert'), inArray(migrations.guestId, guestIds)))
+    .where(and(eq(migrations.trigger, 'alert'), ofGuests))
     .orderBy(migrations.guestId, desc(migrations.requestedAt));
   const recent = await db
     .select({ guestId: migrations.guestId, at: migrations.requestedAt, host: migrations.sourceHostId })
@@ -117,7 +119,7 @@ export async function alertMoveHistory(
         eq(migrations.trigger, 'alert'),
         eq(migrations.phase, 'completed'),
         gt(migrations.requestedAt, since),
-        inArray(migrations.guestId, guestIds),
+        ofGuests,
       ),
     );
   const history = new Map(
@@ -126,6 +128,26 @@ export async function alertMoveHistory(
   for (const r of recent) history.get(r.guestId)?.left.push({ host: r.host, at: r.at });
   return history;
 }
+
+/**
+ * What the alert planner needs of each running guest, in the guests' listing order (name, id): a fleet's 20,000
+ * rows without their disks, networks and labels.
+ */
+export function runningGuestsToPlan(db: Db) {
+  return db
+    .select({
+      id: guests.id,
+      name: guests.name,
+      hostId: guests.hostId,
+      vcpus: guests.vcpus,
+      memoryMb: guests.memoryMb,
+    })
+    .from(guests)
+    .where(eq(guests.status, 'running'))
+    .orderBy(asc(guests.name), asc(guests.id));
+}
+
+export type GuestToPlan = Awaited<ReturnType<typeof runningGuestsToPlan>>[number];
 
 /** Guests with a migration that has not ended. */
 export async function guestsMigrating(db: Db): Promise<Set<string>> {

@@ -150,6 +150,29 @@ interface Target {
   floor: number;
 }
 
+/**
+ * The watched hosts (the rule's source hosts, or all) whose value crosses the threshold, strictly, as the seed
+ * compares; a settling one among them fires but does not act this cycle.
+ */
+export function firingHosts(
+  rule: Pick<PlannerRule, 'metric' | 'threshold' | 'sourceHosts'>,
+  hosts: readonly PlannerHost[],
+): PlannerHost[] {
+  const watched = rule.sourceHosts && rule.sourceHosts.length > 0 ? new Set(rule.sourceHosts) : null;
+  return hosts.filter(
+    (h) =>
+      (!watched || watched.has(h.id)) && h.current !== null && fires(rule.metric, h.current, rule.threshold),
+  );
+}
+
+/** Whether any host must shed load now: without one, no guest's usage can change the plan. */
+export function anyHostToRelieve(
+  rule: Pick<PlannerRule, 'metric' | 'threshold' | 'sourceHosts'>,
+  hosts: readonly PlannerHost[],
+): boolean {
+  return firingHosts(rule, hosts).some((h) => !h.settling);
+}
+
 export function planAlertMoves(input: AlertPlanInput): AlertPlan {
   const { rule } = input;
   const isCpu = comparatorOf(rule.metric) === 'gt';
@@ -194,7 +217,7 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
   const watched = input.hosts.filter((h) => !sourceHosts || sourceHosts.has(h.id));
   const noData = watched.filter((h) => h.current === null).map((h) => h.id);
   const excess = (h: PlannerHost) => (isCpu ? h.current! - line : line - h.current!);
-  const firing = watched.filter((h) => h.current !== null && fires(rule.metric, h.current, rule.threshold));
+  const firing = firingHosts(rule, input.hosts);
   const settling = firing.filter((h) => h.settling).map((h) => h.id);
   const alertedHosts = firing
     .filter((h) => !h.settling)

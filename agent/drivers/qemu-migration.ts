@@ -43,6 +43,17 @@ export function normaliseStatusName(status: string | undefined): MigrationStatus
   return STATUS_ALIASES[status] ?? 'active';
 }
 
+/**
+ * Whether an outgoing migration's `query-migrate` caught QEMU between its `completed` and its figures: QEMU sets
+ * the state (and sends the MIGRATION event) in `migration_completion()` and fills in `total-time` and `downtime`
+ * only afterwards (`migration_calculate_complete()`, migration/migration.c), so a read in between shows 0 or
+ * nothing for both. A completed migration's total time is never 0. Read again: the figures follow within
+ * milliseconds, and a final status is recorded once.
+ */
+export function completionFiguresPending(info: QueryMigrate): boolean {
+  return info.status === 'completed' && !((info['total-time'] ?? 0) > 0);
+}
+
 export function normaliseQueryMigrate(info: QueryMigrate, migrationId: string | null): MigrationStatus {
   const ram = info.ram ?? {};
   return {

@@ -85,6 +85,7 @@ import { GuestStore, type StoredGuest } from './guest-store.ts';
 import { type QemuDisk, qemuArguments } from './qemu-command.ts';
 import {
   bandwidthParameters,
+  completionFiguresPending,
   incomingPort,
   migrationParameterArgs,
   normaliseQueryMigrate,
@@ -96,6 +97,9 @@ import { readHeartbeat } from './serial-heartbeat.ts';
 import { qgaPing } from './qemu-guest-agent.ts';
 
 const MIB = 1024 * 1024;
+/** A completed source's figures come within milliseconds (completionFiguresPending): up to 100 ms of asking. */
+const FIGURES_RETRIES = 20;
+const FIGURES_RETRY_MS = 5;
 /** Unix socket paths are limited to 108 bytes; longer ones move to the temp dir under a stable name. */
 const MAX_SOCKET_PATH = 100;
 
@@ -572,7 +576,7 @@ export class QemuDriver implements HypervisorDriver {
           };
         } else {
           status = {
-            ...normaliseQueryMigrate(await qmp.execute<QueryMigrate>('query-migrate'), record.migrationId),
+            ...normaliseQueryMigrate(await this.queryMigrate(qmp, record.role), record.migrationId),
             ...disks,
           };
           if (block.error !== null && (status.status === 'cancelled' || status.status === 'none')) {
@@ -580,7 +584,7 @@ export class QemuDriver implements HypervisorDriver {
           }
         }
       } else {
-        status = normaliseQueryMigrate(await qmp.execute<QueryMigrate>('query-migrate'), record.migrationId);
+        status = normaliseQueryMigrate(await this.queryMigrate(qmp, record.role), record.migrationId);
       }
     } catch (error) {
       if (await this.alive(id)) throw error;
@@ -1470,6 +1474,16 @@ export class QemuDriver implements HypervisorDriver {
     const run = this.running.get(id);
     if (run === undefined || run.exitReason !== null) return false;
     return isGuestQemu(run.pid, this.store.dir(id));
+  }
+
+  /** query-migrate; a source caught between `completed` and its figures is asked again, for a moment at most. */
+  private async queryMigrate(qmp: QmpClient, role: MigrationRecord['role']): Promise<QueryMigrate> {
+    let info = await qmp.execute<QueryMigrate>('query-migrate');
+    for (let i = 0; role === 'source' && completionFiguresPending(info) && i < FIGURES_RETRIES; i++) {
+      await new Promise((resolve) => setTimeout(resolve, FIGURES_RETRY_MS));
+      info = await qmp.execute<QueryMigrate>('query-migrate');
+    }
+    return info;
   }
 
   private async qmp(id: string): Promise<QmpClient> {

@@ -83,7 +83,7 @@ export function coldMigrateRoutes(deps: ApiDeps) {
 async function refuseImpossibleRescue(deps: ApiDeps, guest: Guest, source: Host | undefined): Promise<void> {
   const disks = disksSurviveTheSource(guest, true);
   if (!disks.ok) throw new ApiError(400, 'invalid_request', `rescue_mode: ${disks.message}`, 'rescue_mode');
-  const online = source ? (await deps.liveness.onlineHostIds()).has(source.id) : false;
+  const online = source ? await deps.liveness.isOnline(source.id) : false;
   const reach = source
     ? await probeSourceReach(source.agentUrl, deps.agentCredentials, guest.id)
     : { agentAnswers: false, guestLiveThere: false };

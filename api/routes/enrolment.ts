@@ -185,7 +185,7 @@ export function enrolRoute({ db, liveness, agentCredentialKey }: ApiDeps) {
     });
     return c.json({
       host: {
-        ...hostView(host, await liveness.onlineHostIds()),
+        ...hostView(host, await liveness.isOnline(host.id)),
         peers: await clusterPeers(db, host.clusterId),
       },
       credential: hostCredential(agentCredentialKey, host.id, host.credentialGeneration),

@@ -94,7 +94,7 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
       });
     }
     c.header('Location', `/v1/hosts/${host.id}`);
-    return c.json(hostView(updated ?? host, await liveness.onlineHostIds()), 202);
+    return c.json(hostView(updated ?? host, await liveness.isOnline((updated ?? host).id)), 202);
   });
   addRoute(app, exitMaintenance, async (c) => {
     const host = await hostOr404(c.req.param('id') ?? '');
@@ -119,7 +119,7 @@ export function hostMaintenanceRoutes(deps: ApiDeps) {
         requestedBy: callerOf(c).requester,
       });
     }
-    return c.json(hostView(updated ?? host, await liveness.onlineHostIds()));
+    return c.json(hostView(updated ?? host, await liveness.isOnline((updated ?? host).id)));
   });
   return app;
 }

@@ -40,7 +40,7 @@ export function hostRemovalRoutes({ db, liveness, agentCredentials }: ApiDeps) {
     const id = c.req.param('id') ?? '';
     const host = await findHost(db, id);
     if (!host) throw notFound('host', id);
-    const online = (await liveness.onlineHostIds()).has(host.id);
+    const online = await liveness.isOnline(host.id);
     const outcome = await removeHost(db, host.id, online, callerOf(c).requester);
     if (!outcome) throw notFound('host', id);
     if (!outcome.removed) {

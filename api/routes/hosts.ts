@@ -134,11 +134,14 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
       limit: limit + 1,
     });
     const page = pageOfRows('hosts', rows, limit, (h) => ({ sort: h.name, id: h.id }));
-    return c.json({ items: page.items.map((h) => hostView(h, online)), next_cursor: page.next_cursor });
+    return c.json({
+      items: page.items.map((h) => hostView(h, online.has(h.id))),
+      next_cursor: page.next_cursor,
+    });
   });
   addRoute(app, getHost, async (c) => {
     const host = await hostOr404(c.req.param('id') ?? '');
-    return c.json(hostView(host, await liveness.onlineHostIds()));
+    return c.json(hostView(host, await liveness.isOnline(host.id)));
   });
   addRoute(app, hostEventsRoute, async (c) => {
     const query = parseOr400(hostEventListQuerySchema, c.req.query());
@@ -194,7 +197,7 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
         .setFencing(false)
         .catch(() => undefined);
     }
-    return c.json(hostView(outcome.host, await liveness.onlineHostIds()));
+    return c.json(hostView(outcome.host, await liveness.isOnline(outcome.host.id)));
   });
   addRoute(app, registerHost, async (c) => {
     const facts: HostFacts = parseOr400(hostFactsSchema, await jsonBody(c));
@@ -250,7 +253,7 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
     const { revision, peers } = await peerLists.withHost(host);
     const held = c.req.header(PEERS_REVISION_HEADER);
     return c.json({
-      ...hostView(host, await liveness.onlineHostIds()),
+      ...hostView(host, await liveness.isOnline(host.id)),
       peersRevision: revision,
       ...(held === revision ? {} : { peers }),
     });
@@ -270,7 +273,7 @@ export function hostRoutes({ db, liveness, agentCredentials }: ApiDeps) {
       requestedBy: callerOf(c).requester,
     });
     agentCredentials.forget?.(host.agentUrl);
-    return c.json(hostView(updated, await liveness.onlineHostIds()));
+    return c.json(hostView(updated, await liveness.isOnline(updated.id)));
   });
   return app;
 }

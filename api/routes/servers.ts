@@ -129,7 +129,7 @@ export function serverRoutes({ db, temporal, taskQueue, liveness }: ApiDeps) {
     if (!host)
       throw new ApiError(400, 'invalid_request', `host: no host with id or name '${body.host}'`, 'host');
     if (!host.enabled) throw new ApiError(409, 'host_disabled', `host '${host.name}' is disabled`, 'host');
-    if (!(await liveness.onlineHostIds()).has(host.id)) {
+    if (!(await liveness.isOnline(host.id))) {
       throw new ApiError(409, 'host_offline', `host '${host.name}' is offline (no live etcd lease)`, 'host');
     }
     if (await findGuest(db, body.name)) {

@@ -2,7 +2,9 @@ import { Client, Connection } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile } from 'node:fs/promises';
 import { sql } from 'drizzle-orm';
 import { planFleet } from '../../agent/fleet-plan.ts';
 import { connectDb } from '../../db/client.ts';
@@ -310,6 +312,10 @@ export async function run(args: string[]): Promise<void> {
     const hot = await windowOf(() => triggerCycle(temporal, ruleName));
     await api('DELETE', `/v1/migration-alerts/${ruleName}`);
     reportCycles({ quiet, hot }, print);
+    // The plan activity logs how long each of its reads took (activities/alert-activities.ts).
+    const workerLog = await readFile(path.join(logDir, 'worker-1.log'), 'utf8').catch(() => '');
+    for (const line of workerLog.split('\n').filter((l) => l.includes('alert plan')))
+      print(`  worker: ${stripVTControlCharacters(line).slice(0, 400)}`);
     await leaseCheck();
 
     const config = await api('PUT', '/v1/migration-config', {

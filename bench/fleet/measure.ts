@@ -77,6 +77,8 @@ export interface CycleTiming {
   toLastMoveStartedMs: number;
   moves: number;
   counts: HistoryCounts;
+  /** Where the time went: each activity's completion and the first and last child started, ms after the start. */
+  timeline: { step: string; atMs: number }[];
 }
 
 /** Triggers a rule's schedule now and times the cycle it starts from its history. */
@@ -99,18 +101,30 @@ export async function triggerCycle(temporal: Client, ruleName: string): Promise<
   const events: HistoryEvent[] = (await handle.fetchHistory()).events ?? [];
   const startMs = eventMs(events[0]?.eventTime);
   const closeMs = eventMs(events.at(-1)?.eventTime);
-  const scheduled = new Map<number, number>();
+  const scheduled = new Map<number, { type: string; atMs: number }>();
   let planMs = NaN;
   const childStarts: number[] = [];
+  const timeline: { step: string; atMs: number }[] = [];
   for (const event of events) {
-    const scheduledAttrs = event.activityTaskScheduledEventAttributes;
-    if (scheduledAttrs?.activityType?.name === 'planAlertCycle')
-      scheduled.set(Number(event.eventId), eventMs(event.eventTime));
+    const atMs = eventMs(event.eventTime);
+    const type = event.activityTaskScheduledEventAttributes?.activityType?.name;
+    if (type) scheduled.set(Number(event.eventId), { type, atMs });
     const completed = event.activityTaskCompletedEventAttributes;
-    if (completed && scheduled.has(Number(completed.scheduledEventId)))
-      planMs = eventMs(event.eventTime) - scheduled.get(Number(completed.scheduledEventId))!;
-    if (event.childWorkflowExecutionStartedEventAttributes) childStarts.push(eventMs(event.eventTime));
+    const activity = completed && scheduled.get(Number(completed.scheduledEventId));
+    if (activity) {
+      if (activity.type === 'planAlertCycle') planMs = atMs - activity.atMs;
+      timeline.push({ step: `${activity.type} done`, atMs: atMs - startMs });
+    }
+    const asked = 'first child start asked';
+    if (event.startChildWorkflowExecutionInitiatedEventAttributes && !timeline.some((t) => t.step === asked))
+      timeline.push({ step: asked, atMs: atMs - startMs });
+    if (event.childWorkflowExecutionStartedEventAttributes) {
+      if (childStarts.length === 0) timeline.push({ step: 'first child started', atMs: atMs - startMs });
+      childStarts.push(atMs);
+    }
   }
+  if (childStarts.length > 0)
+    timeline.push({ step: 'last child started', atMs: Math.max(...childStarts) - startMs });
   return {
     outcome: outcome.outcome,
     totalMs: closeMs - startMs,
@@ -118,6 +132,7 @@ export async function triggerCycle(temporal: Client, ruleName: string): Promise<
     toLastMoveStartedMs: childStarts.length > 0 ? Math.max(...childStarts) - startMs : NaN,
     moves: childStarts.length,
     counts: countHistory(events),
+    timeline: timeline.sort((a, b) => a.atMs - b.atMs),
   };
 }
 

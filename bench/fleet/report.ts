@@ -142,6 +142,12 @@ export function reportCycles(f: Pick<FleetFigures, 'quiet' | 'hot'>, print: Prin
       [cycleRow('no move', f.quiet.result), cycleRow('hot hosts', f.hot.result)],
     ),
   );
+  for (const [label, c] of [
+    ['no move', f.quiet.result],
+    ['hot hosts', f.hot.result],
+  ] as const) {
+    print(`  ${label}, timeline: ${c.timeline.map((t) => `${t.step} ${ms(t.atMs)}`).join(', ')}`);
+  }
   print(`  no move: ${usageLine(f.quiet.usage)}`);
   print(`  hot hosts (until every move ended): ${usageLine(f.hot.usage)}`);
   print();

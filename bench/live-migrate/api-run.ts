@@ -3,6 +3,7 @@ import path from 'node:path';
 import { eq } from 'drizzle-orm';
 import { migrations } from '../../db/schema.ts';
 import { sleep } from '../../scripts/services/proc-table.ts';
+import { guestOnAgent } from '../lib/agent-guest.ts';
 import { MAX_BANDWIDTH_MB } from './guest.ts';
 import { migrationMarks, readRunHistory, runCounts, type RunCounts, type RunHistory } from './history.ts';
 import type { AgentLogLine, Orchestrator } from './stack.ts';
@@ -158,16 +159,17 @@ export async function migrateViaApi(
       qemuCompletedAtSource = 'migrate + totalTimeMs';
     }
 
-    // Not timed: the guest runs on the destination (heartbeat advancing) before the next round starts.
+    // Not timed: the guest runs on the destination (heartbeat advancing, asked of its agent) before the next
+    // round starts.
     deadline = Date.now() + 30_000;
     let firstCounter: number | null = null;
     for (;;) {
-      const server = await stack.api<{
-        status: string;
-        host: { name: string };
-        live: { heartbeat: { counter: number } | null } | null;
-      }>('GET', `/v1/servers/${guest.id}`);
-      const counter = server.body.live?.heartbeat?.counter ?? null;
+      const server = await stack.api<{ status: string; host: { name: string } }>(
+        'GET',
+        `/v1/servers/${guest.id}`,
+      );
+      const onAgent = await guestOnAgent(stack, to, guest.id);
+      const counter = onAgent?.heartbeat?.counter ?? null;
       if (server.body.status === 'running' && server.body.host.name === to && counter !== null) {
         firstCounter ??= counter;
         if (counter >= firstCounter + 1) break;

@@ -85,6 +85,7 @@ export async function startOrchestrator(options: OrchestratorOptions): Promise<O
   try {
     stack = await startInProcessStack({
       db: db.db,
+      databaseUrl: servers.databaseUrl,
       temporal: { address: servers.temporal.address, namespace: servers.temporal.namespace },
       taskQueue: `bench-${randomUUID()}`,
       etcd,

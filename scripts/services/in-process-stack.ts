@@ -19,6 +19,7 @@ import type { AgentOptions } from '../../agent/settings.ts';
 import { startAgent, type RunningAgent } from '../../agent/start-agent.ts';
 import { createApp } from '../../api/app.ts';
 import type { Db } from '../../db/client.ts';
+import { MigrationChanges } from '../../db/migration-changes.ts';
 import { findHost } from '../../db/inventory.ts';
 import type { AlertCycleTimings } from '../../domain/alert-cycle.ts';
 import type { EtcdSettings } from '../../domain/config.ts';
@@ -34,6 +35,8 @@ const HOSTS_UP_TIMEOUT_MS = 60_000;
 
 export interface InProcessStackOptions {
   db: Db;
+  /** The database's URL: the API listens there for migration changes (without it, it polls the records). */
+  databaseUrl?: string;
   temporal: { address: string; namespace: string };
   taskQueue: string;
   /** The hosts' health keys: read by the API and activities, watched by the host watch. */
@@ -139,6 +142,11 @@ export async function startInProcessStack(options: InProcessStackOptions): Promi
     const temporal = new Client({ connection, namespace });
     const liveness = new HostLiveness(options.etcd);
     stops.push({ what: 'etcd client', stop: async () => liveness.close() });
+    const migrationChanges = options.databaseUrl ? MigrationChanges.fromUrl(options.databaseUrl) : undefined;
+    if (migrationChanges) {
+      await migrationChanges.start();
+      stops.push({ what: 'migration changes listener', stop: () => migrationChanges.close() });
+    }
 
     const app = createApp({
       db,
@@ -151,6 +159,7 @@ export async function startInProcessStack(options: InProcessStackOptions): Promi
       liveMigrationTimings: options.timings,
       ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.alertCycleTimings ? { alertCycleTimings: options.alertCycleTimings } : {}),
+      ...(migrationChanges ? { migrationChanges } : {}),
     });
     const server = serve({ fetch: app.fetch, hostname: '127.0.0.1', port: 0 });
     await new Promise<void>((resolve) => server.once('listening', resolve));

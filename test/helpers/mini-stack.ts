@@ -133,6 +133,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
 
   const stack = await startInProcessStack({
     db: db.db,
+    databaseUrl: db.url,
     temporal: { address: inject('temporalAddress'), namespace: inject('temporalNamespace') },
     taskQueue,
     etcd: { endpoints: etcdEndpoints, prefix: etcdPrefix },

@@ -112,6 +112,9 @@ describe('etcd over TLS with auth, from configuration', () => {
     try {
       await liveness.whenHeld();
       expect(await reader.onlineHostIds()).toEqual(new Set(['host-tls']));
+      // One host's view reads its key alone; a key that only starts with the id is another host's.
+      expect(await reader.isOnline('host-tls')).toBe(true);
+      expect(await reader.isOnline('host-tl')).toBe(false);
     } finally {
       await liveness.stop({ revoke: true });
       reader.close();

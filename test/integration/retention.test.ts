@@ -19,6 +19,7 @@ import { applyRetention, deletePruneSchedule, type RetentionHome } from '../../w
 import { workflowsPath } from '../../workers/worker.ts';
 import { pruneHistoryCycle } from '../../workflows/prune-history.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
+import { oneHostSql } from '../helpers/sql-fixtures.ts';
 
 const HOST = '00000000-0000-0000-0000-00000000000a';
 const ids = {
@@ -36,12 +37,7 @@ const ids = {
  * requested two months ago, old and new events of hosts, guests and rules (12,000 old host events: several
  * batches), and events of migrations whose row is gone.
  */
-const FIXTURE = `
-  insert into clusters (id, name) values ('00000000-0000-0000-0000-00000000000c', 'c');
-  insert into hosts (id, cluster_id, name, address, agent_url, driver, cpu_model, microcode, kernel, qemu_version,
-    cpus, memory_mb, shared_storage_path)
-  values ('${HOST}', '00000000-0000-0000-0000-00000000000c', 'h', '127.0.0.1', 'http://127.0.0.1:1', 'sim', 'cpu',
-    '0x1', '6.1', '8.0', 4, 4096, '/tmp');
+const FIXTURE = `${oneHostSql(HOST)}
   insert into guests (id, name, host_id, vcpus, memory_mb) values
     ('00000000-0000-0000-0000-0000000000f1', 'g1', '${HOST}', 1, 256),
     ('00000000-0000-0000-0000-0000000000f2', 'g2', '${HOST}', 1, 256);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  anyHostToRelieve,
+  firingHosts,
   planAlertMoves,
   MAX_REASONS_PER_GUEST,
   type AlertPlanInput,
@@ -436,5 +438,39 @@ describe('planAlertMoves: hosts whose metrics lag a recent migration', () => {
     expect(result.settling).toEqual(['a']);
     expect(result.alerted.map((h) => h.host)).toEqual(['b']);
     expect(result.moves).toEqual([expect.objectContaining({ guest: 'gb', to: 'd' })]);
+  });
+});
+
+describe('firingHosts and anyHostToRelieve: whether a cycle needs the guests at all', () => {
+  it('fires strictly past the threshold, on watched hosts with data only', () => {
+    const hosts = [host('at', 60), host('over', 60.01), host('none', null), host('under', 10)];
+    expect(firingHosts(cpuRule(), hosts).map((h) => h.id)).toEqual(['over']);
+    expect(firingHosts(cpuRule({ sourceHosts: ['at', 'under'] }), hosts)).toEqual([]);
+    expect(firingHosts(cpuRule({ sourceHosts: [] }), hosts).map((h) => h.id)).toEqual(['over']);
+  });
+
+  it('fires below the threshold for memory', () => {
+    const rule: PlannerRule = { metric: 'mem.available', threshold: 2 * GiB, periodS: 120 };
+    const hosts = [host('low', GiB), host('at', 2 * GiB), host('high', 8 * GiB)];
+    expect(firingHosts(rule, hosts).map((h) => h.id)).toEqual(['low']);
+  });
+
+  it('has nothing to relieve when only settling hosts fire, or none', () => {
+    expect(anyHostToRelieve(cpuRule(), [host('a', 90, { settling: true }), host('b', 10)])).toBe(false);
+    expect(anyHostToRelieve(cpuRule(), [host('a', 50), host('b', 10)])).toBe(false);
+    expect(anyHostToRelieve(cpuRule(), [host('a', 90, { settling: true }), host('b', 70)])).toBe(true);
+  });
+
+  it('without a host to relieve, the plan is the same with or without the guests usage', () => {
+    const hosts = [host('a', 90, { settling: true }), host('b', 55), host('c', null), host('d', 5)];
+    const guests = [
+      guest('ga', 'a', 100, { vcpus: 12, history: [90, 100] }),
+      guest('gb', 'b', 80, { history: [10, 90] }),
+      guest('gd', 'd', 5),
+    ];
+    const rule = cpuRule();
+    expect(anyHostToRelieve(rule, hosts)).toBe(false);
+    const blind = guests.map((g) => ({ ...g, usage: null, history: [] }));
+    expect(plan(rule, hosts, blind)).toEqual(plan(rule, hosts, guests));
   });
 });
