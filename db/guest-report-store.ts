@@ -11,8 +11,9 @@ export interface StoredReport {
 }
 
 /**
- * Keeps a host's report: the host's last report time, a row per guest written only when its state changed or
- * its stored heartbeat is older than `heartbeatRefreshS`, and the rows of guests the report no longer names.
+ * Keeps a host's report: the host's last report time, a row per guest written only when its state changed (a
+ * heartbeat that appears or goes included) or its stored heartbeat is older than `heartbeatRefreshS`, and the rows
+ * of guests the report no longer names.
  * Idempotent, and an older report that arrives late never writes over a newer one. null: no such host.
  */
 export async function storeHostReport(
@@ -55,8 +56,10 @@ export async function storeHostReport(
           reportedAt: sql`excluded.reported_at`,
         },
         setWhere: sql`${guestReports.reportedAt} < excluded.reported_at and (
-          (${guestReports.status}, ${guestReports.hypervisorStatus}, ${guestReports.pid})
-            is distinct from (excluded.status, excluded.hypervisor_status, excluded.pid)
+          (${guestReports.status}, ${guestReports.hypervisorStatus}, ${guestReports.pid},
+            ${guestReports.heartbeatCounter} is null)
+            is distinct from (excluded.status, excluded.hypervisor_status, excluded.pid,
+            excluded.heartbeat_counter is null)
           or (${guestReports.heartbeatCounter} is distinct from excluded.heartbeat_counter
             and ${guestReports.reportedAt} <= excluded.reported_at - make_interval(secs => ${options.heartbeatRefreshS})))`,
       })

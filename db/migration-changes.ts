@@ -4,10 +4,11 @@ import { databaseSettingsFromUrl, postgresSsl, type DatabaseSettings } from '../
 
 /**
  * The channel the database notifies when a migration's phase changes or its pre-check verdict is recorded (the
- * triggers of migration 0013_migration_change_notify); the payload is the migration's id.
+ * triggers of db/migrations/0013_migration_change_notify.sql); the payload is the migration's id.
  */
 export const MIGRATION_CHANGES_CHANNEL = 'migration_changes';
 
+const CONNECT_TIMEOUT_MS = 5_000;
 /** After a lost connection, the next attempt to listen again. */
 const RELISTEN_DELAY_MS = 1_000;
 
@@ -44,6 +45,11 @@ export class MigrationChanges {
     const client = new pg.Client({
       connectionString: this.settings.url,
       ssl: postgresSsl(this.settings, readFileSync),
+      // A server that does not answer must not hold up the API's start: it polls meanwhile.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: CONNECT_TIMEOUT_MS,
+      // A connection that died without a word (a partition) is noticed, and listened again.
+      keepAlive: true,
     });
     const lost = () => {
       if (this.client === client) this.client = null;
@@ -59,6 +65,7 @@ export class MigrationChanges {
     try {
       await client.connect();
       await client.query(`LISTEN ${MIGRATION_CHANGES_CHANNEL}`);
+      if (this.closed) return await endQuietly(client);
       this.client = client;
     } catch {
       lost();
@@ -95,11 +102,7 @@ export class MigrationChanges {
     if (this.retry) clearTimeout(this.retry);
     const client = this.client;
     this.client = null;
-    if (client) {
-      client.removeAllListeners();
-      client.on('error', () => undefined);
-      await client.end().catch(() => undefined);
-    }
+    if (client) await endQuietly(client);
   }
 
   private wake(migrationId: string): void {
@@ -113,4 +116,11 @@ export class MigrationChanges {
       void this.start();
     }, RELISTEN_DELAY_MS);
   }
+}
+
+/** Closes a connection we no longer listen on: its late errors and its end are nobody's concern. */
+async function endQuietly(client: pg.Client): Promise<void> {
+  client.removeAllListeners();
+  client.on('error', () => undefined);
+  await client.end().catch(() => undefined);
 }

@@ -53,10 +53,17 @@ export function reportEntry(state: GuestState): GuestReportEntry {
   };
 }
 
-/** What a change is: anything but the heartbeat (which moves every second). Order-independent. */
+/**
+ * What a change is: anything but the heartbeat's counter (which moves every second). A heartbeat that appears
+ * or goes is a change: a guest just started or arrived by migration shows it is alive at once, not a minute later.
+ * Order-independent.
+ */
 export function reportFingerprint(entries: readonly GuestReportEntry[]): string {
   return entries
-    .map((e) => `${e.id}\u0000${e.status}\u0000${e.hypervisorStatus ?? ''}\u0000${e.pid ?? ''}`)
+    .map(
+      (e) =>
+        `${e.id}\u0000${e.status}\u0000${e.hypervisorStatus ?? ''}\u0000${e.pid ?? ''}\u0000${e.heartbeat ? 'hb' : ''}`,
+    )
     .sort()
     .join('\u0001');
 }

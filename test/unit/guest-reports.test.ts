@@ -59,6 +59,11 @@ describe('reportFingerprint: what counts as a change', () => {
       false,
     ],
     ['the order of the guests', [entry('b'), entry('a')], false],
+    [
+      'a first heartbeat (a guest just started or arrived)',
+      [entry('a', { heartbeat: null }), entry('b')],
+      true,
+    ],
     ['a status', [entry('a', { status: 'paused' }), entry('b')], true],
     ["QEMU's run state", [entry('a', { hypervisorStatus: 'postmigrate' }), entry('b')], true],
     ['a new process', [entry('a', { pid: 101 }), entry('b')], true],
