@@ -49,8 +49,7 @@ export function alertActivities(deps: AlertActivityDeps) {
         cycleKey: input.cycleKey,
       });
       const recording = performance.now();
-      for (const event of events)
-        await recordEvent(deps.db, { subjectKind: 'rule', subjectId: rule.id, ...event });
+      await recordRuleEvents(rule.id, events);
       await updateMigrationAlert(deps.db, rule.id, { hostsWithoutData });
       log.info('alert plan', {
         rule: rule.name,
@@ -91,11 +90,15 @@ export function alertActivities(deps: AlertActivityDeps) {
 
     /** Several events of one rule, in order; each with its dedupe key, so a retry records none twice. */
     async recordAlertEvents(input: { ruleId: string; events: AlertEvent[] }): Promise<void> {
-      for (const event of input.events) {
-        await recordEvent(deps.db, { subjectKind: 'rule', subjectId: input.ruleId, ...event });
-      }
+      await recordRuleEvents(input.ruleId, input.events);
     },
   };
+
+  /** A rule's events in order, one after the other: each carries its dedupe key, so a retry records none twice. */
+  async function recordRuleEvents(ruleId: string, events: readonly AlertEvent[]): Promise<void> {
+    for (const event of events)
+      await recordEvent(deps.db, { subjectKind: 'rule', subjectId: ruleId, ...event });
+  }
 
   async function recordAlertMigration(input: RecordAlertMigrationInput): Promise<RecordedAlertMigration> {
     if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');

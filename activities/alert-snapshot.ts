@@ -24,7 +24,14 @@ export interface LoadedAlertSnapshot {
   input: AlertPlanInput;
   /** How long each read took, ms (what a slow cycle's log line shows). */
   readMs: Record<
-    'hosts' | 'guests' | 'liveness' | 'migrating' | 'hostMetrics' | 'moveHistory' | 'guestMetrics',
+    | 'hosts'
+    | 'guests'
+    | 'liveness'
+    | 'migrating'
+    | 'settling'
+    | 'hostMetrics'
+    | 'moveHistory'
+    | 'guestMetrics',
     number
   >;
   hosts: Map<string, Host>;
@@ -46,6 +53,7 @@ export async function loadAlertSnapshot(
     guests: 0,
     liveness: 0,
     migrating: 0,
+    settling: 0,
     hostMetrics: 0,
     moveHistory: 0,
     guestMetrics: 0,
@@ -62,16 +70,9 @@ export async function loadAlertSnapshot(
     timed('hosts', () => listHosts(deps.db)),
     timed('guests', () => runningGuestsToPlan(deps.db)),
     timed('liveness', () => deps.liveness.onlineHostIds()),
-    timed('migrating', () =>
-      Promise.all([
-        guestsMigrating(deps.db),
-        hostsInRecentMigrations(deps.db, new Date(now.getTime() - rule.periodS * 1000)),
-      ]),
-    ),
-  ]).then(
-    ([hosts, guests, live, [migratingNow, settlingNow]]) =>
-      [hosts, guests, live, migratingNow, settlingNow] as const,
-  );
+    timed('migrating', () => guestsMigrating(deps.db)),
+    timed('settling', () => hostsInRecentMigrations(deps.db, new Date(now.getTime() - rule.periodS * 1000))),
+  ]);
   const acceptsGuests = (h: Host) => h.enabled && h.status === 'online' && online.has(h.id);
   const [hostMeans, lastMoves] = await Promise.all([
     timed('hostMetrics', () =>
