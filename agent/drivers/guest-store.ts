@@ -17,6 +17,9 @@ export interface StoredGuest {
 type StoredState = Omit<StoredGuest, 'spec'>;
 
 export class GuestStore {
+  /** The spec.json each guest's directory holds, as this store wrote it: a guest's spec rarely changes. */
+  private readonly writtenSpecs = new Map<string, string>();
+
   constructor(private readonly agentDir: string) {}
 
   get root(): string {
@@ -48,11 +51,16 @@ export class GuestStore {
     const dir = this.dir(guest.spec.id);
     await mkdir(dir, { recursive: true });
     const { spec, ...state } = guest;
-    await atomicWrite(path.join(dir, 'spec.json'), JSON.stringify(spec, null, 2));
+    const specText = JSON.stringify(spec, null, 2);
+    if (this.writtenSpecs.get(spec.id) !== specText) {
+      await atomicWrite(path.join(dir, 'spec.json'), specText);
+      this.writtenSpecs.set(spec.id, specText);
+    }
     await atomicWrite(path.join(dir, 'state.json'), JSON.stringify(state, null, 2));
   }
 
   async remove(id: string): Promise<void> {
+    this.writtenSpecs.delete(id);
     // A QEMU that is still exiting can create a file (serial log, socket) while the tree is removed:
     // rm then retries its ENOTEMPTY instead of failing the cleanup.
     await rm(this.dir(id), { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });

@@ -447,8 +447,10 @@ export class QemuDriver implements HypervisorDriver {
     confirm: () => Promise<void>,
   ): Promise<MigrationStatus> {
     const guest = this.guest(id);
-    const current = await this.migrationStatus(id);
-    const runState = (await this.view(id)).status;
+    const [current, runState] = await Promise.all([
+      this.migrationStatus(id),
+      this.view(id).then((view) => view.status),
+    ]);
     if (
       decideStartMigration({ record: guest.migration, status: current.status }, runState, request) ===
       'current'
@@ -457,8 +459,6 @@ export class QemuDriver implements HypervisorDriver {
     }
     const setupAt = Date.now();
     const target = blockTarget(guest.spec, request);
-    // The destination's agent confirms it prepared this uri for this guest (agent/migration-target.ts).
-    await confirm();
     const tlsHostname = request.tlsHostname ?? tcpUriHost(request.uri);
     if (request.tls) {
       if (tlsHostname === null) {
@@ -471,29 +471,15 @@ export class QemuDriver implements HypervisorDriver {
       }
       await this.tls.assertFiles('client');
     }
+    // The destination's agent confirms it prepared this uri for this guest (agent/migration-target.ts) while
+    // QEMU is set up: settings alone move nothing, and every migration sets them all again.
+    const [confirmed, configured] = await Promise.allSettled([
+      confirm(),
+      this.configureOutgoing(id, request, target !== null, tlsHostname),
+    ]);
+    if (confirmed.status === 'rejected') throw confirmed.reason;
+    if (configured.status === 'rejected') throw configured.reason;
     const qmp = await this.qmp(id);
-    if (request.tls) await this.ensureTlsClient(id);
-    await qmp.execute('migrate-set-capabilities', {
-      capabilities: [
-        { capability: 'events', state: true },
-        { capability: 'postcopy-ram', state: request.postCopy },
-        { capability: 'auto-converge', state: request.autoConverge },
-        { capability: 'xbzrle', state: request.xbzrle ?? false },
-        // Block migration: stop before the switch-over so that the mirrors complete first.
-        { capability: 'pause-before-switchover', state: target !== null },
-      ],
-    });
-    // QEMU treats max-bandwidth 0 as "no limit", as the contract does. Every parameter is set, so
-    // that what an earlier migration of this QEMU set does not leak into this one; the cap covers
-    // post-copy too (max-postcopy-bandwidth).
-    await qmp.execute('migrate-set-parameters', {
-      'downtime-limit': request.downtimeLimitMs,
-      ...bandwidthParameters(request.maxBandwidthBytes),
-      'cpu-throttle-initial': request.cpuThrottleInitial ?? THROTTLE_DEFAULTS.initial,
-      'cpu-throttle-increment': request.cpuThrottleIncrement ?? THROTTLE_DEFAULTS.increment,
-      'max-cpu-throttle': request.maxCpuThrottle ?? THROTTLE_DEFAULTS.max,
-      ...outgoingTlsParameters(request.tls ? tlsHostname : null),
-    });
     const record: MigrationRecord = {
       migrationId: request.migrationId,
       role: 'source',
@@ -1078,6 +1064,38 @@ export class QemuDriver implements HypervisorDriver {
     } catch {
       // Not running (any more): nothing to stop.
     }
+  }
+
+  /** The outgoing side's TLS client object, capabilities and parameters, all set for this migration. */
+  private async configureOutgoing(
+    id: string,
+    request: StartMigrationRequest,
+    block: boolean,
+    tlsHostname: string | null,
+  ): Promise<void> {
+    const qmp = await this.qmp(id);
+    if (request.tls) await this.ensureTlsClient(id);
+    await qmp.execute('migrate-set-capabilities', {
+      capabilities: [
+        { capability: 'events', state: true },
+        { capability: 'postcopy-ram', state: request.postCopy },
+        { capability: 'auto-converge', state: request.autoConverge },
+        { capability: 'xbzrle', state: request.xbzrle ?? false },
+        // Block migration: stop before the switch-over so that the mirrors complete first.
+        { capability: 'pause-before-switchover', state: block },
+      ],
+    });
+    // QEMU treats max-bandwidth 0 as "no limit", as the contract does. Every parameter is set, so
+    // that what an earlier migration of this QEMU set does not leak into this one; the cap covers
+    // post-copy too (max-postcopy-bandwidth).
+    await qmp.execute('migrate-set-parameters', {
+      'downtime-limit': request.downtimeLimitMs,
+      ...bandwidthParameters(request.maxBandwidthBytes),
+      'cpu-throttle-initial': request.cpuThrottleInitial ?? THROTTLE_DEFAULTS.initial,
+      'cpu-throttle-increment': request.cpuThrottleIncrement ?? THROTTLE_DEFAULTS.increment,
+      'max-cpu-throttle': request.maxCpuThrottle ?? THROTTLE_DEFAULTS.max,
+      ...outgoingTlsParameters(request.tls ? tlsHostname : null),
+    });
   }
 
   /**
