@@ -195,12 +195,13 @@ export function migrationActivities(deps: MigrationActivityDeps) {
     }): Promise<AliveCheck> {
       const ctx = Context.current();
       const client = new AgentClient(input.agentUrl, agentCredentials, 5_000);
-      const sourceCounter = input.sourceAgentUrl
-        ? await new AgentClient(input.sourceAgentUrl, agentCredentials, 5_000)
+      // Read beside the first look at the destination: only the heartbeat fallback needs it.
+      const sourceCounter: Promise<number | null> = input.sourceAgentUrl
+        ? new AgentClient(input.sourceAgentUrl, agentCredentials, 5_000)
             .getGuest(input.guestId)
             .then((g) => g.heartbeat?.counter ?? null)
             .catch(() => null)
-        : null;
+        : Promise.resolve(null);
       const deadline = Date.now() + input.timeoutMs;
       let firstCounter: number | null = null;
       let lastCounter: number | null = null;
@@ -219,7 +220,7 @@ export function migrationActivities(deps: MigrationActivityDeps) {
         status = state.status;
         const counter = state.heartbeat?.counter ?? null;
         if (counter !== null) {
-          firstCounter ??= sourceCounter ?? counter;
+          firstCounter ??= (await sourceCounter) ?? counter;
           lastCounter = counter;
         }
         if (answered && state.status === 'running') {

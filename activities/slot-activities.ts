@@ -1,5 +1,10 @@
 import { Context, log } from '@temporalio/activity';
-import { WithStartWorkflowOperation, WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowIdConflictPolicy,
+  WorkflowNotFoundError,
+  type Client,
+} from '@temporalio/client';
 import type { migrationSlots } from '../workflows/migration-slots.ts';
 import { migrationSlotsWorkflowId } from '../domain/workflow-ids.ts';
 import { askWhileBusy } from './ask-while-busy.ts';
@@ -7,6 +12,7 @@ import { renewUntilCancelled } from './lease-keeper.ts';
 import {
   acquireSlotUpdate,
   leaveSlotQueueUpdate,
+  releaseSlotSignal,
   renewSlotSignal,
   type AcquireSlotAnswer,
   type AcquireSlotInput,
@@ -72,6 +78,21 @@ export function slotActivities(deps: { temporal?: Client }) {
      * A waiter whose queue timeout ran out leaves the queue: its position when it left, or, if it was
      * granted a slot meanwhile, { left: false, holding: true } (the slot is kept: use it or release it).
      */
+    /**
+     * Gives the slot back (the slots workflow's releaseSlot signal, which ignores a migration it does not hold).
+     * A slots workflow that is gone holds nothing; anything else is retried.
+     */
+    async releaseMigrationSlot(input: { slotsWorkflowId: string; migrationId: string }): Promise<void> {
+      const temporal = client('releaseMigrationSlot');
+      try {
+        await temporal.workflow
+          .getHandle(input.slotsWorkflowId)
+          .signal(releaseSlotSignal, { migrationId: input.migrationId });
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
+      }
+    },
+
     async leaveMigrationSlotQueue(input: {
       slotsWorkflowId: string;
       migrationId: string;

@@ -38,8 +38,9 @@ export const durable = proxyActivities<Activities>({
 
 /**
  * The same two kinds of step as local activities, for the database-only steps (phase, event, plan, reserve,
- * slot, commit): they run in the worker beside the workflow task, so a run of them costs no round trip
- * through the server each. Agent calls stay ordinary activities: they heartbeat, and they may take long.
+ * slot, commit) and, after the copy, the two short agent calls (the destination's state, the source's
+ * clean-up): they run in the worker beside the workflow task, so a run of them costs no round trip through
+ * the server each. Agent calls that may take long (the alive check, a resume) stay ordinary activities.
  */
 export const localQuick = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30 seconds',

@@ -26,6 +26,7 @@ import {
   agentCalls,
   durable,
   localAgentCalls,
+  localDurable,
   localProbe,
   localSteps,
   monitorFor,
@@ -65,6 +66,12 @@ export const LOCAL_DATABASE_STEPS = 'live-migrate-local-database-steps';
 
 /** The patch that made the prepare and start agent calls local activities (one workflow task up to `migrate`). */
 export const LOCAL_AGENT_CALLS = 'live-migrate-local-agent-calls';
+
+/**
+ * The patch that made the short agent calls after the copy (the destination's state, the source's clean-up)
+ * local activities, run beside the phase write and event they accompany.
+ */
+export const LOCAL_FINISH = 'live-migrate-local-finish';
 
 /**
  * A live migration as a saga: pre-checks, reserve, slot, prepare destination, copy, switch over, verify,
@@ -334,18 +341,32 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   ): Promise<LiveMigrateResult> {
     // The destination's guest is the valid copy from here: no compensation may destroy it.
     saga.forget('clean the destination');
-    await enterPhase('switching-over');
-    await event('switched_over', `switched over to ${destination.name}`, {
-      downtimeMs: status.downtimeMs,
-      totalTimeMs: status.totalTimeMs,
-    });
+    // Runs begun before this change wrote each phase before the step it names, and called the agents through
+    // ordinary activities; new runs call them locally, beside the phase write (phases are still written in order).
+    const overlapped = local && patched(LOCAL_FINISH);
+    const afterCopy = overlapped ? localDurable : durable;
+    const switchedOver = () =>
+      event('switched_over', `switched over to ${destination.name}`, {
+        downtimeMs: status.downtimeMs,
+        totalTimeMs: status.totalTimeMs,
+      });
+    const destinationState = () => afterCopy.readGuestState({ agentUrl: destination.agentUrl, guestId });
+    let state: Awaited<ReturnType<typeof destinationState>>;
+    if (overlapped) {
+      [state] = await Promise.all([destinationState(), enterPhase('switching-over'), switchedOver()]);
+    } else {
+      await enterPhase('switching-over');
+      await switchedOver();
+      state = await destinationState();
+    }
     // A guest paused for the final copy (by a policy, force-complete, or a monitor whose checkpoint was
     // lost) resumes on its new host: the destination's own state says so, not our memory of it.
-    if ((await durable.readGuestState({ agentUrl: destination.agentUrl, guestId })) === 'paused') {
+    if (state === 'paused') {
       await durable.resumeGuestOn({ agentUrl: destination.agentUrl, guestId });
       await event('resumed', `guest resumed on ${destination.name} after the paused final copy`);
     }
-    await enterPhase('verifying');
+    const verifying = enterPhase('verifying');
+    if (!overlapped) await verifying;
     const alive = await watchedFor(timings).verifyGuestAlive({
       agentUrl: destination.agentUrl,
       guestId,
@@ -353,6 +374,7 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       pollIntervalMs: timings.pollIntervalMs,
       sourceAgentUrl: source.agentUrl,
     });
+    await verifying;
     if (!alive.alive) {
       const dead = planForDeadDestination({
         postCopyStarted: status.postCopyStarted === true,
@@ -373,20 +395,32 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         'warning',
       );
     }
-    await enterPhase('committing');
-    await write.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+    const commit = () => write.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
+    if (overlapped) await Promise.all([enterPhase('committing'), commit()]);
+    else {
+      await enterPhase('committing');
+      await commit();
+    }
     // Committed: the reservation became the guest's own load and the guest row says where it runs.
     saga.forget('release reservation');
     saga.forget('mark guest running');
-    await enterPhase('cleaning');
-    await durable.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
-    await event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
-      downtimeMs: status.downtimeMs,
-      totalTimeMs: status.totalTimeMs,
-      heartbeat: alive,
-      ...(forward ? { rolledForward: true } : {}),
-    });
-    await saga.compensate();
+    const cleanup = () => afterCopy.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
+    const completed = () =>
+      event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
+        downtimeMs: status.downtimeMs,
+        totalTimeMs: status.totalTimeMs,
+        heartbeat: alive,
+        ...(forward ? { rolledForward: true } : {}),
+      });
+    if (overlapped) {
+      await Promise.all([enterPhase('cleaning'), cleanup()]);
+      await Promise.all([completed(), saga.compensate()]);
+    } else {
+      await enterPhase('cleaning');
+      await cleanup();
+      await completed();
+      await saga.compensate();
+    }
     await enterPhase('completed');
     return {
       migrationId,

@@ -4,6 +4,7 @@ import {
   condition,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { CheckResult } from '../domain/prechecks.ts';
@@ -17,6 +18,9 @@ import type { MigrationRun } from './migration-run.ts';
 import { releaseSlotSignal } from './migration-slots-messages.ts';
 
 /** The steps every kind of migration (live, cold, rescue) takes the same way, with their compensations. */
+
+/** The patch that gives a slot back through an activity (a local one in runs with local steps). */
+export const SLOT_RELEASED_BY_ACTIVITY = 'slot-released-by-activity';
 
 /** A pre-check or the reservation refused the migration: the failed checks say why. */
 export class PrecheckError extends Error {
@@ -112,6 +116,12 @@ export async function takeMigrationSlot(
   saga.add('release slot', async () => {
     leaseScope.cancel();
     await lease;
+    // A signal from the workflow costs a round trip through the server before the run can go on; the
+    // activity sends the same signal beside the steps that end the run. Runs begun before signal directly.
+    if (patched(SLOT_RELEASED_BY_ACTIVITY)) {
+      await ctx.steps.write.releaseMigrationSlot({ slotsWorkflowId, migrationId });
+      return;
+    }
     await getExternalWorkflowHandle(slotsWorkflowId)
       .signal(releaseSlotSignal, { migrationId })
       .catch(() => undefined);
