@@ -99,7 +99,8 @@ export function migrationActivities(deps: MigrationActivityDeps) {
       migrationId: string;
       agentUrl: string;
       spec: GuestSpec;
-      listenAddress: string;
+      /** Absent: the destination's QEMU starts and listens nowhere yet (a second prepare names the address). */
+      listenAddress?: string;
       tls: boolean;
       postCopy: boolean;
       /** The source host's name: with TLS only its certificate is admitted. Absent in older histories. */

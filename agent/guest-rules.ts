@@ -368,13 +368,14 @@ export interface ExistingGuest {
 
 /**
  * prepare-incoming: new work when the guest is unknown here; a retry of the same migration returns
- * the earlier result while the incoming guest is still alive (or already running after completion);
- * anything else is a conflict the caller must clean up first.
+ * the earlier result while the incoming guest is still alive (or already running after completion),
+ * and makes it listen when it was started without an address and one is given now; anything else is a
+ * conflict the caller must clean up first.
  */
 export function decidePrepareIncoming(
   existing: ExistingGuest | null,
   request: PrepareIncomingRequest,
-): 'prepare' | 'existing' | 'restart' {
+): 'prepare' | 'existing' | 'restart' | 'listen' {
   if (existing === null) return 'prepare';
   const record = existing.migration;
   if (record === null || record.role !== 'destination' || record.migrationId !== request.migrationId) {
@@ -405,7 +406,9 @@ export function decidePrepareIncoming(
       'tls',
     );
   }
-  return existing.alive ? 'existing' : 'restart';
+  if (!existing.alive) return 'restart';
+  // Started ahead of its network (no listen address then): the address, once known, makes it listen.
+  return record.uri === '' && request.listenAddress !== undefined ? 'listen' : 'existing';
 }
 
 /**

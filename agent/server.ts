@@ -197,7 +197,7 @@ export function createAgentApp(deps: AgentAppDeps): Hono {
   app.post('/v1/guests/:id/prepare-incoming', async (c) => {
     const id = c.req.param('id');
     const request = await readBody(c, prepareIncomingRequestSchema);
-    admitListenAddress(request.listenAddress);
+    if (request.listenAddress !== undefined) admitListenAddress(request.listenAddress);
     if (request.spec.id !== id) {
       throw new AgentFailure(400, 'id_mismatch', `spec.id: must equal the path id '${id}'`, 'spec.id');
     }

@@ -169,8 +169,13 @@ export interface HostFacts {
 export const prepareIncomingRequestSchema = z.object({
   migrationId: z.string().min(1),
   spec: guestSpecSchema,
-  /** Address the destination listens on for the migration stream. */
-  listenAddress: z.string().min(1),
+  /**
+   * Address the destination listens on for the migration stream. Absent: the destination's QEMU is started
+   * (`-incoming defer`) and set up but listens nowhere yet, so that it can start while the migration waits for
+   * its slot and its network; the same migration prepared again with an address then makes it listen. Until
+   * it listens the result's `uri` is empty, and no source can be confirmed against it.
+   */
+  listenAddress: z.string().min(1).optional(),
   tls: z.boolean().default(false),
   postCopy: z.boolean().default(false),
   /**
@@ -184,7 +189,7 @@ export type PrepareIncomingRequest = z.infer<typeof prepareIncomingRequestSchema
 
 export interface PrepareIncomingResult {
   migrationId: string;
-  /** URI the source passes to QMP migrate, e.g. tcp:127.0.0.1:49152 */
+  /** URI the source passes to QMP migrate, e.g. tcp:127.0.0.1:49152; empty while it does not listen yet. */
   uri: string;
   /** NBD export URI for block migration of local disks, if any. */
   nbdUri: string | null;

@@ -74,6 +74,12 @@ export const LOCAL_AGENT_CALLS = 'live-migrate-local-agent-calls';
 export const LOCAL_FINISH = 'live-migrate-local-finish';
 
 /**
+ * The patch that starts the destination's QEMU as soon as the destination is chosen, beside the slot and the
+ * network probe, and makes it listen once the network is known (a prepare without, then with, a listen address).
+ */
+export const DESTINATION_STARTED_EARLY = 'live-migrate-destination-started-early';
+
+/**
  * A live migration as a saga: pre-checks, reserve, slot, prepare destination, copy, switch over, verify,
  * commit, clean up. Each step registers its compensation before it can leave work behind; a failure or a
  * cancel before the switch-over asks the source's QEMU what really happened and rolls back, or forward
@@ -135,14 +141,25 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   let incoming: { uri: string; nbdUri: string | null } | null = null;
   let final: MigrationStatus & Partial<MonitorResult>;
   let rolledForward = false;
+  // Runs begun before this change start the destination once they hold the slot and know the network.
+  const startEarly = toMigrate === localAgentCalls && patched(DESTINATION_STARTED_EARLY);
+  let started: Promise<unknown> | null = null;
+  let dropped: Promise<void> | null = null;
   try {
     try {
+      if (startEarly) {
+        // Registered before the call, as the prepare's own: a start that lands late still leaves a QEMU.
+        saga.add('clean the destination', () => cleanDestination());
+        started = toMigrate.prepareDestination(destinationRequest());
+        started.catch(() => undefined);
+      }
       // The probe only reads, so it runs while the slot is taken; a migration that had to queue probes again.
       let probing = local ? probeNetwork() : null;
       probing?.catch(() => undefined);
       const waited = await takeSlot();
       await chosen;
       if (waited) probing = null;
+      await dropped;
       await prepareDestination(() => probing ?? probeNetwork());
       final = await copy();
     } catch (err) {
@@ -182,7 +199,40 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
       limits: plan.limits,
       queueTimeoutMs: plan.queueTimeoutMs,
       checks,
+      // The parallel limits hold back the destination too: one started early goes while the migration queues.
+      onQueued: () => {
+        if (started === null) return;
+        dropped = dropEarlyDestination(started);
+        started = null;
+      },
     });
+  }
+
+  /** The destination's guest as the plan wants it; without a listen address it starts but listens nowhere. */
+  function destinationRequest(listenAddress?: string) {
+    return {
+      migrationId,
+      agentUrl: destination.agentUrl,
+      spec,
+      ...(listenAddress !== undefined ? { listenAddress } : {}),
+      tls: plan.tls,
+      postCopy: plan.start.postCopy,
+      // With TLS the destination admits only this host's certificate (QEMU tls-authz).
+      sourceHost: source.name,
+    };
+  }
+
+  async function dropEarlyDestination(start: Promise<unknown>): Promise<void> {
+    await start.catch(() => undefined);
+    const state = await durable.readGuestState({ agentUrl: destination.agentUrl, guestId });
+    if (state === 'incoming') {
+      await durable.destroyDestinationGuest({
+        agentUrl: destination.agentUrl,
+        guestId,
+        migrationId,
+        expectState: state,
+      });
+    }
   }
 
   function probeNetwork() {
@@ -208,17 +258,10 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     saga.add('mark guest running', () => write.markGuestRunning(guestId));
     await Promise.all([recorded, decide.markGuestMigrating(guestId)]);
     // Registered before the call: a prepare that fails half-way, or lands late, still leaves an incoming QEMU.
-    saga.add('clean the destination', () => cleanDestination());
-    incoming = await toMigrate.prepareDestination({
-      migrationId,
-      agentUrl: destination.agentUrl,
-      spec,
-      listenAddress: choice.address,
-      tls: plan.tls,
-      postCopy: plan.start.postCopy,
-      // With TLS the destination admits only this host's certificate (QEMU tls-authz).
-      sourceHost: source.name,
-    });
+    if (!startEarly) saga.add('clean the destination', () => cleanDestination());
+    // The QEMU started early listens now (or, if that start failed, this prepare starts it afresh).
+    await started?.catch(() => undefined);
+    incoming = await toMigrate.prepareDestination(destinationRequest(choice.address));
   }
 
   async function copy(): Promise<MonitorResult> {

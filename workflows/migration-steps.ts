@@ -102,6 +102,8 @@ export async function takeMigrationSlot(
     limits: SlotLimits;
     queueTimeoutMs: number;
     checks: CheckResult[];
+    /** Called once the slots workflow answers that the migration must queue, before it waits. */
+    onQueued?: () => void;
   },
 ): Promise<boolean> {
   const { saga, migrationId, timings } = ctx;
@@ -136,6 +138,7 @@ export async function takeMigrationSlot(
     leaseMs: timings.slotLeaseMs,
   });
   if (!answer.granted) {
+    slot.onQueued?.();
     await ctx.enterPhase('queued', { destinationHostId: slot.destinationHostId, checks: slot.checks });
     await ctx.event('queued', `waiting for a migration slot, position ${answer.position}`, {
       position: answer.position,

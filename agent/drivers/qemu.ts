@@ -344,8 +344,29 @@ export class QemuDriver implements HypervisorDriver {
       request,
     );
     if (decision === 'existing' && existing?.migration) return resultOf(existing.migration);
+    const { listenAddress } = request;
+    if (listenAddress !== undefined) assertBindAddress(listenAddress, 'listenAddress');
+    const guest =
+      decision === 'listen' && existing !== undefined ? existing : await this.launchIncoming(id, request);
+    if (listenAddress !== undefined) {
+      await this.orDiscardIncoming(id, () => this.listenIncoming(guest, request, listenAddress));
+    }
+    this.options.log(
+      `guest ${id}: incoming migration ${request.migrationId} ` +
+        (listenAddress === undefined
+          ? 'started, listening nowhere yet'
+          : `listens on ${guest.migration!.uri}`) +
+        (request.tls ? ` (TLS, admitting ${this.admitted(request)})` : '') +
+        (guest.migration!.nbdUri ? `, local disks exported on ${guest.migration!.nbdUri}` : ''),
+    );
+    return resultOf(guest.migration!);
+  }
+
+  /** The incoming QEMU started and set up (`-incoming defer`), listening nowhere yet. */
+  private async launchIncoming(id: string, request: PrepareIncomingRequest): Promise<StoredGuest> {
+    const existing = this.guests.get(id);
     const local = localDisks(request.spec);
-    if (decision === 'restart' && existing?.migration?.final?.status === 'completed' && local.length > 0) {
+    if (existing?.migration?.final?.status === 'completed' && local.length > 0) {
       throw conflict(
         'migration_completed',
         `migration '${request.migrationId}' completed here and the guest's local disks hold its data; clean it up first`,
@@ -359,7 +380,6 @@ export class QemuDriver implements HypervisorDriver {
       request.spec,
       'spec.memoryMb',
     );
-    assertBindAddress(request.listenAddress, 'listenAddress');
     if (request.tls) await this.tls.assertFiles('server');
     for (const disk of request.spec.disks.filter((d) => d.storage === 'shared')) {
       if (!(await fileExists(this.sharedDiskPath(id, disk.id)))) {
@@ -387,7 +407,7 @@ export class QemuDriver implements HypervisorDriver {
       pid: null,
     };
     this.guests.set(id, guest);
-    try {
+    await this.orDiscardIncoming(id, async () => {
       // Block migration: the source mirrors into new, empty local disks of the same sizes.
       for (const disk of local) {
         const file = this.localDiskPath(id, disk.id);
@@ -403,21 +423,43 @@ export class QemuDriver implements HypervisorDriver {
         ],
       });
       // Only the source host's certificate is admitted, for the stream and for the NBD export alike.
-      const authz = request.tls && request.sourceHost !== undefined;
-      if (authz) await qmp.execute('object-add', authzObjectArgs(this.tls.peerDn(request.sourceHost!)));
-      if (request.tls) await qmp.execute('migrate-set-parameters', incomingTlsParameters(authz));
-      if (local.length > 0) {
-        const port = await this.startNbdServer(id, request.listenAddress, request.tls, authz);
-        for (const disk of local) {
-          await qmp.execute('nbd-server-add', { device: `drive-${disk.id}`, name: disk.id, writable: true });
-        }
-        guest.migration!.nbdUri = nbdUri(request.listenAddress, port);
+      if (admitsOnlySource(request)) {
+        await qmp.execute('object-add', authzObjectArgs(this.tls.peerDn(request.sourceHost!)));
       }
-      await qmp.execute('migrate-incoming', { uri: `tcp:${hostPort(request.listenAddress, 0)}` });
-      const port = incomingPort(await qmp.execute<QueryMigrate>('query-migrate'));
-      if (port === null) throw new Error('QEMU did not report the port it listens on');
-      guest.migration!.uri = `tcp:${hostPort(request.listenAddress, port)}`;
+      if (request.tls)
+        await qmp.execute('migrate-set-parameters', incomingTlsParameters(admitsOnlySource(request)));
       await this.store.save(guest);
+    });
+    return guest;
+  }
+
+  /** The started incoming QEMU listens: the local disks' NBD export, then the migration stream. */
+  private async listenIncoming(
+    guest: StoredGuest,
+    request: PrepareIncomingRequest,
+    listenAddress: string,
+  ): Promise<void> {
+    const id = guest.spec.id;
+    const qmp = await this.qmp(id);
+    const local = localDisks(guest.spec);
+    if (local.length > 0) {
+      const port = await this.startNbdServer(id, listenAddress, request.tls, admitsOnlySource(request));
+      for (const disk of local) {
+        await qmp.execute('nbd-server-add', { device: `drive-${disk.id}`, name: disk.id, writable: true });
+      }
+      guest.migration!.nbdUri = nbdUri(listenAddress, port);
+    }
+    await qmp.execute('migrate-incoming', { uri: `tcp:${hostPort(listenAddress, 0)}` });
+    const port = incomingPort(await qmp.execute<QueryMigrate>('query-migrate'));
+    if (port === null) throw new Error('QEMU did not report the port it listens on');
+    guest.migration!.uri = `tcp:${hostPort(listenAddress, port)}`;
+    await this.store.save(guest);
+  }
+
+  /** A prepare that fails half-way leaves nothing: no QEMU, no record (a retry prepares afresh). */
+  private async orDiscardIncoming(id: string, work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
     } catch (error) {
       await this.terminate(id);
       await this.store.remove(id);
@@ -428,12 +470,6 @@ export class QemuDriver implements HypervisorDriver {
         `cannot prepare incoming QEMU: ${errorMessage(error)}`,
       );
     }
-    this.options.log(
-      `guest ${id}: incoming migration ${request.migrationId} listens on ${guest.migration!.uri}` +
-        (request.tls ? ` (TLS, admitting ${this.admitted(request)})` : '') +
-        (guest.migration!.nbdUri ? `, local disks exported on ${guest.migration!.nbdUri}` : ''),
-    );
-    return resultOf(guest.migration!);
   }
 
   async incomingMigration(id: string): Promise<PrepareIncomingResult | null> {
@@ -1616,4 +1652,9 @@ function assertBindAddress(address: string, field: string): void {
       field,
     );
   }
+}
+
+/** With TLS and the source named, only the source host's certificate is admitted (QEMU tls-authz). */
+function admitsOnlySource(request: PrepareIncomingRequest): boolean {
+  return request.tls && request.sourceHost !== undefined;
 }

@@ -344,14 +344,24 @@ export class SimDriver implements HypervisorDriver, SimEventReceiver {
       request,
     );
     if (decision === 'existing' && existing !== undefined) return resultOf(existing.migration!.record);
+    // Shaped as the qemu driver's; nothing listens there (the disk copy is modelled at the source).
+    const listening = (listenAddress: string | undefined) => ({
+      uri: listenAddress === undefined ? '' : simUri(this.options.identity.agentUrl, request.migrationId, id),
+      nbdUri:
+        listenAddress !== undefined && localDisks(request.spec).length > 0
+          ? nbdUri(listenAddress, SIM_NBD_PORT)
+          : null,
+    });
+    if (decision === 'listen' && existing?.migration) {
+      Object.assign(existing.migration.record, listening(request.listenAddress));
+      return resultOf(existing.migration.record);
+    }
     assertMemoryAvailable(this.options.profile.memoryMb, this.memoryHolders(), request.spec, 'spec.memoryMb');
     const record: MigrationRecord = {
       migrationId: request.migrationId,
       role: 'destination',
-      uri: simUri(this.options.identity.agentUrl, request.migrationId, id),
+      ...listening(request.listenAddress),
       postCopy: request.postCopy,
-      // Shaped as the qemu driver's; nothing listens there (the disk copy is modelled at the source).
-      nbdUri: localDisks(request.spec).length > 0 ? nbdUri(request.listenAddress, SIM_NBD_PORT) : null,
       final: null,
       tls: request.tls,
     };

@@ -369,6 +369,53 @@ export function driverContract(name: string, makeAgent: MakeAgent, tuning: Contr
       expect(await ok(b, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
     });
 
+    it('starts the destination ahead of its network, and migrates once it listens', async () => {
+      const spec = testSpec({ dirtyRateMibs: 1, fillMb: 16 });
+      await startedGuest(a, spec, tuning);
+      const migrationId = `m-${randomUUID()}`;
+      const launch = { migrationId, spec };
+      const path = `/v1/guests/${spec.id}/prepare-incoming`;
+
+      const launched = await ok<PrepareIncomingResult>(b, 'POST', path, launch);
+      expect(launched).toEqual({ migrationId, uri: '', nbdUri: null });
+      expect(await ok(b, 'POST', path, launch)).toEqual(launched);
+      expect((await ok<GuestState>(b, 'GET', `/v1/guests/${spec.id}`)).status).toBe('incoming');
+      expect(await ok(b, 'GET', `/v1/guests/${spec.id}/incoming`)).toMatchObject({ migrationId, uri: '' });
+
+      const listening = await ok<PrepareIncomingResult>(b, 'POST', path, {
+        ...launch,
+        listenAddress: '127.0.0.1',
+      });
+      expect(listening.migrationId).toBe(migrationId);
+      expect(listening.uri).not.toBe('');
+      // Listening already: a late launch, or the same address again, answers where it listens.
+      expect(await ok(b, 'POST', path, launch)).toEqual(listening);
+      expect(await ok(b, 'POST', path, { ...launch, listenAddress: '127.0.0.1' })).toEqual(listening);
+
+      const request = { migrationId, uri: listening.uri, downtimeLimitMs: 300 };
+      let status = await ok<MigrationStatus>(a, 'POST', `/v1/guests/${spec.id}/migration`, request);
+      const until = Date.now() + tuning.migrationTimeoutMs;
+      while (!['completed', 'failed', 'cancelled'].includes(status.status) && Date.now() < until) {
+        status = await ok<MigrationStatus>(
+          a,
+          'GET',
+          `/v1/guests/${spec.id}/migration?waitMs=1000&unless=${status.status}`,
+        );
+      }
+      expect(status.status, status.errorDesc ?? '').toBe('completed');
+      await eventually(
+        'the destination to run',
+        async () =>
+          (await ok<GuestState>(b, 'GET', `/v1/guests/${spec.id}`)).status === 'running' ? true : undefined,
+        tuning.heartbeatTimeoutMs,
+      );
+      await heartbeatAdvancing(b, spec.id, tuning.heartbeatTimeoutMs);
+      expect(await ok(a, 'POST', `/v1/guests/${spec.id}/cleanup`, { migrationId, role: 'source' })).toEqual({
+        cleaned: true,
+      });
+      expect(await ok(b, 'DELETE', `/v1/guests/${spec.id}`)).toEqual({ destroyed: true });
+    });
+
     it('refuses source cleanup before completion, cancels, rolls the destination back', async () => {
       // Dirtying 48 MiB faster than a 4 MiB/s cap never converges with pre-copy alone.
       const spec = testSpec({ dirtyRateMibs: 40, fillMb: 48 });

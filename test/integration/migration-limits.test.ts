@@ -53,6 +53,7 @@ describe('parallel migration limits with a fair queue', () => {
     );
 
     const peak: Peak = { running: 0, outbound: 0, inbound: 0, queued: 0 };
+    const heldWhileQueued: string[] = [];
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
@@ -72,6 +73,23 @@ describe('parallel migration limits with a fair queue', () => {
         peak.outbound = Math.max(peak.outbound, ...perSource.values(), 0);
         peak.inbound = Math.max(peak.inbound, ...perDestination.values(), 0);
         peak.queued = Math.max(peak.queued, rows.length - running.length);
+        // A destination started early (beside the slot) goes while its migration queues: the limits hold the
+        // destination back too, as KubeVirt's migration controller does (kubevirt/kubevirt
+        // pkg/virt-controller/watch/migration/migration.go: "Waiting to schedule target pod for vmi ... migration
+        // because total running parallel migration count ... is currently at the global cluster limit", checked
+        // before the target pod is created).
+        for (const r of rows) {
+          const queuedAt = r.phase === 'queued' ? r.timings.queued?.startedAt : undefined;
+          if (queuedAt === undefined || Date.now() - queuedAt < 1_000 || !r.destinationHostId) continue;
+          const destination = [...stack.agents.values()].find((a) => a.hostId === r.destinationHostId);
+          const held = await destination?.driver.getGuest(r.guestId);
+          const still = await stack.db.db
+            .select()
+            .from(migrations)
+            .where(inArray(migrations.id, [r.id]));
+          if (held && still[0]?.phase === 'queued')
+            heldWhileQueued.push(`${r.id} on ${r.destinationHostId}: ${held.status}`);
+        }
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
@@ -96,6 +114,7 @@ describe('parallel migration limits with a fair queue', () => {
     const queuedEvents = finished.filter((m) => m.events.some((e) => e.type === 'queued'));
     expect(queuedEvents.length).toBeGreaterThan(0);
     for (const m of queuedEvents) expect(m.events.map((e) => e.type)).toContain('slot_granted');
+    expect(heldWhileQueued).toEqual([]);
   });
 });
 

@@ -84,6 +84,21 @@ describe('guest rules', () => {
     );
   });
 
+  it('starts an incoming guest ahead of its network and makes it listen once an address comes', () => {
+    const launch = { migrationId: 'm-1', spec, tls: false, postCopy: false };
+    const listen = { ...launch, listenAddress: '127.0.0.1' };
+    expect(decidePrepareIncoming(null, launch)).toBe('prepare');
+    const launched = { spec, migration: record({ role: 'destination', uri: '' }), alive: true };
+    expect(decidePrepareIncoming(launched, launch)).toBe('existing');
+    expect(decidePrepareIncoming(launched, listen)).toBe('listen');
+    expect(decidePrepareIncoming({ ...launched, alive: false }, listen)).toBe('restart');
+    // Listening already: a late launch or a second address changes nothing.
+    const listening = { ...launched, migration: record({ role: 'destination' }) };
+    expect(decidePrepareIncoming(listening, launch)).toBe('existing');
+    expect(decidePrepareIncoming(listening, { ...listen, listenAddress: '10.0.0.1' })).toBe('existing');
+    expect(failure(() => decidePrepareIncoming(launched, { ...listen, tls: true })).field).toBe('tls');
+  });
+
   it('starts a migration once per id and one at a time', () => {
     expect(decideStartMigration({ record: null, status: 'none' }, 'running', start())).toBe('start');
     expect(decideStartMigration({ record: record(), status: 'active' }, 'running', start())).toBe('current');
