@@ -50,8 +50,10 @@ export function decisionActivities(deps: DecisionDeps) {
     }): Promise<
       Verdict<{ spec: GuestSpec; source: MigrationHost; plan: LiveMigrationPlan; checks: CheckResult[] }>
     > {
-      const context = await readPlacementContext(db, deps.liveness, input.guestId);
-      const resolved = await guestMigrationSettings(db, input.guestId);
+      const [context, resolved] = await Promise.all([
+        readPlacementContext(db, deps.liveness, input.guestId),
+        guestMigrationSettings(db, input.guestId),
+      ]);
       if (!context || !resolved) {
         throw ApplicationFailure.nonRetryable(`guest ${input.guestId} not found`, 'NotFound');
       }
