@@ -75,10 +75,6 @@ export function slotActivities(deps: { temporal?: Client }) {
     },
 
     /**
-     * A waiter whose queue timeout ran out leaves the queue: its position when it left, or, if it was
-     * granted a slot meanwhile, { left: false, holding: true } (the slot is kept: use it or release it).
-     */
-    /**
      * Gives the slot back (the slots workflow's releaseSlot signal, which ignores a migration it does not hold).
      * A slots workflow that is gone holds nothing; anything else is retried.
      */
@@ -93,6 +89,10 @@ export function slotActivities(deps: { temporal?: Client }) {
       }
     },
 
+    /**
+     * A waiter whose queue timeout ran out leaves the queue: its position when it left, or, if it was
+     * granted a slot meanwhile, { left: false, holding: true } (the slot is kept: use it or release it).
+     */
     async leaveMigrationSlotQueue(input: {
       slotsWorkflowId: string;
       migrationId: string;

@@ -222,17 +222,10 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
     };
   }
 
+  /** Never kept for debugging: nothing failed, the migration only waits its turn. */
   async function dropEarlyDestination(start: Promise<unknown>): Promise<void> {
     await start.catch(() => undefined);
-    const state = await durable.readGuestState({ agentUrl: destination.agentUrl, guestId });
-    if (state === 'incoming') {
-      await durable.destroyDestinationGuest({
-        agentUrl: destination.agentUrl,
-        guestId,
-        migrationId,
-        expectState: state,
-      });
-    }
+    await cleanDestination(false);
   }
 
   function probeNetwork() {
@@ -438,32 +431,32 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
         'warning',
       );
     }
-    const commit = () => write.commitMigration({ migrationId, guestId, destinationHostId: destination.id });
-    if (overlapped) await Promise.all([enterPhase('committing'), commit()]);
-    else {
-      await enterPhase('committing');
-      await commit();
-    }
+    /** A phase and the step it names: side by side in new runs, one after the other in runs begun before. */
+    const phaseWith = async (phase: 'committing' | 'cleaning', step: () => Promise<unknown>) => {
+      if (overlapped) await Promise.all([enterPhase(phase), step()]);
+      else {
+        await enterPhase(phase);
+        await step();
+      }
+    };
+    await phaseWith('committing', () =>
+      write.commitMigration({ migrationId, guestId, destinationHostId: destination.id }),
+    );
     // Committed: the reservation became the guest's own load and the guest row says where it runs.
     saga.forget('release reservation');
     saga.forget('mark guest running');
-    const cleanup = () => afterCopy.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId });
-    const completed = () =>
-      event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
-        downtimeMs: status.downtimeMs,
-        totalTimeMs: status.totalTimeMs,
-        heartbeat: alive,
-        ...(forward ? { rolledForward: true } : {}),
-      });
-    if (overlapped) {
-      await Promise.all([enterPhase('cleaning'), cleanup()]);
-      await Promise.all([completed(), saga.compensate()]);
-    } else {
-      await enterPhase('cleaning');
-      await cleanup();
-      await completed();
-      await saga.compensate();
-    }
+    await phaseWith('cleaning', () =>
+      afterCopy.cleanupSource({ agentUrl: source.agentUrl, guestId, migrationId }),
+    );
+    const completed = event('completed', `guest runs on ${destination.name}; source ${source.name} cleaned`, {
+      downtimeMs: status.downtimeMs,
+      totalTimeMs: status.totalTimeMs,
+      heartbeat: alive,
+      ...(forward ? { rolledForward: true } : {}),
+    });
+    // Runs begun before gave the slot and the rest back once the event was written.
+    if (!overlapped) await completed;
+    await Promise.all([completed, saga.compensate()]);
     await enterPhase('completed');
     return {
       migrationId,
@@ -528,9 +521,9 @@ export async function liveMigrate(input: LiveMigrateInput): Promise<LiveMigrateR
   }
 
   /** The destination as a rollback finds it: destroyed, or kept for debugging; never a running copy. */
-  async function cleanDestination() {
+  async function cleanDestination(keep = options.keepDestGuestOnFailed) {
     const state = await durable.readGuestState({ agentUrl: destination.agentUrl, guestId });
-    const action = destinationCleanup(state, options.keepDestGuestOnFailed);
+    const action = destinationCleanup(state, keep);
     if (action === 'leave-running') {
       await event(
         'dest_guest_running',
