@@ -14,8 +14,9 @@ import { flux, fluxDateTime, fluxExpression, InfluxDB } from '@influxdata/influx
 import {
   causeOf,
   durationLiteral,
-  guestSeries,
-  guestUsageOf,
+  checkHistoryPeriods,
+  periodMeansOf,
+  windowedReads,
   EVERY_SERIES,
   idSelections,
   type IdSelection,
@@ -25,6 +26,7 @@ import {
   windowsOf,
   withoutCredentials,
   type AlertMetricsReader,
+  type WindowedRead,
   type WindowMean,
 } from './alert-metrics.ts';
 
@@ -120,28 +122,29 @@ export function fluxReader(settings: {
       return means;
     },
 
-    async guestUsage(guestIds, periodS, historyPeriods, end) {
-      if (!Number.isInteger(historyPeriods) || historyPeriods < 0) {
-        throw new Error(`historyPeriods must be an integer >= 0, got ${historyPeriods}`);
-      }
-      const windows = windowsOf(periodS, historyPeriods + 1, end);
-      const every = fluxExpression(durationLiteral(windows.periodNs));
-      const offset = fluxExpression(`${(windows.endNs + 1n) % windows.periodNs}ns`);
-      const means: WindowMean[] = [];
-      for (const selection of idSelections(guestIds)) {
-        const query = flux`${source(guestSeries, 'vm_id', selection, windows.startNs, windows.endNs)}
-  |> group(columns: ["vm_id"])
+    ...windowedReads(windowed),
+  };
+
+  async function windowed({ series, tag, ids, periodS, historyPeriods, end }: WindowedRead) {
+    checkHistoryPeriods(historyPeriods);
+    const windows = windowsOf(periodS, historyPeriods + 1, end);
+    const every = fluxExpression(durationLiteral(windows.periodNs));
+    const offset = fluxExpression(`${(windows.endNs + 1n) % windows.periodNs}ns`);
+    const group = fluxExpression(JSON.stringify(tag));
+    const means: WindowMean[] = [];
+    for (const selection of idSelections(ids)) {
+      const query = flux`${source(series, tag, selection, windows.startNs, windows.endNs)}
+  |> group(columns: [${group}])
   |> window(every: ${every}, offset: ${offset}, createEmpty: false)
   |> mean()`;
-        for (const row of await rows(query)) {
-          const stopMs = typeof row._stop === 'string' ? parseRfc3339Ms(row._stop) : Number.NaN;
-          if (typeof row.vm_id !== 'string' || typeof row._value !== 'number' || Number.isNaN(stopMs))
-            continue;
-          // A window stopping (ms-truncated) k periods before the end is window k.
-          means.push({ id: row.vm_id, window: periodsBeforeEnd(windows, stopMs), mean: row._value });
-        }
+      for (const row of await rows(query)) {
+        const id = row[tag];
+        const stopMs = typeof row._stop === 'string' ? parseRfc3339Ms(row._stop) : Number.NaN;
+        if (typeof id !== 'string' || typeof row._value !== 'number' || Number.isNaN(stopMs)) continue;
+        // A window stopping (ms-truncated) k periods before the end is window k.
+        means.push({ id, window: periodsBeforeEnd(windows, stopMs), mean: row._value });
       }
-      return guestUsageOf(means, guestIds, historyPeriods);
-    },
-  };
+    }
+    return periodMeansOf(means, ids, historyPeriods);
+  }
 }

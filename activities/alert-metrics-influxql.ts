@@ -11,8 +11,9 @@
 import {
   causeOf,
   durationLiteral,
-  guestSeries,
-  guestUsageOf,
+  checkHistoryPeriods,
+  periodMeansOf,
+  windowedReads,
   EVERY_SERIES,
   idSelections,
   type IdSelection,
@@ -22,6 +23,7 @@ import {
   windowsOf,
   withoutCredentials,
   type AlertMetricsReader,
+  type WindowedRead,
   type WindowMean,
 } from './alert-metrics.ts';
 
@@ -118,30 +120,37 @@ export function influxqlReader(settings: {
       return means;
     },
 
-    async guestUsage(guestIds, periodS, historyPeriods, end) {
-      if (!Number.isInteger(historyPeriods) || historyPeriods < 0) {
-        throw new Error(`historyPeriods must be an integer >= 0, got ${historyPeriods}`);
-      }
-      const windows = windowsOf(periodS, historyPeriods + 1, end);
-      const offsetNs = (windows.endNs + 1n) % windows.periodNs;
-      const means: WindowMean[] = [];
-      for (const selection of idSelections(guestIds)) {
-        const series = await select(
-          `SELECT mean(${ident(guestSeries.field)}) FROM ${ident(guestSeries.measurement)} ` +
-            `WHERE time > ${windows.startNs} AND time <= ${windows.endNs}${tagCondition('vm_id', selection)} ` +
-            `GROUP BY time(${durationLiteral(windows.periodNs)}, ${offsetNs}ns), ${ident('vm_id')} fill(none)`,
-        );
-        for (const { tags, values } of series) {
-          const id = tags?.vm_id;
-          if (id === undefined) continue;
-          for (const [time, mean] of values ?? []) {
-            if (typeof time !== 'number' || typeof mean !== 'number') continue;
-            // A bucket starting (ms-truncated) k periods before the end is window k - 1.
-            means.push({ id, window: periodsBeforeEnd(windows, time) - 1, mean });
-          }
+    ...windowedReads(windowed),
+  };
+
+  async function windowed({
+    series: { measurement, field },
+    tag,
+    ids,
+    periodS,
+    historyPeriods,
+    end,
+  }: WindowedRead) {
+    checkHistoryPeriods(historyPeriods);
+    const windows = windowsOf(periodS, historyPeriods + 1, end);
+    const offsetNs = (windows.endNs + 1n) % windows.periodNs;
+    const means: WindowMean[] = [];
+    for (const selection of idSelections(ids)) {
+      const series = await select(
+        `SELECT mean(${ident(field)}) FROM ${ident(measurement)} ` +
+          `WHERE time > ${windows.startNs} AND time <= ${windows.endNs}${tagCondition(tag, selection)} ` +
+          `GROUP BY time(${durationLiteral(windows.periodNs)}, ${offsetNs}ns), ${ident(tag)} fill(none)`,
+      );
+      for (const { tags, values } of series) {
+        const id = tags?.[tag];
+        if (id === undefined) continue;
+        for (const [time, mean] of values ?? []) {
+          if (typeof time !== 'number' || typeof mean !== 'number') continue;
+          // A bucket starting (ms-truncated) k periods before the end is window k - 1.
+          means.push({ id, window: periodsBeforeEnd(windows, time) - 1, mean });
         }
       }
-      return guestUsageOf(means, guestIds, historyPeriods);
-    },
-  };
+    }
+    return periodMeansOf(means, ids, historyPeriods);
+  }
 }

@@ -14,7 +14,8 @@ import { influxqlReader } from './alert-metrics-influxql.ts';
 
 export { fluxReader, influxqlReader };
 
-export interface GuestUsage {
+/** One series' mean over the current period (null when no point) and over the periods before it, oldest first. */
+export interface PeriodMeans {
   usage: number | null;
   history: number[];
 }
@@ -28,7 +29,15 @@ export interface AlertMetricsReader {
     periodS: number,
     historyPeriods: number,
     end: Date,
-  ): Promise<Map<string, GuestUsage>>;
+  ): Promise<Map<string, PeriodMeans>>;
+  /** The same windows for each host's series of the metric: its mean now and its `historyPeriods` before. */
+  hostUsage(
+    metric: AlertMetric,
+    hostIds: string[],
+    periodS: number,
+    historyPeriods: number,
+    end: Date,
+  ): Promise<Map<string, PeriodMeans>>;
 }
 
 /** The reader INFLUX_API selects, on the settings of domain/config.ts. */
@@ -137,28 +146,56 @@ export function periodsBeforeEnd(windows: Windows, timeMs: number): number {
   return Math.round((windows.endMs - timeMs) / windows.periodMs);
 }
 
-/** One window's mean for one guest: window 0 is current, k >= 1 is k periods before it. */
+/** One window's mean for one series: window 0 is current, k >= 1 is k periods before it. */
 export interface WindowMean {
   id: string;
   window: number;
   mean: number;
 }
 
-export function guestUsageOf(
+/** What a windowed read asks for: which series, tagged how, for which ids, over which windows. */
+export interface WindowedRead {
+  series: { measurement: string; field: string };
+  tag: 'host_id' | 'vm_id';
+  ids: string[];
+  periodS: number;
+  historyPeriods: number;
+  end: Date;
+}
+
+/** The reader's two windowed reads, on one path's way of answering a WindowedRead. */
+export function windowedReads(
+  windowed: (read: WindowedRead) => Promise<Map<string, PeriodMeans>>,
+): Pick<AlertMetricsReader, 'guestUsage' | 'hostUsage'> {
+  return {
+    guestUsage: (ids, periodS, historyPeriods, end) =>
+      windowed({ series: guestSeries, tag: 'vm_id', ids, periodS, historyPeriods, end }),
+    hostUsage: (metric, ids, periodS, historyPeriods, end) =>
+      windowed({ series: seriesOf(metric), tag: 'host_id', ids, periodS, historyPeriods, end }),
+  };
+}
+
+export function checkHistoryPeriods(historyPeriods: number): void {
+  if (!Number.isInteger(historyPeriods) || historyPeriods < 0) {
+    throw new Error(`historyPeriods must be an integer >= 0, got ${historyPeriods}`);
+  }
+}
+
+export function periodMeansOf(
   means: WindowMean[],
   asked: readonly string[],
   historyPeriods: number,
-): Map<string, GuestUsage> {
+): Map<string, PeriodMeans> {
   const wanted = new Set(asked);
-  const byGuest = new Map<string, Map<number, number>>();
+  const bySeries = new Map<string, Map<number, number>>();
   for (const { id, window, mean } of means) {
     if (!wanted.has(id) || window < 0 || window > historyPeriods || !Number.isFinite(mean)) continue;
-    const windows = byGuest.get(id) ?? new Map<number, number>();
+    const windows = bySeries.get(id) ?? new Map<number, number>();
     windows.set(window, mean);
-    byGuest.set(id, windows);
+    bySeries.set(id, windows);
   }
-  const result = new Map<string, GuestUsage>();
-  for (const [id, windows] of byGuest) {
+  const result = new Map<string, PeriodMeans>();
+  for (const [id, windows] of bySeries) {
     const history: number[] = [];
     for (let k = historyPeriods; k >= 1; k--) {
       const mean = windows.get(k);

@@ -38,6 +38,11 @@ export interface PlannerHost {
   memoryBytes: number;
   /** The rule's metric over the last period (percent for cpu, bytes for memory); null when there is no data. */
   current: number | null;
+  /**
+   * Its metric's last period means before that one, oldest first. Given, they say how steady it is as a target;
+   * absent, its guests' histories do (then every guest's usage must be read, not only the alerted hosts').
+   */
+  history?: number[];
   /** False for a host that takes no new guests (disabled, offline, in maintenance); default true. */
   acceptsGuests?: boolean;
   /**
@@ -144,7 +149,7 @@ interface Target {
   host: PlannerHost;
   load: number;
   memoryUsed: number;
-  /** Sum of its guests' cpu swings (stdev, in its percent): a steady target is preferred. */
+  /** How much its cpu swings (stdev, in its percent): a steady target is preferred. */
   swing: number;
   /** What no planned move can bring its rank under: load and swing only grow as guests are planned onto it. */
   floor: number;
@@ -205,6 +210,12 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
     return value;
   };
   const swingOn = (g: PlannerGuest, h: PlannerHost) => (isCpu ? (stdevOf(g) * g.vcpus) / h.cpus : 0);
+  /** A target's own spread when its history is known, else the sum of its guests' spreads. */
+  const targetSwing = (h: PlannerHost, guests: readonly PlannerGuest[]) => {
+    if (!isCpu) return 0;
+    if (h.history !== undefined) return stdev(h.history, h.current);
+    return guests.reduce((sum, g) => sum + swingOn(g, h), 0);
+  };
   const returnBlockMs = Math.max(rule.returnBlockS ?? RETURN_BLOCK_S, cooldownMs / 1000) * 1000;
   /** When the guest left the host within the return block, or undefined. */
   const leftRecently = (g: PlannerGuest, hostId: string) =>
@@ -237,7 +248,7 @@ export function planAlertMoves(input: AlertPlanInput): AlertPlan {
         host: h,
         load: h.current!,
         memoryUsed: guests.reduce((sum, g) => sum + g.memoryMb * MIB, 0),
-        swing: guests.reduce((sum, g) => sum + swingOn(g, h), 0),
+        swing: targetSwing(h, guests),
       };
     })
     .map((t) => ({ ...t, floor: isCpu ? t.load + t.swing : -t.load }))

@@ -29,7 +29,7 @@ export const summary =
 
 const DEFAULT_TRACE = '/work/shared/traces/bitbrains-rnd/2013-8';
 
-export const usage = `npm run bench -- replay [--days N] [--hosts N] [--margin M[,M…]] [--cooldown-periods P[,P…]] [--trace DIR]
+export const usage = `npm run bench -- replay [--days N] [--hosts N] [--margin M[,M…]] [--cooldown-periods P[,P…]] [--target-steadiness host|guests] [--trace DIR]
 
   --days N                 days of the trace replayed, from its start; default 30 (the whole month)
   --hosts N                hosts of ${HOST_CORES} cores x ${CORE_MHZ} MHz and ${HOST_MEMORY_GIB} GiB; default 14
@@ -37,6 +37,8 @@ export const usage = `npm run bench -- replay [--days N] [--hosts N] [--margin M
   --cooldown-periods P,…   the rule's cool-down for ours, in ${TICK_S} s periods; default ${DEFAULT_COOLDOWN_PERIODS} (the default)
                            With several values (e.g. --margin 0.05,0.1,0.15 --cooldown-periods 3,6,12) ours runs
                            for every combination and a table compares them; the target lines use the first.
+  --target-steadiness S    how ours tells a steady target: 'host', its own last ${HISTORY} ticks (default, as the alert
+                           cycle reads it), or 'guests', the sum of its guests' spreads (the planner without host history)
   --trace DIR              the directory of <id>.csv.gz files; default ${DEFAULT_TRACE}`;
 
 interface Options {
@@ -44,6 +46,7 @@ interface Options {
   hosts: number;
   margins: number[];
   cooldowns: number[];
+  targetSteadiness: 'host' | 'guests';
   trace: string;
 }
 
@@ -56,6 +59,7 @@ function parseOptions(args: string[]): Options {
     hosts: 14,
     margins: [DEFAULT_ALERT_MARGIN],
     cooldowns: [DEFAULT_COOLDOWN_PERIODS],
+    targetSteadiness: 'host',
     trace: DEFAULT_TRACE,
   };
   for (let i = 0; i < args.length; i++) {
@@ -74,7 +78,11 @@ function parseOptions(args: string[]): Options {
     else if (flag === '--hosts') options.hosts = Math.max(2, numbers(true)[0]!);
     else if (flag === '--margin') options.margins = numbers(false);
     else if (flag === '--cooldown-periods') options.cooldowns = numbers(true);
-    else if (flag === '--trace') options.trace = raw;
+    else if (flag === '--target-steadiness') {
+      if (raw !== 'host' && raw !== 'guests')
+        throw new Error(`${flag}: expected 'host' or 'guests', got '${raw}'`);
+      options.targetSteadiness = raw;
+    } else if (flag === '--trace') options.trace = raw;
     else throw new Error(`replay: unknown argument '${flag}'\n\n${usage}`);
   }
   return options;
@@ -189,7 +197,11 @@ export async function run(args: string[]): Promise<void> {
   const ourRuns: { margin: number; cooldown: number; result: Result; stats: PlannerStats }[] = [];
   for (const margin of options.margins) {
     for (const cooldown of options.cooldowns) {
-      const strategy = ours({ margin, cooldownPeriods: cooldown });
+      const strategy = ours({
+        margin,
+        cooldownPeriods: cooldown,
+        targetSteadiness: options.targetSteadiness,
+      });
       started = performance.now();
       const result = simulate(trace, options.hosts, strategy);
       print(`  ${strategy.label}: replayed in ${ms(performance.now() - started)}`);

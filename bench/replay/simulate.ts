@@ -204,6 +204,8 @@ export const cloudpodsLike: Strategy = {
 export interface OursSettings {
   margin: number;
   cooldownPeriods: number;
+  /** How steady a target is: from its own last HISTORY ticks (as the alert cycle reads it), or its guests'. */
+  targetSteadiness?: 'host' | 'guests';
 }
 
 /** What planAlertMoves said over the replay, summed over its cycles. */
@@ -247,8 +249,11 @@ export function ours(
     if (text === undefined) iso.set(epochS, (text = new Date(epochS * 1000).toISOString()));
     return text;
   };
+  const byHost = (settings.targetSteadiness ?? 'host') === 'host';
+  /** The hosts' percent at the last HISTORY ticks, oldest first. */
+  const past: Float64Array[] = [];
   return {
-    key: `ours m=${settings.margin} c=${settings.cooldownPeriods}`,
+    key: `ours m=${settings.margin} c=${settings.cooldownPeriods}${byHost ? '' : ' guests'}`,
     label: `c. ours (margin ${settings.margin}, cool-down ${settings.cooldownPeriods} periods)`,
     stats,
     plan({ t, now, trace, hostPercent, hostOf, lastMoved, leftAt }) {
@@ -258,7 +263,10 @@ export function ours(
         cpus: HOST_CORES,
         memoryBytes: HOST_MEMORY_GIB * GiB,
         current,
+        ...(byHost ? { history: past.map((percent) => percent[h]!) } : {}),
       }));
+      past.push(Float64Array.from(hostPercent));
+      if (past.length > HISTORY) past.shift();
       const guests: PlannerGuest[] = trace.vms.map((vm, index) => ({
         id: guestId(trace, index),
         name: guestId(trace, index),

@@ -133,6 +133,28 @@ describe('influxqlReader', () => {
     });
   });
 
+  it("gives a host's metric per period, now and before, for the targets' steadiness", async () => {
+    const period = 60n * S;
+    const database = await createDatabase([
+      cpu('h-1', 40, END_NS),
+      cpu('h-1', 20, END_NS - S),
+      cpu('h-1', 10, END_NS - period), // window 1: (end - 120 s, end - 60 s]
+      cpu('h-1', 70, END_NS - 3n * period + 1n), // window 2
+      cpu('h-1', 5, END_NS - 3n * period), // window 3: too old for 2 history periods
+      cpu('h-10', 99, END_NS - period), // h-1 must not match it
+      cpu('h-2', 50, END_NS - 2n * period), // only history
+      cpu(HOSTILE, 8, END_NS - period - S),
+    ]);
+    const reader = influxqlReader({ url: influxUrl, database });
+    expect(await reader.hostUsage('cpu.usage_active', ['h-1', 'h-2', HOSTILE, 'nobody'], 60, 2, END)).toEqual(
+      new Map([
+        ['h-1', { usage: 30, history: [70, 10] }],
+        ['h-2', { usage: null, history: [50] }],
+        [HOSTILE, { usage: null, history: [8] }],
+      ]),
+    );
+  });
+
   it('reads more than 500 hosts from every series, keeping only those asked for', async () => {
     const hosts = Array.from({ length: 1234 }, (_, i) => `host-${i}`);
     const database = await createDatabase([

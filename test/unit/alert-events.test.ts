@@ -134,16 +134,37 @@ describe('snapshot documents', () => {
     });
   });
 
+  it("passes a host's history to the planner, and leaves it absent when the snapshot has none", () => {
+    const snapshot = (history?: number[]) =>
+      parseAlertSnapshot({
+        now: '2026-12-01T00:00:00Z',
+        rule: { metric: 'cpu.usage_active', threshold: 60, period_s: 120 },
+        hosts: [
+          { id: 'h1', name: 'h', cpus: 4, memory_bytes: 1, current: 50, ...(history ? { history } : {}) },
+        ],
+        guests: [],
+      });
+    const withHistory = snapshot([40, 45]);
+    const without = snapshot();
+    expect(withHistory.ok && withHistory.input.hosts[0]!.history).toEqual([40, 45]);
+    expect(without.ok && 'history' in without.input.hosts[0]!).toBe(false);
+  });
+
   it('names every problem by its path', () => {
     const parsed = parseAlertSnapshot({
       now: 'yesterday',
       rule: { metric: 'disk', threshold: 1, period_s: 60 },
-      hosts: [{ id: 'h1', name: 'h', cpus: 0, memory_bytes: 1, current: null }],
+      hosts: [{ id: 'h1', name: 'h', cpus: 0, memory_bytes: 1, current: null, history: [1, 'high'] }],
       guests: [],
     });
     expect(parsed.ok).toBe(false);
     if (parsed.ok) return;
-    expect(parsed.errors.map((e) => e.split(':')[0])).toEqual(['now', 'rule.metric', 'hosts[0].cpus']);
+    expect(parsed.errors.map((e) => e.split(':')[0])).toEqual([
+      'now',
+      'rule.metric',
+      'hosts[0].cpus',
+      'hosts[0].history[1]',
+    ]);
     const orphan = parseAlertSnapshot({
       now: '2026-12-01T00:00:00Z',
       rule: { metric: 'mem.available', threshold: 1, period_s: 60 },

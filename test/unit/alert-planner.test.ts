@@ -329,6 +329,43 @@ describe('planAlertMoves: cpu rules', () => {
     expect(result.moves.map((m) => m.to)).toEqual(['calm']);
   });
 
+  it("weighs a target's steadiness by its own history when given, not its guests'", () => {
+    // The guests say 'noisy' swings and 'calm' does not; the hosts' own series say the opposite (the guests'
+    // swings cancel out on 'noisy', and 'calm' carries load no guest explains). The host's series wins.
+    const guests = [
+      guest('g', 'a', 100, { vcpus: 12 }),
+      guest('n1', 'noisy', 20, { history: [0, 80, 0, 80] }),
+      guest('n2', 'noisy', 20, { history: [80, 0, 80, 0] }),
+      guest('c', 'calm', 20, { history: [20, 20, 20, 20] }),
+    ];
+    const withHistory = plan(
+      cpuRule(),
+      [
+        host('a', 80, { history: [80, 80] }),
+        host('calm', 20, { history: [0, 40, 0, 40] }),
+        host('noisy', 20, { history: [20, 20, 20, 20] }),
+      ],
+      guests,
+    );
+    expect(withHistory.moves.map((m) => m.to)).toEqual(['noisy']);
+    const withoutHistory = plan(cpuRule(), [host('a', 80), host('calm', 20), host('noisy', 20)], guests);
+    expect(withoutHistory.moves.map((m) => m.to)).toEqual(['calm']);
+  });
+
+  it('takes an empty host history as steady, and needs no usage from guests that cannot move', () => {
+    const result = plan(
+      cpuRule(),
+      [
+        host('a', 80, { history: [] }),
+        host('young', 20, { history: [] }),
+        host('old', 20, { history: [30, 31] }),
+      ],
+      [guest('g', 'a', 100, { vcpus: 12 }), guest('o', 'old', null), guest('x', 'young', null)],
+    );
+    expect(result.moves.map((m) => m.to)).toEqual(['young']);
+    expect(result.unplaced).toEqual([]);
+  });
+
   it('names the first targets and counts the rest in a large fleet', () => {
     const targets = Array.from({ length: MAX_REASONS_PER_GUEST + 5 }, (_, i) =>
       host(`t${String(i).padStart(2, '0')}`, 59),

@@ -159,6 +159,23 @@ describe('fluxReader', () => {
     expect(query).toContain('window(every: 300s, offset: 200000000001ns, createEmpty: false)');
   });
 
+  it("reads a host's windows by host_id from the rule's series, as the guests' by vm_id", async () => {
+    // The guests' recorded answer with the host_id column in place of vm_id, as 1.8 answers the same query by host.
+    answers.push({ body: GUEST_WINDOWS.replaceAll('vm_id', 'host_id').replaceAll(',vm-', ',h-') });
+    const usage = await reader().hostUsage('cpu.usage_active', ['h-1', 'h-2'], 300, 3, END);
+    expect(usage).toEqual(
+      new Map([
+        ['h-1', { usage: 1, history: [2.5, 4] }],
+        ['h-2', { usage: null, history: [8] }],
+      ]),
+    );
+    const { query } = captured[0]!;
+    expect(query).toContain('r._measurement == "cpu" and r._field == "usage_active"');
+    expect(query).toContain('filter(fn: (r) => r.host_id =~ /^(?:h-1|h-2)$/)');
+    expect(query).toContain('group(columns: ["host_id"])');
+    expect(query).toContain('window(every: 300s, offset: 200000000001ns, createEmpty: false)');
+  });
+
   it('ignores windows older than the history asked for', async () => {
     answers.push({ body: GUEST_WINDOWS });
     const usage = await reader().guestUsage(['vm-1', 'vm-2'], 300, 1, END);
