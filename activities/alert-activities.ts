@@ -5,7 +5,7 @@ import type { Db } from '../db/client.ts';
 import { recordEvent, type NewEvent } from '../db/inventory.ts';
 import { planAlertMoves } from '../domain/alert-planner.ts';
 import { mapLimited } from '../domain/map-limited.ts';
-import { triggerRequester } from '../domain/requester.ts';
+import { triggerRequester, type Requester } from '../domain/requester.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import { alertCycleEvents, type AlertCyclePlan, type AlertMove } from '../domain/alert-events.ts';
 import { recordRunMigration } from '../api/pending-migration.ts';
@@ -71,7 +71,7 @@ export function alertActivities(deps: AlertActivityDeps) {
      * the row it made before. A guest that started migrating since the plan is refused, with the reason.
      */
     async recordAlertMigration(input: RecordAlertMigrationInput): Promise<RecordedAlertMigration> {
-      return recordAlertMigration(input);
+      return recordAlertMigration(input, await requesterOf(input.ruleId));
     },
 
     /**
@@ -83,8 +83,12 @@ export function alertActivities(deps: AlertActivityDeps) {
       cycleKey: string;
       moves: { move: AlertMove; workflowId: string }[];
     }): Promise<RecordedAlertMigration[]> {
+      const requestedBy = await requesterOf(input.ruleId);
       return mapLimited(input.moves, RECORD_MOVES_AT_ONCE, ({ move, workflowId }) =>
-        recordAlertMigration({ ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId }),
+        recordAlertMigration(
+          { ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId },
+          requestedBy,
+        ),
       );
     },
 
@@ -100,10 +104,18 @@ export function alertActivities(deps: AlertActivityDeps) {
       await recordEvent(deps.db, { subjectKind: 'rule', subjectId: ruleId, ...event });
   }
 
-  async function recordAlertMigration(input: RecordAlertMigrationInput): Promise<RecordedAlertMigration> {
+  /** Who a rule's migrations are requested by, read once per activity: the rule by name, or by id once deleted. */
+  async function requesterOf(ruleId: string): Promise<Requester> {
+    const rule = await findMigrationAlert(deps.db, ruleId);
+    return triggerRequester('alert', rule?.name ?? ruleId);
+  }
+
+  async function recordAlertMigration(
+    input: RecordAlertMigrationInput,
+    requestedBy: Requester,
+  ): Promise<RecordedAlertMigration> {
     if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
     const { move } = input;
-    const rule = await findMigrationAlert(deps.db, input.ruleId);
     return recordRunMigration(
       deps.db,
       deps.temporal,
@@ -115,7 +127,7 @@ export function alertActivities(deps: AlertActivityDeps) {
         trigger: 'alert',
         options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
         workflowId: input.workflowId ?? liveMigrationWorkflowId(move.guestId),
-        requestedBy: triggerRequester('alert', rule?.name ?? input.ruleId),
+        requestedBy,
       },
     );
   }

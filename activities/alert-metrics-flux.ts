@@ -125,20 +125,20 @@ export function fluxReader(settings: {
     ...windowedReads(windowed),
   };
 
-  async function windowed({ series, tag, ids, periodS, historyPeriods, end }: WindowedRead) {
+  async function windowed({ series, key, ids, select, periodS, historyPeriods, end }: WindowedRead) {
     checkHistoryPeriods(historyPeriods);
     const windows = windowsOf(periodS, historyPeriods + 1, end);
     const every = fluxExpression(durationLiteral(windows.periodNs));
     const offset = fluxExpression(`${(windows.endNs + 1n) % windows.periodNs}ns`);
-    const group = fluxExpression(JSON.stringify(tag));
+    const group = fluxExpression(JSON.stringify(key));
     const means: WindowMean[] = [];
-    for (const selection of idSelections(ids)) {
-      const query = flux`${source(series, tag, selection, windows.startNs, windows.endNs)}
+    for (const selection of idSelections(select.ids)) {
+      const query = flux`${source(series, select.tag, selection, windows.startNs, windows.endNs)}
   |> group(columns: [${group}])
   |> window(every: ${every}, offset: ${offset}, createEmpty: false)
   |> mean()`;
       for (const row of await rows(query)) {
-        const id = row[tag];
+        const id = row[key];
         const stopMs = typeof row._stop === 'string' ? parseRfc3339Ms(row._stop) : Number.NaN;
         if (typeof id !== 'string' || typeof row._value !== 'number' || Number.isNaN(stopMs)) continue;
         // A window stopping (ms-truncated) k periods before the end is window k.

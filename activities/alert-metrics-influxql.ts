@@ -125,8 +125,9 @@ export function influxqlReader(settings: {
 
   async function windowed({
     series: { measurement, field },
-    tag,
+    key,
     ids,
+    select: where,
     periodS,
     historyPeriods,
     end,
@@ -135,14 +136,14 @@ export function influxqlReader(settings: {
     const windows = windowsOf(periodS, historyPeriods + 1, end);
     const offsetNs = (windows.endNs + 1n) % windows.periodNs;
     const means: WindowMean[] = [];
-    for (const selection of idSelections(ids)) {
+    for (const selection of idSelections(where.ids)) {
       const series = await select(
         `SELECT mean(${ident(field)}) FROM ${ident(measurement)} ` +
-          `WHERE time > ${windows.startNs} AND time <= ${windows.endNs}${tagCondition(tag, selection)} ` +
-          `GROUP BY time(${durationLiteral(windows.periodNs)}, ${offsetNs}ns), ${ident(tag)} fill(none)`,
+          `WHERE time > ${windows.startNs} AND time <= ${windows.endNs}${tagCondition(where.tag, selection)} ` +
+          `GROUP BY time(${durationLiteral(windows.periodNs)}, ${offsetNs}ns), ${ident(key)} fill(none)`,
       );
       for (const { tags, values } of series) {
-        const id = tags?.[tag];
+        const id = tags?.[key];
         if (id === undefined) continue;
         for (const [time, mean] of values ?? []) {
           if (typeof time !== 'number' || typeof mean !== 'number') continue;

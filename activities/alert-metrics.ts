@@ -23,12 +23,18 @@ export interface PeriodMeans {
 export interface AlertMetricsReader {
   /** Mean of the metric per host over (end - periodS, end]; a host with no point in that window is absent from the map. Only hostIds asked for. */
   hostMeans(metric: AlertMetric, hostIds: string[], periodS: number, end: Date): Promise<Map<string, number>>;
-  /** Per guest id (vm_id tag): usage = mean of vm_cpu.usage_active over (end - periodS, end] (null when no point), history = the means of the `historyPeriods` whole periods before that window, oldest first, periods without data left out. Guests with no data at all are absent. */
+  /**
+   * Per guest id (vm_id tag): usage = mean of vm_cpu.usage_active over (end - periodS, end] (null when no point),
+   * history = the means of the `historyPeriods` whole periods before that window, oldest first, periods without
+   * data left out. Guests with no data at all are absent. With `onHosts`, only the points those hosts wrote
+   * count (their guests' series, selected by the few host ids instead of the many guest ids).
+   */
   guestUsage(
     guestIds: string[],
     periodS: number,
     historyPeriods: number,
     end: Date,
+    onHosts?: string[],
   ): Promise<Map<string, PeriodMeans>>;
   /** The same windows for each host's series of the metric: its mean now and its `historyPeriods` before. */
   hostUsage(
@@ -153,11 +159,14 @@ export interface WindowMean {
   mean: number;
 }
 
-/** What a windowed read asks for: which series, tagged how, for which ids, over which windows. */
+/** What a windowed read asks for: which series, for which ids of its key tag, over which windows. */
 export interface WindowedRead {
   series: { measurement: string; field: string };
-  tag: 'host_id' | 'vm_id';
+  /** The tag whose values the answer is keyed by. */
+  key: 'host_id' | 'vm_id';
   ids: string[];
+  /** Which series the query reads: those of these key ids, or those these hosts wrote (kept to the ids). */
+  select: { tag: 'host_id' | 'vm_id'; ids: string[] };
   periodS: number;
   historyPeriods: number;
   end: Date;
@@ -168,10 +177,26 @@ export function windowedReads(
   windowed: (read: WindowedRead) => Promise<Map<string, PeriodMeans>>,
 ): Pick<AlertMetricsReader, 'guestUsage' | 'hostUsage'> {
   return {
-    guestUsage: (ids, periodS, historyPeriods, end) =>
-      windowed({ series: guestSeries, tag: 'vm_id', ids, periodS, historyPeriods, end }),
+    guestUsage: (ids, periodS, historyPeriods, end, onHosts) =>
+      windowed({
+        series: guestSeries,
+        key: 'vm_id',
+        ids,
+        select: onHosts ? { tag: 'host_id', ids: onHosts } : { tag: 'vm_id', ids },
+        periodS,
+        historyPeriods,
+        end,
+      }),
     hostUsage: (metric, ids, periodS, historyPeriods, end) =>
-      windowed({ series: seriesOf(metric), tag: 'host_id', ids, periodS, historyPeriods, end }),
+      windowed({
+        series: seriesOf(metric),
+        key: 'host_id',
+        ids,
+        select: { tag: 'host_id', ids },
+        periodS,
+        historyPeriods,
+        end,
+      }),
   };
 }
 

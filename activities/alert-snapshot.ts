@@ -113,8 +113,9 @@ export async function loadAlertSnapshot(
     settling: settling.has(h.id),
   }));
   // Guests' series are the costly read (2.9 s for 20,000 guests): only a cycle with a host to relieve reads any,
-  // and only those of the hosts it relieves, since targets are weighed by their own series (1,000 hosts' history
-  // costs what 1,000 guests' does).
+  // and only what the hosts it relieves wrote, selected by their few ids (1,000 guests' ids matched against every
+  // guest series took 3.7 s); targets are weighed by their own series, every host's history costing what the
+  // guests of a thousand hosts' would not. A guest that arrived within the history shows its time here only.
   const relieving = firingHosts(rulePart, hosts).filter((h) => !h.settling);
   let usage = new Map<string, PeriodMeans>();
   if (rule.metric === 'cpu.usage_active' && relieving.length > 0) {
@@ -126,6 +127,7 @@ export async function loadAlertSnapshot(
           rule.periodS,
           GUEST_HISTORY_PERIODS,
           now,
+          [...relievedIds],
         ),
       ),
       timed('hostHistory', () =>

@@ -133,6 +133,23 @@ describe('influxqlReader', () => {
     });
   });
 
+  it('reads guests by the hosts that wrote their points, when asked to, keeping the guests asked for', async () => {
+    const database = await createDatabase([
+      vmCpu('vm-1', 10, END_NS, 'h-1'),
+      vmCpu('vm-1', 30, END_NS - S, 'h-2'), // written on h-2: not counted
+      vmCpu('vm-2', 50, END_NS - 60n * S, 'h-1'), // window 1
+      vmCpu('vm-3', 70, END_NS, 'h-10'), // h-1 must not match h-10
+      vmCpu('vm-4', 80, END_NS, 'h-1'), // not asked for
+    ]);
+    const reader = influxqlReader({ url: influxUrl, database });
+    expect(await reader.guestUsage(['vm-1', 'vm-2', 'vm-3'], 60, 1, END, ['h-1'])).toEqual(
+      new Map([
+        ['vm-1', { usage: 10, history: [] }],
+        ['vm-2', { usage: null, history: [50] }],
+      ]),
+    );
+  });
+
   it("gives a host's metric per period, now and before, for the targets' steadiness", async () => {
     const period = 60n * S;
     const database = await createDatabase([

@@ -176,6 +176,16 @@ describe('fluxReader', () => {
     expect(query).toContain('window(every: 300s, offset: 200000000001ns, createEmpty: false)');
   });
 
+  it("selects guests' series by the hosts that wrote them when given, still keyed by vm_id", async () => {
+    answers.push({ body: GUEST_WINDOWS });
+    const usage = await reader().guestUsage(['vm-1'], 300, 3, END, ['h-1', 'h-2']);
+    expect(usage).toEqual(new Map([['vm-1', { usage: 1, history: [2.5, 4] }]]));
+    const { query } = captured[0]!;
+    expect(query).toContain('filter(fn: (r) => r.host_id =~ /^(?:h-1|h-2)$/)');
+    expect(query).not.toContain('r.vm_id =~');
+    expect(query).toContain('group(columns: ["vm_id"])');
+  });
+
   it('ignores windows older than the history asked for', async () => {
     answers.push({ body: GUEST_WINDOWS });
     const usage = await reader().guestUsage(['vm-1', 'vm-2'], 300, 1, END);
