@@ -2,12 +2,18 @@ import { log } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
 import type { Db } from '../db/client.ts';
-import { recordEvent, type NewEvent } from '../db/inventory.ts';
+import { recordEvent, recordEventsInOrder, type NewEvent } from '../db/inventory.ts';
 import { planAlertMoves } from '../domain/alert-planner.ts';
 import { mapLimited } from '../domain/map-limited.ts';
 import { triggerRequester, type Requester } from '../domain/requester.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
-import { alertCycleEvents, type AlertCyclePlan, type AlertMove } from '../domain/alert-events.ts';
+import {
+  alertCycleEvents,
+  batchStartEvents,
+  type AlertCyclePlan,
+  type AlertMove,
+  type RecordedMove,
+} from '../domain/alert-events.ts';
 import { recordRunMigration } from '../api/pending-migration.ts';
 import type { AlertMetricsReader } from './alert-metrics.ts';
 import { loadAlertSnapshot } from './alert-snapshot.ts';
@@ -78,18 +84,19 @@ export function alertActivities(deps: AlertActivityDeps) {
      * Every move of a cycle at once (a few side by side), each as recordAlertMigration records it: one activity
      * for fifty moves instead of fifty. A retry finds the rows it made before.
      */
-    async recordAlertMigrations(input: {
-      ruleId: string;
-      cycleKey: string;
-      moves: { move: AlertMove; workflowId: string }[];
-    }): Promise<RecordedAlertMigration[]> {
-      const requestedBy = await requesterOf(input.ruleId);
-      return mapLimited(input.moves, RECORD_MOVES_AT_ONCE, ({ move, workflowId }) =>
-        recordAlertMigration(
-          { ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId },
-          requestedBy,
-        ),
-      );
+    async recordAlertMigrations(input: AlertBatch): Promise<RecordedAlertMigration[]> {
+      return recordMoves(input);
+    },
+
+    /**
+     * A batch's start in one step: its migrations recorded as recordAlertMigrations does, then their `migrating`
+     * (or, refused, `migrate_fail`) events. A retry finds the rows and the events it made before.
+     */
+    async recordAlertBatch(input: AlertBatch): Promise<RecordedAlertMigration[]> {
+      const recorded = await recordMoves(input);
+      const moves = input.moves.map(({ move }) => move);
+      await recordRuleEvents(input.ruleId, batchStartEvents(moves, recorded, input.cycleKey));
+      return recorded;
     },
 
     /** Several events of one rule, in order; each with its dedupe key, so a retry records none twice. */
@@ -98,10 +105,19 @@ export function alertActivities(deps: AlertActivityDeps) {
     },
   };
 
-  /** A rule's events in order, one after the other: each carries its dedupe key, so a retry records none twice. */
+  /** A rule's events in order, in one statement: each carries its dedupe key, so a retry records none twice. */
   async function recordRuleEvents(ruleId: string, events: readonly AlertEvent[]): Promise<void> {
-    for (const event of events)
-      await recordEvent(deps.db, { subjectKind: 'rule', subjectId: ruleId, ...event });
+    await recordEventsInOrder(
+      deps.db,
+      events.map((event) => ({ subjectKind: 'rule', subjectId: ruleId, ...event })),
+    );
+  }
+
+  async function recordMoves(input: AlertBatch): Promise<RecordedAlertMigration[]> {
+    const requestedBy = await requesterOf(input.ruleId);
+    return mapLimited(input.moves, RECORD_MOVES_AT_ONCE, ({ move, workflowId }) =>
+      recordAlertMigration({ ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId }, requestedBy),
+    );
   }
 
   /** Who a rule's migrations are requested by, read once per activity: the rule by name, or by id once deleted. */
@@ -141,7 +157,14 @@ export interface RecordAlertMigrationInput {
   workflowId?: string;
 }
 
-export type RecordedAlertMigration = { migrationId: string } | { refused: string };
+export type RecordedAlertMigration = RecordedMove;
+
+/** A cycle's moves with the ids their child runs start under. */
+export interface AlertBatch {
+  ruleId: string;
+  cycleKey: string;
+  moves: { move: AlertMove; workflowId: string }[];
+}
 
 /** Moves recorded side by side by recordAlertMigrations (each takes the guest's lock and asks Temporal). */
 const RECORD_MOVES_AT_ONCE = 8;

@@ -8,7 +8,7 @@ import {
 } from '../db/alert-store.ts';
 import { listHosts } from '../db/inventory.ts';
 import type { Host, MigrationAlert } from '../db/schema.ts';
-import { firingHosts, RETURN_BLOCK_S, type AlertPlanInput } from '../domain/alert-planner.ts';
+import { hostsToRelieve, RETURN_BLOCK_S, type AlertPlanInput } from '../domain/alert-planner.ts';
 import type { AlertMetricsReader, PeriodMeans } from './alert-metrics.ts';
 
 /** Period means before the current one the planner weighs for steadiness, of guests and of hosts alike. */
@@ -116,7 +116,7 @@ export async function loadAlertSnapshot(
   // and only what the hosts it relieves wrote, selected by their few ids (1,000 guests' ids matched against every
   // guest series took 3.7 s); targets are weighed by their own series, every host's history costing what the
   // guests of a thousand hosts' would not. A guest that arrived within the history shows its time here only.
-  const relieving = firingHosts(rulePart, hosts).filter((h) => !h.settling);
+  const relieving = hostsToRelieve(rulePart, hosts);
   let usage = new Map<string, PeriodMeans>();
   if (rule.metric === 'cpu.usage_active' && relieving.length > 0) {
     const relievedIds = new Set(relieving.map((h) => h.id));

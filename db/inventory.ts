@@ -190,6 +190,18 @@ export interface NewEvent {
   requestedBy?: Requester;
 }
 
+/**
+ * Events about one subject that inherits no requester (a rule, a host), in one statement: their ids rise in the
+ * order given, and each whose dedupe key is recorded already is skipped.
+ */
+export async function recordEventsInOrder(db: Db, list: readonly NewEvent[]): Promise<void> {
+  if (list.length === 0) return;
+  await db
+    .insert(events)
+    .values(list.map((event) => ({ ...event, data: event.data ?? {} })))
+    .onConflictDoNothing({ target: events.dedupeKey });
+}
+
 export async function recordEvent(db: Db, event: NewEvent): Promise<void> {
   const inherited =
     event.requestedBy === undefined && event.subjectKind === 'migration' && isUuid(event.subjectId)

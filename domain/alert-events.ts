@@ -197,6 +197,27 @@ export function migrationOutcomeEvent(
   };
 }
 
+/** How recording a move's migration ended: its row, or why it was refused. */
+export type RecordedMove = { migrationId: string } | { refused: string };
+
+/** The events a batch records before its children start: `migrating` per recorded move, `migrate_fail` per refused. */
+export function batchStartEvents(
+  moves: readonly AlertMove[],
+  recorded: readonly RecordedMove[],
+  cycleKey: string,
+): AlertEventRecord[] {
+  return moves.map((move, i) => {
+    const outcome = recorded[i]!;
+    return 'refused' in outcome
+      ? migrationOutcomeEvent(
+          move,
+          { migrationId: null, ok: false, error: outcome.refused, destination: null },
+          cycleKey,
+        )
+      : migratingEvent(move, outcome.migrationId, cycleKey);
+  });
+}
+
 export function skippedEvent(holder: string, cycleKey: string, moves: number): AlertEventRecord {
   return {
     type: 'skipped',

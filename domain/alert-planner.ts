@@ -170,12 +170,15 @@ export function firingHosts(
   );
 }
 
-/** Whether any host must shed load now: without one, no guest's usage can change the plan. */
-export function anyHostToRelieve(
+/**
+ * The hosts that must shed load now (firing, not settling): only their guests' usage can change the plan, and
+ * without one no guest's can.
+ */
+export function hostsToRelieve(
   rule: Pick<PlannerRule, 'metric' | 'threshold' | 'sourceHosts'>,
   hosts: readonly PlannerHost[],
-): boolean {
-  return firingHosts(rule, hosts).some((h) => !h.settling);
+): PlannerHost[] {
+  return firingHosts(rule, hosts).filter((h) => !h.settling);
 }
 
 export function planAlertMoves(input: AlertPlanInput): AlertPlan {

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { alertCycleEvents, migratingEvent, skippedEvent } from '../../domain/alert-events.ts';
+import {
+  alertCycleEvents,
+  batchStartEvents,
+  migratingEvent,
+  skippedEvent,
+} from '../../domain/alert-events.ts';
 import { planAlertMoves } from '../../domain/alert-planner.ts';
 import { parseAlertSnapshot, alertPlanDocument } from '../../domain/alert-snapshot.ts';
 
@@ -100,6 +105,34 @@ describe("alert cycle events in the seed's formats", () => {
       target_host: { id: '6fc10297', name: 'test-66-onecloud02', score: 22.65071999099409 },
     });
     expect(skippedEvent('rule other (alert-cycle-other-1)', 'c1', 2).message).toContain('rule other');
+  });
+
+  it('starts a batch with migrating for each recorded move and migrate_fail for each refused, in order', () => {
+    const move = (guest: string) => ({
+      guestId: guest,
+      guestName: `vm-${guest}`,
+      fromHostId: 'h1',
+      fromHostName: 'host-1',
+      toHostId: 'h2',
+      toHostName: 'host-2',
+      vcpus: 2,
+      memoryMb: 2048,
+      score: 5,
+      targetScore: 5,
+      targetCurrent: 20,
+    });
+    const started = batchStartEvents(
+      [move('g1'), move('g2')],
+      [{ migrationId: 'm1' }, { refused: 'the guest is no longer on its source host' }],
+      'c1',
+    );
+    expect(started.map((e) => [e.type, e.dedupeKey])).toEqual([
+      ['migrating', 'c1:migrating:g1'],
+      ['migrate_fail', 'c1:migrate_fail:g2'],
+    ]);
+    expect(started[1]!.message).toBe(
+      'migrating vm-g2 from host-1 to host-2 failed: the guest is no longer on its source host',
+    );
   });
 });
 

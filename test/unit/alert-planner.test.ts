@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  anyHostToRelieve,
+  hostsToRelieve,
   firingHosts,
   planAlertMoves,
   MAX_REASONS_PER_GUEST,
@@ -478,7 +478,9 @@ describe('planAlertMoves: hosts whose metrics lag a recent migration', () => {
   });
 });
 
-describe('firingHosts and anyHostToRelieve: whether a cycle needs the guests at all', () => {
+const relieves = (...args: Parameters<typeof hostsToRelieve>) => hostsToRelieve(...args).length > 0;
+
+describe('firingHosts and hostsToRelieve: whether a cycle needs the guests at all', () => {
   it('fires strictly past the threshold, on watched hosts with data only', () => {
     const hosts = [host('at', 60), host('over', 60.01), host('none', null), host('under', 10)];
     expect(firingHosts(cpuRule(), hosts).map((h) => h.id)).toEqual(['over']);
@@ -493,9 +495,9 @@ describe('firingHosts and anyHostToRelieve: whether a cycle needs the guests at 
   });
 
   it('has nothing to relieve when only settling hosts fire, or none', () => {
-    expect(anyHostToRelieve(cpuRule(), [host('a', 90, { settling: true }), host('b', 10)])).toBe(false);
-    expect(anyHostToRelieve(cpuRule(), [host('a', 50), host('b', 10)])).toBe(false);
-    expect(anyHostToRelieve(cpuRule(), [host('a', 90, { settling: true }), host('b', 70)])).toBe(true);
+    expect(relieves(cpuRule(), [host('a', 90, { settling: true }), host('b', 10)])).toBe(false);
+    expect(relieves(cpuRule(), [host('a', 50), host('b', 10)])).toBe(false);
+    expect(relieves(cpuRule(), [host('a', 90, { settling: true }), host('b', 70)])).toBe(true);
   });
 
   it('without a host to relieve, the plan is the same with or without the guests usage', () => {
@@ -506,7 +508,7 @@ describe('firingHosts and anyHostToRelieve: whether a cycle needs the guests at 
       guest('gd', 'd', 5),
     ];
     const rule = cpuRule();
-    expect(anyHostToRelieve(rule, hosts)).toBe(false);
+    expect(relieves(rule, hosts)).toBe(false);
     const blind = guests.map((g) => ({ ...g, usage: null, history: [] }));
     expect(plan(rule, hosts, blind)).toEqual(plan(rule, hosts, guests));
   });
