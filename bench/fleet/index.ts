@@ -38,7 +38,8 @@ export const summary =
   '1,000 sim hosts and 20,000 guests (one agent process): page reads, alert cycles, sustained migrations on 1 and 2 workers';
 
 export const usage = `npm run bench -- fleet [--hosts N] [--guests-per-host N] [--hot-hosts N] [--history N]
-                         [--in-flight N] [--warmup-s S] [--window-s S] [--page-reads N] [--keep] [--json FILE]
+                         [--in-flight N] [--warmup-s S] [--window-s S] [--page-reads N] [--temporal-in-memory]
+                         [--keep] [--json FILE]
 
   --hosts N            sim hosts, all in one agent process (agent/fleet.ts); default 1000
   --guests-per-host N  running guests per host; default 20 (so 20,000)
@@ -48,6 +49,8 @@ export const usage = `npm run bench -- fleet [--hosts N] [--guests-per-host N] [
   --warmup-s S         sustained runs: seconds before the measured window; default 30
   --window-s S         sustained runs: the measured window, seconds; default 120
   --page-reads N       reads of each list, 100 items a page; default 300
+  --temporal-in-memory the Temporal dev server without its SQLite file (a diagnostic: how much of a figure is
+                       Temporal's persistence; npm start and the other benchmarks keep the file)
   --keep               keep the temporary directory (logs of every process) after the run
   --json FILE          also write the figures to FILE
   Quick try: npm run bench -- fleet --hosts 50 --guests-per-host 4 --hot-hosts 5 --history 500 --window-s 30`;
@@ -61,6 +64,7 @@ interface Options {
   warmupS: number;
   windowS: number;
   pageReads: number;
+  temporalInMemory: boolean;
   keep: boolean;
   json: string | null;
 }
@@ -78,6 +82,7 @@ function parseOptions(args: string[]): Options {
       warmupS: 30,
       windowS: 120,
       pageReads: 300,
+      temporalInMemory: false,
       keep: false,
       json: null,
     } as Options,
@@ -90,6 +95,7 @@ function parseOptions(args: string[]): Options {
       '--warmup-s': { key: 'warmupS', min: 0 },
       '--window-s': { key: 'windowS', min: 10 },
       '--page-reads': { key: 'pageReads', min: 10 },
+      '--temporal-in-memory': { key: 'temporalInMemory', switch: true },
       '--keep': { key: 'keep', switch: true },
       '--json': { key: 'json', text: true },
     },
@@ -137,9 +143,14 @@ export async function run(args: string[]): Promise<void> {
 
   try {
     let t = Date.now();
-    const servers = track(await startBenchServers(root, { influx: true }), 'servers');
+    const servers = track(
+      await startBenchServers(root, { influx: true, temporalInMemory: options.temporalInMemory }),
+      'servers',
+    );
     const influxUrl = servers.influx!.url;
-    print(`servers: Temporal, PostgreSQL, etcd, InfluxDB 1.x up in ${ms(Date.now() - t)}`);
+    print(
+      `servers: Temporal${options.temporalInMemory ? ' (in memory, no SQLite file)' : ''}, PostgreSQL, etcd, InfluxDB 1.x up in ${ms(Date.now() - t)}`,
+    );
     const db = connectDb(servers.databaseUrl);
     track({ stop: () => db.close() }, 'database pool');
 

@@ -29,6 +29,12 @@ export function installSignalHandlers(): void {
     process.once(signal, () => {
       interrupted = true;
       console.error(`\n${signal}: stopping everything the benchmark started…`);
+      // A call still waiting on a client the cleanup closes throws from a timer; that must not end the process
+      // before the servers are stopped (it once left a whole fleet's stack running).
+      const whileStopping = (error: unknown) =>
+        console.error(`while stopping: ${error instanceof Error ? error.message : String(error)}`);
+      process.on('uncaughtException', whileStopping);
+      process.on('unhandledRejection', whileStopping);
       void runCleanups().finally(() => process.exit(130));
     });
   }

@@ -25,11 +25,14 @@ export interface BenchServers {
  */
 export async function startBenchServers(
   root: string,
-  options: { influx?: boolean } = {},
+  options: { influx?: boolean; temporalInMemory?: boolean } = {},
 ): Promise<BenchServers> {
   const servers = await startStackServers({
     root,
-    temporal: { dbFile: path.join(root, 'temporal', 'temporal.db'), headless: true },
+    // In memory, Temporal writes no file: a diagnostic of how much of a figure is its persistence.
+    temporal: options.temporalInMemory
+      ? { headless: true }
+      : { dbFile: path.join(root, 'temporal', 'temporal.db'), headless: true },
     postgres: {},
     etcd: {},
     influx: options.influx ? {} : undefined,
