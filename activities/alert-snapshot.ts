@@ -88,14 +88,15 @@ export async function loadAlertSnapshot(
   );
   // A cpu rule's targets are weighed by their own series: their history comes with the means, in one read.
   const seriesRead = hostsRead.then((allHosts) =>
-    timed('hostMetrics', async () => {
-      const ids = allHosts.map((h) => h.id);
-      if (isCpu) return deps.metrics.hostUsage(rule.metric, ids, rule.periodS, GUEST_HISTORY_PERIODS, now);
-      const means = await deps.metrics.hostMeans(rule.metric, ids, rule.periodS, now);
-      return new Map(
-        [...means].map(([id, mean]): [string, PeriodMeans] => [id, { usage: mean, history: [] }]),
-      );
-    }),
+    timed('hostMetrics', () =>
+      deps.metrics.hostUsage(
+        rule.metric,
+        allHosts.map((h) => h.id),
+        rule.periodS,
+        isCpu ? GUEST_HISTORY_PERIODS : 0,
+        now,
+      ),
+    ),
   );
   const movesRead = runningRead.then((running) =>
     timed('moveHistory', () =>
