@@ -4,7 +4,6 @@ import { findMigrationAlert, updateMigrationAlert } from '../db/alert-store.ts';
 import type { Db } from '../db/client.ts';
 import { recordEvent, recordEventsInOrder, type NewEvent } from '../db/inventory.ts';
 import { planAlertMoves } from '../domain/alert-planner.ts';
-import { mapLimited } from '../domain/map-limited.ts';
 import { triggerRequester, type Requester } from '../domain/requester.ts';
 import { liveMigrationWorkflowId } from '../domain/workflow-ids.ts';
 import {
@@ -14,7 +13,7 @@ import {
   type AlertMove,
   type RecordedMove,
 } from '../domain/alert-events.ts';
-import { recordRunMigration } from '../api/pending-migration.ts';
+import { recordRunMigration, recordRunMigrations } from '../api/pending-migration.ts';
 import type { AlertMetricsReader } from './alert-metrics.ts';
 import { loadAlertSnapshot } from './alert-snapshot.ts';
 
@@ -81,8 +80,8 @@ export function alertActivities(deps: AlertActivityDeps) {
     },
 
     /**
-     * Every move of a cycle at once (a few side by side), each as recordAlertMigration records it: one activity
-     * for fifty moves instead of fifty. A retry finds the rows it made before.
+     * Every move of a cycle at once, each as recordAlertMigration records it: one activity and a handful of
+     * queries for fifty moves (api/pending-migration.ts, recordRunMigrations). A retry finds the rows it made before.
      */
     async recordAlertMigrations(input: AlertBatch): Promise<RecordedAlertMigration[]> {
       return recordMoves(input);
@@ -114,9 +113,19 @@ export function alertActivities(deps: AlertActivityDeps) {
   }
 
   async function recordMoves(input: AlertBatch): Promise<RecordedAlertMigration[]> {
+    if (!deps.temporal) throw new Error('recording alert migrations needs a Temporal client');
     const requestedBy = await requesterOf(input.ruleId);
-    return mapLimited(input.moves, RECORD_MOVES_AT_ONCE, ({ move, workflowId }) =>
-      recordAlertMigration({ ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId }, requestedBy),
+    return recordRunMigrations(
+      deps.db,
+      deps.temporal,
+      input.cycleKey,
+      input.moves.map(({ move, workflowId }) => ({
+        guest: { id: move.guestId, name: move.guestName },
+        row: alertMigrationRow(
+          { ruleId: input.ruleId, cycleKey: input.cycleKey, move, workflowId },
+          requestedBy,
+        ),
+      })),
     );
   }
 
@@ -131,22 +140,27 @@ export function alertActivities(deps: AlertActivityDeps) {
     requestedBy: Requester,
   ): Promise<RecordedAlertMigration> {
     if (!deps.temporal) throw new Error('recordAlertMigration needs a Temporal client');
-    const { move } = input;
     return recordRunMigration(
       deps.db,
       deps.temporal,
-      { id: move.guestId, name: move.guestName },
+      { id: input.move.guestId, name: input.move.guestName },
       input.cycleKey,
-      {
-        kind: 'live',
-        sourceHostId: move.fromHostId,
-        trigger: 'alert',
-        options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
-        workflowId: input.workflowId ?? liveMigrationWorkflowId(move.guestId),
-        requestedBy,
-      },
+      alertMigrationRow(input, requestedBy),
     );
   }
+}
+
+/** The row of an alert move's migration: live, from the plan's source to its target, triggered by the rule. */
+function alertMigrationRow(input: RecordAlertMigrationInput, requestedBy: Requester) {
+  const { move } = input;
+  return {
+    kind: 'live' as const,
+    sourceHostId: move.fromHostId,
+    trigger: 'alert' as const,
+    options: { preferHost: move.toHostId, alertRule: input.ruleId, alertCycle: input.cycleKey },
+    workflowId: input.workflowId ?? liveMigrationWorkflowId(move.guestId),
+    requestedBy,
+  };
 }
 
 export interface RecordAlertMigrationInput {
@@ -165,6 +179,3 @@ export interface AlertBatch {
   cycleKey: string;
   moves: { move: AlertMove; workflowId: string }[];
 }
-
-/** Moves recorded side by side by recordAlertMigrations (each takes the guest's lock and asks Temporal). */
-const RECORD_MOVES_AT_ONCE = 8;

@@ -69,6 +69,45 @@ export async function deleteMigration(db: Db, id: string): Promise<void> {
   await db.delete(migrations).where(eq(migrations.id, id));
 }
 
+/** The active migration of each of these guests that has one (the newest, should there be two), by guest id. */
+export async function activeMigrationsOfGuests(
+  db: Db,
+  guestIds: readonly string[],
+): Promise<Map<string, Migration>> {
+  if (guestIds.length === 0) return new Map();
+  const rows = await db
+    .select()
+    .from(migrations)
+    .where(
+      and(
+        inArray(migrations.guestId, [...guestIds]),
+        notInArray(migrations.phase, [...terminalMigrationPhases]),
+      ),
+    )
+    .orderBy(asc(migrations.requestedAt));
+  return new Map(rows.map((row) => [row.guestId, row]));
+}
+
+/**
+ * Inserts active migrations in one statement, or answers 'guest-busy' (nothing written) when one of the guests
+ * already has one (the unique index).
+ */
+export async function insertActiveMigrations(
+  db: Db,
+  rows: readonly NewMigration[],
+): Promise<Migration[] | 'guest-busy'> {
+  if (rows.length === 0) return [];
+  try {
+    return await db
+      .insert(migrations)
+      .values([...rows])
+      .returning();
+  } catch (err) {
+    if (violatesConstraint(err, ONE_ACTIVE_MIGRATION_PER_GUEST)) return 'guest-busy';
+    throw err;
+  }
+}
+
 export async function activeMigrationOfGuest(db: Db, guestId: string): Promise<Migration | undefined> {
   const [row] = await db
     .select()
