@@ -41,7 +41,7 @@ type DataDir = { dir?: string };
 export interface StackServerOptions {
   temporal: Omit<
     TemporalOptions,
-    Decided | 'cli' | 'namespace' | 'logLevel' | 'searchAttributes' | 'dynamicConfig'
+    Decided | 'cli' | 'namespace' | 'logLevel' | 'searchAttributes' | 'dynamicConfig' | 'sqlitePragmas'
   > & {
     /** Default findTemporalCli(). */
     cli?: string;
@@ -105,6 +105,7 @@ function startEach(plan: StackServerPlan): Start[] {
         logLevel: config.logLevel,
         searchAttributes: config.searchAttributes,
         dynamicConfig: config.dynamicConfig,
+        sqlitePragmas: config.sqlitePragmas,
         signal,
       }),
     ]);

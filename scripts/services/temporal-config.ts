@@ -28,6 +28,9 @@ const temporalDevConfigSchema = z.object({
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/), z.enum(searchAttributeTypes))
     .default({}),
   dynamicConfig: z.record(z.string(), z.unknown()).default({}),
+  sqlitePragmas: z
+    .record(z.string().regex(/^[a-z_]+$/), z.union([z.string().regex(/^[A-Za-z0-9_-]+$/), z.number().int()]))
+    .default({}),
 });
 export type TemporalDevConfig = z.infer<typeof temporalDevConfigSchema>;
 

@@ -19,6 +19,8 @@ export interface TemporalOptions {
   searchAttributes: Record<string, SearchAttributeType>;
   /** --dynamic-config-value KEY=JSON for each entry, added to the version-check switch-off. */
   dynamicConfig?: Record<string, unknown>;
+  /** --sqlite-pragma NAME=VALUE for each entry; only with a dbFile (the in-memory store has no journal). */
+  sqlitePragmas?: Record<string, string | number>;
   /** No Web UI. */
   headless?: boolean;
   startTimeoutMs?: number;
@@ -59,6 +61,12 @@ export async function startTemporal(options: TemporalOptions): Promise<TemporalS
     '--log-level',
     options.logLevel ?? 'warn',
     ...(options.dbFile ? ['--db-filename', options.dbFile] : []),
+    ...(options.dbFile
+      ? Object.entries(options.sqlitePragmas ?? {}).flatMap(([name, value]) => [
+          '--sqlite-pragma',
+          `${name}=${value}`,
+        ])
+      : []),
     ...(options.headless ? ['--headless'] : ['--ui-port', String(uiPort)]),
     ...Object.entries(dynamicConfig).flatMap(([key, value]) => [
       '--dynamic-config-value',

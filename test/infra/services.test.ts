@@ -13,6 +13,7 @@ import { startProcess, type ManagedProcess } from '../../scripts/services/proces
 import { findTemporalCli } from '../../scripts/services/temporal-cli.ts';
 import { ensureSearchAttributes, runTemporalCli } from '../../scripts/services/temporal-operator.ts';
 import { startTemporal } from '../../scripts/services/temporal.ts';
+import { loadTemporalDevConfig } from '../../scripts/services/temporal-config.ts';
 
 let root: string;
 
@@ -202,6 +203,32 @@ describe('startTemporal', () => {
       await second.stop();
     }
     expectNothingLeft(second.process, dbFile);
+  });
+});
+
+describe('the dev Temporal server’s SQLite file', () => {
+  it('is in write-ahead-log mode with the pragmas of temporal.dev.yaml', async () => {
+    const { sqlitePragmas } = loadTemporalDevConfig();
+    expect(sqlitePragmas).toMatchObject({ journal_mode: 'wal' });
+    const dbFile = path.join(root, 'temporal-wal', 'temporal.db');
+    const server = await startTemporal({
+      cli: findTemporalCli(),
+      dbFile,
+      sqlitePragmas,
+      namespace: 'default',
+      logFile: path.join(root, 'logs', 'temporal-wal.log'),
+      headless: true,
+      searchAttributes: {},
+    });
+    try {
+      expect(fs.existsSync(`${dbFile}-wal`)).toBe(true);
+    } finally {
+      await server.stop();
+    }
+    // Bytes 18 and 19 of an SQLite file's header (the file format's write and read versions) are 2 in WAL
+    // mode and 1 with a rollback journal (sqlite.org/fileformat.html, "The Database Header").
+    const header = fs.readFileSync(dbFile).subarray(18, 20);
+    expect([...header]).toEqual([2, 2]);
   });
 });
 
