@@ -243,7 +243,10 @@ export async function sustainMigrations(options: {
     if (options.onProgress && Date.now() - lastProgress >= 30_000) {
       lastProgress = Date.now();
       const phase = Date.now() < windowFrom ? 'warming up' : 'measuring';
-      options.onProgress(`  ${phase}: ${running.size} in flight, ${completed} completed in the window`);
+      options.onProgress(
+        `  ${phase}: ${running.size} in flight (${await phasesOf(db, [...running.keys()])}), ` +
+          `${completed} completed in the window`,
+      );
     }
   }
   await options.onWindow?.('close');
@@ -269,6 +272,18 @@ export async function sustainMigrations(options: {
     requestErrors,
     failures,
   };
+}
+
+/** How many of these migrations are in each phase, e.g. "copying 30, prechecks 10": where a stall waits. */
+async function phasesOf(db: Db, ids: readonly string[]): Promise<string> {
+  if (ids.length === 0) return 'none';
+  const rows = await db.execute<{ phase: string; n: number }>(
+    sql`select phase, count(*)::int as n from migrations where id in (${sql.join(
+      ids.map((id) => sql`${id}::uuid`),
+      sql`, `,
+    )}) group by phase order by n desc, phase`,
+  );
+  return rows.rows.map((row) => `${row.phase} ${row.n}`).join(', ');
 }
 
 /** History counts of up to `sample` of these runs (the latest run of each workflow id). */
