@@ -15,6 +15,7 @@ import {
   renewLockUpdate,
   tryAcquireLockUpdate,
 } from '../workflows/migration-lock-messages.ts';
+import { coordinationTaskQueue } from '../domain/task-queues.ts';
 
 class LockReleased extends Error {}
 
@@ -43,7 +44,7 @@ export function migrationLockActivities(deps: MigrationLockDeps) {
     /** Update-with-start: the singleton comes into being with the first request. */
     async tryAcquireMigrationLock(request: LockRequest): Promise<TryAcquireAnswer> {
       const temporal = client('tryAcquireMigrationLock');
-      const taskQueue = Context.current().info.taskQueue;
+      const taskQueue = coordinationTaskQueue(Context.current().info.taskQueue);
       // Many rules' cycles can ask at once, past the lock workflow's in-flight update limit.
       return askWhileBusy(() =>
         temporal.workflow.executeUpdateWithStart(tryAcquireLockUpdate, {

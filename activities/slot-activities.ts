@@ -19,6 +19,7 @@ import {
   type LeaveSlotQueueAnswer,
   type RenewSlotInput,
 } from '../workflows/migration-slots-messages.ts';
+import { coordinationTaskQueue } from '../domain/task-queues.ts';
 
 export interface KeepSlotLeaseInput {
   /** The cluster's slots workflow (migrationSlotsWorkflowId(clusterId)). */
@@ -58,7 +59,7 @@ export function slotActivities(deps: { temporal?: Client }) {
     async acquireMigrationSlot(input: AcquireSlotInput & { clusterId: string }): Promise<AcquireSlotAnswer> {
       const temporal = client('acquireMigrationSlot');
       const { clusterId, ...request } = input;
-      const taskQueue = Context.current().info.taskQueue;
+      const taskQueue = coordinationTaskQueue(Context.current().info.taskQueue);
       // A burst of migrations (an alert cycle's fifty, an evacuation) meets the slots workflow's in-flight limit.
       return askWhileBusy(() =>
         temporal.workflow.executeUpdateWithStart(acquireSlotUpdate, {
@@ -141,7 +142,7 @@ export function slotActivities(deps: { temporal?: Client }) {
               'migrationSlots',
               {
                 workflowId: input.slotsWorkflowId,
-                taskQueue: ctx.info.taskQueue,
+                taskQueue: coordinationTaskQueue(ctx.info.taskQueue),
                 args: [],
                 signal: renewSlotSignal,
                 signalArgs: [renewal],

@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type State } from '@temporalio/worker';
 import type { Activities } from '../activities/index.ts';
 import type { Db } from '../db/client.ts';
 import { recordEvent } from '../db/inventory.ts';
+import { coordinationTaskQueue } from '../domain/task-queues.ts';
 import { waitingEvents } from './waiting-events.ts';
 
 const require = createRequire(import.meta.url);
@@ -15,16 +16,47 @@ export interface WorkerOptions {
   activities: Activities;
   /** Where a retried migration step says what it waits for. */
   db: Db;
+  /** The migrations' worker's workflow task slots; default the SDK's (40). */
+  maxConcurrentWorkflowTaskExecutions?: number;
 }
 
-/** One worker runs every workflow and activity of the orchestrator on one task queue. */
-export function createWorker({
+/**
+ * A worker process's two Temporal workers, run and stopped together: one runs every workflow and activity of
+ * the orchestrator on its task queue, the other only the singletons the first one's runs wait on, on their
+ * own queue (domain/task-queues.ts says why).
+ */
+export class OrchestratorWorker {
+  constructor(
+    readonly main: Worker,
+    readonly coordination: Worker,
+  ) {}
+
+  /** Until both stop; when one stops (shut down, or failed), the other is stopped too. */
+  async run(): Promise<void> {
+    const runs = [this.main, this.coordination].map((worker) => worker.run().finally(() => this.shutdown()));
+    const [main, coordination] = await Promise.allSettled(runs);
+    for (const outcome of [main, coordination]) if (outcome?.status === 'rejected') throw outcome.reason;
+  }
+
+  /** Starts stopping both (those not already stopping): run() resolves once they have. */
+  shutdown(): void {
+    for (const worker of [this.main, this.coordination])
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+  }
+
+  getState(): State {
+    return this.main.getState();
+  }
+}
+
+export async function createWorker({
   connection,
   namespace,
   taskQueue,
   activities,
   db,
-}: WorkerOptions): Promise<Worker> {
+  maxConcurrentWorkflowTaskExecutions,
+}: WorkerOptions): Promise<OrchestratorWorker> {
   const recordWaiting = waitingEvents((event) =>
     recordEvent(db, {
       subjectKind: 'migration',
@@ -35,12 +67,24 @@ export function createWorker({
       data: event.data,
     }),
   );
-  return Worker.create({
+  // Bundled once for both workers: bundling is seconds of CPU at every start.
+  const workflowBundle = await bundleWorkflowCode({ workflowsPath, logger: Runtime.instance().logger });
+  const main = await Worker.create({
     connection,
     namespace,
     taskQueue,
-    workflowsPath,
+    workflowBundle,
     activities,
     interceptors: { activity: [recordWaiting] },
+    ...(maxConcurrentWorkflowTaskExecutions ? { maxConcurrentWorkflowTaskExecutions } : {}),
   });
+  const coordination = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: coordinationTaskQueue(taskQueue),
+    workflowBundle,
+    // The singletons run no activities; a few task slots are plenty for the handful of them.
+    maxConcurrentWorkflowTaskExecutions: 10,
+  });
+  return new OrchestratorWorker(main, coordination);
 }

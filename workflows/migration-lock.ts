@@ -1,10 +1,4 @@
-import {
-  allHandlersFinished,
-  condition,
-  continueAsNew,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
+import { allHandlersFinished, condition, setHandler, workflowInfo } from '@temporalio/workflow';
 import {
   emptyLock,
   liveHolder,
@@ -13,6 +7,7 @@ import {
   tryAcquire,
   type LockState,
 } from '../domain/migration-lock.ts';
+import { continueOnCoordinationQueue } from './coordination-queue.ts';
 import {
   lockHolderQuery,
   releaseLockUpdate,
@@ -56,5 +51,5 @@ export async function migrationLock(initial: LockState = emptyLock()): Promise<v
 
   await condition(() => handled >= UPDATES_PER_RUN || workflowInfo().continueAsNewSuggested);
   await condition(allHandlersFinished);
-  await continueAsNew<typeof migrationLock>(state);
+  await continueOnCoordinationQueue<typeof migrationLock>(state);
 }

@@ -1,7 +1,6 @@
 import {
   allHandlersFinished,
   condition,
-  continueAsNew,
   getExternalWorkflowHandle,
   log,
   setHandler,
@@ -18,6 +17,7 @@ import {
   type SlotLimits,
   type SlotRequest,
 } from '../domain/slots.ts';
+import { continueOnCoordinationQueue } from './coordination-queue.ts';
 import {
   acquireSlotUpdate,
   leaveSlotQueueUpdate,
@@ -199,7 +199,14 @@ export async function migrationSlots(
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof migrationSlots>({ holders, queue, limits, expired, released, reinstated });
+      await continueOnCoordinationQueue<typeof migrationSlots>({
+        holders,
+        queue,
+        limits,
+        expired,
+        released,
+        reinstated,
+      });
     }
   }
 }

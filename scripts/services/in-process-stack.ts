@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { serve } from '@hono/node-server';
 import { Client, Connection } from '@temporalio/client';
-import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import type { AgentCredentials } from '../../activities/agent-credentials.ts';
 import type { AlertMetricsReader } from '../../activities/alert-metrics.ts';
 import { HostLiveness } from '../../activities/host-liveness.ts';
@@ -26,7 +26,7 @@ import type { EtcdSettings } from '../../domain/config.ts';
 import type { HostDownTimings } from '../../domain/host-down-timing.ts';
 import type { LiveMigrationTimings } from '../../domain/live-migration.ts';
 import { HostWatch } from '../../workers/host-watch.ts';
-import { createWorker } from '../../workers/worker.ts';
+import { createWorker, type OrchestratorWorker } from '../../workers/worker.ts';
 import { waitUntil } from './wait.ts';
 
 /** How long stopping the worker waits for its activities to end; one that ignores the shutdown is left behind. */
@@ -51,6 +51,8 @@ export interface InProcessStackOptions {
   migrationLockWorkflowId?: string;
   /** false: no worker until startWorker(). Default true. */
   worker?: boolean;
+  /** The migrations' worker's workflow task slots (maxConcurrentWorkflowTaskExecutions); default the SDK's 40. */
+  workerTaskSlots?: number;
   /** Also run what a worker process runs beside its worker: the host watch. */
   hostWatch?: { timings: HostDownTimings; log: (line: string) => void };
   /** Sees every API answer before it is parsed (the tests scan it for secrets). */
@@ -189,7 +191,7 @@ export async function startInProcessStack(options: InProcessStackOptions): Promi
       return agent;
     };
 
-    let worker: { worker: Worker; running: Promise<void>; activities: Activities } | undefined;
+    let worker: { worker: OrchestratorWorker; running: Promise<void>; activities: Activities } | undefined;
     const startWorker = async (wrap?: (activities: Activities) => Activities): Promise<void> => {
       const nativeConnection = await NativeConnection.connect({ address });
       try {
@@ -204,7 +206,16 @@ export async function startInProcessStack(options: InProcessStackOptions): Promi
           ...(options.metrics ? { metrics: options.metrics } : {}),
         });
         const activities = wrap ? wrap(created) : created;
-        const w = await createWorker({ connection: nativeConnection, namespace, taskQueue, activities, db });
+        const w = await createWorker({
+          connection: nativeConnection,
+          namespace,
+          taskQueue,
+          activities,
+          db,
+          ...(options.workerTaskSlots
+            ? { maxConcurrentWorkflowTaskExecutions: options.workerTaskSlots }
+            : {}),
+        });
         const running = w.run().finally(() => nativeConnection.close());
         worker = { worker: w, running, activities };
       } catch (error) {
@@ -216,8 +227,8 @@ export async function startInProcessStack(options: InProcessStackOptions): Promi
       if (!worker) return;
       const current = worker;
       worker = undefined;
-      // The SDK stops the worker by itself on SIGINT/SIGTERM; shutdown() then throws.
-      if (current.worker.getState() === 'RUNNING') current.worker.shutdown();
+      // The SDK stops the workers by itself on SIGINT/SIGTERM; shutdown() leaves those alone.
+      current.worker.shutdown();
       const stopped = await Promise.race([
         current.running.then(() => true),
         sleep(WORKER_STOP_WAIT_MS).then(() => false),

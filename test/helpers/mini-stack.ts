@@ -97,6 +97,8 @@ export interface MiniStackOptions {
   timings?: LiveMigrationTimings;
   /** false: the test starts its own worker(s). */
   worker?: boolean;
+  /** The migrations' worker's workflow task slots; default the SDK's 40. */
+  workerTaskSlots?: number;
   /** Agents write their usage to this InfluxDB database (the test setup's server), and alert cycles read it. */
   metrics?: { database: string; intervalSeconds: number };
   alertCycleTimings?: AlertCycleTimings;
@@ -147,6 +149,7 @@ export async function startMiniStack(options: MiniStackOptions): Promise<MiniSta
       : {}),
     migrationLockWorkflowId: lockWorkflowId,
     worker: options.worker !== false,
+    ...(options.workerTaskSlots ? { workerTaskSlots: options.workerTaskSlots } : {}),
     ...(options.hostWatch
       ? {
           hostWatch: {
