@@ -40,8 +40,18 @@ export function handleError(err: Error, c: Context) {
       503,
     );
   }
-  console.error(`${c.req.method} ${c.req.path}: ${err.stack ?? err.message}`);
+  console.error(`${c.req.method} ${c.req.path}: ${err.stack ?? err.message}${causes(err)}`);
   return c.json({ error: { code: 'internal', message: 'internal error; see the API log' } }, 500);
+}
+
+/** The stack leaves out what an error wraps (drizzle's "Failed query" wraps PostgreSQL's own error and code). */
+function causes(err: Error): string {
+  const lines: string[] = [];
+  for (let cause = err.cause; cause instanceof Error && lines.length < 5; cause = cause.cause) {
+    const code = (cause as { code?: unknown }).code;
+    lines.push(`\n  caused by: ${cause.message}${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+  return lines.join('');
 }
 
 export function describeIssue(issue: z.core.$ZodIssue): { field: string; message: string } {
