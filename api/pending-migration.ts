@@ -7,7 +7,7 @@ import {
   insertActiveMigrations,
   type NewMigration,
 } from '../db/migration-store.ts';
-import { and, eq, inArray } from 'drizzle-orm';
+import { inArray } from 'drizzle-orm';
 import { withGuestMigrationLock } from '../db/guest-migration-lock.ts';
 import { guests, type Guest, type Migration } from '../db/schema.ts';
 import { alreadyRunning } from './already-running.ts';
@@ -38,7 +38,7 @@ export async function recordPendingMigration(
  * The row of a migration that a durable run starts on its own (an alert batch, a rescue, an evacuation), under
  * the guest's migration lock and once per run: `runKey` is stored in the row's options, so a retried activity
  * finds the row it made. Refused, with the reason, when the guest left its source since the run planned, or
- * another migration of it is active.
+ * another migration of it is active. One guest's recordRunMigrations.
  */
 export async function recordRunMigration(
   db: Db,
@@ -47,36 +47,8 @@ export async function recordRunMigration(
   runKey: string,
   row: Omit<NewMigration, 'guestId' | 'phase'>,
 ): Promise<RunMigrationRecord> {
-  return withGuestMigrationLock(db, guest.id, (locked) =>
-    recordLockedRunMigration(locked, temporal, guest, runKey, row),
-  );
-}
-
-/** recordRunMigration's work, the guest's lock held (`locked`). */
-async function recordLockedRunMigration(
-  locked: Db,
-  temporal: Client,
-  guest: Pick<Guest, 'id' | 'name'>,
-  runKey: string,
-  row: Omit<NewMigration, 'guestId' | 'phase'>,
-): Promise<RunMigrationRecord> {
-  const active = await activeMigrationOfGuest(locked, guest.id);
-  if (active && active.options.runKey === runKey) return { migrationId: active.id };
-  const [still] = await locked
-    .select({ id: guests.id })
-    .from(guests)
-    .where(and(eq(guests.id, guest.id), eq(guests.hostId, row.sourceHostId)));
-  if (!still) return { refused: 'the guest is no longer on its source host' };
-  try {
-    const created = await recordPendingMigration(locked, temporal, guest, {
-      ...row,
-      options: { ...row.options, runKey },
-    });
-    return { migrationId: created.id };
-  } catch (err) {
-    if ((err as { status?: number }).status === 409) return { refused: (err as Error).message };
-    throw err;
-  }
+  const [answer] = await recordRunMigrations(db, temporal, runKey, [{ guest, row }]);
+  return answer!;
 }
 
 export interface RunMigrationRequest {
@@ -90,8 +62,8 @@ export type RunMigrationRecord = { migrationId: string } | { refused: string };
  * Several guests' rows as recordRunMigration records each, in one go: the guests' locks in one statement, their
  * active migrations and hosts in one read each, the new rows in one insert. An alert batch of fifty moves costs a
  * handful of round trips instead of fifty locked transactions. Answers in the requests' order. A guest whose
- * active migration is another's, or an insert that meets one started meanwhile, takes recordRunMigration's way,
- * still under the same locks.
+ * active migration is another run's (reaped if it never started, else refused), or whose row meets one started
+ * meanwhile, takes recordPendingMigration's way, still under the same locks.
  */
 export async function recordRunMigrations(
   db: Db,
@@ -104,14 +76,15 @@ export async function recordRunMigrations(
     throw new Error('recordRunMigrations: a guest appears twice');
   if (requests.length === 0) return [];
   return withGuestMigrationLock(db, guestIds, async (locked) => {
-    const [actives, hostOf] = await Promise.all([
-      activeMigrationsOfGuests(locked, guestIds),
-      locked
-        .select({ id: guests.id, hostId: guests.hostId })
-        .from(guests)
-        .where(inArray(guests.id, guestIds))
-        .then((rows) => new Map(rows.map((guest) => [guest.id, guest.hostId]))),
-    ]);
+    const actives = await activeMigrationsOfGuests(locked, guestIds);
+    const hostOf = new Map(
+      (
+        await locked
+          .select({ id: guests.id, hostId: guests.hostId })
+          .from(guests)
+          .where(inArray(guests.id, guestIds))
+      ).map((guest) => [guest.id, guest.hostId]),
+    );
     const answers = new Map<string, RunMigrationRecord>();
     const fresh: RunMigrationRequest[] = [];
     const contested: RunMigrationRequest[] = [];
@@ -123,19 +96,21 @@ export async function recordRunMigrations(
         answers.set(request.guest.id, { refused: 'the guest is no longer on its source host' });
       else (active ? contested : fresh).push(request);
     }
+    const withRunKey = (row: RunMigrationRequest['row']) => ({ ...row, options: { ...row.options, runKey } });
     const inserted = await insertActiveMigrations(
       locked,
-      fresh.map(({ guest, row }) => ({
-        ...row,
-        guestId: guest.id,
-        phase: 'pending' as const,
-        options: { ...row.options, runKey },
-      })),
+      fresh.map(({ guest, row }) => ({ ...withRunKey(row), guestId: guest.id, phase: 'pending' as const })),
     );
     if (inserted === 'guest-busy') contested.push(...fresh);
     else for (const created of inserted) answers.set(created.guestId, { migrationId: created.id });
     for (const { guest, row } of contested) {
-      answers.set(guest.id, await recordLockedRunMigration(locked, temporal, guest, runKey, row));
+      try {
+        const created = await recordPendingMigration(locked, temporal, guest, withRunKey(row));
+        answers.set(guest.id, { migrationId: created.id });
+      } catch (err) {
+        if ((err as { status?: number }).status !== 409) throw err;
+        answers.set(guest.id, { refused: (err as Error).message });
+      }
     }
     return requests.map(({ guest }) => answers.get(guest.id)!);
   });

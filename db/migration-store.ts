@@ -23,12 +23,8 @@ export async function insertMigration(db: Db, row: NewMigration): Promise<Migrat
 
 /** Inserts an active migration, or answers 'guest-busy' when the guest already has one (the unique index). */
 export async function insertActiveMigration(db: Db, row: NewMigration): Promise<Migration | 'guest-busy'> {
-  try {
-    return await insertMigration(db, row);
-  } catch (err) {
-    if (violatesConstraint(err, ONE_ACTIVE_MIGRATION_PER_GUEST)) return 'guest-busy';
-    throw err;
-  }
+  const inserted = await insertActiveMigrations(db, [row]);
+  return inserted === 'guest-busy' ? inserted : inserted[0]!;
 }
 
 /** PostgreSQL's unique_violation on the named index, wherever drizzle wrapped it. */
@@ -109,13 +105,7 @@ export async function insertActiveMigrations(
 }
 
 export async function activeMigrationOfGuest(db: Db, guestId: string): Promise<Migration | undefined> {
-  const [row] = await db
-    .select()
-    .from(migrations)
-    .where(and(eq(migrations.guestId, guestId), notInArray(migrations.phase, [...terminalMigrationPhases])))
-    .orderBy(desc(migrations.requestedAt))
-    .limit(1);
-  return row;
+  return (await activeMigrationsOfGuests(db, [guestId])).get(guestId);
 }
 
 export interface MigrationFilter {
