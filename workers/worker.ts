@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { bundleWorkflowCode, NativeConnection, Runtime, Worker, type State } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import type { Activities } from '../activities/index.ts';
 import type { Db } from '../db/client.ts';
 import { recordEvent } from '../db/inventory.ts';
@@ -27,25 +27,21 @@ export interface WorkerOptions {
  */
 export class OrchestratorWorker {
   constructor(
-    readonly main: Worker,
-    readonly coordination: Worker,
+    private readonly main: Worker,
+    private readonly coordination: Worker,
   ) {}
 
   /** Until both stop; when one stops (shut down, or failed), the other is stopped too. */
   async run(): Promise<void> {
     const runs = [this.main, this.coordination].map((worker) => worker.run().finally(() => this.shutdown()));
-    const [main, coordination] = await Promise.allSettled(runs);
-    for (const outcome of [main, coordination]) if (outcome?.status === 'rejected') throw outcome.reason;
+    const failed = (await Promise.allSettled(runs)).find((outcome) => outcome.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   /** Starts stopping both (those not already stopping): run() resolves once they have. */
   shutdown(): void {
     for (const worker of [this.main, this.coordination])
       if (worker.getState() === 'RUNNING') worker.shutdown();
-  }
-
-  getState(): State {
-    return this.main.getState();
   }
 }
 
