@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../db/client.ts';
 import { recordEvent } from '../db/inventory.ts';
-import { reserveCapacity, setMigrationPhase } from '../db/migration-store.ts';
+import { activeMigrationOfGuest, reserveCapacity, setMigrationPhase } from '../db/migration-store.ts';
 import { reservationOf } from '../db/reservations.ts';
 import type { GuestSpec } from '../domain/agent-contract.ts';
 import type { LiveMigrateOptions } from '../domain/live-migration.ts';
@@ -57,6 +57,11 @@ export function decisionActivities(deps: DecisionDeps) {
       if (!context || !resolved) {
         throw ApplicationFailure.nonRetryable(`guest ${input.guestId} not found`, 'NotFound');
       }
+      const guest =
+        context.guest.status === 'migrating' &&
+        (await activeMigrationOfGuest(db, input.guestId))?.id === input.migrationId
+          ? { ...context.guest, markedByThisMigration: true }
+          : context.guest;
       const plan = planLiveMigration(resolved.settings, input.options, context.guest);
       await setMigrationPhase(db, input.migrationId, 'prechecks', {
         resolvedPolicy: {
@@ -67,7 +72,7 @@ export function decisionActivities(deps: DecisionDeps) {
       });
       const checks = guestAndSourceChecks({
         caller: input.caller,
-        guest: context.guest,
+        guest,
         source: context.source,
         options: input.options,
       });

@@ -34,6 +34,12 @@ export interface GuestSnapshot {
   disks: DiskSpec[];
   networks: NetworkSpec[];
   passthroughDevices: string[];
+  /**
+   * Its `migrating` status was written by the very migration being checked. A workflow task that ran the
+   * migration's local steps and then did not complete (its worker died, or was starved past the task's timeout)
+   * runs them all again, pre-checks included, after the guest was already marked.
+   */
+  markedByThisMigration?: boolean;
 }
 
 export interface PrecheckOptions {
@@ -82,6 +88,17 @@ export function callerMayAct(caller: Caller, guest: GuestSnapshot): CheckResult 
 
 export function guestIsRunning(guest: GuestSnapshot): CheckResult {
   if (guest.status === 'running') return pass('guest_running', 'guest is running', { status: guest.status });
+  // That migration's first pass found it running, and power actions are refused while a migration is active.
+  if (guest.status === 'migrating' && guest.markedByThisMigration) {
+    return pass(
+      'guest_running',
+      'guest is running (marked migrating by this migration, whose steps run again)',
+      {
+        status: guest.status,
+        markedByThisMigration: true,
+      },
+    );
+  }
   return fail('guest_running', `guest ${guest.name} is ${guest.status}, not running`, {
     status: guest.status,
   });

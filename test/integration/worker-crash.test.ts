@@ -1,4 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMiniStack, type MiniStack } from '../helpers/mini-stack.ts';
 import { createRunningServer, liveMigrate, migrationOf, waitForPhase } from '../helpers/migrations.ts';
@@ -43,5 +45,47 @@ describe('a worker killed mid-migration', () => {
       line.includes(`sim migration ${id} of ${vm.id} started`),
     );
     expect(starts).toHaveLength(1);
+  });
+
+  it('re-runs the local steps of a workflow task that timed out after the guest was marked migrating, and completes', async () => {
+    // A worker starved past the workflow task timeout (10 s) did this under load in the fleet benchmark: its
+    // migration's first task ran the pre-checks, reserved, took the slot and marked the guest migrating, then
+    // timed out; the task ran again, and its pre-checks found the guest `migrating` and failed the migration,
+    // leaving the guest marked so that no later migration of it could start.
+    // This worker alone: the stop must hold the migration's first workflow task.
+    for (const w of workers.splice(0)) w.kill('SIGKILL');
+    const worker = await startWorkerProcess(stack);
+    workers.push(worker);
+    await createRunningServer(stack, { name: 'marked', host: 'src', memoryMb: 1024 });
+    const statusOf = async () =>
+      (await stack.db.db.execute<{ status: string }>(sql`select status from guests where name = 'marked'`))
+        .rows[0]?.status;
+    const request = liveMigrate(stack, 'marked', { max_bandwidth_mb: 64 });
+    await waitFor('the guest marked migrating', async () => (await statusOf()) === 'migrating', {
+      intervalMs: 1,
+      timeoutMs: 60_000,
+    });
+    worker.kill('SIGSTOP');
+    await sleep(12_000);
+    worker.kill('SIGCONT');
+    const started = await request;
+    expect(started.status).toBe(202);
+    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled'], 120_000);
+    expect(done.error).toBeNull();
+    expect(done.phase).toBe('completed');
+    expect(await statusOf()).toBe('running');
+    expect((await stack.api<{ host: { name: string } }>('GET', '/v1/servers/marked')).body.host.name).toBe(
+      'dst',
+    );
+
+    // The stop really caught the first workflow task: it timed out before any local step was recorded.
+    const { rows } = await stack.db.db.execute<{ workflow_id: string }>(
+      sql`select workflow_id from migrations where id = ${started.body.id}`,
+    );
+    const events =
+      (await stack.temporal.workflow.getHandle(rows[0]!.workflow_id).fetchHistory()).events ?? [];
+    const timedOut = events.findIndex((e) => e.workflowTaskTimedOutEventAttributes);
+    expect(timedOut).toBeGreaterThan(0);
+    expect(events.slice(0, timedOut).filter((e) => e.markerRecordedEventAttributes)).toEqual([]);
   });
 });

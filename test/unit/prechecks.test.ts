@@ -43,6 +43,20 @@ describe('pre-checks', () => {
     });
   });
 
+  it("takes a guest marked migrating by the migration being checked as running, anyone else's mark not", () => {
+    // A workflow task that did not complete runs the migration's local steps again, after the guest was marked.
+    expect(guestIsRunning(guest({ status: 'migrating', markedByThisMigration: true }))).toMatchObject({
+      ok: true,
+      values: { status: 'migrating', markedByThisMigration: true },
+    });
+    expect(guestIsRunning(guest({ status: 'migrating' }))).toMatchObject({
+      ok: false,
+      message: 'guest vm1 is migrating, not running',
+    });
+    // The flag speaks only of a migrating mark.
+    expect(guestIsRunning(guest({ status: 'stopped', markedByThisMigration: true })).ok).toBe(false);
+  });
+
   it('needs hosts that exist, are enabled and online; destination not in maintenance', () => {
     expect(hostIsUsable('source', host()).ok).toBe(true);
     expect(hostIsUsable('source', undefined)).toMatchObject({ ok: false, name: 'source_host_usable' });
