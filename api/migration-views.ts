@@ -1,6 +1,6 @@
 import type { Db } from '../db/client.ts';
 import { hostNamesIncludingRemoved } from '../db/host-removal-store.ts';
-import { findGuest, listGuests } from '../db/inventory.ts';
+import { findGuest, guestsByIds } from '../db/inventory.ts';
 import { migrationEvents } from '../db/migration-store.ts';
 import type { Migration } from '../db/schema.ts';
 import { isTerminalPhase } from '../domain/migration-phases.ts';
@@ -35,13 +35,17 @@ export function migrationView(m: Migration, hostNames: Map<string, string>, gues
   };
 }
 
-/** Removed hosts too: their finished migrations keep naming them. */
-export const hostNamesOf = hostNamesIncludingRemoved;
+/** The names of the hosts these migrations name, removed hosts too: their finished migrations keep naming them. */
+export const hostNamesOf = (db: Db, rows: readonly Migration[]) =>
+  hostNamesIncludingRemoved(
+    db,
+    rows.flatMap((m) => (m.destinationHostId ? [m.sourceHostId, m.destinationHostId] : [m.sourceHostId])),
+  );
 
 /** One migration as GET /v1/migrations/:id shows it: the record and its events, oldest first. */
 export async function migrationDetail(db: Db, row: Migration, guestName?: string) {
   const [names, events, guest] = await Promise.all([
-    hostNamesOf(db),
+    hostNamesOf(db, [row]),
     migrationEvents(db, row.id),
     guestName === undefined ? findGuest(db, row.guestId) : undefined,
   ]);
@@ -60,7 +64,10 @@ export async function migrationDetail(db: Db, row: Migration, guestName?: string
 
 /** A with_same_labels request's migrations, each guest's outcome. */
 export async function migrationGroupView(db: Db, groupId: string, rows: Migration[]) {
-  const [names, guests] = await Promise.all([hostNamesOf(db), listGuests(db)]);
+  const [names, guests] = await Promise.all([
+    hostNamesOf(db, rows),
+    guestsByIds(db, [...new Set(rows.map((m) => m.guestId))]),
+  ]);
   const guestNames = new Map(guests.map((g) => [g.id, g.name]));
   const views = rows.map((m) => migrationView(m, names, guestNames.get(m.guestId)));
   return {

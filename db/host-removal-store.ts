@@ -99,11 +99,22 @@ export function removeHost(
 export const firstCredentialGeneration = (hostId: string) =>
   sql<number>`coalesce((select ${removedHosts.credentialGeneration} + 1 from ${removedHosts} where ${removedHosts.id} = ${hostId}), 1)`;
 
-/** Every host id's name, the removed hosts' too (for history that names them); a live host wins. */
-export async function hostNamesIncludingRemoved(db: Db): Promise<Map<string, string>> {
+/** These host ids' names, the removed hosts' too (for history that names them); a live host wins. */
+export async function hostNamesIncludingRemoved(
+  db: Db,
+  ids: readonly string[],
+): Promise<Map<string, string>> {
+  const wanted = [...new Set(ids)];
+  if (wanted.length === 0) return new Map();
   const [live, removed] = await Promise.all([
-    db.select({ id: hosts.id, name: hosts.name }).from(hosts),
-    db.select({ id: removedHosts.id, name: removedHosts.name }).from(removedHosts),
+    db
+      .select({ id: hosts.id, name: hosts.name })
+      .from(hosts)
+      .where(sql`${hosts.id} = any(${sql.param(wanted)}::uuid[])`),
+    db
+      .select({ id: removedHosts.id, name: removedHosts.name })
+      .from(removedHosts)
+      .where(sql`${removedHosts.id} = any(${sql.param(wanted)}::uuid[])`),
   ]);
   return new Map([...removed, ...live].map((h) => [h.id, h.name]));
 }

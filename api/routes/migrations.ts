@@ -157,7 +157,7 @@ export function migrationRoutes(deps: ApiDeps) {
     });
     const page = pageOfRows('migrations', rows, limit, (m) => ({ sort: m.pageKey, id: m.id }));
     const [names, guests] = await Promise.all([
-      hostNamesOf(db),
+      hostNamesOf(db, page.items),
       guestsByIds(db, [...new Set(page.items.map((m) => m.guestId))]),
     ]);
     const guestNames = new Map(guests.map((g) => [g.id, g.name]));
