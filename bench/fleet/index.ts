@@ -13,6 +13,7 @@ import { freePort } from '../../scripts/services/ports.ts';
 import { waitFor } from '../../test/helpers/wait.ts';
 import { parseFlags } from '../lib/args.ts';
 import { runCleanups } from '../lib/lifecycle.ts';
+import { limitCpu, type CpuQuota } from '../lib/cpu-quota.ts';
 import { UsageMeter, type UsageWindow } from '../lib/process-usage.ts';
 import { machineLine, revisionLine } from '../lib/provenance.ts';
 import { startBenchServers } from '../lib/servers.ts';
@@ -39,7 +40,7 @@ export const summary =
 
 export const usage = `npm run bench -- fleet [--hosts N] [--guests-per-host N] [--hot-hosts N] [--history N]
                          [--in-flight N] [--warmup-s S] [--window-s S] [--page-reads N] [--temporal-in-memory]
-                         [--keep] [--json FILE]
+                         [--worker-cpu-percent P] [--keep] [--json FILE]
 
   --hosts N            sim hosts, all in one agent process (agent/fleet.ts); default 1000
   --guests-per-host N  running guests per host; default 20 (so 20,000)
@@ -51,6 +52,10 @@ export const usage = `npm run bench -- fleet [--hosts N] [--guests-per-host N] [
   --page-reads N       reads of each list, 100 items a page; default 300
   --temporal-in-memory the Temporal dev server without its SQLite file (a diagnostic: how much of a figure is
                        Temporal's persistence; npm start and the other benchmarks keep the file)
+  --worker-cpu-percent P
+                       hold each worker process to P % of one CPU (a cgroup of its own; needs root), so that on a
+                       machine of few cores two workers are measured as two hosts' workers would be, each with a
+                       core of its own, instead of sharing the cores the rest of the stack is using; default 0 (no hold)
   --keep               keep the temporary directory (logs of every process) after the run
   --json FILE          also write the figures to FILE
   Quick try: npm run bench -- fleet --hosts 50 --guests-per-host 4 --hot-hosts 5 --history 500 --window-s 30`;
@@ -65,6 +70,7 @@ interface Options {
   windowS: number;
   pageReads: number;
   temporalInMemory: boolean;
+  workerCpuPercent: number;
   keep: boolean;
   json: string | null;
 }
@@ -83,6 +89,7 @@ function parseOptions(args: string[]): Options {
       windowS: 120,
       pageReads: 300,
       temporalInMemory: false,
+      workerCpuPercent: 0,
       keep: false,
       json: null,
     } as Options,
@@ -96,6 +103,7 @@ function parseOptions(args: string[]): Options {
       '--window-s': { key: 'windowS', min: 10 },
       '--page-reads': { key: 'pageReads', min: 10 },
       '--temporal-in-memory': { key: 'temporalInMemory', switch: true },
+      '--worker-cpu-percent': { key: 'workerCpuPercent', min: 0 },
       '--keep': { key: 'keep', switch: true },
       '--json': { key: 'json', text: true },
     },
@@ -177,6 +185,16 @@ export async function run(args: string[]): Promise<void> {
       );
       processes.set(label, started);
       return started;
+    };
+    const quotas = new Map<string, CpuQuota>();
+    /** Only the sustained runs hold the workers: the alert cycles are measured as production runs them. */
+    const holdWorker = (label: string) => {
+      if (options.workerCpuPercent === 0) return;
+      const pid = processes.get(label)!.pid;
+      const quota = limitCpu(pid, `vmmig-bench-fleet-${label}-${pid}`, options.workerCpuPercent / 100);
+      track({ stop: async () => quota.remove() }, `${label} cpu hold`);
+      quotas.set(label, quota);
+      print(`  ${label} held to ${options.workerCpuPercent} % of a CPU (${quota.dir})`);
     };
 
     t = Date.now();
@@ -343,6 +361,8 @@ export async function run(args: string[]): Promise<void> {
       );
       type Close = Awaited<ReturnType<typeof openWindow>>;
       const window: { close?: Close; measured?: Awaited<ReturnType<Close>> } = {};
+      const throttledAtOpen = new Map<string, ReturnType<CpuQuota['throttled']>>();
+      const throttled: Record<string, number> = {};
       const result = await sustainMigrations({
         api,
         db: db.db,
@@ -352,16 +372,27 @@ export async function run(args: string[]): Promise<void> {
         seconds: options.windowS,
         onProgress: print,
         onWindow: async (edge) => {
-          if (edge === 'open') window.close = await openWindow();
-          else window.measured = await window.close!();
+          if (edge === 'open') {
+            for (const [label, quota] of quotas) throttledAtOpen.set(label, quota.throttled());
+            window.close = await openWindow();
+          } else {
+            window.measured = await window.close!();
+            for (const [label, quota] of quotas) {
+              const [before, after] = [throttledAtOpen.get(label)!, quota.throttled()];
+              throttled[label] =
+                (after.throttled - before.throttled) / Math.max(1, after.periods - before.periods);
+            }
+          }
         },
       });
       if (window.measured === undefined) throw new Error('the measured window never closed');
-      return { result, ...window.measured };
+      return { result, ...window.measured, throttled };
     };
+    holdWorker('worker-1');
     const one = await sustained(1);
     await leaseCheck();
     await start('worker-2', 'workers/main.ts', {}, /worker polling/);
+    holdWorker('worker-2');
     const two = await sustained(2);
     await leaseCheck();
     const histories = await historyCounts(temporal, one.result.workflowIds, 20);

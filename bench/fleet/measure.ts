@@ -84,9 +84,18 @@ export interface CycleTiming {
 /** Triggers a rule's schedule now and times the cycle it starts from its history. */
 export async function triggerCycle(temporal: Client, ruleName: string): Promise<CycleTiming> {
   const schedule = temporal.schedule.getHandle(alertScheduleId(ruleName));
-  const before = new Set(
-    (await schedule.describe()).info.recentActions.map((a) => a.action.workflow.firstExecutionRunId),
-  );
+  // A trigger while the schedule's own cycle runs is skipped (overlap policy skip), so wait that one out; one
+  // the schedule starts after this read is new to `before`, and is timed instead of the triggered one.
+  let before = new Set<string>();
+  for (let waited = 0; ; waited += 250) {
+    const { info } = await schedule.describe();
+    if (info.runningActions.length === 0) {
+      before = new Set(info.recentActions.map((a) => a.action.workflow.firstExecutionRunId));
+      break;
+    }
+    if (waited > 120_000) throw new Error(`the schedule of rule ${ruleName} kept a cycle running for 2 min`);
+    await sleep(250);
+  }
   await schedule.trigger();
   let run: { workflowId: string; runId: string } | undefined;
   for (let i = 0; i < 300 && run === undefined; i++) {

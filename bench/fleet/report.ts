@@ -10,8 +10,11 @@ interface Measured<T> {
   influxPoints: number;
 }
 
+/** A sustained run also says how often each worker's CPU hold was its ceiling (share of 100 ms periods). */
+type SustainedMeasured = Measured<SustainedRun> & { throttled: Record<string, number> };
+
 export interface FleetFigures {
-  options: { windowS: number; inFlight: number };
+  options: { windowS: number; inFlight: number; workerCpuPercent: number };
   hosts: number;
   guests: number;
   fleetStartMs: number;
@@ -19,8 +22,8 @@ export interface FleetFigures {
   pages: Measured<{ servers: Latencies; migrations: Latencies; hosts: Latencies }>;
   quiet: Measured<CycleTiming>;
   hot: Measured<CycleTiming>;
-  one: Measured<SustainedRun>;
-  two: Measured<SustainedRun>;
+  one: SustainedMeasured;
+  two: SustainedMeasured;
   histories: HistoryCounts[];
 }
 
@@ -160,7 +163,12 @@ export function reportSustained(f: FleetFigures, print: Print): void {
   const one = sustainedLine('1 worker', f.one, ['worker-1']);
   const two = sustainedLine('2 workers', f.two, ['worker-1', 'worker-2']);
   const scale = two.perMinute / one.perMinute;
-  print(`sustained live migrations (${f.options.inFlight} in flight, ${f.options.windowS} s window):`);
+  const hold = f.options.workerCpuPercent;
+  print(
+    `sustained live migrations (${f.options.inFlight} in flight, ${f.options.windowS} s window` +
+      (hold > 0 ? `, each worker held to ${hold} % of a CPU` : '') +
+      '):',
+  );
   print(
     table(
       [
@@ -182,6 +190,13 @@ export function reportSustained(f: FleetFigures, print: Print): void {
   );
   print(`  1 worker: ${usageLine(f.one.usage)}`);
   print(`  2 workers: ${usageLine(f.two.usage)}`);
+  if (hold > 0) {
+    const share = (run: SustainedMeasured) =>
+      Object.entries(run.throttled)
+        .map(([label, s]) => `${label} ${(s * 100).toFixed(0)} %`)
+        .join(', ');
+    print(`  periods a worker hit its ${hold} % hold: 1 worker: ${share(f.one)}; 2 workers: ${share(f.two)}`);
+  }
   for (const [label, run] of [
     ['1 worker', f.one],
     ['2 workers', f.two],
