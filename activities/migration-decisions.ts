@@ -77,7 +77,12 @@ export function decisionActivities(deps: DecisionDeps) {
         options: input.options,
       });
       const failures = failed(checks);
-      if (failures.length > 0 || !context.source) return refusal(failures, checks);
+      if (!context.source) return refusal(failures, checks);
+      // A reservation is made only after these checks passed: this is the same task run again after it was
+      // lost, and what its first run began (a destination started, perhaps the copy) is for the workflow to
+      // finish or roll back, not to abandon here on a verdict that changed in the seconds between.
+      if (failures.length > 0 && !(await reservationOf(db, input.migrationId)))
+        return refusal(failures, checks);
       return { ok: true, spec: context.spec, source: context.source, plan, checks };
     },
 

@@ -47,7 +47,7 @@ describe('a worker killed mid-migration', () => {
     expect(starts).toHaveLength(1);
   });
 
-  it('re-runs the local steps of a workflow task that timed out after the guest was marked migrating, and completes', async () => {
+  it('re-runs the local steps of a workflow task that timed out after the guest was marked migrating, keeps their first verdict, and completes', async () => {
     // A worker starved past the workflow task timeout (10 s) did this under load in the fleet benchmark: its
     // migration's first task ran the pre-checks, reserved, took the slot and marked the guest migrating, then
     // timed out; the task ran again, and its pre-checks found the guest `migrating` and failed the migration,
@@ -66,6 +66,9 @@ describe('a worker killed mid-migration', () => {
       timeoutMs: 60_000,
     });
     worker.kill('SIGSTOP');
+    // Meanwhile a verdict of the first pass changes: the task run again must keep it, not fail the migration
+    // after its first run may have started the copy.
+    await stack.db.db.execute(sql`update hosts set enabled = false where name = 'src'`);
     await sleep(12_000);
     worker.kill('SIGCONT');
     const started = await request;
@@ -74,6 +77,7 @@ describe('a worker killed mid-migration', () => {
     expect(done.error).toBeNull();
     expect(done.phase).toBe('completed');
     expect(await statusOf()).toBe('running');
+    await stack.db.db.execute(sql`update hosts set enabled = true where name = 'src'`);
     expect((await stack.api<{ host: { name: string } }>('GET', '/v1/servers/marked')).body.host.name).toBe(
       'dst',
     );
