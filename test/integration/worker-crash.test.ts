@@ -60,36 +60,54 @@ describe('a worker killed mid-migration', () => {
     const statusOf = async () =>
       (await stack.db.db.execute<{ status: string }>(sql`select status from guests where name = 'marked'`))
         .rows[0]?.status;
-    const request = liveMigrate(stack, 'marked', { max_bandwidth_mb: 64 });
-    await waitFor('the guest marked migrating', async () => (await statusOf()) === 'migrating', {
-      intervalMs: 1,
-      timeoutMs: 60_000,
-    });
-    worker.kill('SIGSTOP');
-    // Meanwhile a verdict of the first pass changes: the task run again must keep it, not fail the migration
-    // after its first run may have started the copy.
-    await stack.db.db.execute(sql`update hosts set enabled = false where name = 'src'`);
-    await sleep(12_000);
-    worker.kill('SIGCONT');
-    const started = await request;
-    expect(started.status).toBe(202);
-    const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled'], 120_000);
-    expect(done.error).toBeNull();
-    expect(done.phase).toBe('completed');
-    expect(await statusOf()).toBe('running');
-    await stack.db.db.execute(sql`update hosts set enabled = true where name = 'src'`);
-    expect((await stack.api<{ host: { name: string } }>('GET', '/v1/servers/marked')).body.host.name).toBe(
-      'dst',
-    );
+    const setEnabled = (host: string, enabled: boolean) =>
+      stack.db.db.execute(sql`update hosts set enabled = ${enabled} where name = ${host}`);
 
-    // The stop really caught the first workflow task: it timed out before any local step was recorded.
-    const { rows } = await stack.db.db.execute<{ workflow_id: string }>(
-      sql`select workflow_id from migrations where id = ${started.body.id}`,
-    );
-    const events =
-      (await stack.temporal.workflow.getHandle(rows[0]!.workflow_id).fetchHistory()).events ?? [];
-    const timedOut = events.findIndex((e) => e.workflowTaskTimedOutEventAttributes);
-    expect(timedOut).toBeGreaterThan(0);
-    expect(events.slice(0, timedOut).filter((e) => e.markerRecordedEventAttributes)).toEqual([]);
+    /** One migration from `from` to `to`, the worker stopped at the mark; did the stop catch its first task? */
+    const stoppedAtTheMark = async (from: string, to: string) => {
+      const request = liveMigrate(stack, 'marked', { max_bandwidth_mb: 64 });
+      await waitFor('the guest marked migrating', async () => (await statusOf()) === 'migrating', {
+        intervalMs: 1,
+        timeoutMs: 60_000,
+      });
+      worker.kill('SIGSTOP');
+      // Meanwhile a verdict of the first pass changes: the task run again must keep it, not fail the migration
+      // after its first run may have started the copy.
+      await setEnabled(from, false);
+      await sleep(12_000);
+      worker.kill('SIGCONT');
+      const started = await request;
+      expect(started.status).toBe(202);
+      const done = await waitForPhase(stack, started.body.id, ['completed', 'failed', 'cancelled'], 120_000);
+      await setEnabled(from, true);
+      expect(done.error).toBeNull();
+      expect(done.phase).toBe('completed');
+      expect(await statusOf()).toBe('running');
+      expect((await stack.api<{ host: { name: string } }>('GET', '/v1/servers/marked')).body.host.name).toBe(
+        to,
+      );
+
+      const { rows } = await stack.db.db.execute<{ workflow_id: string }>(
+        sql`select workflow_id from migrations where id = ${started.body.id}`,
+      );
+      const events =
+        (await stack.temporal.workflow.getHandle(rows[0]!.workflow_id).fetchHistory()).events ?? [];
+      const timedOut = events.findIndex((e) => e.workflowTaskTimedOutEventAttributes);
+      return timedOut > 0 && !events.slice(0, timedOut).some((e) => e.markerRecordedEventAttributes);
+    };
+
+    // The stop must land between the mark and the end of the task (tens of milliseconds): on a loaded machine
+    // it can land later, where the migration must complete too but proves less; so up to three tries, there and
+    // back, and at least one must have caught the first task (its timeout before any local step was recorded).
+    const caught: boolean[] = [];
+    for (const [from, to] of [
+      ['src', 'dst'],
+      ['dst', 'src'],
+      ['src', 'dst'],
+    ] as const) {
+      caught.push(await stoppedAtTheMark(from, to));
+      if (caught.at(-1)) break;
+    }
+    expect(caught).toContain(true);
   });
 });
