@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Db } from '../db/client.ts';
 import { recordEvent } from '../db/inventory.ts';
-import { activeMigrationOfGuest, reserveCapacity, setMigrationPhase } from '../db/migration-store.ts';
+import { reserveCapacity, setMigrationPhase } from '../db/migration-store.ts';
 import { reservationOf } from '../db/reservations.ts';
 import type { GuestSpec } from '../domain/agent-contract.ts';
 import type { LiveMigrateOptions } from '../domain/live-migration.ts';
@@ -57,9 +57,12 @@ export function decisionActivities(deps: DecisionDeps) {
       if (!context || !resolved) {
         throw ApplicationFailure.nonRetryable(`guest ${input.guestId} not found`, 'NotFound');
       }
+      // A reservation is made only after these checks passed: holding one, this is the same workflow task run
+      // again after it was lost (read only when the answer matters: a first run never holds one).
+      let ranBefore: boolean | undefined;
+      const runAgain = async () => (ranBefore ??= (await reservationOf(db, input.migrationId)) !== undefined);
       const guest =
-        context.guest.status === 'migrating' &&
-        (await activeMigrationOfGuest(db, input.guestId))?.id === input.migrationId
+        context.guest.status === 'migrating' && (await runAgain())
           ? { ...context.guest, markedByThisMigration: true }
           : context.guest;
       const plan = planLiveMigration(resolved.settings, input.options, context.guest);
@@ -78,11 +81,9 @@ export function decisionActivities(deps: DecisionDeps) {
       });
       const failures = failed(checks);
       if (!context.source) return refusal(failures, checks);
-      // A reservation is made only after these checks passed: this is the same task run again after it was
-      // lost, and what its first run began (a destination started, perhaps the copy) is for the workflow to
-      // finish or roll back, not to abandon here on a verdict that changed in the seconds between.
-      if (failures.length > 0 && !(await reservationOf(db, input.migrationId)))
-        return refusal(failures, checks);
+      // Run again, the first verdict stands: what the first run began (a destination started, perhaps the copy)
+      // is for the workflow to finish or roll back, not to abandon on a verdict changed in the seconds between.
+      if (failures.length > 0 && !(await runAgain())) return refusal(failures, checks);
       return { ok: true, spec: context.spec, source: context.source, plan, checks };
     },
 

@@ -35,9 +35,9 @@ export interface GuestSnapshot {
   networks: NetworkSpec[];
   passthroughDevices: string[];
   /**
-   * Its `migrating` status was written by the very migration being checked. A workflow task that ran the
-   * migration's local steps and then did not complete (its worker died, or was starved past the task's timeout)
-   * runs them all again, pre-checks included, after the guest was already marked.
+   * Its `migrating` status was written by the very migration being checked (it holds its reservation). A
+   * workflow task that ran the migration's local steps and then did not complete (its worker died, or was
+   * starved past the task's timeout) runs them all again, pre-checks included, after the guest was marked.
    */
   markedByThisMigration?: boolean;
 }
